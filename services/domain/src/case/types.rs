@@ -1,0 +1,95 @@
+//! The vocabulary of cases: what was reported, where, by whom, and how urgent it is.
+
+use crate::codes::{CreditCode, DivisionCode, GridCode};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncidentCategory {
+    SafetyHazard,
+    Dispute,
+    Sanitation,
+    IllegalConstruction,
+    GroupRenting,
+    FireHazard,
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComplaintCategory {
+    Fees,
+    PublicRevenue,
+    MaintenanceFund,
+    ServiceQuality,
+    Other,
+}
+
+/// Service level of a case (DOMAIN.md, service levels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Urgency {
+    Urgent,
+    Important,
+    General,
+}
+
+impl IncidentCategory {
+    pub fn urgency(self) -> Urgency {
+        match self {
+            Self::FireHazard | Self::SafetyHazard => Urgency::Urgent,
+            Self::Dispute | Self::GroupRenting | Self::IllegalConstruction => Urgency::Important,
+            Self::Sanitation | Self::Other => Urgency::General,
+        }
+    }
+}
+
+/// A point and a description of a place.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Location {
+    pub longitude: f64,
+    pub latitude: f64,
+    pub address: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridIncident {
+    pub grid: GridCode,
+    pub category: IncidentCategory,
+    pub location: Option<Location>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PropertyComplaint {
+    pub company: CreditCode,
+    pub compound: String,
+    pub category: ComplaintCategory,
+    pub district: DivisionCode,
+}
+
+/// What kind of case was reported.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CaseKind {
+    GridIncident(GridIncident),
+    PropertyComplaint(PropertyComplaint),
+}
+
+impl CaseKind {
+    /// The district whose command centre dispatches the case.
+    pub fn district(&self) -> DivisionCode {
+        match self {
+            Self::GridIncident(incident) => incident.grid.division(),
+            Self::PropertyComplaint(complaint) => complaint.district.clone(),
+        }
+    }
+
+    pub fn urgency(&self) -> Urgency {
+        match self {
+            Self::GridIncident(incident) => incident.category.urgency(),
+            // Property complaints are general by default (DOMAIN.md).
+            Self::PropertyComplaint(_) => Urgency::General,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reporter {
+    GridWorker { id: String },
+    Resident,
+}

@@ -1,0 +1,18 @@
+//! The hub's adapter to NATS JetStream.
+//!
+//! - [`names`]: every stream, subject, consumer and header name, built in one place.
+//! - [`envelope`]: CloudEvents 1.0 attributes as `ce-*` headers (binary mode).
+//! - [`stream`]: creates or updates `GOV_EVENTS` and checks its settings.
+//! - [`guard`]: refuses a server whose settings could lose acknowledged events.
+//! - [`append`]: appends events with `Nats-Msg-Id` and the expected subject sequence.
+//! - [`server`]: starts and stops a real `nats-server` process (the hub's child, the tests' servers).
+
+pub mod append;
+pub mod envelope;
+pub mod guard;
+pub mod names;
+pub mod server;
+pub mod stream;
+
+pub use append::{AppendError, Appender, NewEvent};
+pub use envelope::{Classification, Envelope};

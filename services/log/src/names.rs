@@ -1,0 +1,78 @@
+//! Stream, subject, consumer and header names. Nothing else in the hub builds them.
+
+/// The event log: the single source of truth.
+pub const EVENTS_STREAM: &str = "GOV_EVENTS";
+/// All subjects of the event log.
+pub const EVENTS_SUBJECTS: &str = "gov.events.>";
+
+/// Aggregate types, the third token of an event subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggregateType {
+    Case,
+}
+
+impl AggregateType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Case => "case",
+        }
+    }
+}
+
+/// `gov.events.<aggregate_type>.<aggregate_id>`: one subject per aggregate.
+pub fn event_subject(aggregate: AggregateType, id: &str) -> String {
+    format!("gov.events.{}.{id}", aggregate.as_str())
+}
+
+/// Every event of one aggregate type.
+pub fn aggregate_filter(aggregate: AggregateType) -> String {
+    format!("gov.events.{}.>", aggregate.as_str())
+}
+
+/// The durable consumer of a read model's projector.
+pub fn projector_consumer(read_model: &str) -> String {
+    format!("projector-{read_model}")
+}
+
+/// Header names: NATS's own and the CloudEvents binary-mode attributes.
+pub mod headers {
+    pub const MSG_ID: &str = "Nats-Msg-Id";
+    pub const EXPECTED_LAST_SUBJECT_SEQUENCE: &str = "Nats-Expected-Last-Subject-Sequence";
+
+    pub const CE_ID: &str = "ce-id";
+    pub const CE_SOURCE: &str = "ce-source";
+    pub const CE_SPECVERSION: &str = "ce-specversion";
+    pub const CE_TYPE: &str = "ce-type";
+    pub const CE_SUBJECT: &str = "ce-subject";
+    pub const CE_TIME: &str = "ce-time";
+    pub const CE_DATACONTENTTYPE: &str = "ce-datacontenttype";
+    pub const CE_DATASCHEMA: &str = "ce-dataschema";
+    // The hub's extension attributes (CloudEvents names: lowercase letters and digits only).
+    pub const CE_DEPARTMENT: &str = "ce-department";
+    pub const CE_CLASSIFICATION: &str = "ce-classification";
+    pub const CE_SCHEMAVERSION: &str = "ce-schemaversion";
+    pub const CE_CORRELATIONID: &str = "ce-correlationid";
+    pub const CE_CAUSATIONID: &str = "ce-causationid";
+    pub const CE_TRACEPARENT: &str = "ce-traceparent";
+    pub const CE_REQUESTID: &str = "ce-requestid";
+}
+
+/// `source` of events issued on behalf of a department.
+pub fn department_source(department: &str) -> String {
+    format!("/departments/{department}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_follow_the_design() {
+        assert_eq!(
+            event_subject(AggregateType::Case, "c-1"),
+            "gov.events.case.c-1"
+        );
+        assert_eq!(aggregate_filter(AggregateType::Case), "gov.events.case.>");
+        assert!(EVENTS_SUBJECTS.starts_with("gov.events."));
+    }
+}

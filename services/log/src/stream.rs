@@ -1,0 +1,191 @@
+//! The event log's stream, `GOV_EVENTS`, and the settings it must keep.
+//!
+//! Durability is configured, not assumed: file storage, limits retention, deny delete, deny
+//! purge, discard new and a duplicate window. A stream that lacks any of them after
+//! create-or-update is refused, with every reason listed.
+
+use std::time::Duration;
+
+use async_nats::jetstream::context::GetStreamErrorKind;
+use async_nats::jetstream::{self, ErrorCode, stream};
+
+use crate::names::{EVENTS_STREAM, EVENTS_SUBJECTS};
+
+/// What the operator may choose about the events stream.
+#[derive(Debug, Clone)]
+pub struct EventsStreamSettings {
+    /// Window in which a re-published `Nats-Msg-Id` is recognised as a duplicate.
+    pub duplicate_window: Duration,
+    /// 1 on a single node; 3 on a production cluster.
+    pub replicas: usize,
+}
+
+impl Default for EventsStreamSettings {
+    fn default() -> Self {
+        Self {
+            duplicate_window: Duration::from_secs(120),
+            replicas: 1,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("stream {EVENTS_STREAM} could not be created or updated: {0}")]
+    Setup(String),
+    #[error("stream {EVENTS_STREAM} has settings that could lose or rewrite events: {}", .0.join("; "))]
+    Unsafe(Vec<String>),
+}
+
+/// The configuration the hub creates `GOV_EVENTS` with.
+pub fn events_stream_config(settings: &EventsStreamSettings) -> stream::Config {
+    stream::Config {
+        name: EVENTS_STREAM.to_owned(),
+        description: Some("governance events: the hub's single source of truth".to_owned()),
+        subjects: vec![EVENTS_SUBJECTS.to_owned()],
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        discard: stream::DiscardPolicy::New,
+        deny_delete: true,
+        deny_purge: true,
+        duplicate_window: settings.duplicate_window,
+        num_replicas: settings.replicas,
+        allow_direct: true,
+        allow_atomic_publish: true,
+        ..Default::default()
+    }
+}
+
+/// Every way `config` falls short of what the hub requires.
+pub fn unsafe_settings(config: &stream::Config, settings: &EventsStreamSettings) -> Vec<String> {
+    let mut problems = Vec::new();
+    if config.storage != stream::StorageType::File {
+        problems.push("storage is not file".to_owned());
+    }
+    if config.retention != stream::RetentionPolicy::Limits {
+        problems.push("retention is not limits".to_owned());
+    }
+    if config.discard != stream::DiscardPolicy::New {
+        problems
+            .push("discard policy is not new (old events would be dropped at a limit)".to_owned());
+    }
+    if !config.deny_delete {
+        problems.push("deny_delete is off".to_owned());
+    }
+    if !config.deny_purge {
+        problems.push("deny_purge is off".to_owned());
+    }
+    if config.duplicate_window.is_zero() {
+        problems.push("duplicate window is zero".to_owned());
+    }
+    if config.max_age != Duration::ZERO || config.max_messages > 0 || config.max_bytes > 0 {
+        problems.push("a size or age limit is set; the log keeps every event".to_owned());
+    }
+    if config.num_replicas < settings.replicas {
+        problems.push(format!(
+            "replicas {} is below the required {}",
+            config.num_replicas, settings.replicas
+        ));
+    }
+    if !config.subjects.iter().any(|s| s == EVENTS_SUBJECTS) {
+        problems.push(format!("subjects do not include {EVENTS_SUBJECTS}"));
+    }
+    problems
+}
+
+/// Creates `GOV_EVENTS`, or updates it to the required settings, and checks the result.
+pub async fn ensure_events_stream(
+    js: &jetstream::Context,
+    settings: &EventsStreamSettings,
+) -> Result<stream::Info, StreamError> {
+    let wanted = events_stream_config(settings);
+    let info = match js.get_stream(EVENTS_STREAM).await {
+        Ok(mut existing) => {
+            let current = existing
+                .info()
+                .await
+                .map_err(|e| StreamError::Setup(e.to_string()))?
+                .config
+                .clone();
+            if unsafe_settings(&current, settings).is_empty() && current.allow_atomic_publish {
+                existing.cached_info().clone()
+            } else {
+                // Keep what an operator added (other subjects, metadata); fix the rest.
+                let mut update = wanted.clone();
+                update.subjects = current.subjects.clone();
+                if !update.subjects.iter().any(|s| s == EVENTS_SUBJECTS) {
+                    update.subjects.push(EVENTS_SUBJECTS.to_owned());
+                }
+                update.metadata = current.metadata.clone();
+                js.update_stream(update)
+                    .await
+                    .map_err(|e| StreamError::Setup(e.to_string()))?
+            }
+        }
+        Err(err)
+            if matches!(
+                err.kind(),
+                GetStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STREAM_NOT_FOUND
+            ) =>
+        {
+            js.create_stream(wanted)
+                .await
+                .map_err(|e| StreamError::Setup(e.to_string()))?
+                .cached_info()
+                .clone()
+        }
+        Err(err) => return Err(StreamError::Setup(err.to_string())),
+    };
+    let problems = unsafe_settings(&info.config, settings);
+    if problems.is_empty() {
+        Ok(info)
+    } else {
+        Err(StreamError::Unsafe(problems))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hubs_own_config_is_safe_and_each_weakening_is_named() {
+        let settings = EventsStreamSettings::default();
+        let good = events_stream_config(&settings);
+        assert!(unsafe_settings(&good, &settings).is_empty());
+
+        let weakened = [
+            stream::Config {
+                storage: stream::StorageType::Memory,
+                ..good.clone()
+            },
+            stream::Config {
+                discard: stream::DiscardPolicy::Old,
+                ..good.clone()
+            },
+            stream::Config {
+                deny_delete: false,
+                ..good.clone()
+            },
+            stream::Config {
+                deny_purge: false,
+                ..good.clone()
+            },
+            stream::Config {
+                duplicate_window: Duration::ZERO,
+                ..good.clone()
+            },
+            stream::Config {
+                max_age: Duration::from_secs(3600),
+                ..good.clone()
+            },
+            stream::Config {
+                retention: stream::RetentionPolicy::WorkQueue,
+                ..good.clone()
+            },
+        ];
+        for config in weakened {
+            assert_eq!(unsafe_settings(&config, &settings).len(), 1, "{config:?}");
+        }
+    }
+}

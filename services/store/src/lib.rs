@@ -1,0 +1,64 @@
+//! Read-model storage.
+//!
+//! A projection reads rows through a [`Batch`] (which sees its own earlier writes) and
+//! hands the batch's writes to a [`ReadModelStore`], which applies them together with the new
+//! checkpoint atomically and durably. The checkpoint is the last stream sequence applied; it
+//! is the only position that counts when a projector restarts.
+//!
+//! [`SledStore`] is the real store: one sled database per read model, in its own folder,
+//! with its cache size set explicitly. [`MemStore`] exists for unit tests of projections and
+//! passes the same suite (`tests` below).
+
+mod batch;
+mod mem;
+mod sled_store;
+
+pub use batch::Batch;
+pub use mem::MemStore;
+pub use sled_store::{Opened, SledStore};
+
+/// One change to a read model's rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    Put { key: Vec<u8>, value: Vec<u8> },
+    Delete { key: Vec<u8> },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("read-model storage failed: {0}")]
+    Io(String),
+    #[error("checkpoint {new} would move backwards from {current}")]
+    Backwards { current: u64, new: u64 },
+    #[error("stored checkpoint is corrupt")]
+    CorruptCheckpoint,
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(err: sled::Error) -> Self {
+        StoreError::Io(err.to_string())
+    }
+}
+
+/// Rows of a read model plus its checkpoint.
+pub trait ReadModelStore: Send + Sync {
+    /// The last stream sequence applied (0: none).
+    fn checkpoint(&self) -> Result<u64, StoreError>;
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Rows whose key starts with `prefix`, in key order, strictly after `after` when given.
+    fn scan(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+
+    /// Applies `writes` and moves the checkpoint to `checkpoint` in one atomic step, and
+    /// returns only once both are durable. A checkpoint never moves backwards.
+    fn commit(&self, writes: Vec<Write>, checkpoint: u64) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod tests;

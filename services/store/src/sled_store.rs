@@ -1,0 +1,157 @@
+//! The sled store: one database per read model, in its own folder.
+//!
+//! Rows and the checkpoint live in one tree under distinct key prefixes, so one sled batch
+//! (atomic within a tree) carries both, and a flush makes both durable before the projector
+//! acknowledges the events to NATS. A crash anywhere leaves rows and checkpoint in agreement.
+
+use std::path::{Path, PathBuf};
+
+use crate::{ReadModelStore, StoreError, Write};
+
+const ROW_PREFIX: &[u8] = b"r/";
+const CHECKPOINT_KEY: &[u8] = b"m/checkpoint";
+
+/// How a store came to be open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    /// The existing database opened.
+    Existing,
+    /// The folder was empty or absent; a new database was created.
+    New,
+    /// The database failed to open; its folder was moved to `moved_to` and a new one created,
+    /// to be rebuilt from the log.
+    Reset { moved_to: PathBuf, reason: String },
+}
+
+pub struct SledStore {
+    db: sled::Db,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore").finish_non_exhaustive()
+    }
+}
+
+fn row_key(key: &[u8]) -> Vec<u8> {
+    [ROW_PREFIX, key].concat()
+}
+
+impl SledStore {
+    /// Opens the database in `dir` with a page cache of `cache_bytes`.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        Ok(Self { db })
+    }
+
+    /// Opens the database, or, if it cannot be opened, moves the folder aside and starts an
+    /// empty one: read models are disposable and rebuilt from the log; the log is not.
+    pub fn open_or_reset(dir: &Path, cache_bytes: u64) -> Result<(Self, Opened), StoreError> {
+        let existed = dir.join("db").exists();
+        match Self::open(dir, cache_bytes) {
+            Ok(store) => {
+                store.checkpoint()?;
+                Ok((
+                    store,
+                    if existed {
+                        Opened::Existing
+                    } else {
+                        Opened::New
+                    },
+                ))
+            }
+            Err(err) => {
+                let stamp = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or_default();
+                let moved_to = dir.with_extension(format!("broken-{stamp}"));
+                std::fs::rename(dir, &moved_to).map_err(|e| StoreError::Io(e.to_string()))?;
+                let store = Self::open(dir, cache_bytes)?;
+                Ok((
+                    store,
+                    Opened::Reset {
+                        moved_to,
+                        reason: err.to_string(),
+                    },
+                ))
+            }
+        }
+    }
+
+    /// Writes everything to disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+impl ReadModelStore for SledStore {
+    fn checkpoint(&self) -> Result<u64, StoreError> {
+        match self.db.get(CHECKPOINT_KEY)? {
+            None => Ok(0),
+            Some(bytes) => {
+                let array: [u8; 8] = bytes
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::CorruptCheckpoint)?;
+                Ok(u64::from_be_bytes(array))
+            }
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get(row_key(key))?.map(|v| v.to_vec()))
+    }
+
+    fn scan(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let full_prefix = row_key(prefix);
+        let iter = match after {
+            Some(after) => {
+                let mut start = row_key(after);
+                start.push(0);
+                self.db.range(start..)
+            }
+            None => self.db.range(full_prefix.clone()..),
+        };
+        let mut rows = Vec::new();
+        for item in iter {
+            let (key, value) = item?;
+            if !key.starts_with(&full_prefix) || rows.len() == limit {
+                break;
+            }
+            rows.push((key[ROW_PREFIX.len()..].to_vec(), value.to_vec()));
+        }
+        Ok(rows)
+    }
+
+    fn commit(&self, writes: Vec<Write>, checkpoint: u64) -> Result<(), StoreError> {
+        let current = self.checkpoint()?;
+        if checkpoint < current {
+            return Err(StoreError::Backwards {
+                current,
+                new: checkpoint,
+            });
+        }
+        let mut batch = sled::Batch::default();
+        for write in writes {
+            match write {
+                Write::Put { key, value } => batch.insert(row_key(&key), value),
+                Write::Delete { key } => batch.remove(row_key(&key)),
+            }
+        }
+        batch.insert(CHECKPOINT_KEY, &checkpoint.to_be_bytes());
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+}
