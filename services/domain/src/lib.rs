@@ -5,6 +5,7 @@
 //! refusal with its reason) and `apply` (state and event -> next state).
 
 pub mod case;
+pub mod clock;
 pub mod codes;
 pub mod registry;
 pub mod violation;

@@ -1,1 +1,10 @@
+//! The query side: reads of the read models.
+//!
+//! Every read accepts a minimum position and waits, within the call's deadline, until the
+//! read model has applied the log up to it, so a client reads its own writes.
 
+mod cases;
+mod deadline;
+
+pub use cases::CaseQueries;
+pub use deadline::{grpc_timeout, read_wait};

@@ -1,1 +1,12 @@
+//! The hub server as a library: `run` takes its configuration, a bound listener and a
+//! shutdown future, so the binary and the tests start it the same way.
 
+pub mod config;
+mod nats_child;
+mod reference;
+mod run;
+
+pub use config::Config;
+pub use nats_child::ChildNats;
+pub use reference::load_registry;
+pub use run::run;

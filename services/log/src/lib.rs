@@ -5,6 +5,7 @@
 //! - [`stream`]: creates or updates `GOV_EVENTS` and checks its settings.
 //! - [`guard`]: refuses a server whose settings could lose acknowledged events.
 //! - [`append`]: appends events with `Nats-Msg-Id` and the expected subject sequence.
+//! - [`stored`]: an event read back from the log.
 //! - [`server`]: starts and stops a real `nats-server` process (the hub's child, the tests' servers).
 
 pub mod append;
@@ -12,7 +13,9 @@ pub mod envelope;
 pub mod guard;
 pub mod names;
 pub mod server;
+pub mod stored;
 pub mod stream;
 
 pub use append::{AppendError, Appender, NewEvent};
 pub use envelope::{Classification, Envelope};
+pub use stored::StoredEvent;

@@ -29,9 +29,9 @@ pub fn aggregate_filter(aggregate: AggregateType) -> String {
     format!("gov.events.{}.>", aggregate.as_str())
 }
 
-/// The durable consumer of a read model's projector.
-pub fn projector_consumer(read_model: &str) -> String {
-    format!("projector-{read_model}")
+/// The durable consumer of a read model's projector in one hub instance.
+pub fn projector_consumer(read_model: &str, instance: &str) -> String {
+    format!("projector-{read_model}-{instance}")
 }
 
 /// Header names: NATS's own and the CloudEvents binary-mode attributes.

@@ -1,1 +1,16 @@
+//! The projector: builds each read model from the log.
+//!
+//! Each read model has its own durable pull consumer, its own sled database and its own
+//! task. A batch of events is applied, the rows and the new checkpoint are written in one
+//! sled batch and flushed, and only then are the events acknowledged: a crash at any point
+//! neither loses nor double-applies an event. On every start the consumer is recreated to
+//! deliver from checkpoint + 1, so an ack floor that ran ahead can never skip an event.
 
+pub mod case_queue;
+mod model;
+mod projection;
+mod runner;
+
+pub use model::{ModelState, ReadModel, WaitError};
+pub use projection::{Projection, ProjectionError};
+pub use runner::{ProjectorError, ProjectorOptions, run};

@@ -1,0 +1,196 @@
+//! The hub's configuration: defaults, then a TOML file, then `HUB_*` environment variables,
+//! then command-line flags; parsed strictly (an unknown key is an error). Every key is shown,
+//! commented, in `deploy/hub.example.toml`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Folder of everything the hub keeps: the child nats-server's store, the read models.
+    pub data_dir: PathBuf,
+    /// gRPC address. Loopback by default.
+    pub listen: SocketAddr,
+    /// This instance's name in consumer names; empty: generated once and kept in the data dir.
+    pub instance: String,
+    /// Reference data (departments, districts, grids) as TOML; empty: the built-in demo data.
+    pub reference_data: Option<PathBuf>,
+    pub nats: NatsConfig,
+    pub read_models: ReadModelsConfig,
+    pub query: QueryConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsConfig {
+    /// An existing NATS to use; empty: start and supervise a nats-server child.
+    pub url: Option<String>,
+    /// Monitoring endpoint of that NATS (e.g. http://127.0.0.1:8222), read by the durability guard.
+    pub monitor_url: Option<String>,
+    /// Start against a NATS without a monitoring URL, whose durability cannot be checked.
+    pub accept_durability_risk: bool,
+    /// Window in which NATS recognises a re-published event id as a duplicate.
+    pub duplicate_window_secs: u64,
+    /// Replicas of the events stream: 1 on one node, 3 on a cluster.
+    pub replicas: usize,
+    /// How long an append waits for the server's acknowledgement.
+    pub ack_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReadModelsConfig {
+    /// sled page cache of each read model, in MiB.
+    pub cache_mb: u64,
+    /// Most events applied in one sled batch.
+    pub max_batch: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryConfig {
+    /// Longest a read waits for its `min_position` when the call sets no shorter deadline.
+    pub max_wait_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("hub-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            instance: String::new(),
+            reference_data: None,
+            nats: NatsConfig::default(),
+            read_models: ReadModelsConfig::default(),
+            query: QueryConfig::default(),
+        }
+    }
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            monitor_url: None,
+            accept_durability_risk: false,
+            duplicate_window_secs: 120,
+            replicas: 1,
+            ack_timeout_ms: 5000,
+        }
+    }
+}
+
+impl Default for ReadModelsConfig {
+    fn default() -> Self {
+        Self {
+            cache_mb: 64,
+            max_batch: 1024,
+        }
+    }
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            max_wait_ms: 10_000,
+        }
+    }
+}
+
+impl NatsConfig {
+    pub fn duplicate_window(&self) -> Duration {
+        Duration::from_secs(self.duplicate_window_secs)
+    }
+
+    pub fn ack_timeout(&self) -> Duration {
+        Duration::from_millis(self.ack_timeout_ms)
+    }
+}
+
+/// Environment variables starting `HUB_` that are not configuration keys.
+const NOT_CONFIG: &[&str] = &["nats_server"];
+
+impl Config {
+    /// Layers defaults, `file` (when given), `HUB_*` variables and `overrides` (from flags).
+    /// Nested keys use a double underscore in the environment: `HUB_NATS__URL`.
+    pub fn load(
+        file: Option<&Path>,
+        overrides: Serialized<figment::value::Dict>,
+    ) -> Result<Self, figment::Error> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment
+            .merge(Env::prefixed("HUB_").split("__").ignore(NOT_CONFIG))
+            .merge(overrides)
+            .extract()
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.nats.duplicate_window_secs == 0 {
+            return Err("nats.duplicate_window_secs must be above 0".into());
+        }
+        if self.nats.replicas == 0 {
+            return Err("nats.replicas must be at least 1".into());
+        }
+        if self.read_models.max_batch == 0 {
+            return Err("read_models.max_batch must be at least 1".into());
+        }
+        if self.nats.url.is_none() && self.nats.monitor_url.is_some() {
+            return Err(
+                "nats.monitor_url is set but nats.url is not: the child nats-server has its own"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_names_every_key_and_loads() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/hub.example.toml");
+        let text = std::fs::read_to_string(&example).expect("deploy/hub.example.toml exists");
+        let uncommented: String = text
+            .lines()
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|l| l.contains(" = "))
+                    .unwrap_or(l)
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let config: Config = Figment::new()
+            .merge(Toml::string(&uncommented))
+            .extract()
+            .expect("example parses strictly");
+        config.validate().expect("example is valid");
+        let defaults = toml::to_string(&Config::default()).expect("serialize defaults");
+        for line in defaults.lines().filter(|l| l.contains(" = ")) {
+            let key = line.split(" = ").next().unwrap_or_default();
+            assert!(
+                text.contains(&format!("{key} = ")),
+                "deploy/hub.example.toml does not show key `{key}`"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string("[nats]\nurl = \"nats://x\"\nsync = true\n"))
+            .extract::<Config>()
+            .expect_err("unknown key");
+        assert!(err.to_string().contains("sync"), "{err}");
+    }
+}

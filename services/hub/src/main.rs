@@ -1,0 +1,114 @@
+//! `hub`: the city data-sharing hub server.
+//!
+//! With no NATS configured it runs everything on embedded defaults: its own nats-server
+//! child (JetStream under the data dir, loopback only), the read models in sled beside it,
+//! and the demo reference data. Ctrl-C stops it cleanly, the child included.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use figment::providers::Serialized;
+use figment::value::{Dict, Value};
+use tokio::net::TcpListener;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hub",
+    version,
+    about = "The city data-sharing hub: event-sourced on NATS JetStream"
+)]
+struct Cli {
+    /// Configuration file (TOML); see deploy/hub.example.toml.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Folder for the hub's data (nats-server store, read models).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// gRPC address to listen on.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Use this NATS instead of starting a nats-server child.
+    #[arg(long)]
+    nats_url: Option<String>,
+    /// Monitoring endpoint of the NATS given by --nats-url, for the durability guard.
+    #[arg(long)]
+    nats_monitor_url: Option<String>,
+    /// Start against a NATS whose durability cannot be checked (no monitoring URL).
+    #[arg(long)]
+    accept_durability_risk: bool,
+}
+
+impl Cli {
+    /// The flags that were given, as configuration keys.
+    fn overrides(&self) -> Serialized<Dict> {
+        let mut top = Dict::new();
+        let mut nats = Dict::new();
+        if let Some(v) = &self.data_dir {
+            top.insert("data_dir".into(), Value::from(v.display().to_string()));
+        }
+        if let Some(v) = &self.listen {
+            top.insert("listen".into(), Value::from(v.clone()));
+        }
+        if let Some(v) = &self.nats_url {
+            nats.insert("url".into(), Value::from(v.clone()));
+        }
+        if let Some(v) = &self.nats_monitor_url {
+            nats.insert("monitor_url".into(), Value::from(v.clone()));
+        }
+        if self.accept_durability_risk {
+            nats.insert("accept_durability_risk".into(), Value::from(true));
+        }
+        if !nats.is_empty() {
+            top.insert("nats".into(), Value::from(nats));
+        }
+        Serialized::defaults(top)
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match start(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("hub: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start(cli: Cli) -> anyhow::Result<()> {
+    let config = hub::Config::load(cli.config.as_deref(), cli.overrides())?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding {}: {e}", config.listen))?;
+    hub::run(config, listener, shutdown_signal()).await
+}

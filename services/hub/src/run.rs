@@ -1,0 +1,289 @@
+//! Starting, serving and stopping the hub.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use hub_api::v1::case_command_service_server::CaseCommandServiceServer;
+use hub_api::v1::case_query_service_server::CaseQueryServiceServer;
+use hub_gateway::CaseQueries;
+use hub_ingest::{CaseCommands, SystemClock};
+use hub_log::Appender;
+use hub_log::guard;
+use hub_log::names::projector_consumer;
+use hub_log::stream::{EventsStreamSettings, ensure_events_stream};
+use hub_projector::case_queue::CaseQueue;
+use hub_projector::{Projection, ProjectorOptions, ReadModel};
+use hub_store::{Opened, ReadModelStore, SledStore};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic_health::ServingStatus;
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::nats_child::ChildNats;
+use crate::reference::load_registry;
+
+/// Runs the hub until `shutdown` completes or a part fails for good.
+///
+/// Before serving it checks that the NATS it uses cannot lose acknowledged events, and
+/// refuses to start otherwise, saying why.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    config
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .context("invalid configuration")?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let registry = Arc::new(load_registry(config.reference_data.as_deref())?);
+
+    let child = match &config.nats.url {
+        None => Some(
+            ChildNats::start(&config.data_dir.join("nats"))
+                .await
+                .context("starting the nats-server child")?,
+        ),
+        Some(_) => None,
+    };
+    let outcome = serve(&config, registry, child.as_ref(), listener, shutdown).await;
+    if let Some(child) = child {
+        child.stop().await;
+    }
+    outcome
+}
+
+async fn serve(
+    config: &Config,
+    registry: Arc<hub_domain::registry::Registry>,
+    child: Option<&ChildNats>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (url, monitor_url) = match child {
+        Some(child) => (
+            child.client_url().to_owned(),
+            Some(child.monitor_url().to_owned()),
+        ),
+        None => (
+            config.nats.url.clone().unwrap_or_default(),
+            config.nats.monitor_url.clone(),
+        ),
+    };
+    let client = async_nats::ConnectOptions::new()
+        .name("hub")
+        .connection_timeout(Duration::from_secs(5))
+        .connect(&url)
+        .await
+        .with_context(|| format!("connecting to NATS at {url}"))?;
+
+    check_durability(
+        &client,
+        monitor_url.as_deref(),
+        config.nats.accept_durability_risk,
+    )
+    .await?;
+    let appender = Appender::new(client.clone(), config.nats.ack_timeout());
+    let settings = EventsStreamSettings {
+        duplicate_window: config.nats.duplicate_window(),
+        replicas: config.nats.replicas,
+    };
+    let stream = ensure_events_stream(appender.context(), &settings)
+        .await
+        .context("refusing to start")?;
+    info!(stream = %stream.config.name, last_position = stream.state.last_sequence, "event log ready");
+
+    // Read models.
+    let projection: Arc<dyn Projection> = Arc::new(CaseQueue);
+    let store = open_read_model(
+        &config.data_dir,
+        projection.name(),
+        config.read_models.cache_mb,
+    )
+    .await?;
+    let checkpoint = store.checkpoint()?;
+    let model = ReadModel::new(projection.name(), store.clone(), checkpoint);
+    let instance = instance_name(config)?;
+    let mut options = ProjectorOptions::new(projector_consumer(projection.name(), &instance));
+    options.max_batch = config.read_models.max_batch;
+
+    let stop = CancellationToken::new();
+    let mut projector = tokio::spawn(hub_projector::run(
+        appender.context().clone(),
+        model.clone(),
+        projection,
+        options,
+        stop.child_token(),
+    ));
+
+    // gRPC.
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<CaseCommandServiceServer<CaseCommands>>()
+        .await;
+    health
+        .set_serving::<CaseQueryServiceServer<CaseQueries>>()
+        .await;
+    tokio::spawn(watch_health(model.clone(), health.clone(), stop.clone()));
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(hub_api::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1().context("building reflection")?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .context("building reflection")?;
+
+    let commands = CaseCommands::new(appender.clone(), registry.clone(), Arc::new(SystemClock));
+    let queries = CaseQueries::new(
+        model.clone(),
+        registry,
+        Duration::from_millis(config.query.max_wait_ms),
+    );
+    let addr = listener.local_addr()?;
+    info!(%addr, nats = %url, data_dir = %config.data_dir.display(), "hub serving gRPC");
+
+    let serving = {
+        let stop = stop.clone();
+        tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(CaseCommandServiceServer::new(commands))
+            .add_service(CaseQueryServiceServer::new(queries))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                stop.cancelled().await
+            })
+    };
+    let serving = tokio::spawn(serving);
+    tokio::pin!(shutdown);
+    let projector_outcome = tokio::select! {
+        _ = &mut shutdown => {
+            info!("shutting down");
+            stop.cancel();
+            (&mut projector).await
+        }
+        outcome = &mut projector => {
+            stop.cancel();
+            outcome
+        }
+    };
+    let served = serving.await;
+    store_flush(&store).await;
+    if let Err(err) = client.flush().await {
+        warn!(error = %err, "nats flush at shutdown");
+    }
+    match projector_outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => {
+            error!(error = %err, "projector failed; stopping the hub");
+            return Err(err.into());
+        }
+        Err(err) => bail!("projector task panicked: {err}"),
+    }
+    served.context("grpc server task")?.context("grpc server")?;
+    info!("hub stopped");
+    Ok(())
+}
+
+/// Refuses a NATS whose settings could lose acknowledged events.
+async fn check_durability(
+    client: &async_nats::Client,
+    monitor_url: Option<&str>,
+    accept_risk: bool,
+) -> anyhow::Result<()> {
+    match monitor_url {
+        Some(monitor_url) => {
+            let server_id = client.server_info().server_id;
+            let check = guard::check_server(monitor_url, Some(&server_id))
+                .await
+                .context("refusing to start")?;
+            info!(server = %check.server_name, version = %check.version, "nats durability checked: sync_interval always");
+            Ok(())
+        }
+        None if accept_risk => {
+            warn!(
+                "nats durability NOT checked: no monitoring URL, and accept_durability_risk is set; \
+                 acknowledged events may be lost if the server does not fsync every write"
+            );
+            Ok(())
+        }
+        None => bail!(
+            "refusing to start: the NATS server's fsync setting cannot be checked without its monitoring URL; \
+             set nats.monitor_url (--nats-monitor-url), or accept the risk of losing acknowledged events \
+             with nats.accept_durability_risk (--accept-durability-risk)"
+        ),
+    }
+}
+
+async fn open_read_model(
+    data_dir: &Path,
+    name: &'static str,
+    cache_mb: u64,
+) -> anyhow::Result<Arc<SledStore>> {
+    let dir = data_dir.join("read-models").join(name);
+    let (store, opened) =
+        tokio::task::spawn_blocking(move || SledStore::open_or_reset(&dir, cache_mb << 20))
+            .await?
+            .with_context(|| format!("opening read model {name}"))?;
+    if let Opened::Reset { moved_to, reason } = &opened {
+        warn!(read_model = name, moved_to = %moved_to.display(), reason = %reason, "read model could not be opened; rebuilding it from the log");
+    }
+    Ok(Arc::new(store))
+}
+
+async fn store_flush(store: &Arc<SledStore>) {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || store.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => warn!(error = %err, "read model flush at shutdown"),
+        Err(err) => warn!(error = %err, "read model flush task"),
+    }
+}
+
+/// The instance name: configured, or generated once and kept in the data dir.
+fn instance_name(config: &Config) -> anyhow::Result<String> {
+    if !config.instance.is_empty() {
+        return Ok(config.instance.clone());
+    }
+    let path = config.data_dir.join("instance-id");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_owned()),
+        _ => {
+            let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+            std::fs::write(&path, &id).with_context(|| format!("writing {}", path.display()))?;
+            Ok(id)
+        }
+    }
+}
+
+/// Reports the query service NOT_SERVING while its read model is halted.
+async fn watch_health(
+    model: ReadModel,
+    health: tonic_health::server::HealthReporter,
+    stop: CancellationToken,
+) {
+    let mut state = model.subscribe();
+    loop {
+        let halted = state.borrow_and_update().halted.is_some();
+        let status = if halted {
+            ServingStatus::NotServing
+        } else {
+            ServingStatus::Serving
+        };
+        health
+            .set_service_status("gov.hub.v1.CaseQueryService", status)
+            .await;
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            changed = state.changed() => if changed.is_err() { return },
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The case projection against the in-memory store (the sled store passes the same suite).
+
+use hub_api::{encode_case_event, v1};
+use hub_domain::case::{
+    CaseDispatched, CaseEvent, CaseId, CaseKind, CaseReported, GridIncident, IncidentCategory,
+    Reporter, Urgency,
+};
+use hub_domain::codes::{DepartmentCode, DivisionCode, GridCode};
+use hub_log::{Classification, Envelope, StoredEvent};
+use hub_store::{Batch, MemStore, ReadModelStore};
+
+use super::*;
+
+fn dept(code: &str) -> DepartmentCode {
+    DepartmentCode::parse(code).expect("department code")
+}
+
+fn stored(position: u64, event: &CaseEvent) -> StoredEvent {
+    let (event_type, body) = encode_case_event(event);
+    StoredEvent {
+        position,
+        subject: "gov.events.case.x".into(),
+        envelope: Envelope {
+            id: format!("e{position}"),
+            source: "/departments/urban-management".into(),
+            event_type: event_type.name.into(),
+            subject: "case/x".into(),
+            time: jiff::Timestamp::UNIX_EPOCH,
+            dataschema: event_type.dataschema.into(),
+            department: "urban-management".into(),
+            classification: Classification::Internal,
+            schema_version: event_type.schema_version,
+            correlation_id: String::new(),
+            causation_id: String::new(),
+            traceparent: String::new(),
+            request_id: "r".into(),
+        },
+        body: body.into(),
+    }
+}
+
+fn reported(case_id: &str) -> CaseEvent {
+    CaseEvent::Reported(CaseReported {
+        case_id: CaseId::new(case_id),
+        kind: CaseKind::GridIncident(GridIncident {
+            grid: GridCode::parse("310104001001001").expect("grid"),
+            category: IncidentCategory::Sanitation,
+            location: None,
+        }),
+        description: "overflowing bins".into(),
+        reporter: Reporter::Resident,
+        district: DivisionCode::parse("310104").expect("district"),
+        dispatch_unit: dept("dcc-310104"),
+        urgency: Urgency::General,
+        reported_at: jiff::Timestamp::UNIX_EPOCH,
+        reported_by: dept("urban-management"),
+    })
+}
+
+fn dispatched(case_id: &str, to: &str) -> CaseEvent {
+    CaseEvent::Dispatched(CaseDispatched {
+        case_id: CaseId::new(case_id),
+        department: dept(to),
+        dispatched_by: dept("dcc-310104"),
+        dispatched_at: jiff::Timestamp::UNIX_EPOCH,
+        accept_by: jiff::Timestamp::UNIX_EPOCH,
+        resolve_by: jiff::Timestamp::UNIX_EPOCH,
+    })
+}
+
+fn project(store: &MemStore, events: &[StoredEvent]) {
+    let mut batch = Batch::new(store);
+    for event in events {
+        CaseQueue.apply(event, &mut batch).expect("apply");
+    }
+    let last = events.last().map_or(0, |e| e.position);
+    store.commit(batch.into_writes(), last).expect("commit");
+}
+
+fn ids(cases: &[v1::CaseView]) -> Vec<&str> {
+    cases.iter().map(|c| c.case_id.as_str()).collect()
+}
+
+#[test]
+fn reports_queue_at_the_command_centre_and_a_dispatch_moves_them_within_one_batch() {
+    let store = MemStore::new();
+    project(
+        &store,
+        &[
+            stored(3, &reported("a")),
+            stored(7, &reported("b")),
+            stored(8, &dispatched("a", "urban-management")),
+        ],
+    );
+
+    let (queue, next) = list_queue(&store, "dcc-310104", None, 10).expect("list");
+    assert_eq!(ids(&queue), ["b"]);
+    assert_eq!(next, None);
+    let (queue, _) = list_queue(&store, "urban-management", None, 10).expect("list");
+    assert_eq!(ids(&queue), ["a"]);
+
+    let a = get_case(&store, "a").expect("get").expect("case a exists");
+    assert_eq!(a.status, v1::CaseStatus::Dispatched as i32);
+    assert_eq!((a.reported_position, a.last_position), (3, 8));
+    assert_eq!(get_case(&store, "zzz").expect("get"), None);
+}
+
+#[test]
+fn queues_page_in_report_order() {
+    let store = MemStore::new();
+    let events: Vec<_> = (1..=5)
+        .map(|i| stored(i, &reported(&format!("case-{}", 6 - i))))
+        .collect();
+    project(&store, &events);
+    let (page, next) = list_queue(&store, "dcc-310104", None, 2).expect("page 1");
+    assert_eq!(ids(&page), ["case-5", "case-4"]);
+    let cursor =
+        QueueCursor::from_token(&next.expect("more pages").to_token()).expect("token parses");
+    let (page, next) = list_queue(&store, "dcc-310104", Some(&cursor), 2).expect("page 2");
+    assert_eq!(ids(&page), ["case-3", "case-2"]);
+    let (page, next2) = list_queue(&store, "dcc-310104", next.as_ref(), 2).expect("page 3");
+    assert_eq!(ids(&page), ["case-1"]);
+    assert_eq!(next2, None);
+}
+
+#[test]
+fn a_dispatch_of_an_unknown_case_or_an_undecodable_body_is_refused() {
+    let store = MemStore::new();
+    let mut batch = Batch::new(&store);
+    let err = CaseQueue
+        .apply(
+            &stored(1, &dispatched("ghost", "urban-management")),
+            &mut batch,
+        )
+        .expect_err("unknown case");
+    assert!(
+        matches!(err, ProjectionError::Inconsistent { position: 1, .. }),
+        "{err}"
+    );
+
+    let mut bad = stored(2, &reported("a"));
+    bad.body = bytes::Bytes::from_static(b"\xff\xff\xff");
+    let err = CaseQueue.apply(&bad, &mut batch).expect_err("bad body");
+    assert!(
+        matches!(err, ProjectionError::Decode { position: 2, .. }),
+        "{err}"
+    );
+
+    // The same setup accepts a well-formed report.
+    CaseQueue
+        .apply(&stored(3, &reported("a")), &mut batch)
+        .expect("good report");
+}

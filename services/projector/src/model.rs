@@ -1,0 +1,158 @@
+//! A read model as the query side sees it: its store, its position, and whether it is live.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hub_store::ReadModelStore;
+use tokio::sync::{Notify, watch};
+
+/// Where a read model stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelState {
+    /// Every event at or below this position that the model consumes has been applied.
+    pub position: u64,
+    /// Set when the model stopped rather than serve wrong data; says why.
+    pub halted: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WaitError {
+    #[error("read model is at position {reached}")]
+    NotReached { reached: u64 },
+    #[error("read model halted: {0}")]
+    Halted(String),
+}
+
+struct Inner {
+    name: &'static str,
+    store: Arc<dyn ReadModelStore>,
+    state: watch::Sender<ModelState>,
+    nudge: Notify,
+}
+
+/// Shared handle on one read model.
+#[derive(Clone)]
+pub struct ReadModel {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ReadModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadModel")
+            .field("name", &self.inner.name)
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+impl ReadModel {
+    pub fn new(name: &'static str, store: Arc<dyn ReadModelStore>, position: u64) -> Self {
+        let (state, _) = watch::channel(ModelState {
+            position,
+            halted: None,
+        });
+        Self {
+            inner: Arc::new(Inner {
+                name,
+                store,
+                state,
+                nudge: Notify::new(),
+            }),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.inner.name
+    }
+
+    pub fn store(&self) -> &dyn ReadModelStore {
+        self.inner.store.as_ref()
+    }
+
+    pub(crate) fn store_arc(&self) -> Arc<dyn ReadModelStore> {
+        self.inner.store.clone()
+    }
+
+    pub fn state(&self) -> ModelState {
+        self.inner.state.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<ModelState> {
+        self.inner.state.subscribe()
+    }
+
+    /// Moves the position forward (never back).
+    pub(crate) fn advance(&self, position: u64) {
+        self.inner.state.send_if_modified(|s| {
+            let moved = position > s.position;
+            s.position = s.position.max(position);
+            moved
+        });
+    }
+
+    pub(crate) fn halt(&self, reason: String) {
+        self.inner.state.send_modify(|s| s.halted = Some(reason));
+    }
+
+    pub(crate) async fn nudged(&self) {
+        self.inner.nudge.notified().await;
+    }
+
+    /// Waits until the model has applied the log up to `min`, or `timeout` passes.
+    pub async fn wait_for(&self, min: u64, timeout: Duration) -> Result<u64, WaitError> {
+        let mut rx = self.subscribe();
+        let check = |s: &ModelState| s.halted.is_some() || s.position >= min;
+        {
+            let s = rx.borrow_and_update();
+            if let Some(reason) = &s.halted {
+                return Err(WaitError::Halted(reason.clone()));
+            }
+            if s.position >= min {
+                return Ok(s.position);
+            }
+        }
+        // A filtered model learns that the log moved past it only when it checks; ask now.
+        self.inner.nudge.notify_one();
+        let outcome = tokio::time::timeout(timeout, rx.wait_for(check)).await;
+        let s = self.state();
+        match (&s.halted, outcome) {
+            (Some(reason), _) => Err(WaitError::Halted(reason.clone())),
+            (None, Ok(Ok(_))) => Ok(s.position),
+            (None, _) => Err(WaitError::NotReached {
+                reached: s.position,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hub_store::MemStore;
+
+    #[tokio::test]
+    async fn a_wait_ends_when_the_position_is_reached_or_the_time_is_up() {
+        let model = ReadModel::new("t", Arc::new(MemStore::new()), 3);
+        assert_eq!(model.wait_for(3, Duration::ZERO).await, Ok(3));
+        assert_eq!(
+            model.wait_for(5, Duration::from_millis(10)).await,
+            Err(WaitError::NotReached { reached: 3 })
+        );
+
+        let waiter = {
+            let model = model.clone();
+            tokio::spawn(async move { model.wait_for(5, Duration::from_secs(30)).await })
+        };
+        model.advance(4);
+        model.advance(6);
+        assert_eq!(waiter.await.expect("join"), Ok(6));
+
+        model.advance(2);
+        assert_eq!(model.state().position, 6, "a position never moves back");
+        model.halt("gap".into());
+        assert_eq!(
+            model.wait_for(1, Duration::ZERO).await,
+            Err(WaitError::Halted("gap".into()))
+        );
+    }
+}

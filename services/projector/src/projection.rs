@@ -1,0 +1,29 @@
+//! What a read model does with an event.
+
+use hub_log::StoredEvent;
+use hub_store::{Batch, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// The event cannot be read: the read model halts rather than serve wrong data.
+    #[error("event at position {position} cannot be decoded: {reason}")]
+    Decode { position: u64, reason: String },
+    /// The event contradicts the read model (e.g. an update to a row that does not exist).
+    #[error("event at position {position} does not fit the read model: {reason}")]
+    Inconsistent { position: u64, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A read model's rules: which events it consumes and how each changes its rows.
+pub trait Projection: Send + Sync + 'static {
+    /// The read model's name: its folder, its consumer, its dataset id.
+    fn name(&self) -> &'static str;
+
+    /// The subjects it consumes, e.g. `gov.events.case.>`.
+    fn filter_subject(&self) -> String;
+
+    /// Applies one event. Reads through `batch` see the writes of earlier events of the batch.
+    /// Event types the model does not know are ignored.
+    fn apply(&self, event: &StoredEvent, batch: &mut Batch<'_>) -> Result<(), ProjectionError>;
+}

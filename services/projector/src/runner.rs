@@ -1,0 +1,323 @@
+//! The consumer loop of one read model.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use futures::{FutureExt, StreamExt};
+use hub_log::StoredEvent;
+use hub_log::names::EVENTS_STREAM;
+use hub_store::{Batch, ReadModelStore};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::model::ReadModel;
+use crate::projection::{Projection, ProjectionError};
+
+#[derive(Debug, Clone)]
+pub struct ProjectorOptions {
+    /// Durable consumer name; unique per hub instance and read model.
+    pub consumer_name: String,
+    /// Most events applied in one sled batch. Batches grow with the backlog up to this.
+    pub max_batch: usize,
+    /// After this long without events, check whether the log moved past the model.
+    pub idle_check: Duration,
+    /// An abandoned consumer (its hub gone for good) is removed by the server after this.
+    pub inactive_threshold: Duration,
+}
+
+impl ProjectorOptions {
+    pub fn new(consumer_name: impl Into<String>) -> Self {
+        Self {
+            consumer_name: consumer_name.into(),
+            max_batch: 1024,
+            idle_check: Duration::from_millis(500),
+            inactive_threshold: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// A failure that the read model cannot get past by itself: the process should restart.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectorError {
+    #[error("read model {model}: storage failed: {source}")]
+    Store {
+        model: &'static str,
+        source: hub_store::StoreError,
+    },
+    #[error("read model {model}: {what}: {reason}")]
+    Nats {
+        model: &'static str,
+        what: &'static str,
+        reason: String,
+    },
+}
+
+enum Step {
+    Continue,
+    Halt(String),
+}
+
+/// Runs a read model until `shutdown`. A gap or an unreadable event halts the model (it stops
+/// applying and refuses reads, saying why) and this returns `Ok` at shutdown; a storage or
+/// NATS failure it cannot recover from returns `Err`.
+pub async fn run(
+    js: jetstream::Context,
+    model: ReadModel,
+    projection: Arc<dyn Projection>,
+    options: ProjectorOptions,
+    shutdown: CancellationToken,
+) -> Result<(), ProjectorError> {
+    let name = model.name();
+    let nats = |what: &'static str| {
+        move |e: &dyn std::fmt::Display| ProjectorError::Nats {
+            model: name,
+            what,
+            reason: e.to_string(),
+        }
+    };
+    let mut events_stream = js
+        .get_stream(EVENTS_STREAM)
+        .await
+        .map_err(|e| nats("get stream")(&e))?;
+
+    'restart: loop {
+        let checkpoint = model
+            .store()
+            .checkpoint()
+            .map_err(|source| ProjectorError::Store {
+                model: name,
+                source,
+            })?;
+        model.advance(checkpoint);
+        let state = events_stream
+            .info()
+            .await
+            .map_err(|e| nats("stream info")(&e))?
+            .state
+            .clone();
+        if let Some(reason) = gap_at_start(checkpoint, &state) {
+            return halted(&model, reason, shutdown).await;
+        }
+
+        let mut consumer = recreate_consumer(&events_stream, &*projection, &options, checkpoint)
+            .await
+            .map_err(|e| nats("create consumer")(&e))?;
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(options.max_batch)
+            .heartbeat(Duration::from_secs(5))
+            .messages()
+            .await
+            .map_err(|e| nats("consume")(&e))?;
+        info!(read_model = name, checkpoint, "projector consuming");
+
+        loop {
+            let first = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = model.nudged() => None,
+                next = tokio::time::timeout(options.idle_check, messages.next()) => match next {
+                    Err(_idle) => None,
+                    Ok(None) => {
+                        warn!(read_model = name, "consumer stream ended; recreating it");
+                        continue 'restart;
+                    }
+                    Ok(Some(Err(err))) => {
+                        warn!(read_model = name, error = %err, "consumer error; recreating the consumer");
+                        continue 'restart;
+                    }
+                    Ok(Some(Ok(message))) => Some(message),
+                },
+            };
+            let Some(first) = first else {
+                idle_check(&mut events_stream, &mut consumer, &model).await;
+                continue;
+            };
+            let mut batch = vec![first];
+            while batch.len() < options.max_batch {
+                match messages.next().now_or_never() {
+                    Some(Some(Ok(message))) => batch.push(message),
+                    _ => break,
+                }
+            }
+            match apply_batch(&model, &projection, &batch).await? {
+                Step::Continue => {}
+                Step::Halt(reason) => return halted(&model, reason, shutdown).await,
+            }
+            // Rows and checkpoint are durable; now the events may be acknowledged. With
+            // AckPolicy::All, acknowledging the last acknowledges the batch.
+            if let Some(last) = batch.last()
+                && let Err(err) = last.double_ack().await
+            {
+                // Harmless: a redelivered event at or below the checkpoint is skipped.
+                debug!(read_model = name, error = %err, "ack not confirmed");
+            }
+        }
+    }
+}
+
+async fn halted(
+    model: &ReadModel,
+    reason: String,
+    shutdown: CancellationToken,
+) -> Result<(), ProjectorError> {
+    error!(read_model = model.name(), reason = %reason, "read model halted");
+    model.halt(reason);
+    shutdown.cancelled().await;
+    Ok(())
+}
+
+/// The log as the model starts: events gone from under it, or a log that ends below it.
+fn gap_at_start(checkpoint: u64, state: &stream::State) -> Option<String> {
+    gap(
+        checkpoint,
+        state.first_sequence,
+        state.last_sequence,
+        state.messages,
+    )
+}
+
+fn gap(checkpoint: u64, first_sequence: u64, last_sequence: u64, messages: u64) -> Option<String> {
+    if last_sequence < checkpoint {
+        return Some(format!(
+            "the log ends at position {last_sequence} but the read model has applied up to {checkpoint}: \
+             the log was reset or an older backup restored"
+        ));
+    }
+    if messages > 0 && first_sequence > checkpoint + 1 {
+        return Some(format!(
+            "events {} to {} are gone from the log; the read model cannot be brought up to date",
+            checkpoint + 1,
+            first_sequence - 1
+        ));
+    }
+    None
+}
+
+async fn recreate_consumer(
+    events_stream: &stream::Stream,
+    projection: &dyn Projection,
+    options: &ProjectorOptions,
+    checkpoint: u64,
+) -> Result<consumer::PullConsumer, String> {
+    match events_stream.delete_consumer(&options.consumer_name).await {
+        Ok(_) => {}
+        Err(err)
+            if matches!(err.kind(), stream::ConsumerErrorKind::JetStream(e)
+            if e.error_code() == jetstream::ErrorCode::CONSUMER_NOT_FOUND) => {}
+        Err(err) => return Err(err.to_string()),
+    }
+    let config = consumer::pull::Config {
+        durable_name: Some(options.consumer_name.clone()),
+        description: Some(format!("projector of read model {}", projection.name())),
+        filter_subject: projection.filter_subject(),
+        deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: checkpoint + 1,
+        },
+        ack_policy: consumer::AckPolicy::All,
+        ack_wait: Duration::from_secs(60),
+        max_ack_pending: (options.max_batch * 4) as i64,
+        inactive_threshold: options.inactive_threshold,
+        ..Default::default()
+    };
+    events_stream
+        .create_consumer(config)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// With nothing to consume, the model stands at the log's last position: read the stream's
+/// last sequence first, then check that nothing at or below it is pending or unacknowledged.
+async fn idle_check(
+    events_stream: &mut stream::Stream,
+    consumer: &mut consumer::PullConsumer,
+    model: &ReadModel,
+) {
+    let Ok(last) = events_stream.info().await.map(|i| i.state.last_sequence) else {
+        return;
+    };
+    if last <= model.state().position {
+        return;
+    }
+    if let Ok(info) = consumer.info().await
+        && info.num_pending == 0
+        && info.num_ack_pending == 0
+    {
+        model.advance(last);
+    }
+}
+
+async fn apply_batch(
+    model: &ReadModel,
+    projection: &Arc<dyn Projection>,
+    messages: &[jetstream::Message],
+) -> Result<Step, ProjectorError> {
+    let name = model.name();
+    let mut events = Vec::with_capacity(messages.len());
+    for message in messages {
+        match StoredEvent::from_message(message) {
+            Ok(event) => events.push(event),
+            Err(err) => return Ok(Step::Halt(err.to_string())),
+        }
+    }
+    let store = model.store_arc();
+    let projection = projection.clone();
+    let outcome =
+        tokio::task::spawn_blocking(move || apply_and_commit(&*store, &*projection, &events))
+            .await
+            .map_err(|e| ProjectorError::Store {
+                model: name,
+                source: hub_store::StoreError::Io(e.to_string()),
+            })?;
+    match outcome {
+        Ok(Some(position)) => {
+            model.advance(position);
+            Ok(Step::Continue)
+        }
+        Ok(None) => Ok(Step::Continue),
+        Err(ProjectionError::Store(source)) => Err(ProjectorError::Store {
+            model: name,
+            source,
+        }),
+        Err(err) => Ok(Step::Halt(err.to_string())),
+    }
+}
+
+/// Applies the events above the checkpoint and commits them with the new checkpoint.
+/// Returns the new checkpoint, or `None` when every event was already applied.
+fn apply_and_commit(
+    store: &dyn ReadModelStore,
+    projection: &dyn Projection,
+    events: &[StoredEvent],
+) -> Result<Option<u64>, ProjectionError> {
+    let checkpoint = store.checkpoint()?;
+    let mut batch = Batch::new(store);
+    let mut last = checkpoint;
+    for event in events.iter().filter(|e| e.position > checkpoint) {
+        if event.position <= last {
+            continue; // redelivered within the batch
+        }
+        projection.apply(event, &mut batch)?;
+        last = event.position;
+    }
+    if last == checkpoint {
+        return Ok(None);
+    }
+    store.commit(batch.into_writes(), last)?;
+    Ok(Some(last))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gap;
+
+    #[test]
+    fn gaps_at_start_halt_and_a_caught_up_or_behind_model_does_not() {
+        assert_eq!(gap(0, 0, 0, 0), None, "empty log, new model");
+        assert_eq!(gap(0, 1, 10, 10), None, "new model, full log");
+        assert_eq!(gap(10, 1, 10, 10), None, "caught up");
+        assert_eq!(gap(4, 5, 10, 6), None, "next event is the first kept");
+        assert!(gap(3, 5, 10, 6).is_some(), "event 4 is gone");
+        assert!(gap(11, 1, 10, 10).is_some(), "log ends below checkpoint");
+    }
+}
