@@ -1,1 +1,35 @@
+//! The test harness: real nats-server processes and the hub in-process on port 0.
+//!
+//! Every server runs the pinned binary (`deploy/setup.sh`, or `HUB_NATS_SERVER`) on a
+//! loopback port it picks itself, with its store in a temp dir; it is killed and the dir
+//! removed on drop. Waits are on conditions with a time limit, never on sleeps.
 
+mod hub;
+mod nats;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+pub use hub::{Hub, HubBuilder};
+pub use nats::Nats;
+
+/// Polls `condition` until it yields `Some`, or panics after `limit` naming `what`.
+pub async fn wait_until<T, F, Fut>(what: &str, limit: Duration, mut condition: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if let Some(value) = condition().await {
+            return value;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(200));
+    }
+}

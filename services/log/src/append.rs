@@ -6,6 +6,8 @@ use async_nats::jetstream::{self, context::PublishErrorKind};
 use bytes::Bytes;
 
 use crate::envelope::Envelope;
+use crate::names::EVENTS_STREAM;
+use crate::stored::StoredEvent;
 
 /// One event to append.
 #[derive(Debug, Clone)]
@@ -84,6 +86,24 @@ impl Appender {
             position: ack.sequence,
             duplicate: ack.duplicate,
         })
+    }
+}
+
+impl Appender {
+    /// The first event stored on `subject` (an aggregate's first event), if any.
+    pub async fn first_event(&self, subject: &str) -> Result<Option<StoredEvent>, AppendError> {
+        let stream = self
+            .js
+            .get_stream_no_info(EVENTS_STREAM)
+            .await
+            .map_err(|e| AppendError::Unavailable(e.to_string()))?;
+        match stream.direct_get_first_for_subject(subject).await {
+            Ok(message) => StoredEvent::from_stream_message(&message)
+                .map(Some)
+                .map_err(|e| AppendError::Refused(e.to_string())),
+            Err(err) if err.kind() == jetstream::stream::DirectGetErrorKind::NotFound => Ok(None),
+            Err(err) => Err(AppendError::Unavailable(err.to_string())),
+        }
     }
 }
 

@@ -50,3 +50,20 @@ impl StoredEvent {
         })
     }
 }
+
+impl StoredEvent {
+    /// Reads a message fetched from the stream by sequence or subject.
+    pub fn from_stream_message(
+        message: &async_nats::jetstream::message::StreamMessage,
+    ) -> Result<Self, StoredEventError> {
+        let position = message.sequence;
+        let envelope = Envelope::from_headers(&message.headers)
+            .map_err(|source| StoredEventError::Envelope { position, source })?;
+        Ok(Self {
+            position,
+            subject: message.subject.to_string(),
+            envelope,
+            body: message.payload.clone(),
+        })
+    }
+}

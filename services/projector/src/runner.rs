@@ -45,22 +45,12 @@ pub enum ProjectorError {
         model: &'static str,
         source: hub_store::StoreError,
     },
-    #[error("read model {model}: {what}: {reason}")]
-    Nats {
-        model: &'static str,
-        what: &'static str,
-        reason: String,
-    },
-}
-
-enum Step {
-    Continue,
-    Halt(String),
 }
 
 /// Runs a read model until `shutdown`. A gap or an unreadable event halts the model (it stops
-/// applying and refuses reads, saying why) and this returns `Ok` at shutdown; a storage or
-/// NATS failure it cannot recover from returns `Err`.
+/// applying and refuses reads, saying why) and this returns `Ok` at shutdown. NATS outages are
+/// waited out: the consumer is recreated from the checkpoint once the server answers again.
+/// A storage failure returns `Err`: the process should restart.
 pub async fn run(
     js: jetstream::Context,
     model: ReadModel,
@@ -69,89 +59,111 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), ProjectorError> {
     let name = model.name();
-    let nats = |what: &'static str| {
-        move |e: &dyn std::fmt::Display| ProjectorError::Nats {
-            model: name,
-            what,
-            reason: e.to_string(),
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match consume(&js, &model, &projection, &options, &shutdown).await {
+            Ok(Stop::Shutdown) => return Ok(()),
+            Ok(Stop::Halt(reason)) => return halted(&model, reason, shutdown).await,
+            Err(Failure::Store(source)) => {
+                return Err(ProjectorError::Store {
+                    model: name,
+                    source,
+                });
+            }
+            Err(Failure::Nats(reason)) => {
+                warn!(read_model = name, reason = %reason, ?backoff, "projector lost NATS; recreating its consumer");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
         }
-    };
+    }
+}
+
+enum Stop {
+    Shutdown,
+    Halt(String),
+}
+
+enum Failure {
+    Store(hub_store::StoreError),
+    Nats(String),
+}
+
+fn nats_failure(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> Failure {
+    move |e| Failure::Nats(format!("{what}: {e}"))
+}
+
+/// Consumes from checkpoint + 1 until shutdown, a halt, or a failure.
+async fn consume(
+    js: &jetstream::Context,
+    model: &ReadModel,
+    projection: &Arc<dyn Projection>,
+    options: &ProjectorOptions,
+    shutdown: &CancellationToken,
+) -> Result<Stop, Failure> {
+    let name = model.name();
+    let checkpoint = model.store().checkpoint().map_err(Failure::Store)?;
+    model.advance(checkpoint);
     let mut events_stream = js
         .get_stream(EVENTS_STREAM)
         .await
-        .map_err(|e| nats("get stream")(&e))?;
+        .map_err(|e| nats_failure("get stream")(&e))?;
+    let state = events_stream
+        .info()
+        .await
+        .map_err(|e| nats_failure("stream info")(&e))?
+        .state
+        .clone();
+    if let Some(reason) = gap_at_start(checkpoint, &state) {
+        return Ok(Stop::Halt(reason));
+    }
+    let mut consumer = recreate_consumer(&events_stream, &**projection, options, checkpoint)
+        .await
+        .map_err(|e| nats_failure("create consumer")(&e))?;
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(options.max_batch)
+        .heartbeat(Duration::from_secs(5))
+        .messages()
+        .await
+        .map_err(|e| nats_failure("consume")(&e))?;
+    info!(read_model = name, checkpoint, "projector consuming");
 
-    'restart: loop {
-        let checkpoint = model
-            .store()
-            .checkpoint()
-            .map_err(|source| ProjectorError::Store {
-                model: name,
-                source,
-            })?;
-        model.advance(checkpoint);
-        let state = events_stream
-            .info()
-            .await
-            .map_err(|e| nats("stream info")(&e))?
-            .state
-            .clone();
-        if let Some(reason) = gap_at_start(checkpoint, &state) {
-            return halted(&model, reason, shutdown).await;
+    loop {
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(Stop::Shutdown),
+            _ = model.nudged() => None,
+            next = tokio::time::timeout(options.idle_check, messages.next()) => match next {
+                Err(_idle) => None,
+                Ok(None) => return Err(Failure::Nats("consumer stream ended".into())),
+                Ok(Some(Err(err))) => return Err(nats_failure("consumer")(&err)),
+                Ok(Some(Ok(message))) => Some(message),
+            },
+        };
+        let Some(first) = first else {
+            idle_check(&mut events_stream, &mut consumer, model).await;
+            continue;
+        };
+        let mut batch = vec![first];
+        while batch.len() < options.max_batch {
+            match messages.next().now_or_never() {
+                Some(Some(Ok(message))) => batch.push(message),
+                _ => break,
+            }
         }
-
-        let mut consumer = recreate_consumer(&events_stream, &*projection, &options, checkpoint)
-            .await
-            .map_err(|e| nats("create consumer")(&e))?;
-        let mut messages = consumer
-            .stream()
-            .max_messages_per_batch(options.max_batch)
-            .heartbeat(Duration::from_secs(5))
-            .messages()
-            .await
-            .map_err(|e| nats("consume")(&e))?;
-        info!(read_model = name, checkpoint, "projector consuming");
-
-        loop {
-            let first = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                _ = model.nudged() => None,
-                next = tokio::time::timeout(options.idle_check, messages.next()) => match next {
-                    Err(_idle) => None,
-                    Ok(None) => {
-                        warn!(read_model = name, "consumer stream ended; recreating it");
-                        continue 'restart;
-                    }
-                    Ok(Some(Err(err))) => {
-                        warn!(read_model = name, error = %err, "consumer error; recreating the consumer");
-                        continue 'restart;
-                    }
-                    Ok(Some(Ok(message))) => Some(message),
-                },
-            };
-            let Some(first) = first else {
-                idle_check(&mut events_stream, &mut consumer, &model).await;
-                continue;
-            };
-            let mut batch = vec![first];
-            while batch.len() < options.max_batch {
-                match messages.next().now_or_never() {
-                    Some(Some(Ok(message))) => batch.push(message),
-                    _ => break,
-                }
-            }
-            match apply_batch(&model, &projection, &batch).await? {
-                Step::Continue => {}
-                Step::Halt(reason) => return halted(&model, reason, shutdown).await,
-            }
-            // Rows and checkpoint are durable; now the events may be acknowledged. With
-            // AckPolicy::All, acknowledging the last acknowledges the batch.
-            if let Some(last) = batch.last()
-                && let Err(err) = last.double_ack().await
-            {
-                // Harmless: a redelivered event at or below the checkpoint is skipped.
-                debug!(read_model = name, error = %err, "ack not confirmed");
-            }
+        if let Some(reason) = apply_batch(model, projection, &batch).await? {
+            return Ok(Stop::Halt(reason));
+        }
+        // Rows and checkpoint are durable; now the events may be acknowledged. With
+        // AckPolicy::All, acknowledging the last acknowledges the batch.
+        if let Some(last) = batch.last()
+            && let Err(err) = last.double_ack().await
+        {
+            // Harmless: a redelivered event at or below the checkpoint is skipped.
+            debug!(read_model = name, error = %err, "ack not confirmed");
         }
     }
 }
@@ -247,17 +259,17 @@ async fn idle_check(
     }
 }
 
+/// Applies a batch; `Some(reason)` when the read model must halt.
 async fn apply_batch(
     model: &ReadModel,
     projection: &Arc<dyn Projection>,
     messages: &[jetstream::Message],
-) -> Result<Step, ProjectorError> {
-    let name = model.name();
+) -> Result<Option<String>, Failure> {
     let mut events = Vec::with_capacity(messages.len());
     for message in messages {
         match StoredEvent::from_message(message) {
             Ok(event) => events.push(event),
-            Err(err) => return Ok(Step::Halt(err.to_string())),
+            Err(err) => return Ok(Some(err.to_string())),
         }
     }
     let store = model.store_arc();
@@ -265,21 +277,15 @@ async fn apply_batch(
     let outcome =
         tokio::task::spawn_blocking(move || apply_and_commit(&*store, &*projection, &events))
             .await
-            .map_err(|e| ProjectorError::Store {
-                model: name,
-                source: hub_store::StoreError::Io(e.to_string()),
-            })?;
+            .map_err(|e| Failure::Store(hub_store::StoreError::Io(e.to_string())))?;
     match outcome {
         Ok(Some(position)) => {
             model.advance(position);
-            Ok(Step::Continue)
+            Ok(None)
         }
-        Ok(None) => Ok(Step::Continue),
-        Err(ProjectionError::Store(source)) => Err(ProjectorError::Store {
-            model: name,
-            source,
-        }),
-        Err(err) => Ok(Step::Halt(err.to_string())),
+        Ok(None) => Ok(None),
+        Err(ProjectionError::Store(source)) => Err(Failure::Store(source)),
+        Err(err) => Ok(Some(err.to_string())),
     }
 }
 

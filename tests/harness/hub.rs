@@ -1,0 +1,178 @@
+//! The hub in-process, on a loopback port chosen by the kernel.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hub::Config;
+use hub_api::v1::case_command_service_client::CaseCommandServiceClient;
+use hub_api::v1::case_query_service_client::CaseQueryServiceClient;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::nats::Nats;
+
+/// How long a hub may take to come up (a cold debug build on a loaded 2-core machine).
+const START_LIMIT: Duration = Duration::from_secs(60);
+
+/// Configures a hub for a test.
+pub struct HubBuilder {
+    config: Config,
+    temp: Option<TempDir>,
+}
+
+impl HubBuilder {
+    /// A hub on its own nats-server child (development mode), in a fresh temp data dir.
+    pub fn dev() -> Self {
+        let temp = tempfile::Builder::new()
+            .prefix("hub-test-data-")
+            .tempdir()
+            .expect("temp dir");
+        let mut config = Config::default();
+        config.data_dir = temp.path().to_owned();
+        config.listen = ([127, 0, 0, 1], 0).into();
+        Self {
+            config,
+            temp: Some(temp),
+        }
+    }
+
+    /// A hub on the given test server, checked through its monitoring endpoint.
+    pub fn on(nats: &Nats) -> Self {
+        Self::dev()
+            .nats_url(nats.url())
+            .monitor_url(Some(nats.monitor_url()))
+    }
+
+    pub fn nats_url(mut self, url: &str) -> Self {
+        self.config.nats.url = Some(url.to_owned());
+        self
+    }
+
+    pub fn monitor_url(mut self, url: Option<&str>) -> Self {
+        self.config.nats.monitor_url = url.map(str::to_owned);
+        self
+    }
+
+    pub fn accept_durability_risk(mut self) -> Self {
+        self.config.nats.accept_durability_risk = true;
+        self
+    }
+
+    /// Keeps the data in `dir` (which outlives the hub) instead of a temp dir.
+    pub fn data_dir(mut self, dir: &Path) -> Self {
+        self.config.data_dir = dir.to_owned();
+        self.temp = None;
+        self
+    }
+
+    pub fn config_mut(&mut self) -> &mut Config {
+        &mut self.config
+    }
+
+    /// Starts the hub and waits until it serves; panics with the hub's error if it fails.
+    pub async fn start(self) -> Hub {
+        match self.try_start().await {
+            Ok(hub) => hub,
+            Err(err) => panic!("hub failed to start: {err:#}"),
+        }
+    }
+
+    /// Starts the hub; `Err` is the hub's own reason for not starting.
+    pub async fn try_start(self) -> anyhow::Result<Hub> {
+        let listener = TcpListener::bind(self.config.listen).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let data_dir = self.config.data_dir.clone();
+        let mut task = tokio::spawn(hub::run(self.config, listener, async move {
+            let _ = stopped.await;
+        }));
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
+            .connect_timeout(Duration::from_secs(5));
+        let deadline = tokio::time::Instant::now() + START_LIMIT;
+        loop {
+            // The hub either serves (health says so) or ends with its reason.
+            if task.is_finished() {
+                return match (&mut task).await {
+                    Ok(Ok(())) => Err(anyhow::anyhow!("hub stopped before serving")),
+                    Ok(Err(err)) => Err(err),
+                    Err(join) => Err(anyhow::anyhow!("hub task panicked: {join}")),
+                };
+            }
+            if let Ok(channel) = endpoint.connect().await {
+                let mut health = HealthClient::new(channel.clone());
+                if let Ok(answer) = health
+                    .check(HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await
+                    && answer.get_ref().status == ServingStatus::Serving as i32
+                {
+                    return Ok(Hub {
+                        channel,
+                        task: Some(task),
+                        stop: Some(stop),
+                        data_dir,
+                        _temp: self.temp,
+                    });
+                }
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "hub did not serve within {START_LIMIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// A running hub. Dropping it stops it without waiting; [`Hub::stop`] waits.
+pub struct Hub {
+    channel: Channel,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+    stop: Option<oneshot::Sender<()>>,
+    data_dir: PathBuf,
+    _temp: Option<TempDir>,
+}
+
+impl Hub {
+    pub fn commands(&self) -> CaseCommandServiceClient<Channel> {
+        CaseCommandServiceClient::new(self.channel.clone())
+    }
+
+    pub fn queries(&self) -> CaseQueryServiceClient<Channel> {
+        CaseQueryServiceClient::new(self.channel.clone())
+    }
+
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Stops the hub as Ctrl-C would and returns how `run` ended.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
