@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash deploy/setup.sh nats-server buf
-exec cargo run --locked --quiet -p hub -- "$@"
+exec cargo run --locked -p hub -- "$@"
