@@ -70,3 +70,34 @@ pub async fn events_in_log(js: &async_nats::jetstream::Context) -> u64 {
         .expect("GOV_EVENTS exists");
     stream.info().await.expect("stream info").state.messages
 }
+
+/// Reads one case at `min_position`; panics with the status if it cannot.
+pub async fn read_case(hub: &hub_tests::Hub, case_id: &str, min_position: u64) -> v1::CaseView {
+    hub.queries()
+        .get_case(v1::GetCaseRequest {
+            case_id: case_id.into(),
+            min_position,
+        })
+        .await
+        .unwrap_or_else(|s| panic!("case {case_id} at {min_position}: {s:?}"))
+        .into_inner()
+        .r#case
+        .expect("a found case comes with its view")
+}
+
+/// The ids of the cases `holder` holds, in queue order, read at `min_position`.
+pub async fn queue_ids(hub: &hub_tests::Hub, holder: &str, min_position: u64) -> Vec<String> {
+    hub.queries()
+        .list_cases(v1::ListCasesRequest {
+            holder: holder.into(),
+            min_position,
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|s| panic!("queue of {holder} at {min_position}: {s:?}"))
+        .into_inner()
+        .cases
+        .into_iter()
+        .map(|c| c.case_id)
+        .collect()
+}

@@ -6,7 +6,7 @@ use hub_api::v1;
 use hub_tests::{HubBuilder, Nats};
 use prost::Message;
 
-use crate::{complaint, events_in_log, from, incident};
+use crate::{complaint, events_in_log, from, incident, queue_ids, read_case};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reported_incident_is_on_the_log_with_cloudevents_headers_and_readable_at_its_position() {
@@ -46,36 +46,14 @@ async fn a_reported_incident_is_on_the_log_with_cloudevents_headers_and_readable
     assert_eq!(case.description, "消防通道被电动车堵塞 fire lane blocked");
     assert_eq!(case.reported_position, answer.position);
 
-    let queue = hub
-        .queries()
-        .list_cases(v1::ListCasesRequest {
-            holder: "dcc-310104".into(),
-            min_position: answer.position,
-            ..Default::default()
-        })
-        .await
-        .expect("queue readable")
-        .into_inner();
     assert_eq!(
-        queue
-            .cases
-            .iter()
-            .map(|c| c.case_id.as_str())
-            .collect::<Vec<_>>(),
-        [answer.case_id.as_str()]
+        queue_ids(&hub, "dcc-310104", answer.position).await,
+        [answer.case_id.clone()]
     );
-    let other = hub
-        .queries()
-        .list_cases(v1::ListCasesRequest {
-            holder: "dcc-310105".into(),
-            min_position: answer.position,
-            ..Default::default()
-        })
-        .await
-        .expect("other queue readable")
-        .into_inner();
     assert!(
-        other.cases.is_empty(),
+        queue_ids(&hub, "dcc-310105", answer.position)
+            .await
+            .is_empty(),
         "Changning's queue does not hold a Xuhui case"
     );
 
@@ -170,17 +148,7 @@ async fn a_retry_inside_the_duplicate_window_returns_the_first_result_and_stores
     assert_ne!(other.case_id, first.case_id);
     assert_eq!(events_in_log(&js).await, 2);
 
-    let case = hub
-        .queries()
-        .get_case(v1::GetCaseRequest {
-            case_id: first.case_id.clone(),
-            min_position: other.position,
-        })
-        .await
-        .expect("complaint readable")
-        .into_inner()
-        .r#case
-        .expect("case");
+    let case = read_case(&hub, &first.case_id, other.position).await;
     assert_eq!(
         case.holder, "dcc-310105",
         "the complaint's district decides its queue"

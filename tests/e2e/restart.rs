@@ -4,12 +4,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use hub_api::v1;
 use hub_tests::{HubBuilder, wait_until};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::{complaint, from, incident};
+use crate::{complaint, from, incident, queue_ids, read_case};
 
 /// The pid of the running nats-server child, from the ports file it writes.
 fn child_pid(data_dir: &Path) -> Option<u32> {
@@ -30,19 +29,6 @@ fn alive(pid: u32) -> bool {
     kill(Pid::from_raw(pid as i32), None).is_ok()
 }
 
-async fn get(hub: &hub_tests::Hub, case_id: &str, min_position: u64) -> v1::CaseView {
-    hub.queries()
-        .get_case(v1::GetCaseRequest {
-            case_id: case_id.into(),
-            min_position,
-        })
-        .await
-        .unwrap_or_else(|s| panic!("case {case_id} at {min_position}: {s:?}"))
-        .into_inner()
-        .r#case
-        .expect("case")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hub_restarted_over_the_same_data_dir_serves_what_it_had() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -59,15 +45,21 @@ async fn the_hub_restarted_over_the_same_data_dir_serves_what_it_had() {
         .await
         .expect("b")
         .into_inner();
-    get(&hub, &b.case_id, b.position).await;
+    read_case(&hub, &b.case_id, b.position).await;
     let pid = child_pid(dir.path()).expect("child's ports file");
     hub.stop().await.expect("clean stop");
     assert!(!alive(pid), "the nats-server child stopped with the hub");
 
     // Same data dir: the log and the read model are both still there.
     let hub = HubBuilder::dev().data_dir(dir.path()).start().await;
-    assert_eq!(get(&hub, &a.case_id, b.position).await.holder, "dcc-310104");
-    assert_eq!(get(&hub, &b.case_id, b.position).await.holder, "dcc-310105");
+    assert_eq!(
+        read_case(&hub, &a.case_id, b.position).await.holder,
+        "dcc-310104"
+    );
+    assert_eq!(
+        read_case(&hub, &b.case_id, b.position).await.holder,
+        "dcc-310105"
+    );
     let c = hub
         .commands()
         .report_case(from("urban-management", incident("c")))
@@ -88,25 +80,17 @@ async fn the_hub_restarted_over_the_same_data_dir_serves_what_it_had() {
     // Read models are disposable: without them the hub rebuilds them from the log.
     std::fs::remove_dir_all(dir.path().join("read-models")).expect("remove read models");
     let hub = HubBuilder::dev().data_dir(dir.path()).start().await;
-    assert_eq!(get(&hub, &a.case_id, c.position).await.case_id, a.case_id);
-    assert_eq!(get(&hub, &c.case_id, c.position).await.case_id, c.case_id);
-    let queue = hub
-        .queries()
-        .list_cases(v1::ListCasesRequest {
-            holder: "dcc-310104".into(),
-            min_position: c.position,
-            ..Default::default()
-        })
-        .await
-        .expect("queue")
-        .into_inner();
     assert_eq!(
-        queue
-            .cases
-            .iter()
-            .map(|c| c.case_id.as_str())
-            .collect::<Vec<_>>(),
-        [a.case_id.as_str(), c.case_id.as_str()]
+        read_case(&hub, &a.case_id, c.position).await.case_id,
+        a.case_id
+    );
+    assert_eq!(
+        read_case(&hub, &c.case_id, c.position).await.case_id,
+        c.case_id
+    );
+    assert_eq!(
+        queue_ids(&hub, "dcc-310104", c.position).await,
+        [a.case_id.clone(), c.case_id.clone()]
     );
     hub.stop().await.expect("clean stop");
 }
@@ -146,8 +130,14 @@ async fn a_killed_nats_server_child_is_restarted_and_the_hub_carries_on() {
         a.position + 1,
         "the acknowledged event survived the kill; the retry landed once"
     );
-    assert_eq!(get(&hub, &a.case_id, b.position).await.case_id, a.case_id);
-    assert_eq!(get(&hub, &b.case_id, b.position).await.case_id, b.case_id);
+    assert_eq!(
+        read_case(&hub, &a.case_id, b.position).await.case_id,
+        a.case_id
+    );
+    assert_eq!(
+        read_case(&hub, &b.case_id, b.position).await.case_id,
+        b.case_id
+    );
     hub.stop().await.expect("clean stop");
     assert!(!alive(new_pid), "the restarted child stopped with the hub");
 }

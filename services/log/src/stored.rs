@@ -40,30 +40,34 @@ impl StoredEvent {
             .headers
             .as_ref()
             .ok_or(StoredEventError::NoHeaders { position })?;
-        let envelope = Envelope::from_headers(headers)
-            .map_err(|source| StoredEventError::Envelope { position, source })?;
-        Ok(Self {
-            position,
-            subject: message.subject.to_string(),
-            envelope,
-            body: message.payload.clone(),
-        })
+        Self::read(position, &message.subject, headers, &message.payload)
     }
-}
 
-impl StoredEvent {
     /// Reads a message fetched from the stream by sequence or subject.
     pub fn from_stream_message(
         message: &async_nats::jetstream::message::StreamMessage,
     ) -> Result<Self, StoredEventError> {
-        let position = message.sequence;
-        let envelope = Envelope::from_headers(&message.headers)
+        Self::read(
+            message.sequence,
+            &message.subject,
+            &message.headers,
+            &message.payload,
+        )
+    }
+
+    fn read(
+        position: u64,
+        subject: &async_nats::Subject,
+        headers: &async_nats::HeaderMap,
+        body: &Bytes,
+    ) -> Result<Self, StoredEventError> {
+        let envelope = Envelope::from_headers(headers)
             .map_err(|source| StoredEventError::Envelope { position, source })?;
         Ok(Self {
             position,
-            subject: message.subject.to_string(),
+            subject: subject.to_string(),
             envelope,
-            body: message.payload.clone(),
+            body: body.clone(),
         })
     }
 }
