@@ -168,15 +168,35 @@ async fn a_read_model_stands_at_the_logs_last_position_when_nothing_it_consumes_
         .expect("report")
         .into_inner();
 
-    // An event the case model does not consume moves the log past the model's last event.
+    // An event the case models do not consume moves the log past the case's last event.
     let js = nats.jetstream().await;
-    let other = js
-        .publish("gov.events.grant.g-1", "not a case event".into())
+    let appender = hub_log::Appender::new(js.client(), Duration::from_secs(5));
+    let envelope = hub_log::Envelope {
+        id: "grant-event-1".into(),
+        source: "/departments/public-security".into(),
+        event_type: "gov.hub.grant.requested.v1".into(),
+        subject: "grant/g-1".into(),
+        time: jiff::Timestamp::now(),
+        dataschema: "type.googleapis.com/gov.hub.v1.GrantRequested".into(),
+        department: "public-security".into(),
+        classification: hub_log::Classification::Internal,
+        schema_version: 1,
+        correlation_id: String::new(),
+        causation_id: String::new(),
+        traceparent: String::new(),
+        request_id: String::new(),
+        command_hash: String::new(),
+    };
+    let other = appender
+        .append(hub_log::NewEvent {
+            subject: "gov.events.grant.g-1".into(),
+            envelope,
+            body: bytes::Bytes::new(),
+            expected_last_subject_sequence: None,
+        })
         .await
-        .expect("publish")
-        .await
-        .expect("ack")
-        .sequence;
+        .expect("append")
+        .position;
     assert_eq!(other, reported.position + 1);
 
     let got = hub

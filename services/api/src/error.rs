@@ -19,6 +19,16 @@ pub enum ApiError {
     NotFound { what: &'static str },
     #[error("{what} already exists")]
     AlreadyExists { what: &'static str },
+    /// The command is not allowed in the aggregate's current state; says which and why.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// The calling department may not do this; says which rule.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// A concurrency conflict: the aggregate moved on (since the version the command
+    /// expected, or too often while the command was decided).
+    #[error("version conflict: {reason}; the case is at version {current}")]
+    Aborted { reason: String, current: u64 },
     /// A read waited for a position the read model had not reached by the deadline.
     #[error("read model {read_model} is at position {reached}, below the requested {wanted}")]
     PositionNotReached {
@@ -56,9 +66,36 @@ impl From<ApiError> for Status {
             ApiError::Unauthenticated(_) => Status::unauthenticated(err.to_string()),
             ApiError::NotFound { .. } => Status::not_found(err.to_string()),
             ApiError::AlreadyExists { .. } => Status::already_exists(err.to_string()),
+            ApiError::FailedPrecondition(_) => Status::failed_precondition(err.to_string()),
+            ApiError::PermissionDenied(_) => Status::permission_denied(err.to_string()),
+            ApiError::Aborted { current, .. } => {
+                let mut details = ErrorDetails::new();
+                details.set_error_info(
+                    "VERSION_CONFLICT",
+                    "gov.hub",
+                    std::collections::HashMap::from([(
+                        "current_version".to_owned(),
+                        current.to_string(),
+                    )]),
+                );
+                Status::with_error_details(Code::Aborted, err.to_string(), details)
+            }
             ApiError::PositionNotReached { .. } => Status::deadline_exceeded(err.to_string()),
             ApiError::Unavailable(_) => Status::unavailable(err.to_string()),
             ApiError::Internal => Status::internal(err.to_string()),
+        }
+    }
+}
+
+impl From<hub_domain::Refusal> for ApiError {
+    fn from(refusal: hub_domain::Refusal) -> Self {
+        use hub_domain::Refusal;
+        match refusal {
+            Refusal::Invalid(violations) => ApiError::InvalidArgument(violations.into_vec()),
+            Refusal::NotFound(what) => ApiError::NotFound { what },
+            Refusal::AlreadyExists(what) => ApiError::AlreadyExists { what },
+            Refusal::Illegal(reason) => ApiError::FailedPrecondition(reason),
+            Refusal::Forbidden(reason) => ApiError::PermissionDenied(reason),
         }
     }
 }

@@ -4,6 +4,8 @@
 
 mod convert;
 mod error;
+#[cfg(test)]
+mod roundtrip;
 
 pub use convert::*;
 pub use error::ApiError;

@@ -1,13 +1,20 @@
-//! The hub's domain: what a case is, which commands are legal, which identifiers are valid.
+//! The hub's domain: what a case, a care record and a grant are, which commands are legal,
+//! which identifiers are valid.
 //!
 //! Pure code: no I/O, no clock of its own (time is passed in), no knowledge of NATS, sled
 //! or gRPC. Aggregates are written as `decide` (command and current state -> events, or a
 //! refusal with its reason) and `apply` (state and event -> next state).
 
+pub mod actor;
+pub mod calendar;
 pub mod case;
 pub mod clock;
 pub mod codes;
+pub mod policy;
+pub mod refusal;
 pub mod registry;
 pub mod violation;
 
+pub use actor::Actor;
+pub use refusal::Refusal;
 pub use violation::{FieldViolation, Violations};

@@ -45,12 +45,24 @@ pub struct District {
     pub grids: Vec<Grid>,
 }
 
+/// The city's working calendar: public holidays, and weekend days worked in their place.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarData {
+    #[serde(default)]
+    pub holidays: Vec<jiff::civil::Date>,
+    #[serde(default)]
+    pub extra_working_days: Vec<jiff::civil::Date>,
+}
+
 /// The reference data as written in configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistryData {
     pub units: Vec<Unit>,
     pub districts: Vec<District>,
+    #[serde(default)]
+    pub calendar: CalendarData,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,6 +90,7 @@ pub enum RegistryError {
 /// Checked reference data with lookups.
 #[derive(Debug, Clone)]
 pub struct Registry {
+    calendar: CalendarData,
     units: BTreeMap<DepartmentCode, Unit>,
     districts: BTreeMap<DivisionCode, District>,
     grids: BTreeSet<GridCode>,
@@ -119,10 +132,20 @@ impl Registry {
             }
         }
         Ok(Self {
+            calendar: data.calendar,
             units,
             districts,
             grids,
         })
+    }
+
+    /// The city's calendar in `tz`.
+    pub fn calendar(&self, tz: jiff::tz::TimeZone) -> crate::calendar::Calendar {
+        crate::calendar::Calendar::new(
+            tz,
+            self.calendar.holidays.iter().copied().collect(),
+            self.calendar.extra_working_days.iter().copied().collect(),
+        )
     }
 
     pub fn unit(&self, code: &DepartmentCode) -> Option<&Unit> {

@@ -19,8 +19,12 @@ pub struct Config {
     pub listen: SocketAddr,
     /// This instance's name in consumer names; empty: generated once and kept in the data dir.
     pub instance: String,
-    /// Reference data (departments, districts, grids) as TOML; empty: the built-in demo data.
+    /// Reference data (departments, districts, grids, holidays) as TOML; empty: the built-in demo data.
     pub reference_data: Option<PathBuf>,
+    /// The city's time zone: deadlines, days and statistics are counted in it.
+    pub time_zone: String,
+    /// Cases whose current state command handling keeps in memory.
+    pub command_cache: usize,
     pub nats: NatsConfig,
     pub read_models: ReadModelsConfig,
     pub query: QueryConfig,
@@ -66,6 +70,8 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             instance: String::new(),
             reference_data: None,
+            time_zone: "Asia/Shanghai".to_owned(),
+            command_cache: 50_000,
             nats: NatsConfig::default(),
             read_models: ReadModelsConfig::default(),
             query: QueryConfig::default(),
@@ -133,7 +139,14 @@ impl Config {
             .extract()
     }
 
+    /// The configured time zone.
+    pub fn time_zone(&self) -> Result<jiff::tz::TimeZone, String> {
+        jiff::tz::TimeZone::get(&self.time_zone)
+            .map_err(|e| format!("time_zone {:?}: {e}", self.time_zone))
+    }
+
     pub fn validate(&self) -> Result<(), String> {
+        self.time_zone()?;
         if self.nats.duplicate_window_secs == 0 {
             return Err("nats.duplicate_window_secs must be above 0".into());
         }

@@ -37,5 +37,14 @@ mod tests {
             assert!(registry.unit(&code).is_some(), "{code} missing");
         }
         assert!(registry.districts().count() >= 2);
+        let calendar = registry.calendar(jiff::tz::TimeZone::UTC);
+        assert!(
+            !calendar.is_working_day(jiff::civil::date(2026, 10, 1)),
+            "national day is a holiday"
+        );
+        assert!(
+            calendar.is_working_day(jiff::civil::date(2026, 10, 10)),
+            "a saturday worked in its place"
+        );
     }
 }

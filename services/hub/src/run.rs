@@ -8,13 +8,15 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use hub_api::v1::case_command_service_server::CaseCommandServiceServer;
 use hub_api::v1::case_query_service_server::CaseQueryServiceServer;
+use hub_domain::policy::Policy;
 use hub_gateway::CaseQueries;
-use hub_ingest::{CaseCommands, SystemClock};
+use hub_ingest::{CaseCommands, Cases, Executor, SystemClock};
 use hub_log::Appender;
 use hub_log::guard;
 use hub_log::names::projector_consumer;
 use hub_log::stream::{EventsStreamSettings, ensure_events_stream};
 use hub_projector::case_queue::CaseQueue;
+use hub_projector::command_state::CommandState;
 use hub_projector::{Projection, ProjectorOptions, ReadModel};
 use hub_store::{Opened, ReadModelStore, SledStore};
 use tokio::net::TcpListener;
@@ -99,28 +101,33 @@ async fn serve(
         .context("refusing to start")?;
     info!(stream = %stream.config.name, last_position = stream.state.last_sequence, "event log ready");
 
-    // Read models.
-    let projection: Arc<dyn Projection> = Arc::new(CaseQueue);
-    let store = open_read_model(
-        &config.data_dir,
-        projection.name(),
-        config.read_models.cache_mb,
-    )
-    .await?;
-    let checkpoint = store.checkpoint()?;
-    let model = ReadModel::new(projection.name(), store.clone(), checkpoint);
-    let instance = instance_name(config)?;
-    let mut options = ProjectorOptions::new(projector_consumer(projection.name(), &instance));
-    options.max_batch = config.read_models.max_batch;
-
+    // Read models: one sled database, one consumer and one task each.
     let stop = CancellationToken::new();
-    let mut projector = tokio::spawn(hub_projector::run(
-        appender.context().clone(),
-        model.clone(),
-        projection,
-        options,
-        stop.child_token(),
-    ));
+    let instance = instance_name(config)?;
+    let mut projectors = tokio::task::JoinSet::new();
+    let mut stores = Vec::new();
+    let mut start = async |projection: Arc<dyn Projection>| -> anyhow::Result<ReadModel> {
+        let store = open_read_model(
+            &config.data_dir,
+            projection.name(),
+            config.read_models.cache_mb,
+        )
+        .await?;
+        let model = ReadModel::new(projection.name(), store.clone(), store.checkpoint()?);
+        let mut options = ProjectorOptions::new(projector_consumer(projection.name(), &instance));
+        options.max_batch = config.read_models.max_batch;
+        projectors.spawn(hub_projector::run(
+            appender.context().clone(),
+            model.clone(),
+            projection,
+            options,
+            stop.child_token(),
+        ));
+        stores.push(store);
+        Ok(model)
+    };
+    let model = start(Arc::new(CaseQueue)).await?;
+    let command_state = start(Arc::new(CommandState)).await?;
 
     // gRPC.
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -130,7 +137,18 @@ async fn serve(
     health
         .set_serving::<CaseQueryServiceServer<CaseQueries>>()
         .await;
-    tokio::spawn(watch_health(model.clone(), health.clone(), stop.clone()));
+    tokio::spawn(watch_health(
+        model.clone(),
+        "gov.hub.v1.CaseQueryService",
+        health.clone(),
+        stop.clone(),
+    ));
+    tokio::spawn(watch_health(
+        command_state.clone(),
+        "gov.hub.v1.CaseCommandService",
+        health.clone(),
+        stop.clone(),
+    ));
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(hub_api::FILE_DESCRIPTOR_SET)
@@ -141,7 +159,17 @@ async fn serve(
         .build_v1alpha()
         .context("building reflection")?;
 
-    let commands = CaseCommands::new(appender.clone(), registry.clone(), Arc::new(SystemClock));
+    let tz = config.time_zone().map_err(anyhow::Error::msg)?;
+    let policy = Arc::new(Policy::with_defaults(registry.calendar(tz)));
+    let cases = Cases::new(command_state, appender.clone(), config.command_cache);
+    let executor = Arc::new(Executor::new(
+        appender.clone(),
+        cases,
+        registry.clone(),
+        policy,
+        Arc::new(SystemClock),
+    ));
+    let commands = CaseCommands::new(executor, registry.clone());
     let queries = CaseQueries::new(
         model.clone(),
         registry,
@@ -164,29 +192,34 @@ async fn serve(
     };
     let serving = tokio::spawn(serving);
     tokio::pin!(shutdown);
-    let projector_outcome = tokio::select! {
+    let failed = tokio::select! {
         _ = &mut shutdown => {
             info!("shutting down");
-            stop.cancel();
-            (&mut projector).await
+            None
         }
-        outcome = &mut projector => {
-            stop.cancel();
-            outcome
-        }
+        Some(outcome) = projectors.join_next() => Some(outcome),
     };
+    stop.cancel();
+    let mut outcomes: Vec<_> = failed.into_iter().collect();
+    while let Some(outcome) = projectors.join_next().await {
+        outcomes.push(outcome);
+    }
     let served = serving.await;
-    store_flush(&store).await;
+    for store in &stores {
+        store_flush(store).await;
+    }
     if let Err(err) = client.flush().await {
         warn!(error = %err, "nats flush at shutdown");
     }
-    match projector_outcome {
-        Ok(Ok(())) => {}
-        Ok(Err(err)) => {
-            error!(error = %err, "projector failed; stopping the hub");
-            return Err(err.into());
+    for outcome in outcomes {
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                error!(error = %err, "projector failed; stopping the hub");
+                return Err(err.into());
+            }
+            Err(err) => bail!("projector task panicked: {err}"),
         }
-        Err(err) => bail!("projector task panicked: {err}"),
     }
     served.context("grpc server task")?.context("grpc server")?;
     info!("hub stopped");
@@ -264,9 +297,10 @@ fn instance_name(config: &Config) -> anyhow::Result<String> {
     }
 }
 
-/// Reports the query service NOT_SERVING while its read model is halted.
+/// Reports `service` NOT_SERVING while the read model it depends on is halted.
 async fn watch_health(
     model: ReadModel,
+    service: &'static str,
     health: tonic_health::server::HealthReporter,
     stop: CancellationToken,
 ) {
@@ -278,9 +312,7 @@ async fn watch_health(
         } else {
             ServingStatus::Serving
         };
-        health
-            .set_service_status("gov.hub.v1.CaseQueryService", status)
-            .await;
+        health.set_service_status(service, status).await;
         tokio::select! {
             _ = stop.cancelled() => return,
             changed = state.changed() => if changed.is_err() { return },

@@ -5,8 +5,10 @@ use std::time::Duration;
 use async_nats::jetstream::{self, context::PublishErrorKind};
 use bytes::Bytes;
 
+use serde::Deserialize;
+
 use crate::envelope::Envelope;
-use crate::names::EVENTS_STREAM;
+use crate::names::{EVENTS_STREAM, headers as h};
 use crate::stored::StoredEvent;
 
 /// One event to append.
@@ -47,7 +49,11 @@ pub enum AppendError {
 #[derive(Clone)]
 pub struct Appender {
     js: jetstream::Context,
+    ack_timeout: Duration,
 }
+
+/// Most messages in one atomic batch (a server limit).
+pub const MAX_BATCH: usize = 1000;
 
 impl std::fmt::Debug for Appender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -60,7 +66,7 @@ impl Appender {
         let js = jetstream::ContextBuilder::new()
             .timeout(ack_timeout)
             .build(client);
-        Self { js }
+        Self { js, ack_timeout }
     }
 
     pub fn context(&self) -> &jetstream::Context {
@@ -89,20 +95,140 @@ impl Appender {
     }
 }
 
+/// The server's answer to an atomic batch's commit.
+#[derive(Debug, Deserialize)]
+struct BatchAck {
+    #[serde(default)]
+    seq: u64,
+    #[serde(default)]
+    count: u64,
+    #[serde(default)]
+    error: Option<ApiError>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ApiError {
+    #[serde(default)]
+    err_code: u64,
+    #[serde(default)]
+    description: String,
+}
+
+/// JetStream's error code for a failed expected-sequence check.
+const WRONG_LAST_SEQUENCE: u64 = 10071;
+
 impl Appender {
-    /// The first event stored on `subject` (an aggregate's first event), if any.
-    pub async fn first_event(&self, subject: &str) -> Result<Option<StoredEvent>, AppendError> {
+    /// Appends events all together or not at all. One event is a plain publish; several go
+    /// as one atomic batch (server 2.12+, stream `allow_atomic`), which the server stores with
+    /// one fsync and in consecutive positions. The expected subject sequence is honoured on
+    /// an aggregate's first event in the batch, so set it there.
+    pub async fn append_all(
+        &self,
+        mut events: Vec<NewEvent>,
+    ) -> Result<Vec<Appended>, AppendError> {
+        match events.len() {
+            0 => return Ok(Vec::new()),
+            1 => {
+                let event = events
+                    .pop()
+                    .ok_or_else(|| AppendError::Refused("no event".into()))?;
+                return self.append(event).await.map(|a| vec![a]);
+            }
+            n if n > MAX_BATCH => {
+                return Err(AppendError::Refused(format!(
+                    "{n} events exceed an atomic batch of {MAX_BATCH}"
+                )));
+            }
+            _ => {}
+        }
+        let client = self.js.client();
+        let batch_id = nuid::next().to_string();
+        let count = events.len();
+        let mut commit = None;
+        for (index, event) in events.into_iter().enumerate() {
+            let mut headers = event.envelope.to_headers();
+            headers.insert(h::BATCH_ID, batch_id.as_str());
+            headers.insert(h::BATCH_SEQUENCE, (index + 1).to_string());
+            if let Some(sequence) = event.expected_last_subject_sequence {
+                headers.insert(h::EXPECTED_LAST_SUBJECT_SEQUENCE, sequence.to_string());
+            }
+            if index + 1 == count {
+                headers.insert(h::BATCH_COMMIT, "1");
+                commit = Some((event.subject, headers, event.body));
+            } else {
+                client
+                    .publish_with_headers(event.subject, headers, event.body)
+                    .await
+                    .map_err(|e| AppendError::Unavailable(e.to_string()))?;
+            }
+        }
+        let (subject, headers, body) =
+            commit.ok_or_else(|| AppendError::Refused("empty batch".into()))?;
+        let reply = tokio::time::timeout(
+            self.ack_timeout,
+            client.request_with_headers(subject, headers, body),
+        )
+        .await
+        .map_err(|_| AppendError::Unavailable("no answer to the batch commit in time".into()))?
+        .map_err(|e| AppendError::Unavailable(e.to_string()))?;
+        let ack: BatchAck = serde_json::from_slice(&reply.payload)
+            .map_err(|e| AppendError::Refused(format!("unreadable batch acknowledgement: {e}")))?;
+        if let Some(error) = ack.error {
+            return Err(
+                if error.err_code == WRONG_LAST_SEQUENCE
+                    || error.description.contains("wrong last sequence")
+                {
+                    AppendError::Conflict
+                } else {
+                    AppendError::Refused(error.description)
+                },
+            );
+        }
+        if ack.count != count as u64 || ack.seq < count as u64 {
+            return Err(AppendError::Refused(format!(
+                "batch acknowledged {} of {count} events",
+                ack.count
+            )));
+        }
+        let first = ack.seq + 1 - count as u64;
+        Ok((0..count as u64)
+            .map(|i| Appended {
+                position: first + i,
+                duplicate: false,
+            })
+            .collect())
+    }
+
+    /// The events stored on `subject` (one aggregate) after `position`, oldest first: how a
+    /// command handler brings a stale view of an aggregate up to date, one direct get per event.
+    pub async fn events_after(
+        &self,
+        subject: &str,
+        position: u64,
+    ) -> Result<Vec<StoredEvent>, AppendError> {
         let stream = self
             .js
             .get_stream_no_info(EVENTS_STREAM)
             .await
             .map_err(|e| AppendError::Unavailable(e.to_string()))?;
-        match stream.direct_get_first_for_subject(subject).await {
-            Ok(message) => StoredEvent::from_stream_message(&message)
-                .map(Some)
-                .map_err(|e| AppendError::Refused(e.to_string())),
-            Err(err) if err.kind() == jetstream::stream::DirectGetErrorKind::NotFound => Ok(None),
-            Err(err) => Err(AppendError::Unavailable(err.to_string())),
+        let mut events = Vec::new();
+        let mut from = position + 1;
+        loop {
+            match stream
+                .direct_get_next_for_subject(subject, Some(from))
+                .await
+            {
+                Ok(message) => {
+                    let event = StoredEvent::from_stream_message(&message)
+                        .map_err(|e| AppendError::Refused(e.to_string()))?;
+                    from = event.position + 1;
+                    events.push(event);
+                }
+                Err(err) if err.kind() == jetstream::stream::DirectGetErrorKind::NotFound => {
+                    return Ok(events);
+                }
+                Err(err) => return Err(AppendError::Unavailable(err.to_string())),
+            }
         }
     }
 }

@@ -67,6 +67,8 @@ pub struct Envelope {
     pub traceparent: String,
     /// The client's idempotency key of the command that produced the event.
     pub request_id: String,
+    /// Hash of the command's content, to tell a retry from a reused request id.
+    pub command_hash: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,7 +90,7 @@ impl Envelope {
     pub fn to_headers(&self) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert(h::MSG_ID, encode(&self.id).as_ref());
-        let attributes: [(&str, Cow<'_, str>); 15] = [
+        let attributes: [(&str, Cow<'_, str>); 16] = [
             (h::CE_SPECVERSION, SPEC_VERSION.into()),
             (h::CE_ID, encode(&self.id)),
             (h::CE_SOURCE, encode(&self.source)),
@@ -104,6 +106,7 @@ impl Envelope {
             (h::CE_CAUSATIONID, encode(&self.causation_id)),
             (h::CE_TRACEPARENT, encode(&self.traceparent)),
             (h::CE_REQUESTID, encode(&self.request_id)),
+            (h::CE_COMMANDHASH, encode(&self.command_hash)),
         ];
         for (name, value) in attributes {
             if !value.is_empty() {
@@ -156,6 +159,7 @@ impl Envelope {
             causation_id: text(h::CE_CAUSATIONID)?,
             traceparent: text(h::CE_TRACEPARENT)?,
             request_id: text(h::CE_REQUESTID)?,
+            command_hash: text(h::CE_COMMANDHASH)?,
         })
     }
 }
@@ -179,6 +183,7 @@ mod tests {
             causation_id: String::new(),
             traceparent: String::new(),
             request_id: "r-1".into(),
+            command_hash: "9f2c".into(),
         }
     }
 

@@ -55,12 +55,20 @@ pub mod headers {
     pub const CE_CAUSATIONID: &str = "ce-causationid";
     pub const CE_TRACEPARENT: &str = "ce-traceparent";
     pub const CE_REQUESTID: &str = "ce-requestid";
+    pub const CE_COMMANDHASH: &str = "ce-commandhash";
+
+    pub const BATCH_ID: &str = "Nats-Batch-Id";
+    pub const BATCH_SEQUENCE: &str = "Nats-Batch-Sequence";
+    pub const BATCH_COMMIT: &str = "Nats-Batch-Commit";
 }
 
 /// `source` of events issued on behalf of a department.
 pub fn department_source(department: &str) -> String {
     format!("/departments/{department}")
 }
+
+/// `source` of events the hub issues itself (deadline supervision, expiry).
+pub const SYSTEM_SOURCE: &str = "/hub/supervision";
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@
 //! deliver from checkpoint + 1, so an ack floor that ran ahead can never skip an event.
 
 pub mod case_queue;
+pub mod command_state;
 mod model;
 mod projection;
 mod runner;

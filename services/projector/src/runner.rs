@@ -157,6 +157,17 @@ async fn consume(
         if let Some(reason) = apply_batch(model, projection, &batch).await? {
             return Ok(Stop::Halt(reason));
         }
+        if let Some(info) = batch.last().and_then(|m| m.info().ok()) {
+            let stored = std::time::UNIX_EPOCH
+                + Duration::from_nanos(
+                    u64::try_from(info.published.unix_timestamp_nanos()).unwrap_or(0),
+                );
+            model.caught_up(if info.pending == 0 {
+                std::time::SystemTime::now()
+            } else {
+                stored
+            });
+        }
         // Rows and checkpoint are durable; now the events may be acknowledged. With
         // AckPolicy::All, acknowledging the last acknowledges the batch.
         if let Some(last) = batch.last()
@@ -256,6 +267,7 @@ async fn idle_check(
         && info.num_ack_pending == 0
     {
         model.advance(last);
+        model.caught_up(std::time::SystemTime::now());
     }
 }
 

@@ -23,7 +23,7 @@ pub enum ComplaintCategory {
 }
 
 /// Service level of a case (DOMAIN.md, service levels).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Urgency {
     Urgent,
     Important,
@@ -92,4 +92,11 @@ impl CaseKind {
 pub enum Reporter {
     GridWorker { id: String },
     Resident,
+}
+
+/// Which deadline a case can miss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum DeadlineKind {
+    Accept,
+    Resolve,
 }

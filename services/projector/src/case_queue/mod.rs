@@ -5,8 +5,10 @@
 //! - `c/<case_id>`: the case, a protobuf `gov.hub.v1.CaseView`;
 //! - `q/<holder>/<reported position, 8 bytes big-endian><case_id>`: the holder's queue (empty value).
 
-use hub_api::v1;
-use hub_api::{CASE_DISPATCHED, CASE_REPORTED};
+use hub_api::{
+    decode_case_event, kind_to_proto, reporter_to_proto, timestamp, urgency_to_proto, v1,
+};
+use hub_domain::case::{CaseEvent, CaseReported};
 use hub_log::StoredEvent;
 use hub_log::names::{AggregateType, aggregate_filter};
 use hub_store::{Batch, ReadModelStore, StoreError};
@@ -37,13 +39,6 @@ pub fn queue_key(holder: &str, reported_position: u64, case_id: &str) -> Vec<u8>
     .concat()
 }
 
-fn decode<M: Message + Default>(event: &StoredEvent) -> Result<M, ProjectionError> {
-    M::decode(event.body.as_ref()).map_err(|e| ProjectionError::Decode {
-        position: event.position,
-        reason: e.to_string(),
-    })
-}
-
 fn load(
     batch: &Batch<'_>,
     event: &StoredEvent,
@@ -61,6 +56,43 @@ fn load(
     })
 }
 
+/// Moves a case between queues when its holder changes; a closed case leaves its queue.
+fn requeue(batch: &mut Batch<'_>, view: &v1::CaseView, old_holder: &str, was_queued: bool) {
+    let queued = view.status != v1::CaseStatus::Closed as i32;
+    if was_queued && (!queued || old_holder != view.holder) {
+        batch.delete(queue_key(old_holder, view.reported_position, &view.case_id));
+    }
+    if queued {
+        batch.put(
+            queue_key(&view.holder, view.reported_position, &view.case_id),
+            Vec::new(),
+        );
+    }
+}
+
+fn reported_view(e: CaseReported, position: u64) -> v1::CaseView {
+    v1::CaseView {
+        case_id: e.case_id.to_string(),
+        status: v1::CaseStatus::Reported as i32,
+        holder: e.dispatch_unit.to_string(),
+        kind: Some(match kind_to_proto(&e.kind) {
+            v1::case_reported::Kind::GridIncident(g) => v1::case_view::Kind::GridIncident(g),
+            v1::case_reported::Kind::PropertyComplaint(p) => {
+                v1::case_view::Kind::PropertyComplaint(p)
+            }
+        }),
+        description: e.description,
+        reporter: Some(reporter_to_proto(&e.reporter)),
+        district_code: e.district.to_string(),
+        urgency: urgency_to_proto(e.urgency) as i32,
+        reported_by: e.reported_by.to_string(),
+        reported_at: Some(timestamp(e.reported_at)),
+        last_position: position,
+        reported_position: position,
+        ..Default::default()
+    }
+}
+
 impl Projection for CaseQueue {
     fn name(&self) -> &'static str {
         NAME
@@ -71,55 +103,70 @@ impl Projection for CaseQueue {
     }
 
     fn apply(&self, event: &StoredEvent, batch: &mut Batch<'_>) -> Result<(), ProjectionError> {
-        let event_type = event.envelope.event_type.as_str();
-        if event_type == CASE_REPORTED.name {
-            let e: v1::CaseReported = decode(event)?;
-            let kind = e.kind.map(|k| match k {
-                v1::case_reported::Kind::GridIncident(g) => v1::case_view::Kind::GridIncident(g),
-                v1::case_reported::Kind::PropertyComplaint(p) => {
-                    v1::case_view::Kind::PropertyComplaint(p)
-                }
-            });
-            let view = v1::CaseView {
-                case_id: e.case_id.clone(),
-                status: v1::CaseStatus::Reported as i32,
-                holder: e.dispatch_unit.clone(),
-                kind,
-                description: e.description,
-                reporter: e.reporter,
-                district_code: e.district_code,
-                urgency: e.urgency,
-                reported_by: e.reported_by,
-                reported_at: e.reported_at,
-                accept_by: None,
-                resolve_by: None,
-                last_position: event.position,
-                reported_position: event.position,
-            };
-            batch.put(
-                queue_key(&view.holder, event.position, &view.case_id),
-                Vec::new(),
-            );
-            batch.put(case_key(&e.case_id), view.encode_to_vec());
-        } else if event_type == CASE_DISPATCHED.name {
-            let e: v1::CaseDispatched = decode(event)?;
-            let mut view = load(batch, event, &e.case_id)?;
-            batch.delete(queue_key(
-                &view.holder,
-                view.reported_position,
-                &view.case_id,
-            ));
-            view.status = v1::CaseStatus::Dispatched as i32;
-            view.holder = e.department;
-            view.accept_by = e.accept_by;
-            view.resolve_by = e.resolve_by;
-            view.last_position = event.position;
-            batch.put(
-                queue_key(&view.holder, view.reported_position, &view.case_id),
-                Vec::new(),
-            );
-            batch.put(case_key(&e.case_id), view.encode_to_vec());
+        let decoded = decode_case_event(&event.envelope.event_type, &event.body).map_err(|e| {
+            ProjectionError::Decode {
+                position: event.position,
+                reason: e.to_string(),
+            }
+        })?;
+        let Some(decoded) = decoded else {
+            return Ok(());
+        };
+        if let CaseEvent::Reported(e) = decoded {
+            let view = reported_view(e, event.position);
+            requeue(batch, &view, &view.holder, false);
+            batch.put(case_key(&view.case_id), view.encode_to_vec());
+            return Ok(());
         }
+        let mut view = load(batch, event, decoded.case_id().as_str())?;
+        let old_holder = view.holder.clone();
+        let was_queued = view.status != v1::CaseStatus::Closed as i32;
+        let status = |s: v1::CaseStatus| s as i32;
+        match decoded {
+            CaseEvent::Reported(_) => {}
+            CaseEvent::Dispatched(e) => {
+                view.status = status(v1::CaseStatus::Dispatched);
+                view.holder = e.department.to_string();
+                view.accept_by = Some(timestamp(e.accept_by));
+                view.resolve_by = Some(timestamp(e.resolve_by));
+                view.escalation_tier = 0;
+            }
+            CaseEvent::Accepted(_) => {
+                view.status = status(v1::CaseStatus::Accepted);
+                view.escalation_tier = 0;
+            }
+            CaseEvent::TransferRequested(e) => view.pending_transfer_to = e.to.to_string(),
+            CaseEvent::TransferAccepted(e) => {
+                view.status = status(v1::CaseStatus::Accepted);
+                view.holder = e.to.to_string();
+                view.pending_transfer_to.clear();
+                view.accept_by = None;
+                view.resolve_by = Some(timestamp(e.resolve_by));
+                view.escalation_tier = 0;
+            }
+            CaseEvent::TransferRejected(_) => view.pending_transfer_to.clear(),
+            CaseEvent::Escalated(e) => {
+                view.escalation_tier = view.escalation_tier.max(u32::from(e.tier))
+            }
+            CaseEvent::Resolved(e) => {
+                view.status = status(v1::CaseStatus::Resolved);
+                view.outcome = e.outcome;
+            }
+            CaseEvent::Rated(e) => {
+                view.status = status(v1::CaseStatus::Rated);
+                view.rating = u32::from(e.rating);
+            }
+            CaseEvent::Reopened(e) => {
+                view.status = status(v1::CaseStatus::Accepted);
+                view.resolve_by = Some(timestamp(e.resolve_by));
+                view.escalation_tier = 0;
+                view.reopened += 1;
+            }
+            CaseEvent::Closed(_) => view.status = status(v1::CaseStatus::Closed),
+        }
+        view.last_position = event.position;
+        requeue(batch, &view, &old_holder, was_queued);
+        batch.put(case_key(&view.case_id), view.encode_to_vec());
         Ok(())
     }
 }

@@ -34,6 +34,7 @@ fn stored(position: u64, event: &CaseEvent) -> StoredEvent {
             causation_id: String::new(),
             traceparent: String::new(),
             request_id: "r".into(),
+            command_hash: String::new(),
         },
         body: body.into(),
     }

@@ -1,0 +1,69 @@
+//! Conversions between the wire (protobuf) and the domain, validating on the way in.
+//!
+//! Field paths in violations are the request's own field names, so a client can point at
+//! the input that was wrong. Texts never repeat the value.
+
+mod commands;
+mod enums;
+mod events;
+mod report;
+
+pub use commands::*;
+pub use enums::urgency_to_proto;
+pub use events::*;
+pub use report::ValidReport;
+
+use hub_domain::Violations;
+
+/// Longest free text accepted in a description or an outcome.
+pub const MAX_DESCRIPTION_CHARS: usize = 2000;
+/// Longest free text accepted in a reason.
+pub const MAX_REASON_CHARS: usize = 500;
+/// Longest free text accepted in a short text field (address, compound, staff number).
+pub const MAX_SHORT_TEXT_CHARS: usize = 200;
+
+pub fn timestamp(t: jiff::Timestamp) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.as_second(),
+        nanos: t.subsec_nanosecond(),
+    }
+}
+
+pub fn from_timestamp(t: &prost_types::Timestamp) -> Option<jiff::Timestamp> {
+    jiff::Timestamp::new(t.seconds, t.nanos).ok()
+}
+
+/// Free text: trimmed, 1 to `max` characters, no control characters but newlines.
+pub(crate) fn text(
+    violations: &mut Violations,
+    field: &str,
+    value: &str,
+    max: usize,
+) -> Option<String> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        violations.push(field, "must not be empty");
+        None
+    } else if trimmed.chars().count() > max {
+        violations.push(field, format!("must be at most {max} characters"));
+        None
+    } else if trimmed.chars().any(|c| c.is_control() && c != '\n') {
+        violations.push(field, "must not contain control characters");
+        None
+    } else {
+        Some(trimmed.to_owned())
+    }
+}
+
+/// Validates a client request id: 1 to 64 printable ASCII characters.
+pub fn request_id(violations: &mut Violations, field: &str, value: &str) -> Option<String> {
+    if value.is_empty() {
+        violations.push(field, "must not be empty");
+        None
+    } else if value.len() > 64 || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        violations.push(field, "must be 1 to 64 printable ascii characters");
+        None
+    } else {
+        Some(value.to_owned())
+    }
+}

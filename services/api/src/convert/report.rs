@@ -1,0 +1,184 @@
+//! `ReportCaseRequest` -> the domain's `ReportCase`, validated.
+
+use hub_domain::Violations;
+use hub_domain::case::{
+    CaseId, CaseKind, GridIncident, Location, PropertyComplaint, ReportCase, Reporter,
+};
+use hub_domain::codes::{CreditCode, DepartmentCode, DivisionCode, GridCode};
+
+use super::enums::{complaint_category, incident_category};
+use super::{MAX_DESCRIPTION_CHARS, MAX_SHORT_TEXT_CHARS, request_id, text};
+use crate::v1;
+
+fn location(violations: &mut Violations, l: &v1::Location) -> Option<Location> {
+    let mut ok = true;
+    if !(l.longitude.is_finite() && (-180.0..=180.0).contains(&l.longitude)) {
+        violations.push(
+            "grid_incident.location.longitude",
+            "must be between -180 and 180",
+        );
+        ok = false;
+    }
+    if !(l.latitude.is_finite() && (-90.0..=90.0).contains(&l.latitude)) {
+        violations.push(
+            "grid_incident.location.latitude",
+            "must be between -90 and 90",
+        );
+        ok = false;
+    }
+    let address = if l.address.is_empty() {
+        Some(String::new())
+    } else {
+        text(
+            violations,
+            "grid_incident.location.address",
+            &l.address,
+            MAX_SHORT_TEXT_CHARS,
+        )
+    };
+    let address = address?;
+    ok.then(|| Location {
+        longitude: l.longitude,
+        latitude: l.latitude,
+        address,
+    })
+}
+
+fn grid_incident(violations: &mut Violations, g: &v1::GridIncident) -> Option<GridIncident> {
+    let grid = violations.check("grid_incident.grid_code", GridCode::parse(&g.grid_code));
+    let category = incident_category(g.category);
+    if category.is_none() {
+        violations.push(
+            "grid_incident.category",
+            "must name a known incident category",
+        );
+    }
+    let location = match &g.location {
+        Some(l) => Some(location(violations, l)?),
+        None => None,
+    };
+    Some(GridIncident {
+        grid: grid?,
+        category: category?,
+        location,
+    })
+}
+
+fn property_complaint(
+    violations: &mut Violations,
+    p: &v1::PropertyComplaint,
+) -> Option<PropertyComplaint> {
+    let company = violations.check(
+        "property_complaint.company_credit_code",
+        CreditCode::parse(&p.company_credit_code),
+    );
+    let compound = text(
+        violations,
+        "property_complaint.compound",
+        &p.compound,
+        MAX_SHORT_TEXT_CHARS,
+    );
+    let category = complaint_category(p.category);
+    if category.is_none() {
+        violations.push(
+            "property_complaint.category",
+            "must name a known complaint category",
+        );
+    }
+    let district = violations.check(
+        "property_complaint.district_code",
+        DivisionCode::parse(&p.district_code),
+    );
+    Some(PropertyComplaint {
+        company: company?,
+        compound: compound?,
+        category: category?,
+        district: district?,
+    })
+}
+
+fn reporter(violations: &mut Violations, r: Option<&v1::Reporter>) -> Option<Reporter> {
+    let Some(r) = r else {
+        violations.push("reporter", "must be given");
+        return None;
+    };
+    match v1::ReporterKind::try_from(r.kind) {
+        Ok(v1::ReporterKind::GridWorker) => {
+            let id = text(violations, "reporter.grid_worker_id", &r.grid_worker_id, 32)?;
+            Some(Reporter::GridWorker { id })
+        }
+        Ok(v1::ReporterKind::Resident) => {
+            if !r.grid_worker_id.is_empty() {
+                violations.push("reporter.grid_worker_id", "must be empty for a resident");
+                return None;
+            }
+            Some(Reporter::Resident)
+        }
+        _ => {
+            violations.push("reporter.kind", "must be grid worker or resident");
+            None
+        }
+    }
+}
+
+/// The validated request, with the fields that decide the ids.
+#[derive(Debug, Clone)]
+pub struct ValidReport {
+    pub request_id: String,
+    pub kind: CaseKind,
+    pub description: String,
+    pub reporter: Reporter,
+}
+
+impl TryFrom<&v1::ReportCaseRequest> for ValidReport {
+    type Error = Violations;
+
+    fn try_from(req: &v1::ReportCaseRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::new();
+        let request_id = request_id(&mut violations, "request_id", &req.request_id);
+        let kind = match &req.kind {
+            Some(v1::report_case_request::Kind::GridIncident(g)) => {
+                grid_incident(&mut violations, g).map(CaseKind::GridIncident)
+            }
+            Some(v1::report_case_request::Kind::PropertyComplaint(p)) => {
+                property_complaint(&mut violations, p).map(CaseKind::PropertyComplaint)
+            }
+            None => {
+                violations.push("kind", "must be a grid_incident or a property_complaint");
+                None
+            }
+        };
+        let description = text(
+            &mut violations,
+            "description",
+            &req.description,
+            MAX_DESCRIPTION_CHARS,
+        );
+        let reporter = reporter(&mut violations, req.reporter.as_ref());
+        match (request_id, kind, description, reporter) {
+            (Some(request_id), Some(kind), Some(description), Some(reporter))
+                if violations.is_empty() =>
+            {
+                Ok(ValidReport {
+                    request_id,
+                    kind,
+                    description,
+                    reporter,
+                })
+            }
+            _ => Err(violations),
+        }
+    }
+}
+
+impl ValidReport {
+    pub fn into_command(self, case_id: CaseId, reported_by: DepartmentCode) -> ReportCase {
+        ReportCase {
+            case_id,
+            kind: self.kind,
+            description: self.description,
+            reporter: self.reporter,
+            reported_by,
+        }
+    }
+}
