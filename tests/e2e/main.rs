@@ -1,7 +1,9 @@
 //! End-to-end tests: real nats-server processes, real sled files, real gRPC over loopback.
 
 mod bad_input;
+mod commands;
 mod guard;
+mod lifecycle;
 mod report;
 mod restart;
 mod serving;
@@ -100,4 +102,155 @@ pub async fn queue_ids(hub: &hub_tests::Hub, holder: &str, min_position: u64) ->
         .into_iter()
         .map(|c| c.case_id)
         .collect()
+}
+
+/// Case commands as a department sends them, each with its own request id.
+pub mod cmd {
+    use hub_api::v1::{self, CommandResult};
+    use tonic::Status;
+
+    use super::from;
+
+    pub type Outcome = Result<CommandResult, Status>;
+
+    fn unwrap(result: Option<CommandResult>) -> CommandResult {
+        result.expect("an accepted command returns its result")
+    }
+
+    pub async fn dispatch(
+        hub: &hub_tests::Hub,
+        by: &str,
+        rid: &str,
+        case_id: &str,
+        to: &str,
+        expected: Option<u64>,
+    ) -> Outcome {
+        let request = v1::DispatchCaseRequest {
+            request_id: rid.into(),
+            case_id: case_id.into(),
+            expected_version: expected,
+            department: to.into(),
+        };
+        hub.commands()
+            .dispatch_case(from(by, request))
+            .await
+            .map(|r| unwrap(r.into_inner().result))
+    }
+
+    pub async fn accept(
+        hub: &hub_tests::Hub,
+        by: &str,
+        rid: &str,
+        case_id: &str,
+        expected: Option<u64>,
+    ) -> Outcome {
+        let request = v1::AcceptCaseRequest {
+            request_id: rid.into(),
+            case_id: case_id.into(),
+            expected_version: expected,
+        };
+        hub.commands()
+            .accept_case(from(by, request))
+            .await
+            .map(|r| unwrap(r.into_inner().result))
+    }
+
+    pub async fn transfer(
+        hub: &hub_tests::Hub,
+        by: &str,
+        rid: &str,
+        case_id: &str,
+        to: &str,
+    ) -> Outcome {
+        let request = v1::RequestCaseTransferRequest {
+            request_id: rid.into(),
+            case_id: case_id.into(),
+            expected_version: None,
+            to_department: to.into(),
+            reason: "涉及物业维修资金 a property matter".into(),
+        };
+        hub.commands()
+            .request_case_transfer(from(by, request))
+            .await
+            .map(|r| unwrap(r.into_inner().result))
+    }
+
+    pub async fn accept_transfer(
+        hub: &hub_tests::Hub,
+        by: &str,
+        rid: &str,
+        case_id: &str,
+    ) -> Outcome {
+        let request = v1::AcceptCaseTransferRequest {
+            request_id: rid.into(),
+            case_id: case_id.into(),
+            expected_version: None,
+        };
+        hub.commands()
+            .accept_case_transfer(from(by, request))
+            .await
+            .map(|r| unwrap(r.into_inner().result))
+    }
+
+    pub async fn reject_transfer(
+        hub: &hub_tests::Hub,
+        by: &str,
+        rid: &str,
+        case_id: &str,
+    ) -> Outcome {
+        let request = v1::RejectCaseTransferRequest {
+            request_id: rid.into(),
+            case_id: case_id.into(),
+            expected_version: None,
+            reason: "not within our remit".into(),
+        };
+        hub.commands()
+            .reject_case_transfer(from(by, request))
+            .await
+            .map(|r| unwrap(r.into_inner().result))
+    }
+
+    pub async fn resolve(hub: &hub_tests::Hub, by: &str, rid: &str, case_id: &str) -> Outcome {
+        let request = v1::ResolveCaseRequest {
+            request_id: rid.into(),
+            case_id: case_id.into(),
+            expected_version: None,
+            outcome: "通道已清理 cleared".into(),
+        };
+        hub.commands()
+            .resolve_case(from(by, request))
+            .await
+            .map(|r| unwrap(r.into_inner().result))
+    }
+
+    pub async fn rate(
+        hub: &hub_tests::Hub,
+        by: &str,
+        rid: &str,
+        case_id: &str,
+        rating: u32,
+    ) -> Outcome {
+        let request = v1::RateCaseRequest {
+            request_id: rid.into(),
+            case_id: case_id.into(),
+            expected_version: None,
+            rating,
+        };
+        hub.commands()
+            .rate_case(from(by, request))
+            .await
+            .map(|r| unwrap(r.into_inner().result))
+    }
+
+    pub async fn close(hub: &hub_tests::Hub, by: &str, rid: &str, case_id: &str) -> Outcome {
+        let request = v1::CloseCaseRequest {
+            request_id: rid.into(),
+            case_id: case_id.into(),
+            expected_version: None,
+        };
+        hub.commands()
+            .close_case(from(by, request))
+            .await
+            .map(|r| unwrap(r.into_inner().result))
+    }
 }

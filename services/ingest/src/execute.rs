@@ -100,6 +100,7 @@ impl Executor {
             );
             return same_or_refuse(record, &submitted.hash);
         }
+        let mut refreshed = false;
         if let Some(expected) = submitted.expected_version
             && expected != known.version()
         {
@@ -115,6 +116,7 @@ impl Executor {
                 });
             }
             known = fresh;
+            refreshed = true;
         }
 
         for attempt in 1..=ATTEMPTS {
@@ -125,7 +127,24 @@ impl Executor {
                 registry: &self.registry,
                 policy: &self.policy,
             };
-            let events = case::decide(known.state(), submitted.command.clone(), ctx)?;
+            let events = match case::decide(known.state(), submitted.command.clone(), ctx) {
+                Ok(events) => events,
+                // A refusal decided on a view that may be behind the log is checked against
+                // the log first: the case may exist, or have moved, or hold this command.
+                Err(refusal) if !refreshed => {
+                    let (fresh, missed) = self.cases.refresh(case_id, known).await?;
+                    refreshed = true;
+                    if let Some(record) = own_record(&fresh, &submitted) {
+                        return same_or_refuse(record, &submitted.hash);
+                    }
+                    known = fresh;
+                    if missed.is_empty() {
+                        return Err(refusal.into());
+                    }
+                    continue;
+                }
+                Err(refusal) => return Err(refusal.into()),
+            };
             let subject = event_subject(AggregateType::Case, case_id);
             let stored: Vec<StoredEvent> = events
                 .iter()
@@ -183,6 +202,7 @@ impl Executor {
                 }
                 Err(AppendError::Conflict) => {
                     let (fresh, missed) = self.cases.refresh(case_id, known).await?;
+                    refreshed = true;
                     if let Some(record) = own_record(&fresh, &submitted) {
                         // An earlier attempt of this very command is in the log.
                         return same_or_refuse(record, &submitted.hash);

@@ -1,0 +1,354 @@
+//! Every error class of the command side, concurrent writers, and retries at any later time.
+
+use std::time::Duration;
+
+use hub_api::v1;
+use hub_tests::{Hub, HubBuilder, Nats, wait_until};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::cmd::*;
+use crate::{events_in_log, from, incident, read_case};
+
+/// A reported case dispatched to urban management: (case id, version).
+async fn dispatched_case(hub: &Hub, rid: &str) -> (String, u64) {
+    let reported = hub
+        .commands()
+        .report_case(from("urban-management", incident(rid)))
+        .await
+        .expect("report")
+        .into_inner();
+    let d = dispatch(
+        hub,
+        "dcc-310104",
+        &format!("{rid}-dispatch"),
+        &reported.case_id,
+        "urban-management",
+        None,
+    )
+    .await
+    .expect("dispatch");
+    (reported.case_id, d.position)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refusal_has_its_code_and_reason_and_appends_nothing() {
+    let nats = Nats::start().await;
+    let hub = HubBuilder::on(&nats).start().await;
+    let js = nats.jetstream().await;
+    let (id, version) = dispatched_case(&hub, "e-1").await;
+    let before = events_in_log(&js).await;
+
+    let status = accept(
+        &hub,
+        "urban-management",
+        "x-1",
+        "00000000-0000-0000-0000-000000000000",
+        None,
+    )
+    .await
+    .expect_err("no such case");
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+
+    let status = accept(&hub, "housing", "x-2", &id, None)
+        .await
+        .expect_err("not the holder");
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("only the department holding the case"),
+        "{}",
+        status.message()
+    );
+
+    let status = close(&hub, "dcc-310104", "x-3", &id)
+        .await
+        .expect_err("closing an open case");
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("cannot close a case that is dispatched"),
+        "{}",
+        status.message()
+    );
+
+    let status = rate(&hub, "urban-management", "x-4", &id, 9)
+        .await
+        .expect_err("rating out of range");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        status
+            .get_details_bad_request()
+            .expect("details")
+            .field_violations[0]
+            .field,
+        "rating"
+    );
+
+    let status = transfer(&hub, "urban-management", "x-5", &id, "dcc-310105")
+        .await
+        .expect_err("transfer to a dispatch unit");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        status
+            .get_details_bad_request()
+            .expect("details")
+            .field_violations[0]
+            .field,
+        "to_department"
+    );
+
+    let status = accept(&hub, "urban-management", "x-6", &id, Some(version - 1))
+        .await
+        .expect_err("stale version");
+    assert_eq!(status.code(), Code::Aborted, "{status:?}");
+    let info = status.get_details_error_info().expect("ErrorInfo details");
+    assert_eq!(info.reason, "VERSION_CONFLICT");
+    assert_eq!(
+        info.metadata.get("current_version"),
+        Some(&version.to_string())
+    );
+
+    assert_eq!(
+        events_in_log(&js).await,
+        before,
+        "no refusal appended anything"
+    );
+
+    // A refused request id is not remembered: corrected, the same id succeeds.
+    let accepted = accept(&hub, "urban-management", "x-6", &id, Some(version))
+        .await
+        .expect("the allowed command");
+    assert_eq!(events_in_log(&js).await, before + 1);
+    assert_eq!(
+        read_case(&hub, &id, accepted.position).await.status,
+        v1::CaseStatus::Accepted as i32
+    );
+    hub.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_to_one_case_never_both_win() {
+    let nats = Nats::start().await;
+    let hub = HubBuilder::on(&nats).start().await;
+    let js = nats.jetstream().await;
+    let (id, version) = dispatched_case(&hub, "race").await;
+    let before = events_in_log(&js).await;
+
+    // Eight accepts naming the same version: one wins, the rest learn the new version.
+    let attempts = (0..8).map(|i| {
+        let (hub, id) = (&hub, id.clone());
+        async move {
+            accept(
+                hub,
+                "urban-management",
+                &format!("acc-{i}"),
+                &id,
+                Some(version),
+            )
+            .await
+        }
+    });
+    let outcomes = futures::future::join_all(attempts).await;
+    let won: Vec<_> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
+    assert_eq!(won.len(), 1, "{outcomes:?}");
+    for lost in outcomes.iter().filter_map(|o| o.as_ref().err()) {
+        assert_eq!(lost.code(), Code::Aborted, "{lost:?}");
+    }
+    assert_eq!(events_in_log(&js).await, before + 1);
+
+    // Eight transfer requests naming no version: each is decided on the current state, so
+    // one is accepted and the rest are refused because a transfer is pending.
+    let attempts = (0..8).map(|i| {
+        let (hub, id) = (&hub, id.clone());
+        async move { transfer(hub, "urban-management", &format!("tr-{i}"), &id, "housing").await }
+    });
+    let outcomes = futures::future::join_all(attempts).await;
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_ok()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    for lost in outcomes.iter().filter_map(|o| o.as_ref().err()) {
+        assert_eq!(lost.code(), Code::FailedPrecondition, "{lost:?}");
+        assert!(lost.message().contains("pending"), "{}", lost.message());
+    }
+    assert_eq!(events_in_log(&js).await, before + 2);
+    hub.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hub_instances_share_one_log_without_double_writes() {
+    let nats = Nats::start().await;
+    let a = HubBuilder::on(&nats).start().await;
+    let b = HubBuilder::on(&nats).start().await;
+    let js = nats.jetstream().await;
+    let (id, version) = dispatched_case(&a, "two").await;
+
+    // The same case accepted through both at once, naming the same version.
+    let (via_a, via_b) = tokio::join!(
+        accept(&a, "urban-management", "two-a", &id, Some(version)),
+        accept(&b, "urban-management", "two-b", &id, Some(version)),
+    );
+    assert_eq!(
+        [via_a.is_ok(), via_b.is_ok()]
+            .iter()
+            .filter(|ok| **ok)
+            .count(),
+        1,
+        "{via_a:?} {via_b:?}"
+    );
+    let count = events_in_log(&js).await;
+
+    // A command done through one hub and retried through the other returns the first result.
+    let done = transfer(&a, "urban-management", "two-t", &id, "housing")
+        .await
+        .expect("transfer via a");
+    let retried = transfer(&b, "urban-management", "two-t", &id, "housing")
+        .await
+        .expect("retry via b");
+    assert_eq!(retried, done);
+    assert_eq!(events_in_log(&js).await, count + 1);
+    a.stop().await.expect("stop a");
+    b.stop().await.expect("stop b");
+}
+
+/// Waits until NATS no longer recognises a message id it stored: its duplicate window has
+/// passed. Probes are well-formed events of a type no read model consumes.
+async fn wait_for_duplicate_window(js: &async_nats::jetstream::Context) {
+    let appender = hub_log::Appender::new(js.client(), Duration::from_secs(5));
+    let probe = || hub_log::NewEvent {
+        subject: "gov.events.probe.window".into(),
+        envelope: hub_log::Envelope {
+            id: "window-probe".into(),
+            source: "/tests".into(),
+            event_type: "gov.hub.test.probe.v1".into(),
+            subject: "probe/window".into(),
+            time: jiff::Timestamp::now(),
+            dataschema: "type.googleapis.com/gov.hub.test.Probe".into(),
+            department: "tests".into(),
+            classification: hub_log::Classification::Public,
+            schema_version: 1,
+            correlation_id: String::new(),
+            causation_id: String::new(),
+            traceparent: String::new(),
+            request_id: String::new(),
+            command_hash: String::new(),
+        },
+        body: bytes::Bytes::new(),
+        expected_last_subject_sequence: None,
+    };
+    appender.append(probe()).await.expect("first probe");
+    wait_until(
+        "the duplicate window to pass",
+        Duration::from_secs(30),
+        || async {
+            let appended = appender.append(probe()).await.expect("probe");
+            (!appended.duplicate).then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_the_duplicate_window_and_a_restart_returns_the_first_result() {
+    let nats = Nats::start().await;
+    let js = nats.jetstream().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hub = {
+        let mut builder = HubBuilder::on(&nats).data_dir(dir.path());
+        builder.config_mut().nats.duplicate_window_secs = 1;
+        builder.start().await
+    };
+    let reported = hub
+        .commands()
+        .report_case(from("urban-management", incident("late-1")))
+        .await
+        .expect("report")
+        .into_inner();
+    let dispatched = dispatch(
+        &hub,
+        "dcc-310104",
+        "late-d",
+        &reported.case_id,
+        "urban-management",
+        None,
+    )
+    .await
+    .expect("dispatch");
+    hub.stop().await.expect("stop");
+    wait_for_duplicate_window(&js).await;
+    let count = events_in_log(&js).await;
+
+    // A new process over the same data dir: nothing in memory, NATS has forgotten the ids.
+    let restart = |dir: &std::path::Path| {
+        let mut builder = HubBuilder::on(&nats).data_dir(dir);
+        builder.config_mut().nats.duplicate_window_secs = 1;
+        builder.start()
+    };
+    let hub = restart(dir.path()).await;
+    let again = hub
+        .commands()
+        .report_case(from("urban-management", incident("late-1")))
+        .await
+        .expect("report retried")
+        .into_inner();
+    assert_eq!(again, reported);
+    let again = dispatch(
+        &hub,
+        "dcc-310104",
+        "late-d",
+        &reported.case_id,
+        "urban-management",
+        None,
+    )
+    .await
+    .expect("dispatch retried");
+    assert_eq!(again, dispatched);
+    assert_eq!(
+        events_in_log(&js).await,
+        count,
+        "the retries appended nothing"
+    );
+
+    // The same request id with other content is refused, naming the field.
+    let status = dispatch(
+        &hub,
+        "dcc-310104",
+        "late-d",
+        &reported.case_id,
+        "housing",
+        None,
+    )
+    .await
+    .expect_err("reused id");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(
+        status
+            .get_details_bad_request()
+            .expect("details")
+            .field_violations[0]
+            .field,
+        "request_id"
+    );
+    hub.stop().await.expect("stop");
+
+    // Without its read models (rebuilt from the log) the hub still knows the first results.
+    let fresh = tempfile::tempdir().expect("temp dir");
+    let hub = restart(fresh.path()).await;
+    let again = dispatch(
+        &hub,
+        "dcc-310104",
+        "late-d",
+        &reported.case_id,
+        "urban-management",
+        None,
+    )
+    .await
+    .expect("dispatch retried");
+    assert_eq!(again, dispatched);
+    assert_eq!(events_in_log(&js).await, count);
+    hub.stop().await.expect("stop");
+}
