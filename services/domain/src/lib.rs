@@ -18,3 +18,13 @@ pub mod violation;
 pub use actor::Actor;
 pub use refusal::Refusal;
 pub use violation::{FieldViolation, Violations};
+
+/// What a decision may consult besides the aggregate's state: who asks, when, and the
+/// city's reference data and rules.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    pub actor: &'a Actor,
+    pub now: jiff::Timestamp,
+    pub registry: &'a registry::Registry,
+    pub policy: &'a policy::Policy,
+}

@@ -5,21 +5,13 @@ use jiff::Timestamp;
 use super::events::*;
 use super::state::{CaseState, CaseStatus};
 use super::{CaseCommand, CaseKind, ReportCase};
+use crate::Ctx;
 use crate::actor::Actor;
 use crate::codes::DepartmentCode;
 use crate::policy::{Policy, TOP_TIER};
 use crate::refusal::Refusal;
 use crate::registry::{Registry, UnitKind};
 use crate::violation::Violations;
-
-/// What a decision may consult besides the state: who asks, when, and the city's rules.
-#[derive(Debug, Clone, Copy)]
-pub struct Ctx<'a> {
-    pub actor: &'a Actor,
-    pub now: Timestamp,
-    pub registry: &'a Registry,
-    pub policy: &'a Policy,
-}
 
 /// Decides what a command does to a case (`None`: the case does not exist yet).
 pub fn decide(

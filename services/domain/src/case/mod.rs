@@ -11,7 +11,8 @@ mod events;
 mod state;
 mod types;
 
-pub use decide::{Ctx, decide, next_escalation};
+pub use crate::Ctx;
+pub use decide::{decide, next_escalation};
 pub use events::*;
 pub use state::{CaseState, CaseStatus, apply};
 pub use types::*;
