@@ -7,6 +7,7 @@ mod lifecycle;
 mod report;
 mod restart;
 mod serving;
+mod supervision;
 
 use hub_api::v1;
 use tonic::Request;

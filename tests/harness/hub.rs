@@ -3,9 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use hub::Config;
 use hub_api::v1::case_command_service_client::CaseCommandServiceClient;
 use hub_api::v1::case_query_service_client::CaseQueryServiceClient;
+use hub_domain::clock::Clock;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -24,6 +27,7 @@ const START_LIMIT: Duration = Duration::from_secs(60);
 pub struct HubBuilder {
     config: Config,
     temp: Option<TempDir>,
+    clock: Arc<dyn Clock>,
 }
 
 impl HubBuilder {
@@ -36,9 +40,11 @@ impl HubBuilder {
         let mut config = Config::default();
         config.data_dir = temp.path().to_owned();
         config.listen = ([127, 0, 0, 1], 0).into();
+        config.supervision_interval_ms = 50;
         Self {
             config,
             temp: Some(temp),
+            clock: Arc::new(hub_ingest::SystemClock),
         }
     }
 
@@ -71,6 +77,12 @@ impl HubBuilder {
         self
     }
 
+    /// The clock commands and deadline supervision read (a manual one crosses deadlines at once).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     pub fn config_mut(&mut self) -> &mut Config {
         &mut self.config
     }
@@ -89,9 +101,15 @@ impl HubBuilder {
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let data_dir = self.config.data_dir.clone();
-        let mut task = tokio::spawn(hub::run(self.config, listener, async move {
+        let shutdown = async move {
             let _ = stopped.await;
-        }));
+        };
+        let mut task = tokio::spawn(hub::run_with_clock(
+            self.config,
+            listener,
+            shutdown,
+            self.clock,
+        ));
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
             .connect_timeout(Duration::from_secs(5));
         let deadline = tokio::time::Instant::now() + START_LIMIT;

@@ -25,6 +25,8 @@ pub struct Config {
     pub time_zone: String,
     /// Cases whose current state command handling keeps in memory.
     pub command_cache: usize,
+    /// How often deadline supervision looks for cases past their deadlines.
+    pub supervision_interval_ms: u64,
     pub nats: NatsConfig,
     pub read_models: ReadModelsConfig,
     pub query: QueryConfig,
@@ -72,6 +74,7 @@ impl Default for Config {
             reference_data: None,
             time_zone: "Asia/Shanghai".to_owned(),
             command_cache: 50_000,
+            supervision_interval_ms: 1000,
             nats: NatsConfig::default(),
             read_models: ReadModelsConfig::default(),
             query: QueryConfig::default(),

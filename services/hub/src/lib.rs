@@ -9,4 +9,4 @@ mod run;
 pub use config::Config;
 pub use nats_child::ChildNats;
 pub use reference::load_registry;
-pub use run::run;
+pub use run::{run, run_with_clock};

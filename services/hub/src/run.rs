@@ -8,9 +8,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use hub_api::v1::case_command_service_server::CaseCommandServiceServer;
 use hub_api::v1::case_query_service_server::CaseQueryServiceServer;
+use hub_domain::clock::Clock;
 use hub_domain::policy::Policy;
 use hub_gateway::CaseQueries;
-use hub_ingest::{CaseCommands, Cases, Executor, SystemClock};
+use hub_ingest::{CaseCommands, Cases, Executor, Supervisor, SystemClock};
 use hub_log::Appender;
 use hub_log::guard;
 use hub_log::names::projector_consumer;
@@ -38,6 +39,17 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_with_clock(config, listener, shutdown, Arc::new(SystemClock)).await
+}
+
+/// [`run`] with the clock commands and deadline supervision read: tests move a manual
+/// clock across deadlines instead of waiting for them.
+pub async fn run_with_clock(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<()> {
     config
         .validate()
         .map_err(anyhow::Error::msg)
@@ -54,7 +66,7 @@ pub async fn run(
         ),
         Some(_) => None,
     };
-    let outcome = serve(&config, registry, child.as_ref(), listener, shutdown).await;
+    let outcome = serve(&config, registry, child.as_ref(), listener, shutdown, clock).await;
     if let Some(child) = child {
         child.stop().await;
     }
@@ -67,6 +79,7 @@ async fn serve(
     child: Option<&ChildNats>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    clock: Arc<dyn Clock>,
 ) -> anyhow::Result<()> {
     let (url, monitor_url) = match child {
         Some(child) => (
@@ -101,6 +114,9 @@ async fn serve(
         .context("refusing to start")?;
     info!(stream = %stream.config.name, last_position = stream.state.last_sequence, "event log ready");
 
+    let tz = config.time_zone().map_err(anyhow::Error::msg)?;
+    let policy = Arc::new(Policy::with_defaults(registry.calendar(tz)));
+
     // Read models: one sled database, one consumer and one task each.
     let stop = CancellationToken::new();
     let instance = instance_name(config)?;
@@ -127,7 +143,7 @@ async fn serve(
         Ok(model)
     };
     let model = start(Arc::new(CaseQueue)).await?;
-    let command_state = start(Arc::new(CommandState)).await?;
+    let command_state = start(Arc::new(CommandState::new(policy.clone()))).await?;
 
     // gRPC.
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -161,14 +177,24 @@ async fn serve(
 
     let tz = config.time_zone().map_err(anyhow::Error::msg)?;
     let policy = Arc::new(Policy::with_defaults(registry.calendar(tz)));
-    let cases = Cases::new(command_state, appender.clone(), config.command_cache);
+    let cases = Cases::new(
+        command_state.clone(),
+        appender.clone(),
+        config.command_cache,
+    );
     let executor = Arc::new(Executor::new(
         appender.clone(),
         cases,
         registry.clone(),
         policy,
-        Arc::new(SystemClock),
+        clock,
     ));
+    let supervisor = Supervisor::new(
+        executor.clone(),
+        command_state.clone(),
+        Duration::from_millis(config.supervision_interval_ms),
+    );
+    let supervision = tokio::spawn(supervisor.run(stop.child_token()));
     let commands = CaseCommands::new(executor, registry.clone());
     let queries = CaseQueries::new(
         model.clone(),
@@ -205,6 +231,7 @@ async fn serve(
         outcomes.push(outcome);
     }
     let served = serving.await;
+    let _ = supervision.await;
     for store in &stores {
         store_flush(store).await;
     }

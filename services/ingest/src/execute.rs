@@ -87,6 +87,18 @@ impl Executor {
         &self.policy
     }
 
+    pub fn now(&self) -> jiff::Timestamp {
+        self.clock.now()
+    }
+
+    /// The case as this hub knows it now (cache, else the read model).
+    pub async fn known(&self, case_id: &str) -> Result<Known, ApiError> {
+        self.cases
+            .load(case_id, "", "")
+            .await
+            .map(|(known, _)| known)
+    }
+
     pub async fn execute(&self, submitted: Submitted) -> Result<RequestRecord, ApiError> {
         let case_id = submitted.case_id.as_str();
         let (mut known, record) = self

@@ -10,6 +10,7 @@ mod cases;
 mod execute;
 mod hash;
 mod ids;
+mod supervision;
 
 pub use aggregates::Cases;
 pub use caller::{Caller, DEPARTMENT_HEADER, caller, caller_department};
@@ -17,6 +18,7 @@ pub use cases::CaseCommands;
 pub use execute::{Executor, Submitted};
 pub use hash::command_hash;
 pub use ids::{case_id, event_id};
+pub use supervision::Supervisor;
 
 use hub_api::ApiError;
 use hub_log::AppendError;

@@ -5,23 +5,49 @@
 //!   its last event), so a handler never replays an aggregate;
 //! - `r/<source>\0<request_id>`: the first result of every accepted command (its events and
 //!   position, and the hash of its content), so a retry at any later time, after NATS's
-//!   duplicate window and after restarts, returns that result instead of acting again.
+//!   duplicate window and after restarts, returns that result instead of acting again;
+//! - `e/<when, 8 bytes><case_id>`: when each case's next escalation tier is due, in time
+//!   order, for deadline supervision.
 //!
 //! State and requests live in one model so that a state that includes a command's events
 //! always comes with that command's record: a handler reads the state first, then the record.
 
+use std::sync::Arc;
+
 use hub_api::decode_case_event;
 use hub_domain::case::{self, CaseState};
+use hub_domain::policy::Policy;
 use hub_log::StoredEvent;
 use hub_store::{Batch, ReadModelStore, StoreError};
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::projection::{Projection, ProjectionError};
 
 pub const NAME: &str = "command_state";
 
-#[derive(Debug, Default)]
-pub struct CommandState;
+pub struct CommandState {
+    policy: Arc<Policy>,
+}
+
+impl std::fmt::Debug for CommandState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommandState").finish_non_exhaustive()
+    }
+}
+
+impl CommandState {
+    /// The policy decides when escalations are due.
+    pub fn new(policy: Arc<Policy>) -> Self {
+        Self { policy }
+    }
+
+    fn next_escalation(&self, state: Option<&CaseState>) -> Option<Timestamp> {
+        state
+            .and_then(|s| case::next_escalation(s, &self.policy))
+            .map(|(_, at, _, _)| at)
+    }
+}
 
 /// A case as command handling sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +71,33 @@ pub struct RequestRecord {
 
 pub fn case_key(case_id: &str) -> Vec<u8> {
     [b"a/case/", case_id.as_bytes()].concat()
+}
+
+const ESCALATION_PREFIX: &[u8] = b"e/";
+
+/// Orders instants as unsigned big-endian bytes (the sign bit flipped).
+fn instant_bytes(at: Timestamp) -> [u8; 8] {
+    ((at.as_second() as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+pub fn escalation_key(at: Timestamp, case_id: &str) -> Vec<u8> {
+    [ESCALATION_PREFIX, &instant_bytes(at), case_id.as_bytes()].concat()
+}
+
+/// Cases with an escalation due at or before `now`, earliest first, at most `limit`.
+pub fn due_escalations(
+    store: &dyn ReadModelStore,
+    now: Timestamp,
+    limit: usize,
+) -> Result<Vec<String>, StoreError> {
+    let now = instant_bytes(now);
+    Ok(store
+        .scan(ESCALATION_PREFIX, None, limit)?
+        .into_iter()
+        .map(|(key, _)| key[ESCALATION_PREFIX.len()..].to_vec())
+        .take_while(|rest| rest.len() > 8 && rest[..8] <= now[..])
+        .map(|rest| String::from_utf8_lossy(&rest[8..]).into_owned())
+        .collect())
 }
 
 pub fn request_key(source: &str, request_id: &str) -> Vec<u8> {
@@ -109,12 +162,22 @@ impl Projection for CommandState {
             .map(|b| serde_json::from_slice::<CaseRow>(&b))
             .transpose()
             .map_err(json_error(position))?;
-        let state = case::apply(old.map(|row| row.state), &case_event).ok_or_else(|| {
-            ProjectionError::Inconsistent {
+        let old_state = old.map(|row| row.state);
+        let old_due = self.next_escalation(old_state.as_ref());
+        let state =
+            case::apply(old_state, &case_event).ok_or_else(|| ProjectionError::Inconsistent {
                 position,
                 reason: "case event before the case's report".to_owned(),
+            })?;
+        let new_due = self.next_escalation(Some(&state));
+        if old_due != new_due {
+            if let Some(at) = old_due {
+                batch.delete(escalation_key(at, &case_id));
             }
-        })?;
+            if let Some(at) = new_due {
+                batch.put(escalation_key(at, &case_id), Vec::new());
+            }
+        }
         let row = CaseRow {
             version: position,
             state,
