@@ -3,6 +3,7 @@
 mod bad_input;
 mod commands;
 mod guard;
+mod import;
 mod lifecycle;
 mod report;
 mod restart;

@@ -34,6 +34,14 @@ impl CaseCommands {
         Self { executor, registry }
     }
 
+    pub(crate) fn executor(&self) -> &Executor {
+        &self.executor
+    }
+
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     async fn run(
         &self,
         caller: Caller,
@@ -51,9 +59,10 @@ impl CaseCommands {
             command: valid.command,
             correlation_id: caller.correlation_id,
             traceparent: caller.traceparent,
+            decided_at: None,
         };
-        let record = self.executor.execute(submitted).await?;
-        Ok(result(&valid.case_id, record))
+        let executed = self.executor.execute(submitted).await?;
+        Ok(result(&valid.case_id, executed.record))
     }
 }
 
@@ -103,6 +112,13 @@ impl CaseCommands {
 
 #[tonic::async_trait]
 impl CaseCommandService for CaseCommands {
+    async fn import_cases(
+        &self,
+        request: Request<tonic::Streaming<ImportCasesRequest>>,
+    ) -> Result<Response<ImportCasesResponse>, Status> {
+        self.import(request).await.map(Response::new)
+    }
+
     async fn report_case(
         &self,
         request: Request<ReportCaseRequest>,

@@ -4,16 +4,16 @@
 use std::sync::Arc;
 
 use hub_api::{ApiError, encode_case_event};
-use hub_domain::Actor;
-use hub_domain::FieldViolation;
-use hub_domain::case::{self, CaseCommand, CaseId};
+use hub_domain::case::{self, CaseCommand, CaseEvent, CaseId};
 use hub_domain::clock::Clock;
 use hub_domain::policy::Policy;
 use hub_domain::registry::Registry;
+use hub_domain::{Actor, FieldViolation, Refusal};
 use hub_log::names::{AggregateType, event_subject};
 use hub_log::{AppendError, Appender, Classification, Envelope, NewEvent, StoredEvent};
 use hub_projector::command_state::RequestRecord;
-use tracing::{debug, info};
+use jiff::Timestamp;
+use tracing::{debug, info, warn};
 
 use crate::aggregates::{Cases, Known};
 use crate::{append_error, ids};
@@ -37,6 +37,17 @@ pub struct Submitted {
     pub command: CaseCommand,
     pub correlation_id: String,
     pub traceparent: String,
+    /// When the decision counts as made; `None`: now. Set for historic imports.
+    pub decided_at: Option<Timestamp>,
+}
+
+/// What became of a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Executed {
+    /// Its first result.
+    pub record: RequestRecord,
+    /// Whether this execution appended its events (else an earlier one had).
+    pub appended: bool,
 }
 
 pub struct Executor {
@@ -48,9 +59,12 @@ pub struct Executor {
 }
 
 /// The first result again for a retry; a refusal for a request id reused for other content.
-fn same_or_refuse(record: RequestRecord, hash: &str) -> Result<RequestRecord, ApiError> {
+fn same_or_refuse(record: RequestRecord, hash: &str) -> Result<Executed, ApiError> {
     if record.hash == hash {
-        Ok(record)
+        Ok(Executed {
+            record,
+            appended: false,
+        })
     } else {
         Err(ApiError::InvalidArgument(vec![FieldViolation::new(
             "request_id",
@@ -59,7 +73,7 @@ fn same_or_refuse(record: RequestRecord, hash: &str) -> Result<RequestRecord, Ap
     }
 }
 
-/// The record of `submitted`'s own events among events read from the log, if there.
+/// The record of `submitted`'s own events among the events known, if there.
 fn own_record(known: &Known, submitted: &Submitted) -> Option<RequestRecord> {
     known
         .request(&submitted.source, &submitted.request_id)
@@ -87,7 +101,7 @@ impl Executor {
         &self.policy
     }
 
-    pub fn now(&self) -> jiff::Timestamp {
+    pub fn now(&self) -> Timestamp {
         self.clock.now()
     }
 
@@ -99,7 +113,84 @@ impl Executor {
             .map(|(known, _)| known)
     }
 
-    pub async fn execute(&self, submitted: Submitted) -> Result<RequestRecord, ApiError> {
+    fn decide(
+        &self,
+        submitted: &Submitted,
+        state: Option<&case::CaseState>,
+    ) -> Result<Vec<CaseEvent>, Refusal> {
+        let now = submitted.decided_at.unwrap_or_else(|| self.clock.now());
+        let ctx = hub_domain::Ctx {
+            actor: &submitted.actor,
+            now,
+            registry: &self.registry,
+            policy: &self.policy,
+        };
+        case::decide(state, submitted.command.clone(), ctx)
+    }
+
+    /// The events as they will be stored (position 0 until appended).
+    fn stored_events(&self, submitted: &Submitted, events: &[CaseEvent]) -> Vec<StoredEvent> {
+        let case_id = submitted.case_id.as_str();
+        let subject = event_subject(AggregateType::Case, case_id);
+        let time = self.clock.now();
+        events
+            .iter()
+            .enumerate()
+            .map(|(index, event)| {
+                let (event_type, body) = encode_case_event(event);
+                StoredEvent {
+                    position: 0,
+                    subject: subject.clone(),
+                    envelope: Envelope {
+                        id: ids::event_id(&submitted.source, &submitted.request_id, index),
+                        source: submitted.source.clone(),
+                        event_type: event_type.name.to_owned(),
+                        subject: format!("case/{case_id}"),
+                        time,
+                        dataschema: event_type.dataschema.to_owned(),
+                        department: submitted.owner.clone(),
+                        classification: Classification::Internal,
+                        schema_version: event_type.schema_version,
+                        correlation_id: submitted.correlation_id.clone(),
+                        causation_id: submitted.request_id.clone(),
+                        traceparent: submitted.traceparent.clone(),
+                        request_id: submitted.request_id.clone(),
+                        command_hash: submitted.hash.clone(),
+                    },
+                    body: body.into(),
+                }
+            })
+            .collect()
+    }
+
+    /// Appends the events of one command, the first expecting the case at `version`.
+    async fn append(
+        &self,
+        stored: Vec<StoredEvent>,
+        version: u64,
+    ) -> Result<Vec<StoredEvent>, AppendError> {
+        let batch = stored
+            .iter()
+            .enumerate()
+            .map(|(index, e)| NewEvent {
+                subject: e.subject.clone(),
+                envelope: e.envelope.clone(),
+                body: e.body.clone(),
+                expected_last_subject_sequence: (index == 0).then_some(version),
+            })
+            .collect();
+        let appended = self.appender.append_all(batch).await?;
+        Ok(stored
+            .into_iter()
+            .zip(&appended)
+            .map(|(mut e, a)| {
+                e.position = a.position;
+                e
+            })
+            .collect())
+    }
+
+    pub async fn execute(&self, submitted: Submitted) -> Result<Executed, ApiError> {
         let case_id = submitted.case_id.as_str();
         let (mut known, record) = self
             .cases
@@ -132,14 +223,7 @@ impl Executor {
         }
 
         for attempt in 1..=ATTEMPTS {
-            let now = self.clock.now();
-            let ctx = case::Ctx {
-                actor: &submitted.actor,
-                now,
-                registry: &self.registry,
-                policy: &self.policy,
-            };
-            let events = match case::decide(known.state(), submitted.command.clone(), ctx) {
+            let events = match self.decide(&submitted, known.state()) {
                 Ok(events) => events,
                 // A refusal decided on a view that may be behind the log is checked against
                 // the log first: the case may exist, or have moved, or hold this command.
@@ -157,60 +241,16 @@ impl Executor {
                 }
                 Err(refusal) => return Err(refusal.into()),
             };
-            let subject = event_subject(AggregateType::Case, case_id);
-            let stored: Vec<StoredEvent> = events
-                .iter()
-                .enumerate()
-                .map(|(index, event)| {
-                    let (event_type, body) = encode_case_event(event);
-                    StoredEvent {
-                        position: 0,
-                        subject: subject.clone(),
-                        envelope: Envelope {
-                            id: ids::event_id(&submitted.source, &submitted.request_id, index),
-                            source: submitted.source.clone(),
-                            event_type: event_type.name.to_owned(),
-                            subject: format!("case/{case_id}"),
-                            time: now,
-                            dataschema: event_type.dataschema.to_owned(),
-                            department: submitted.owner.clone(),
-                            classification: Classification::Internal,
-                            schema_version: event_type.schema_version,
-                            correlation_id: submitted.correlation_id.clone(),
-                            causation_id: submitted.request_id.clone(),
-                            traceparent: submitted.traceparent.clone(),
-                            request_id: submitted.request_id.clone(),
-                            command_hash: submitted.hash.clone(),
-                        },
-                        body: body.into(),
-                    }
-                })
-                .collect();
-            let version = known.version();
-            let batch = stored
-                .iter()
-                .enumerate()
-                .map(|(index, e)| NewEvent {
-                    subject: e.subject.clone(),
-                    envelope: e.envelope.clone(),
-                    body: e.body.clone(),
-                    expected_last_subject_sequence: (index == 0).then_some(version),
-                })
-                .collect();
-            match self.appender.append_all(batch).await {
-                Ok(appended) => {
-                    let stored: Vec<StoredEvent> = stored
-                        .into_iter()
-                        .zip(&appended)
-                        .map(|(mut e, a)| {
-                            e.position = a.position;
-                            e
-                        })
-                        .collect();
+            let stored = self.stored_events(&submitted, &events);
+            match self.append(stored, known.version()).await {
+                Ok(stored) => {
                     let known = self.cases.appended(case_id, known, &stored)?;
                     let record = own_record(&known, &submitted).ok_or(ApiError::Internal)?;
                     info!(source = %submitted.source, position = record.position, events = record.event_ids.len(), "command accepted");
-                    return Ok(record);
+                    return Ok(Executed {
+                        record,
+                        appended: true,
+                    });
                 }
                 Err(AppendError::Conflict) => {
                     let (fresh, missed) = self.cases.refresh(case_id, known).await?;
@@ -239,5 +279,80 @@ impl Executor {
             reason: format!("the case changed {ATTEMPTS} times while the command was decided"),
             current: known.version(),
         })
+    }
+
+    /// Decides a report of a new case, without appending: for imports, which check every
+    /// case before storing any.
+    pub fn prepare_report(&self, submitted: &Submitted) -> Result<Vec<StoredEvent>, Refusal> {
+        let events = self.decide(submitted, None)?;
+        Ok(self.stored_events(submitted, &events))
+    }
+
+    /// Appends prepared reports of new cases in atomic batches of up to `batch_size` events,
+    /// each case's event expecting an empty subject. A batch the server refuses (a case
+    /// that exists already, from an earlier import) is executed case by case instead, which
+    /// answers cases stored before with their first result.
+    pub async fn import(
+        &self,
+        prepared: Vec<(Submitted, Vec<StoredEvent>)>,
+        batch_size: usize,
+    ) -> Result<Vec<Executed>, ApiError> {
+        let mut done = Vec::with_capacity(prepared.len());
+        let mut items = prepared.into_iter().peekable();
+        while items.peek().is_some() {
+            let mut chunk = Vec::new();
+            let mut events = 0;
+            while let Some((_, stored)) = items.peek() {
+                if !chunk.is_empty() && events + stored.len() > batch_size {
+                    break;
+                }
+                events += stored.len();
+                chunk.extend(items.next());
+            }
+            let batch: Vec<NewEvent> = chunk
+                .iter()
+                .flat_map(|(_, stored)| {
+                    stored.iter().enumerate().map(|(index, e)| NewEvent {
+                        subject: e.subject.clone(),
+                        envelope: e.envelope.clone(),
+                        body: e.body.clone(),
+                        expected_last_subject_sequence: (index == 0).then_some(0),
+                    })
+                })
+                .collect();
+            match self.appender.append_all(batch).await {
+                Ok(appended) => {
+                    let mut positions = appended.iter().map(|a| a.position);
+                    for (submitted, stored) in chunk {
+                        let event_ids = stored.iter().map(|e| e.envelope.id.clone()).collect();
+                        let position = positions
+                            .by_ref()
+                            .take(stored.len())
+                            .last()
+                            .unwrap_or_default();
+                        let record = RequestRecord {
+                            hash: submitted.hash.clone(),
+                            aggregate: format!("case/{}", submitted.case_id),
+                            event_ids,
+                            position,
+                        };
+                        done.push(Executed {
+                            record,
+                            appended: true,
+                        });
+                    }
+                }
+                Err(AppendError::Unavailable(reason)) => {
+                    return Err(append_error(AppendError::Unavailable(reason)));
+                }
+                Err(err) => {
+                    warn!(error = %err, cases = chunk.len(), "import batch refused; importing its cases one by one");
+                    for (submitted, _) in chunk {
+                        done.push(self.execute(submitted).await?);
+                    }
+                }
+            }
+        }
+        Ok(done)
     }
 }

@@ -10,12 +10,13 @@ mod cases;
 mod execute;
 mod hash;
 mod ids;
+mod import;
 mod supervision;
 
 pub use aggregates::Cases;
 pub use caller::{Caller, DEPARTMENT_HEADER, caller, caller_department};
 pub use cases::CaseCommands;
-pub use execute::{Executor, Submitted};
+pub use execute::{Executed, Executor, Submitted};
 pub use hash::command_hash;
 pub use ids::{case_id, event_id};
 pub use supervision::Supervisor;

@@ -105,10 +105,18 @@ impl Supervisor {
             command: CaseCommand::Escalate,
             correlation_id: request_id,
             traceparent: String::new(),
+            decided_at: None,
         };
         match self.executor.execute(submitted).await {
-            Ok(record) => {
-                info!(tier, deadline, position = record.position, "case escalated");
+            Ok(executed) => {
+                if executed.appended {
+                    info!(
+                        tier,
+                        deadline,
+                        position = executed.record.position,
+                        "case escalated"
+                    );
+                }
                 Ok(true)
             }
             // The log had moved on (accepted, resolved, or escalated by another command).

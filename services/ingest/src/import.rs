@@ -1,0 +1,160 @@
+//! `ImportCases`: historic cases from a departmental system, streamed in chunks.
+//!
+//! Every case is validated and decided before anything is stored, so one bad case refuses
+//! the whole import and nothing is appended. The cases then go to the log in atomic batches
+//! (one fsync per batch under `sync_interval: always`), which is what makes an import many
+//! times faster per case than single reports.
+
+use hub_api::v1::{HistoricCase, ImportCasesRequest, ImportCasesResponse, ReportCaseRequest};
+use hub_api::{ApiError, ValidReport, from_timestamp};
+use hub_domain::case::{CaseCommand, CaseId};
+use hub_domain::{FieldViolation, Refusal, Violations};
+use hub_log::StoredEvent;
+use tonic::{Request, Status, Streaming};
+use tracing::info;
+
+use crate::caller::{Caller, caller};
+use crate::cases::CaseCommands;
+use crate::execute::Submitted;
+use crate::hash::command_hash;
+use crate::ids;
+
+/// Most cases in one streamed chunk.
+pub const MAX_CHUNK: usize = 1000;
+/// Most cases in one import.
+pub const MAX_IMPORT: usize = 100_000;
+/// Events per atomic batch (the server takes at most 1000).
+const IMPORT_BATCH: usize = 1000;
+/// An import with this many problems stops reading and reports them.
+const MAX_VIOLATIONS: usize = 100;
+
+fn prefixed(
+    index: usize,
+    violations: impl IntoIterator<Item = FieldViolation>,
+) -> impl Iterator<Item = FieldViolation> {
+    violations
+        .into_iter()
+        .map(move |v| FieldViolation::new(format!("cases[{index}].{}", v.field), v.reason))
+}
+
+impl CaseCommands {
+    /// Validates and decides one historic case.
+    fn prepare(
+        &self,
+        caller: &Caller,
+        historic: &HistoricCase,
+        now: jiff::Timestamp,
+    ) -> Result<(Submitted, Vec<StoredEvent>), Vec<FieldViolation>> {
+        let report = ReportCaseRequest {
+            request_id: historic.request_id.clone(),
+            kind: historic.kind.clone().map(|k| match k {
+                hub_api::v1::historic_case::Kind::GridIncident(g) => {
+                    hub_api::v1::report_case_request::Kind::GridIncident(g)
+                }
+                hub_api::v1::historic_case::Kind::PropertyComplaint(p) => {
+                    hub_api::v1::report_case_request::Kind::PropertyComplaint(p)
+                }
+            }),
+            description: historic.description.clone(),
+            reporter: historic.reporter.clone(),
+        };
+        let mut violations = Violations::new();
+        let reported_at = match historic.reported_at.as_ref().map(from_timestamp) {
+            None => {
+                violations.push("reported_at", "must be given");
+                None
+            }
+            Some(None) => {
+                violations.push("reported_at", "is not a valid instant");
+                None
+            }
+            Some(Some(at)) if at > now => {
+                violations.push("reported_at", "must not be in the future");
+                None
+            }
+            Some(Some(at)) => Some(at),
+        };
+        let valid = ValidReport::try_from(&report);
+        let (valid, reported_at) = match (valid, reported_at) {
+            (Ok(valid), Some(at)) if violations.is_empty() => (valid, at),
+            (valid, _) => {
+                let mut all = valid.err().map(Violations::into_vec).unwrap_or_default();
+                all.extend(violations.into_vec());
+                return Err(all);
+            }
+        };
+        let case_id = CaseId::new(ids::case_id(caller.department.as_str(), &valid.request_id));
+        let submitted = Submitted {
+            source: caller.source(),
+            actor: caller.actor(),
+            owner: caller.department.to_string(),
+            request_id: valid.request_id.clone(),
+            hash: command_hash("ImportCases", historic, |h| h.request_id.clear()),
+            case_id: case_id.clone(),
+            expected_version: None,
+            command: CaseCommand::Report(valid.into_command(case_id, caller.department.clone())),
+            correlation_id: caller.correlation_id.clone(),
+            traceparent: caller.traceparent.clone(),
+            decided_at: Some(reported_at),
+        };
+        match self.executor().prepare_report(&submitted) {
+            Ok(events) => Ok((submitted, events)),
+            Err(Refusal::Invalid(violations)) => Err(violations.into_vec()),
+            Err(other) => Err(vec![FieldViolation::new("request_id", other.to_string())]),
+        }
+    }
+
+    pub(crate) async fn import(
+        &self,
+        request: Request<Streaming<ImportCasesRequest>>,
+    ) -> Result<ImportCasesResponse, Status> {
+        let caller = caller(request.metadata(), self.registry())?;
+        let now = self.executor().now();
+        let mut stream = request.into_inner();
+        let mut prepared = Vec::new();
+        let mut violations = Vec::new();
+        let mut index = 0;
+        'reading: while let Some(chunk) = stream.message().await? {
+            if chunk.cases.len() > MAX_CHUNK {
+                violations.push(FieldViolation::new(
+                    "cases",
+                    format!("at most {MAX_CHUNK} cases per chunk"),
+                ));
+                break;
+            }
+            for historic in &chunk.cases {
+                if index == MAX_IMPORT {
+                    violations.push(FieldViolation::new(
+                        "cases",
+                        format!("at most {MAX_IMPORT} cases per import"),
+                    ));
+                    break 'reading;
+                }
+                match self.prepare(&caller, historic, now) {
+                    Ok(item) => prepared.push(item),
+                    Err(found) => violations.extend(prefixed(index, found)),
+                }
+                index += 1;
+                if violations.len() >= MAX_VIOLATIONS {
+                    break 'reading;
+                }
+            }
+        }
+        if !violations.is_empty() {
+            return Err(ApiError::InvalidArgument(violations).into());
+        }
+        let executed = self.executor().import(prepared, IMPORT_BATCH).await?;
+        let imported = executed.iter().filter(|e| e.appended).count();
+        let position = executed
+            .iter()
+            .map(|e| e.record.position)
+            .max()
+            .unwrap_or_default();
+        info!(department = %caller.department, imported, cases = executed.len(), "cases imported");
+        Ok(ImportCasesResponse {
+            imported: imported as u32,
+            already_imported: (executed.len() - imported) as u32,
+            position,
+        })
+    }
+}
