@@ -1,0 +1,194 @@
+//! The hub's side: real gRPC calls to an in-process hub over loopback.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use hub_api::v1::{self, case_command_service_client::CaseCommandServiceClient};
+use hub_log::server::NatsServer;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+use crate::raw::median;
+
+pub struct Hub {
+    channels: Vec<Channel>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+fn report(request_id: String, i: usize) -> v1::ReportCaseRequest {
+    let grid = if i % 2 == 0 {
+        "310104001001001"
+    } else {
+        "310105001001002"
+    };
+    v1::ReportCaseRequest {
+        request_id,
+        kind: Some(v1::report_case_request::Kind::GridIncident(
+            v1::GridIncident {
+                grid_code: grid.into(),
+                category: v1::IncidentCategory::FireHazard as i32,
+                location: Some(v1::Location {
+                    longitude: 121.44,
+                    latitude: 31.2,
+                    address: "3号楼北门".into(),
+                }),
+            },
+        )),
+        description: "消防通道被电动车堵塞 fire lane blocked".into(),
+        reporter: Some(v1::Reporter {
+            kind: v1::ReporterKind::GridWorker as i32,
+            grid_worker_id: "GW-0107".into(),
+        }),
+    }
+}
+
+fn with_department<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        hub_ingest::DEPARTMENT_HEADER,
+        tonic::metadata::MetadataValue::from_static("urban-management"),
+    );
+    request
+}
+
+impl Hub {
+    pub async fn start(nats: &NatsServer, data_dir: &Path) -> anyhow::Result<Self> {
+        let mut config = hub::Config::default();
+        config.data_dir = data_dir.to_owned();
+        config.listen = ([127, 0, 0, 1], 0).into();
+        config.nats.url = Some(nats.client_url().to_owned());
+        config.nats.monitor_url = Some(nats.monitor_url().to_owned());
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(hub::run(config, listener, async move {
+            let _ = stopped.await;
+        }));
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?;
+        let mut channels = Vec::new();
+        let started = Instant::now();
+        while channels.len() < 4 {
+            match endpoint.connect().await {
+                Ok(channel) => channels.push(channel),
+                Err(_) if started.elapsed() < Duration::from_secs(60) && !task.is_finished() => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(err) => anyhow::bail!("hub did not come up: {err}"),
+            }
+        }
+        // Wait until the hub serves commands (its stream and read models are ready).
+        let mut client = CaseCommandServiceClient::new(channels[0].clone());
+        while client
+            .report_case(with_department(report("bench-ready".into(), 0)))
+            .await
+            .is_err()
+        {
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(60),
+                "hub did not accept a report"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Self {
+            channels,
+            stop,
+            task,
+        })
+    }
+
+    fn client(&self, i: usize) -> CaseCommandServiceClient<Channel> {
+        CaseCommandServiceClient::new(self.channels[i % self.channels.len()].clone())
+    }
+
+    /// `concurrency` clients, each awaiting its answer before the next call: reports per second.
+    pub async fn concurrent(
+        &self,
+        events: usize,
+        concurrency: usize,
+        tag: &str,
+    ) -> anyhow::Result<f64> {
+        let started = Instant::now();
+        let workers = (0..concurrency).map(|w| async move {
+            let mut client = self.client(w);
+            let mut n = w;
+            while n < events {
+                client
+                    .report_case(with_department(report(format!("{tag}-{n}"), n)))
+                    .await?;
+                n += concurrency;
+            }
+            anyhow::Ok(())
+        });
+        for result in futures::future::join_all(workers).await {
+            result?;
+        }
+        Ok(events as f64 / started.elapsed().as_secs_f64())
+    }
+
+    /// Median round trip of one report, one at a time.
+    pub async fn sequential(&self, count: usize, tag: &str) -> anyhow::Result<Duration> {
+        let mut client = self.client(0);
+        let mut times = Vec::with_capacity(count);
+        for n in 0..count {
+            let started = Instant::now();
+            client
+                .report_case(with_department(report(format!("{tag}-{n}"), n)))
+                .await?;
+            times.push(started.elapsed());
+        }
+        Ok(median(times))
+    }
+
+    /// Imports `cases` historic cases in chunks of 1000: cases per second.
+    pub async fn bulk(&self, cases: usize) -> anyhow::Result<f64> {
+        let chunks: Vec<v1::ImportCasesRequest> = (0..cases)
+            .collect::<Vec<_>>()
+            .chunks(1000)
+            .map(|chunk| v1::ImportCasesRequest {
+                cases: chunk
+                    .iter()
+                    .map(|&i| {
+                        let r = report(format!("bulk-{i}"), i);
+                        v1::HistoricCase {
+                            request_id: r.request_id,
+                            kind: r.kind.map(|k| match k {
+                                v1::report_case_request::Kind::GridIncident(g) => {
+                                    v1::historic_case::Kind::GridIncident(g)
+                                }
+                                v1::report_case_request::Kind::PropertyComplaint(p) => {
+                                    v1::historic_case::Kind::PropertyComplaint(p)
+                                }
+                            }),
+                            description: r.description,
+                            reporter: r.reporter,
+                            reported_at: Some(prost_types::Timestamp {
+                                seconds: 1_700_000_000,
+                                nanos: 0,
+                            }),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        let started = Instant::now();
+        let done = self
+            .client(0)
+            .import_cases(with_department(futures::stream::iter(chunks)))
+            .await?
+            .into_inner();
+        anyhow::ensure!(
+            done.imported as usize == cases,
+            "imported {} of {cases}",
+            done.imported
+        );
+        Ok(cases as f64 / started.elapsed().as_secs_f64())
+    }
+
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await?
+    }
+}
