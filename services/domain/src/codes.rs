@@ -19,6 +19,8 @@ pub enum CodeError {
     CheckCharacter,
     #[error("must be 2 to 40 lowercase letters, digits or dashes")]
     DepartmentCode,
+    #[error("has no real calendar date in positions 7 to 14")]
+    BirthDate,
 }
 
 fn exact_digits(s: &str, len: usize) -> Result<(), CodeError> {
@@ -135,6 +137,100 @@ impl CreditCode {
 }
 
 code_type!(
+    /// Community code (GB/T 10114 extended): 12 digits, the district's division code (6),
+    /// the street (3) and the community (3).
+    CommunityCode
+);
+
+impl CommunityCode {
+    pub fn parse(s: &str) -> Result<Self, CodeError> {
+        exact_digits(s, 12)?;
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The district the community lies in.
+    pub fn division(&self) -> DivisionCode {
+        DivisionCode(self.0[..6].to_owned())
+    }
+}
+
+/// Resident identity number (居民身份证号码, GB 11643): 17 digits, the 7th to 14th a date of
+/// birth (YYYYMMDD), and an ISO 7064 MOD 11-2 check character (`0`-`9` or `X`).
+///
+/// Sensitive personal data: `Debug` and `Display` never print it, errors never repeat it.
+/// Encoders call [`IdentityNumber::expose`]; people are shown [`IdentityNumber::masked`].
+/// It has no serde impls on purpose, so it cannot leak into JSON by accident.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct IdentityNumber(String);
+
+const IDENTITY_WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+const IDENTITY_CHECK: &[u8; 11] = b"0123456789X";
+
+impl IdentityNumber {
+    /// Parses a number; a lowercase `x` check character is normalised to `X`.
+    pub fn parse(s: &str) -> Result<Self, CodeError> {
+        if s.is_empty() {
+            return Err(CodeError::Empty);
+        }
+        if s.len() != 18 {
+            return Err(CodeError::Length(18));
+        }
+        let bytes = s.as_bytes();
+        if !bytes[..17].iter().all(u8::is_ascii_digit) {
+            return Err(CodeError::NotDigits);
+        }
+        let last = bytes[17].to_ascii_uppercase();
+        if !IDENTITY_CHECK.contains(&last) {
+            return Err(CodeError::Alphabet);
+        }
+        let number = |range: std::ops::Range<usize>| {
+            bytes[range]
+                .iter()
+                .fold(0i16, |n, b| n * 10 + i16::from(b - b'0'))
+        };
+        let (year, month, day) = (number(6..10), number(10..12), number(12..14));
+        let month = i8::try_from(month).map_err(|_| CodeError::BirthDate)?;
+        let day = i8::try_from(day).map_err(|_| CodeError::BirthDate)?;
+        jiff::civil::Date::new(year, month, day).map_err(|_| CodeError::BirthDate)?;
+        let sum: u32 = IDENTITY_WEIGHTS
+            .iter()
+            .zip(&bytes[..17])
+            .map(|(w, b)| w * u32::from(b - b'0'))
+            .sum();
+        let check = IDENTITY_CHECK[((12 - sum % 11) % 11) as usize];
+        if last != check {
+            return Err(CodeError::CheckCharacter);
+        }
+        let mut number = s[..17].to_owned();
+        number.push(char::from(last));
+        Ok(Self(number))
+    }
+
+    /// The full number, for encoding into events and messages only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The number as it may be shown: the first 6 and the last 4 characters, e.g.
+    /// `110105********002X`.
+    pub fn masked(&self) -> String {
+        format!("{}********{}", &self.0[..6], &self.0[14..])
+    }
+}
+
+impl fmt::Debug for IdentityNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("IdentityNumber(****)")
+    }
+}
+
+impl fmt::Display for IdentityNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("****")
+    }
+}
+
+code_type!(
     /// A department's or dispatch unit's code in the registry, e.g. `urban-management`.
     DepartmentCode
 );
@@ -197,6 +293,81 @@ mod tests {
             GridCode::parse("31010400100200x"),
             Err(CodeError::NotDigits)
         );
+    }
+
+    /// A published example number (GB 11643), valid check character `X`.
+    const GOOD_ID: &str = "11010519491231002X";
+
+    #[test]
+    fn identity_number_check_character_and_date() {
+        let id = IdentityNumber::parse(GOOD_ID).expect("valid identity number");
+        assert_eq!(id.expose(), GOOD_ID);
+        assert_eq!(id.masked(), "110105********002X");
+        let lower = IdentityNumber::parse("11010519491231002x").expect("lowercase x");
+        assert_eq!(lower, id, "a lowercase x is normalised");
+        // Wrong check character.
+        assert_eq!(
+            IdentityNumber::parse("110105194912310021"),
+            Err(CodeError::CheckCharacter)
+        );
+        assert_eq!(
+            IdentityNumber::parse("11010519491231002Y"),
+            Err(CodeError::Alphabet)
+        );
+        // 1949-02-30 and month 13 do not exist (the check character is not reached).
+        for bad_date in ["11010519490230002X", "11010519491331002X"] {
+            assert_eq!(
+                IdentityNumber::parse(bad_date),
+                Err(CodeError::BirthDate),
+                "{bad_date}"
+            );
+        }
+        assert_eq!(
+            IdentityNumber::parse("11010519491231002"),
+            Err(CodeError::Length(18))
+        );
+        assert_eq!(
+            IdentityNumber::parse("11010519491231002X0"),
+            Err(CodeError::Length(18))
+        );
+        assert_eq!(
+            IdentityNumber::parse("1101051949123100AX"),
+            Err(CodeError::NotDigits)
+        );
+        assert_eq!(IdentityNumber::parse(""), Err(CodeError::Empty));
+    }
+
+    #[test]
+    fn identity_number_is_never_printed() {
+        let id = IdentityNumber::parse(GOOD_ID).expect("valid identity number");
+        for shown in [
+            format!("{id:?}"),
+            format!("{id}"),
+            format!("{:?}", Some(&id)),
+        ] {
+            assert!(!shown.contains("19491231"), "{shown}");
+            assert!(!shown.contains("110105"), "{shown}");
+        }
+        assert_eq!(format!("{id:?}"), "IdentityNumber(****)");
+        for bad in ["110105194912310021", "11010519490230002X", "1101051949"] {
+            let err = IdentityNumber::parse(bad).expect_err("invalid").to_string();
+            assert!(!err.contains("1101"), "{err}");
+        }
+    }
+
+    #[test]
+    fn community_code_names_its_district() {
+        let community = CommunityCode::parse("310104001002").expect("valid community code");
+        assert_eq!(community.division().as_str(), "310104");
+        assert_eq!(
+            CommunityCode::parse("310104001002003"),
+            Err(CodeError::Length(12))
+        );
+        assert_eq!(
+            CommunityCode::parse("31010400100x"),
+            Err(CodeError::NotDigits)
+        );
+        assert_eq!(CommunityCode::parse(""), Err(CodeError::Empty));
     }
 
     #[test]

@@ -7,9 +7,13 @@
 
 pub mod actor;
 pub mod calendar;
+pub mod care;
 pub mod case;
 pub mod clock;
 pub mod codes;
+#[cfg(test)]
+mod fixture;
+pub mod grant;
 pub mod policy;
 pub mod refusal;
 pub mod registry;

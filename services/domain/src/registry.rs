@@ -1,4 +1,5 @@
-//! Reference data: departments, dispatch units, districts and their grids.
+//! Reference data: departments, dispatch units, districts and their grids, and the
+//! catalogue of datasets departments may share.
 //!
 //! Loaded from configuration by the hub; checked here once, so every lookup afterwards can
 //! trust it (every district has a command centre that exists, every grid lies in its district).
@@ -55,6 +56,46 @@ pub struct CalendarData {
     pub extra_working_days: Vec<jiff::civil::Date>,
 }
 
+/// How sensitive a dataset's field is, least to most (ordered).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Sensitivity {
+    /// May be opened to the public.
+    Public,
+    /// For government use.
+    Internal,
+    /// Personal information.
+    Personal,
+    /// Sensitive personal information (health, rehabilitation, criminal matters, minors).
+    Sensitive,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetField {
+    pub name: String,
+    pub sensitivity: Sensitivity,
+}
+
+/// A dataset of the catalogue (政务信息资源目录), provided by its owning department.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dataset {
+    /// A slug: lowercase letters, digits, `_` or `-`, e.g. `care_roster`.
+    pub id: String,
+    pub title: String,
+    pub owner: DepartmentCode,
+    pub fields: Vec<DatasetField>,
+}
+
+impl Dataset {
+    pub fn field(&self, name: &str) -> Option<&DatasetField> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+}
+
 /// The reference data as written in configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +104,8 @@ pub struct RegistryData {
     pub districts: Vec<District>,
     #[serde(default)]
     pub calendar: CalendarData,
+    #[serde(default)]
+    pub datasets: Vec<Dataset>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -85,6 +128,17 @@ pub enum RegistryError {
         grid: GridCode,
         district: DivisionCode,
     },
+    #[error("dataset id {0:?} must be 1 to 64 lowercase letters, digits, underscores or dashes")]
+    DatasetId(String),
+    #[error("dataset {0} is listed twice")]
+    DuplicateDataset(String),
+    #[error("dataset {dataset} names owner {owner}, which is not a department in the registry")]
+    DatasetOwner {
+        dataset: String,
+        owner: DepartmentCode,
+    },
+    #[error("dataset {dataset} lists field {field:?} twice, or a field without a name")]
+    DatasetField { dataset: String, field: String },
 }
 
 /// Checked reference data with lookups.
@@ -94,6 +148,7 @@ pub struct Registry {
     units: BTreeMap<DepartmentCode, Unit>,
     districts: BTreeMap<DivisionCode, District>,
     grids: BTreeSet<GridCode>,
+    datasets: BTreeMap<String, Dataset>,
 }
 
 impl Registry {
@@ -131,11 +186,19 @@ impl Registry {
                 return Err(RegistryError::DuplicateDistrict(old.code));
             }
         }
+        let mut datasets = BTreeMap::new();
+        for dataset in data.datasets {
+            check_dataset(&dataset, &units)?;
+            if let Some(old) = datasets.insert(dataset.id.clone(), dataset) {
+                return Err(RegistryError::DuplicateDataset(old.id));
+            }
+        }
         Ok(Self {
             calendar: data.calendar,
             units,
             districts,
             grids,
+            datasets,
         })
     }
 
@@ -167,6 +230,48 @@ impl Registry {
     pub fn districts(&self) -> impl Iterator<Item = &District> {
         self.districts.values()
     }
+
+    pub fn dataset(&self, id: &str) -> Option<&Dataset> {
+        self.datasets.get(id)
+    }
+
+    /// The catalogue, by id.
+    pub fn datasets(&self) -> impl Iterator<Item = &Dataset> {
+        self.datasets.values()
+    }
+}
+
+fn check_dataset(
+    dataset: &Dataset,
+    units: &BTreeMap<DepartmentCode, Unit>,
+) -> Result<(), RegistryError> {
+    let slug = (1..=64).contains(&dataset.id.len())
+        && dataset
+            .id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if !slug {
+        return Err(RegistryError::DatasetId(dataset.id.clone()));
+    }
+    if !units
+        .get(&dataset.owner)
+        .is_some_and(|u| u.kind == UnitKind::Department)
+    {
+        return Err(RegistryError::DatasetOwner {
+            dataset: dataset.id.clone(),
+            owner: dataset.owner.clone(),
+        });
+    }
+    let mut names = BTreeSet::new();
+    for field in &dataset.fields {
+        if field.name.trim().is_empty() || !names.insert(field.name.as_str()) {
+            return Err(RegistryError::DatasetField {
+                dataset: dataset.id.clone(),
+                field: field.name.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -204,6 +309,71 @@ mod tests {
         assert!(registry.has_grid(&grid));
         let district = registry.district(&grid.division()).expect("district");
         assert_eq!(district.command_centre.as_str(), "dcc-310104");
+    }
+
+    const DATASET: &str = r#"
+        [[datasets]]
+        id = "streets"
+        title = "street lighting"
+        owner = "urban-management"
+        fields = [
+            { name = "lamp", sensitivity = "public" },
+            { name = "operator", sensitivity = "internal" },
+        ]
+    "#;
+
+    /// The units, no districts, and `datasets`.
+    fn load_catalogue(datasets: &str) -> Result<Registry, RegistryError> {
+        load(&format!("districts = []\n{UNITS}{datasets}"))
+    }
+
+    #[test]
+    fn datasets_load_with_their_fields() {
+        let registry = load_catalogue(DATASET).expect("registry is consistent");
+        let dataset = registry.dataset("streets").expect("dataset");
+        assert_eq!(dataset.owner.as_str(), "urban-management");
+        let field = dataset.field("operator").expect("field");
+        assert_eq!(field.sensitivity, Sensitivity::Internal);
+        assert!(Sensitivity::Public < Sensitivity::Sensitive);
+        assert_eq!(registry.datasets().count(), 1);
+        assert!(registry.dataset("nothing").is_none());
+        let empty = load_catalogue("").expect("datasets are optional");
+        assert_eq!(empty.datasets().count(), 0);
+    }
+
+    #[test]
+    fn a_dataset_is_owned_by_a_department_and_listed_once() {
+        let err = load_catalogue(&DATASET.repeat(2)).expect_err("listed twice");
+        assert_eq!(err, RegistryError::DuplicateDataset("streets".into()));
+        for owner in ["dcc-310104", "housing"] {
+            let text = DATASET.replace("urban-management", owner);
+            let err = load_catalogue(&text).expect_err("owner is no department");
+            assert!(matches!(err, RegistryError::DatasetOwner { .. }), "{err}");
+        }
+        let text = DATASET.replace("operator", "lamp");
+        let err = load_catalogue(&text).expect_err("field listed twice");
+        assert!(matches!(err, RegistryError::DatasetField { .. }), "{err}");
+        let text = DATASET.replace("streets", "Street Lights");
+        let err = load_catalogue(&text).expect_err("id is no slug");
+        assert!(matches!(err, RegistryError::DatasetId(_)), "{err}");
+    }
+
+    #[test]
+    fn the_demo_catalogue_holds_the_care_roster_and_an_open_dataset() {
+        let registry = load(include_str!("../../../deploy/reference/demo.toml")).expect("demo");
+        let roster = registry.dataset("care_roster").expect("care roster");
+        assert_eq!(roster.owner.as_str(), crate::care::CIVIL_AFFAIRS);
+        let identity = roster.field("identity_number").expect("identity number");
+        assert_eq!(identity.sensitivity, Sensitivity::Sensitive);
+        let stats = registry
+            .dataset("property_complaint_stats")
+            .expect("complaint statistics");
+        assert!(
+            stats
+                .fields
+                .iter()
+                .all(|f| f.sensitivity == Sensitivity::Public)
+        );
     }
 
     #[test]

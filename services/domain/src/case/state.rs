@@ -86,7 +86,9 @@ pub fn apply(state: Option<CaseState>, event: &CaseEvent) -> Option<CaseState> {
                 events: 1,
             });
         }
-        (None, _) | (Some(_), CaseEvent::Reported(_)) => return None,
+        (None, _) => return None,
+        // A second report of one case never comes from decide; the case stays as it was.
+        (Some(s), CaseEvent::Reported(_)) => return Some(s),
         (Some(s), _) => s,
     };
     match event {
