@@ -89,4 +89,6 @@ pub enum CaseCommand {
 }
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
