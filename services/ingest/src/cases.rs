@@ -23,7 +23,7 @@ pub struct CaseCommands {
 
 fn result(case_id: &CaseId, record: RequestRecord) -> CommandResult {
     CommandResult {
-        case_id: case_id.to_string(),
+        id: case_id.to_string(),
         event_ids: record.event_ids,
         position: record.position,
     }
@@ -138,7 +138,7 @@ impl CaseCommandService for CaseCommands {
         };
         let result = self.run(caller, valid, hash).await?;
         Ok(Response::new(ReportCaseResponse {
-            case_id: result.case_id,
+            case_id: result.id,
             event_ids: result.event_ids,
             position: result.position,
         }))
