@@ -2,6 +2,7 @@
 //! encoded descriptor set for reflection, and the one mapping from service errors to gRPC
 //! statuses.
 
+pub mod aggregate;
 mod convert;
 mod error;
 #[cfg(test)]

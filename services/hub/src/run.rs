@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use hub_api::aggregate::Case;
 use hub_api::v1::case_command_service_server::CaseCommandServiceServer;
 use hub_api::v1::case_query_service_server::CaseQueryServiceServer;
 use hub_domain::clock::Clock;
 use hub_domain::policy::Policy;
 use hub_gateway::CaseQueries;
-use hub_ingest::{CaseCommands, Cases, Executor, Supervisor, SystemClock};
+use hub_ingest::{Aggregates, CaseCommands, Executor, Supervisor, SystemClock};
 use hub_log::Appender;
 use hub_log::guard;
 use hub_log::names::projector_consumer;
@@ -177,7 +178,7 @@ async fn serve(
 
     let tz = config.time_zone().map_err(anyhow::Error::msg)?;
     let policy = Arc::new(Policy::with_defaults(registry.calendar(tz)));
-    let cases = Cases::new(
+    let cases = Aggregates::<Case>::new(
         command_state.clone(),
         appender.clone(),
         config.command_cache,

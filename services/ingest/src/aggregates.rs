@@ -1,40 +1,49 @@
-//! Current state of cases for command handling, kept where the handler can read it.
+//! Current state of aggregates for command handling, kept where the handler can read it.
 //!
-//! A bounded in-memory cache in front of the `command_state` read model. An entry holds a
-//! case's state and version together with the records of the commands that produced it, so
-//! a state that includes a command's events always comes with that command's record. A
-//! stale entry is caught by the expected-sequence check of the next append, and brought up
-//! to date from the log (direct gets of the case's subject after its version), never by
-//! replaying the whole case.
+//! A bounded in-memory cache in front of the `command_state` read model. An entry holds an
+//! aggregate's state and version together with the records of the commands that produced
+//! it, so a state that includes a command's events always comes with that command's record.
+//! A stale entry is caught by the expected-sequence check of the next append, and brought
+//! up to date from the log (direct gets of the aggregate's subject after its version),
+//! never by replaying the whole aggregate.
 
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
 
-use hub_api::{ApiError, decode_case_event};
-use hub_domain::case::{self, CaseState};
-use hub_log::names::{AggregateType, event_subject};
+use hub_api::ApiError;
+use hub_api::aggregate::Aggregate;
+use hub_log::names::event_subject;
 use hub_log::{Appender, StoredEvent};
 use hub_projector::ReadModel;
-use hub_projector::command_state::{self, CaseRow, RequestRecord};
+use hub_projector::command_state::{self, AggregateRow, RequestRecord};
 use lru::LruCache;
 use tracing::error;
 
 use crate::append_error;
 
-/// A case as the handler knows it (`row: None`: no event yet).
-#[derive(Debug, Clone, Default)]
-pub struct Known {
-    pub row: Option<CaseRow>,
+/// An aggregate as the handler knows it (`row: None`: no event yet).
+#[derive(Debug)]
+pub struct Known<A: Aggregate> {
+    pub row: Option<AggregateRow<A::State>>,
     /// Records of commands on this case, by (source, request id), as far as known here.
     pub requests: Vec<(String, String, RequestRecord)>,
 }
 
-impl Known {
+impl<A: Aggregate> Clone for Known<A> {
+    fn clone(&self) -> Self {
+        Self {
+            row: self.row.clone(),
+            requests: self.requests.clone(),
+        }
+    }
+}
+
+impl<A: Aggregate> Known<A> {
     pub fn version(&self) -> u64 {
         self.row.as_ref().map_or(0, |r| r.version)
     }
 
-    pub fn state(&self) -> Option<&CaseState> {
+    pub fn state(&self) -> Option<&A::State> {
         self.row.as_ref().map(|r| &r.state)
     }
 
@@ -46,17 +55,18 @@ impl Known {
     }
 
     /// Applies events read from the log, with the records of the commands they carry.
-    fn absorb(&mut self, case_id: &str, events: &[StoredEvent]) -> Result<(), ApiError> {
+    fn absorb(&mut self, id: &str, events: &[StoredEvent]) -> Result<(), ApiError> {
         for event in events {
-            let Some(decoded) = decode_case_event(&event.envelope.event_type, &event.body).map_err(|e| {
-                error!(position = event.position, error = %e, "stored case event does not decode");
-                ApiError::Internal
-            })?
+            let Some(decoded) =
+                A::decode(&event.envelope.event_type, &event.body).map_err(|e| {
+                    error!(position = event.position, error = %e, "stored event does not decode");
+                    ApiError::Internal
+                })?
             else {
                 continue;
             };
-            let state = case::apply(self.row.take().map(|r| r.state), &decoded);
-            self.row = state.map(|state| CaseRow {
+            let state = A::apply(self.row.take().map(|r| r.state), &decoded);
+            self.row = state.map(|state| AggregateRow {
                 version: event.position,
                 state,
             });
@@ -78,7 +88,7 @@ impl Known {
                     envelope.request_id.clone(),
                     RequestRecord {
                         hash: envelope.command_hash.clone(),
-                        aggregate: format!("case/{case_id}"),
+                        aggregate: format!("{}/{id}", A::TYPE),
                         event_ids: vec![envelope.id.clone()],
                         position: event.position,
                     },
@@ -92,13 +102,13 @@ impl Known {
     }
 }
 
-pub struct Cases {
+pub struct Aggregates<A: Aggregate> {
     model: ReadModel,
     appender: Appender,
-    cache: Mutex<LruCache<String, Known>>,
+    cache: Mutex<LruCache<String, Known<A>>>,
 }
 
-impl Cases {
+impl<A: Aggregate> Aggregates<A> {
     pub fn new(model: ReadModel, appender: Appender, capacity: usize) -> Self {
         let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
         Self {
@@ -108,30 +118,30 @@ impl Cases {
         }
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, LruCache<String, Known>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, LruCache<String, Known<A>>> {
         self.cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The case as known here, with the record of (`source`, `request_id`) if there is one.
+    /// The aggregate as known here, with the record of (`source`, `request_id`) if there is one.
     pub async fn load(
         &self,
-        case_id: &str,
+        id: &str,
         source: &str,
         request_id: &str,
-    ) -> Result<(Known, Option<RequestRecord>), ApiError> {
-        if let Some(known) = self.cache().get(case_id).cloned()
+    ) -> Result<(Known<A>, Option<RequestRecord>), ApiError> {
+        if let Some(known) = self.cache().get(id).cloned()
             && let Some(record) = known.request(source, request_id).cloned()
         {
             return Ok((known, Some(record)));
         }
         // The read model: state first, then the record (see command_state).
         let model = self.model.clone();
-        let (case_id_owned, source, request_id) =
-            (case_id.to_owned(), source.to_owned(), request_id.to_owned());
+        let (owned_id, source, request_id) =
+            (id.to_owned(), source.to_owned(), request_id.to_owned());
         let (row, record) = tokio::task::spawn_blocking(move || {
-            let row = command_state::get_case(model.store(), &case_id_owned)?;
+            let row = command_state::get_aggregate::<A>(model.store(), &owned_id)?;
             let record = command_state::get_request(model.store(), &source, &request_id)?;
             Ok::<_, hub_store::StoreError>((row, record))
         })
@@ -142,7 +152,7 @@ impl Cases {
             ApiError::Internal
         })?;
         let mut cache = self.cache();
-        let known = match cache.get(case_id) {
+        let known = match cache.get(id) {
             // The cache is newer than the read model when this hub appended since.
             Some(cached) if cached.version() >= row.as_ref().map_or(0, |r| r.version) => {
                 cached.clone()
@@ -158,39 +168,39 @@ impl Cases {
     /// Brings `known` up to date from the log; returns it and the events that were missing.
     pub async fn refresh(
         &self,
-        case_id: &str,
-        mut known: Known,
-    ) -> Result<(Known, Vec<StoredEvent>), ApiError> {
-        let subject = event_subject(AggregateType::Case, case_id);
+        id: &str,
+        mut known: Known<A>,
+    ) -> Result<(Known<A>, Vec<StoredEvent>), ApiError> {
+        let subject = event_subject(A::TYPE, id);
         let events = self
             .appender
             .events_after(&subject, known.version())
             .await
             .map_err(append_error)?;
-        known.absorb(case_id, &events)?;
-        self.remember(case_id, &known);
+        known.absorb(id, &events)?;
+        self.remember(id, &known);
         Ok((known, events))
     }
 
     /// Records `events` this hub just appended on top of `known`.
     pub fn appended(
         &self,
-        case_id: &str,
-        mut known: Known,
+        id: &str,
+        mut known: Known<A>,
         events: &[StoredEvent],
-    ) -> Result<Known, ApiError> {
-        known.absorb(case_id, events)?;
-        self.remember(case_id, &known);
+    ) -> Result<Known<A>, ApiError> {
+        known.absorb(id, events)?;
+        self.remember(id, &known);
         Ok(known)
     }
 
-    fn remember(&self, case_id: &str, known: &Known) {
+    fn remember(&self, id: &str, known: &Known<A>) {
         let mut cache = self.cache();
         let newer = cache
-            .peek(case_id)
+            .peek(id)
             .is_none_or(|cached| cached.version() <= known.version());
         if newer {
-            cache.put(case_id.to_owned(), known.clone());
+            cache.put(id.to_owned(), known.clone());
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use hub_api::aggregate::Case;
 use hub_api::v1::case_command_service_server::CaseCommandService;
 use hub_api::v1::*;
 use hub_api::{ApiError, ValidCaseCommand, ValidReport};
@@ -17,7 +18,7 @@ use crate::hash::command_hash;
 use crate::ids;
 
 pub struct CaseCommands {
-    executor: Arc<Executor>,
+    executor: Arc<Executor<Case>>,
     registry: Arc<Registry>,
 }
 
@@ -30,11 +31,11 @@ fn result(case_id: &CaseId, record: RequestRecord) -> CommandResult {
 }
 
 impl CaseCommands {
-    pub fn new(executor: Arc<Executor>, registry: Arc<Registry>) -> Self {
+    pub fn new(executor: Arc<Executor<Case>>, registry: Arc<Registry>) -> Self {
         Self { executor, registry }
     }
 
-    pub(crate) fn executor(&self) -> &Executor {
+    pub(crate) fn executor(&self) -> &Executor<Case> {
         &self.executor
     }
 
@@ -54,7 +55,7 @@ impl CaseCommands {
             owner: caller.department.to_string(),
             request_id: valid.request_id,
             hash,
-            case_id: valid.case_id.clone(),
+            id: valid.case_id.to_string(),
             expected_version: valid.expected_version,
             command: valid.command,
             correlation_id: caller.correlation_id,

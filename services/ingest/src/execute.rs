@@ -3,27 +3,28 @@
 
 use std::sync::Arc;
 
-use hub_api::{ApiError, encode_case_event};
-use hub_domain::case::{self, CaseCommand, CaseEvent, CaseId};
+use hub_api::ApiError;
+use hub_api::aggregate::Aggregate;
 use hub_domain::clock::Clock;
 use hub_domain::policy::Policy;
 use hub_domain::registry::Registry;
+use hub_domain::registry::Sensitivity;
 use hub_domain::{Actor, FieldViolation, Refusal};
-use hub_log::names::{AggregateType, event_subject};
+use hub_log::names::event_subject;
 use hub_log::{AppendError, Appender, Classification, Envelope, NewEvent, StoredEvent};
 use hub_projector::command_state::RequestRecord;
 use jiff::Timestamp;
 use tracing::{debug, info, warn};
 
-use crate::aggregates::{Cases, Known};
+use crate::aggregates::{Aggregates, Known};
 use crate::{append_error, ids};
 
 /// How often a command without an expected version is decided again after losing a race.
 const ATTEMPTS: usize = 3;
 
 /// A validated command with everything around it.
-#[derive(Debug, Clone)]
-pub struct Submitted {
+#[derive(Debug)]
+pub struct Submitted<A: Aggregate> {
     /// CloudEvents `source`: who issued it (`/departments/<code>` or the hub itself).
     pub source: String,
     pub actor: Actor,
@@ -32,9 +33,10 @@ pub struct Submitted {
     pub request_id: String,
     /// Hash of the command's content.
     pub hash: String,
-    pub case_id: CaseId,
+    /// The aggregate's id.
+    pub id: String,
     pub expected_version: Option<u64>,
-    pub command: CaseCommand,
+    pub command: A::Command,
     pub correlation_id: String,
     pub traceparent: String,
     /// When the decision counts as made; `None`: now. Set for historic imports.
@@ -50,12 +52,23 @@ pub struct Executed {
     pub appended: bool,
 }
 
-pub struct Executor {
+/// Executes the commands of one aggregate type.
+pub struct Executor<A: Aggregate> {
     appender: Appender,
-    cases: Cases,
+    cases: Aggregates<A>,
     registry: Arc<Registry>,
     policy: Arc<Policy>,
     clock: Arc<dyn Clock>,
+}
+
+/// `ce-classification` of an aggregate type's events.
+fn classification(sensitivity: Sensitivity) -> Classification {
+    match sensitivity {
+        Sensitivity::Public => Classification::Public,
+        Sensitivity::Internal => Classification::Internal,
+        Sensitivity::Personal => Classification::Personal,
+        Sensitivity::Sensitive => Classification::Sensitive,
+    }
 }
 
 /// The first result again for a retry; a refusal for a request id reused for other content.
@@ -74,16 +87,16 @@ fn same_or_refuse(record: RequestRecord, hash: &str) -> Result<Executed, ApiErro
 }
 
 /// The record of `submitted`'s own events among the events known, if there.
-fn own_record(known: &Known, submitted: &Submitted) -> Option<RequestRecord> {
+fn own_record<A: Aggregate>(known: &Known<A>, submitted: &Submitted<A>) -> Option<RequestRecord> {
     known
         .request(&submitted.source, &submitted.request_id)
         .cloned()
 }
 
-impl Executor {
+impl<A: Aggregate> Executor<A> {
     pub fn new(
         appender: Appender,
-        cases: Cases,
+        cases: Aggregates<A>,
         registry: Arc<Registry>,
         policy: Arc<Policy>,
         clock: Arc<dyn Clock>,
@@ -106,18 +119,16 @@ impl Executor {
     }
 
     /// The case as this hub knows it now (cache, else the read model).
-    pub async fn known(&self, case_id: &str) -> Result<Known, ApiError> {
-        self.cases
-            .load(case_id, "", "")
-            .await
-            .map(|(known, _)| known)
+    /// The aggregate as this hub knows it now (cache, else the read model).
+    pub async fn known(&self, id: &str) -> Result<Known<A>, ApiError> {
+        self.cases.load(id, "", "").await.map(|(known, _)| known)
     }
 
     fn decide(
         &self,
-        submitted: &Submitted,
-        state: Option<&case::CaseState>,
-    ) -> Result<Vec<CaseEvent>, Refusal> {
+        submitted: &Submitted<A>,
+        state: Option<&A::State>,
+    ) -> Result<Vec<A::Event>, Refusal> {
         let now = submitted.decided_at.unwrap_or_else(|| self.clock.now());
         let ctx = hub_domain::Ctx {
             actor: &submitted.actor,
@@ -125,19 +136,19 @@ impl Executor {
             registry: &self.registry,
             policy: &self.policy,
         };
-        case::decide(state, submitted.command.clone(), ctx)
+        A::decide(state, submitted.command.clone(), ctx)
     }
 
     /// The events as they will be stored (position 0 until appended).
-    fn stored_events(&self, submitted: &Submitted, events: &[CaseEvent]) -> Vec<StoredEvent> {
-        let case_id = submitted.case_id.as_str();
-        let subject = event_subject(AggregateType::Case, case_id);
+    fn stored_events(&self, submitted: &Submitted<A>, events: &[A::Event]) -> Vec<StoredEvent> {
+        let id = submitted.id.as_str();
+        let subject = event_subject(A::TYPE, id);
         let time = self.clock.now();
         events
             .iter()
             .enumerate()
             .map(|(index, event)| {
-                let (event_type, body) = encode_case_event(event);
+                let (event_type, body) = A::encode(event);
                 StoredEvent {
                     position: 0,
                     subject: subject.clone(),
@@ -145,11 +156,11 @@ impl Executor {
                         id: ids::event_id(&submitted.source, &submitted.request_id, index),
                         source: submitted.source.clone(),
                         event_type: event_type.name.to_owned(),
-                        subject: format!("case/{case_id}"),
+                        subject: format!("{}/{id}", A::TYPE),
                         time,
                         dataschema: event_type.dataschema.to_owned(),
                         department: submitted.owner.clone(),
-                        classification: Classification::Internal,
+                        classification: classification(A::SENSITIVITY),
                         schema_version: event_type.schema_version,
                         correlation_id: submitted.correlation_id.clone(),
                         causation_id: submitted.request_id.clone(),
@@ -190,11 +201,11 @@ impl Executor {
             .collect())
     }
 
-    pub async fn execute(&self, submitted: Submitted) -> Result<Executed, ApiError> {
-        let case_id = submitted.case_id.as_str();
+    pub async fn execute(&self, submitted: Submitted<A>) -> Result<Executed, ApiError> {
+        let id = submitted.id.as_str();
         let (mut known, record) = self
             .cases
-            .load(case_id, &submitted.source, &submitted.request_id)
+            .load(id, &submitted.source, &submitted.request_id)
             .await?;
         if let Some(record) = record {
             debug!(
@@ -208,7 +219,7 @@ impl Executor {
             && expected != known.version()
         {
             // This hub's view may be behind the log; only the log's word refuses.
-            let (fresh, _) = self.cases.refresh(case_id, known).await?;
+            let (fresh, _) = self.cases.refresh(id, known).await?;
             if let Some(record) = own_record(&fresh, &submitted) {
                 return same_or_refuse(record, &submitted.hash);
             }
@@ -228,7 +239,7 @@ impl Executor {
                 // A refusal decided on a view that may be behind the log is checked against
                 // the log first: the case may exist, or have moved, or hold this command.
                 Err(refusal) if !refreshed => {
-                    let (fresh, missed) = self.cases.refresh(case_id, known).await?;
+                    let (fresh, missed) = self.cases.refresh(id, known).await?;
                     refreshed = true;
                     if let Some(record) = own_record(&fresh, &submitted) {
                         return same_or_refuse(record, &submitted.hash);
@@ -244,7 +255,7 @@ impl Executor {
             let stored = self.stored_events(&submitted, &events);
             match self.append(stored, known.version()).await {
                 Ok(stored) => {
-                    let known = self.cases.appended(case_id, known, &stored)?;
+                    let known = self.cases.appended(id, known, &stored)?;
                     let record = own_record(&known, &submitted).ok_or(ApiError::Internal)?;
                     info!(source = %submitted.source, position = record.position, events = record.event_ids.len(), "command accepted");
                     return Ok(Executed {
@@ -253,7 +264,7 @@ impl Executor {
                     });
                 }
                 Err(AppendError::Conflict) => {
-                    let (fresh, missed) = self.cases.refresh(case_id, known).await?;
+                    let (fresh, missed) = self.cases.refresh(id, known).await?;
                     refreshed = true;
                     if let Some(record) = own_record(&fresh, &submitted) {
                         // An earlier attempt of this very command is in the log.
@@ -281,9 +292,9 @@ impl Executor {
         })
     }
 
-    /// Decides a report of a new case, without appending: for imports, which check every
-    /// case before storing any.
-    pub fn prepare_report(&self, submitted: &Submitted) -> Result<Vec<StoredEvent>, Refusal> {
+    /// Decides a command that creates an aggregate, without appending: for imports, which
+    /// check every item before storing any.
+    pub fn prepare_new(&self, submitted: &Submitted<A>) -> Result<Vec<StoredEvent>, Refusal> {
         let events = self.decide(submitted, None)?;
         Ok(self.stored_events(submitted, &events))
     }
@@ -294,7 +305,7 @@ impl Executor {
     /// answers cases stored before with their first result.
     pub async fn import(
         &self,
-        prepared: Vec<(Submitted, Vec<StoredEvent>)>,
+        prepared: Vec<(Submitted<A>, Vec<StoredEvent>)>,
         batch_size: usize,
     ) -> Result<Vec<Executed>, ApiError> {
         let mut done = Vec::with_capacity(prepared.len());
@@ -332,7 +343,7 @@ impl Executor {
                             .unwrap_or_default();
                         let record = RequestRecord {
                             hash: submitted.hash.clone(),
-                            aggregate: format!("case/{}", submitted.case_id),
+                            aggregate: format!("{}/{}", A::TYPE, submitted.id),
                             event_ids,
                             position,
                         };

@@ -5,6 +5,7 @@
 //! (one fsync per batch under `sync_interval: always`), which is what makes an import many
 //! times faster per case than single reports.
 
+use hub_api::aggregate::Case;
 use hub_api::v1::{HistoricCase, ImportCasesRequest, ImportCasesResponse, ReportCaseRequest};
 use hub_api::{ApiError, ValidReport, from_timestamp};
 use hub_domain::case::{CaseCommand, CaseId};
@@ -44,7 +45,7 @@ impl CaseCommands {
         caller: &Caller,
         historic: &HistoricCase,
         now: jiff::Timestamp,
-    ) -> Result<(Submitted, Vec<StoredEvent>), Vec<FieldViolation>> {
+    ) -> Result<(Submitted<Case>, Vec<StoredEvent>), Vec<FieldViolation>> {
         let report = ReportCaseRequest {
             request_id: historic.request_id.clone(),
             kind: historic.kind.clone().map(|k| match k {
@@ -90,14 +91,14 @@ impl CaseCommands {
             owner: caller.department.to_string(),
             request_id: valid.request_id.clone(),
             hash: command_hash("ImportCases", historic, |h| h.request_id.clear()),
-            case_id: case_id.clone(),
+            id: case_id.to_string(),
             expected_version: None,
             command: CaseCommand::Report(valid.into_command(case_id, caller.department.clone())),
             correlation_id: caller.correlation_id.clone(),
             traceparent: caller.traceparent.clone(),
             decided_at: Some(reported_at),
         };
-        match self.executor().prepare_report(&submitted) {
+        match self.executor().prepare_new(&submitted) {
             Ok(events) => Ok((submitted, events)),
             Err(Refusal::Invalid(violations)) => Err(violations.into_vec()),
             Err(other) => Err(vec![FieldViolation::new("request_id", other.to_string())]),

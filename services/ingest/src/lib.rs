@@ -13,7 +13,7 @@ mod ids;
 mod import;
 mod supervision;
 
-pub use aggregates::Cases;
+pub use aggregates::{Aggregates, Known};
 pub use caller::{Caller, DEPARTMENT_HEADER, caller, caller_department};
 pub use cases::CaseCommands;
 pub use execute::{Executed, Executor, Submitted};

@@ -1,31 +1,33 @@
-//! Deadline supervision (督办): escalates every case past its deadline, one tier at a time,
-//! exactly once per breach and tier, across restarts and with several hub instances.
+//! Supervision: the commands the hub sends by itself when their time comes. A case past its
+//! deadline is escalated (督办) one tier at a time, exactly once per breach and tier, across
+//! restarts and with several hub instances.
 //!
-//! Each instance scans the escalation index of its `command_state` read model and sends the
-//! hub's own Escalate command through the ordinary executor. The command's request id is
-//! derived from (case, deadline, due time, tier), so instances that race for the same breach
+//! Each instance scans the due index of its `command_state` read model and sends the hub's
+//! own command through the ordinary executor. The command's request id is derived from what
+//! fell due (case, deadline, due time, tier), so instances that race for the same breach
 //! send the same command: one append wins, the others find its record and append nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use hub_api::ApiError;
+use hub_api::aggregate::{Aggregate, Case};
 use hub_domain::Actor;
-use hub_domain::case::{self, CaseCommand, CaseId, DeadlineKind};
+use hub_domain::case::{self, CaseCommand, DeadlineKind};
 use hub_log::names::SYSTEM_SOURCE;
 use hub_projector::ReadModel;
-use hub_projector::command_state::due_escalations;
+use hub_projector::command_state::due;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::execute::{Executor, Submitted};
 
-/// Most due cases handled per scan.
+/// Most due aggregates handled per scan.
 const SCAN_LIMIT: usize = 256;
 
 pub struct Supervisor {
-    executor: Arc<Executor>,
+    cases: Arc<Executor<Case>>,
     command_state: ReadModel,
     interval: Duration,
 }
@@ -34,10 +36,34 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The hub's own command for what fell due, with a request id and hash derived from it.
+fn system_command<A: Aggregate>(
+    id: &str,
+    owner: String,
+    what: &str,
+    command: A::Command,
+) -> Submitted<A> {
+    let digest = Sha256::digest(format!("{}\n{id}\n{what}", A::TYPE).as_bytes());
+    let request_id = format!("{what}-{}", hex(&digest[..12]));
+    Submitted {
+        source: SYSTEM_SOURCE.to_owned(),
+        actor: Actor::System,
+        owner,
+        request_id: request_id.clone(),
+        hash: hex(&digest[12..28]),
+        id: id.to_owned(),
+        expected_version: None,
+        command,
+        correlation_id: request_id,
+        traceparent: String::new(),
+        decided_at: None,
+    }
+}
+
 impl Supervisor {
-    pub fn new(executor: Arc<Executor>, command_state: ReadModel, interval: Duration) -> Self {
+    pub fn new(cases: Arc<Executor<Case>>, command_state: ReadModel, interval: Duration) -> Self {
         Self {
-            executor,
+            cases,
             command_state,
             interval,
         }
@@ -51,80 +77,74 @@ impl Supervisor {
                 _ = tokio::time::sleep(self.interval) => {}
             }
             if let Err(err) = self.scan().await {
-                warn!(error = %err, "deadline supervision scan failed");
+                warn!(error = %err, "supervision scan failed");
             }
         }
     }
 
-    /// Escalates every case due now; returns how many escalations were appended or found done.
+    /// Acts on everything due now; returns how many commands were appended or found done.
     pub async fn scan(&self) -> Result<usize, ApiError> {
-        let now = self.executor.now();
+        let now = self.cases.now();
         let model = self.command_state.clone();
-        let due =
-            tokio::task::spawn_blocking(move || due_escalations(model.store(), now, SCAN_LIMIT))
-                .await
-                .map_err(|_| ApiError::Internal)?
-                .map_err(|_| ApiError::Internal)?;
+        let due = tokio::task::spawn_blocking(move || due(model.store(), now, SCAN_LIMIT))
+            .await
+            .map_err(|_| ApiError::Internal)?
+            .map_err(|_| ApiError::Internal)?;
         let mut done = 0;
-        for case_id in due {
-            if self.escalate(&case_id).await? {
-                done += 1;
-            }
+        for (aggregate_type, id) in due {
+            let acted = match aggregate_type.as_str() {
+                Case::TYPE => self.escalate(&id).await?,
+                _ => false,
+            };
+            done += usize::from(acted);
         }
         Ok(done)
     }
 
     async fn escalate(&self, case_id: &str) -> Result<bool, ApiError> {
-        let known = self.executor.known(case_id).await?;
+        let known = self.cases.known(case_id).await?;
         let Some(state) = known.state() else {
             return Ok(false);
         };
-        let now = self.executor.now();
-        let Some((tier, at, deadline, due)) = case::next_escalation(state, self.executor.policy())
+        let Some((tier, at, deadline, due)) = case::next_escalation(state, self.cases.policy())
         else {
             return Ok(false);
         };
-        if at > now {
+        if at > self.cases.now() {
             return Ok(false);
         }
         let deadline = match deadline {
             DeadlineKind::Accept => "accept",
             DeadlineKind::Resolve => "resolve",
         };
-        let breach = format!("{case_id}\n{deadline}\n{}\n{tier}", due.as_second());
-        let digest = Sha256::digest(breach.as_bytes());
-        let request_id = format!("escalate-{}", hex(&digest[..12]));
-        let submitted = Submitted {
-            source: SYSTEM_SOURCE.to_owned(),
-            actor: Actor::System,
-            owner: state.holder.to_string(),
-            request_id: request_id.clone(),
-            hash: hex(&digest[12..28]),
-            case_id: CaseId::new(case_id),
-            expected_version: None,
-            command: CaseCommand::Escalate,
-            correlation_id: request_id,
-            traceparent: String::new(),
-            decided_at: None,
-        };
-        match self.executor.execute(submitted).await {
-            Ok(executed) => {
-                if executed.appended {
-                    info!(
-                        tier,
-                        deadline,
-                        position = executed.record.position,
-                        "case escalated"
-                    );
-                }
-                Ok(true)
+        let breach = format!("escalate-{deadline}-{}-{tier}", due.as_second());
+        let submitted = system_command::<Case>(
+            case_id,
+            state.holder.to_string(),
+            &breach,
+            CaseCommand::Escalate,
+        );
+        finish(self.cases.execute(submitted).await, "case escalated")
+    }
+}
+
+/// A supervision command's outcome: done (now or earlier), or no longer due.
+fn finish(
+    outcome: Result<crate::Executed, ApiError>,
+    what: &'static str,
+) -> Result<bool, ApiError> {
+    match outcome {
+        Ok(executed) => {
+            if executed.appended {
+                info!(position = executed.record.position, "{what}");
             }
-            // The log had moved on (accepted, resolved, or escalated by another command).
-            Err(ApiError::FailedPrecondition(reason)) => {
-                debug!(reason = %reason, "escalation no longer due");
-                Ok(false)
-            }
-            Err(err) => Err(err),
+            Ok(true)
         }
+        // The log had moved on (accepted, resolved, or done by another command).
+        Err(ApiError::FailedPrecondition(reason)) => {
+            debug!(reason = %reason, "no longer due");
+            Ok(false)
+        }
+        Err(err) => Err(err),
     }
 }

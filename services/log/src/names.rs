@@ -5,28 +5,22 @@ pub const EVENTS_STREAM: &str = "GOV_EVENTS";
 /// All subjects of the event log.
 pub const EVENTS_SUBJECTS: &str = "gov.events.>";
 
-/// Aggregate types, the third token of an event subject.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AggregateType {
-    Case,
-}
-
-impl AggregateType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Case => "case",
-        }
-    }
-}
-
-/// `gov.events.<aggregate_type>.<aggregate_id>`: one subject per aggregate.
-pub fn event_subject(aggregate: AggregateType, id: &str) -> String {
-    format!("gov.events.{}.{id}", aggregate.as_str())
+/// `gov.events.<aggregate_type>.<aggregate_id>`: one subject per aggregate. The aggregate
+/// type is a lowercase token (`case`, `care`, `grant`, ...).
+pub fn event_subject(aggregate_type: &str, id: &str) -> String {
+    format!("gov.events.{aggregate_type}.{id}")
 }
 
 /// Every event of one aggregate type.
-pub fn aggregate_filter(aggregate: AggregateType) -> String {
-    format!("gov.events.{}.>", aggregate.as_str())
+pub fn aggregate_filter(aggregate_type: &str) -> String {
+    format!("gov.events.{aggregate_type}.>")
+}
+
+/// The aggregate type and id of an event subject, `None` for a subject outside the log's.
+pub fn parse_event_subject(subject: &str) -> Option<(&str, &str)> {
+    let rest = subject.strip_prefix("gov.events.")?;
+    let (aggregate_type, id) = rest.split_once('.')?;
+    (!aggregate_type.is_empty() && !id.is_empty()).then_some((aggregate_type, id))
 }
 
 /// The durable consumer of a read model's projector in one hub instance.
@@ -76,11 +70,14 @@ mod tests {
 
     #[test]
     fn subjects_follow_the_design() {
+        assert_eq!(event_subject("case", "c-1"), "gov.events.case.c-1");
+        assert_eq!(aggregate_filter("case"), "gov.events.case.>");
         assert_eq!(
-            event_subject(AggregateType::Case, "c-1"),
-            "gov.events.case.c-1"
+            parse_event_subject("gov.events.care.x-1"),
+            Some(("care", "x-1"))
         );
-        assert_eq!(aggregate_filter(AggregateType::Case), "gov.events.case.>");
+        assert_eq!(parse_event_subject("gov.feed.care.x-1"), None);
+        assert_eq!(parse_event_subject("gov.events.care"), None);
         assert!(EVENTS_SUBJECTS.starts_with("gov.events."));
     }
 }

@@ -552,5 +552,9 @@ fn apply_leaves_a_case_as_it_was_for_an_event_that_does_not_fit() {
     let state = case.state().expect("state");
     let reported_again = case.events[0].clone();
     assert_eq!(apply(Some(state.clone()), &reported_again), Some(state));
-    assert_eq!(apply(None, &case.events[1]), None, "no case comes from an event other than its report");
+    assert_eq!(
+        apply(None, &case.events[1]),
+        None,
+        "no case comes from an event other than its report"
+    );
 }

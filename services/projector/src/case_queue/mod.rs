@@ -5,12 +5,13 @@
 //! - `c/<case_id>`: the case, a protobuf `gov.hub.v1.CaseView`;
 //! - `q/<holder>/<reported position, 8 bytes big-endian><case_id>`: the holder's queue (empty value).
 
+use hub_api::aggregate::{Aggregate, Case};
 use hub_api::{
     decode_case_event, kind_to_proto, reporter_to_proto, timestamp, urgency_to_proto, v1,
 };
 use hub_domain::case::{CaseEvent, CaseReported};
 use hub_log::StoredEvent;
-use hub_log::names::{AggregateType, aggregate_filter};
+use hub_log::names::aggregate_filter;
 use hub_store::{Batch, ReadModelStore, StoreError};
 use prost::Message;
 
@@ -99,7 +100,7 @@ impl Projection for CaseQueue {
     }
 
     fn filter_subject(&self) -> String {
-        aggregate_filter(AggregateType::Case)
+        aggregate_filter(Case::TYPE)
     }
 
     fn apply(&self, event: &StoredEvent, batch: &mut Batch<'_>) -> Result<(), ProjectionError> {
