@@ -7,6 +7,10 @@ mod convert;
 mod error;
 #[cfg(test)]
 mod roundtrip;
+#[cfg(test)]
+mod roundtrip_care;
+#[cfg(test)]
+mod roundtrip_grant;
 
 pub use convert::*;
 pub use error::ApiError;

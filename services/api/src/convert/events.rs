@@ -18,30 +18,40 @@ pub struct EventType {
     pub schema_version: u32,
 }
 
+/// Defines one `EventType` constant per event, and the list of them all under `$list`.
 macro_rules! event_types {
-    ($($konst:ident: $name:literal => $proto:literal),* $(,)?) => {
+    (
+        $(#[$doc:meta])*
+        $list:ident {
+            $($konst:ident: $name:literal => $proto:literal),* $(,)?
+        }
+    ) => {
         $(pub const $konst: EventType = EventType {
             name: $name,
             dataschema: concat!("type.googleapis.com/gov.hub.v1.", $proto),
             schema_version: 1,
         };)*
-        /// Every case event type the hub writes.
-        pub const CASE_EVENT_TYPES: &[EventType] = &[$($konst),*];
+        $(#[$doc])*
+        pub const $list: &[EventType] = &[$($konst),*];
     };
 }
+pub(crate) use event_types;
 
 event_types! {
-    CASE_REPORTED: "gov.hub.case.reported.v1" => "CaseReported",
-    CASE_DISPATCHED: "gov.hub.case.dispatched.v1" => "CaseDispatched",
-    CASE_ACCEPTED: "gov.hub.case.accepted.v1" => "CaseAccepted",
-    CASE_TRANSFER_REQUESTED: "gov.hub.case.transfer_requested.v1" => "CaseTransferRequested",
-    CASE_TRANSFER_ACCEPTED: "gov.hub.case.transfer_accepted.v1" => "CaseTransferAccepted",
-    CASE_TRANSFER_REJECTED: "gov.hub.case.transfer_rejected.v1" => "CaseTransferRejected",
-    CASE_ESCALATED: "gov.hub.case.escalated.v1" => "CaseEscalated",
-    CASE_RESOLVED: "gov.hub.case.resolved.v1" => "CaseResolved",
-    CASE_RATED: "gov.hub.case.rated.v1" => "CaseRated",
-    CASE_REOPENED: "gov.hub.case.reopened.v1" => "CaseReopened",
-    CASE_CLOSED: "gov.hub.case.closed.v1" => "CaseClosed",
+    /// Every case event type the hub writes.
+    CASE_EVENT_TYPES {
+        CASE_REPORTED: "gov.hub.case.reported.v1" => "CaseReported",
+        CASE_DISPATCHED: "gov.hub.case.dispatched.v1" => "CaseDispatched",
+        CASE_ACCEPTED: "gov.hub.case.accepted.v1" => "CaseAccepted",
+        CASE_TRANSFER_REQUESTED: "gov.hub.case.transfer_requested.v1" => "CaseTransferRequested",
+        CASE_TRANSFER_ACCEPTED: "gov.hub.case.transfer_accepted.v1" => "CaseTransferAccepted",
+        CASE_TRANSFER_REJECTED: "gov.hub.case.transfer_rejected.v1" => "CaseTransferRejected",
+        CASE_ESCALATED: "gov.hub.case.escalated.v1" => "CaseEscalated",
+        CASE_RESOLVED: "gov.hub.case.resolved.v1" => "CaseResolved",
+        CASE_RATED: "gov.hub.case.rated.v1" => "CaseRated",
+        CASE_REOPENED: "gov.hub.case.reopened.v1" => "CaseReopened",
+        CASE_CLOSED: "gov.hub.case.closed.v1" => "CaseClosed",
+    }
 }
 
 /// A stored event that cannot be read back into the domain.

@@ -3,14 +3,18 @@
 //! Field paths in violations are the request's own field names, so a client can point at
 //! the input that was wrong. Texts never repeat the value.
 
+mod care;
 mod commands;
 mod enums;
 mod events;
+mod grant;
 mod report;
 
+pub use care::*;
 pub use commands::*;
 pub use enums::urgency_to_proto;
 pub use events::*;
+pub use grant::*;
 pub use report::ValidReport;
 
 use hub_domain::Violations;

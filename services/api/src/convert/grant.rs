@@ -1,0 +1,640 @@
+//! Grants on the wire: their versioned event types, protobuf bodies both ways, and the
+//! requests of `GrantCommandService` validated into domain commands.
+
+use std::fmt;
+
+use hub_domain::Violations;
+use hub_domain::codes::DepartmentCode;
+use hub_domain::grant::{
+    GrantApproved, GrantCommand, GrantEvent, GrantExpired, GrantId, GrantRejected, GrantRequested,
+    GrantRevoked, RequestGrant,
+};
+use prost::Message;
+
+use super::events::event_types;
+use super::{
+    DecodeError, EventType, MAX_REASON_CHARS, from_timestamp, request_id, text, timestamp,
+};
+use crate::v1;
+
+event_types! {
+    /// Every grant event type the hub writes.
+    GRANT_EVENT_TYPES {
+        GRANT_REQUESTED: "gov.hub.grant.requested.v1" => "GrantRequested",
+        GRANT_APPROVED: "gov.hub.grant.approved.v1" => "GrantApproved",
+        GRANT_REJECTED: "gov.hub.grant.rejected.v1" => "GrantRejected",
+        GRANT_REVOKED: "gov.hub.grant.revoked.v1" => "GrantRevoked",
+        GRANT_EXPIRED: "gov.hub.grant.expired.v1" => "GrantExpired",
+    }
+}
+
+/// Longest dataset id (a catalogue slug).
+pub const MAX_DATASET_ID_CHARS: usize = 64;
+/// Most fields one grant may ask for.
+pub const MAX_GRANT_FIELDS: usize = 50;
+/// Longest field name accepted in a grant request.
+pub const MAX_FIELD_NAME_CHARS: usize = 64;
+
+/// Encodes a domain event as its type and protobuf body, ready for the log.
+pub fn encode_grant_event(event: &GrantEvent) -> (EventType, Vec<u8>) {
+    let id = event.grant_id().as_str().to_owned();
+    let ts = |t: &jiff::Timestamp| Some(timestamp(*t));
+    match event {
+        GrantEvent::Requested(e) => (
+            GRANT_REQUESTED,
+            v1::GrantRequested {
+                grant_id: id,
+                requester: e.requester.to_string(),
+                owner: e.owner.to_string(),
+                dataset: e.dataset.clone(),
+                fields: e.fields.clone(),
+                purpose: e.purpose.clone(),
+                expires_at: ts(&e.expires_at),
+                requested_at: ts(&e.requested_at),
+            }
+            .encode_to_vec(),
+        ),
+        GrantEvent::Approved(e) => (
+            GRANT_APPROVED,
+            v1::GrantApproved {
+                grant_id: id,
+                approved_by: e.by.to_string(),
+                approved_at: ts(&e.at),
+            }
+            .encode_to_vec(),
+        ),
+        GrantEvent::Rejected(e) => (
+            GRANT_REJECTED,
+            v1::GrantRejected {
+                grant_id: id,
+                rejected_by: e.by.to_string(),
+                reason: e.reason.clone(),
+                rejected_at: ts(&e.at),
+            }
+            .encode_to_vec(),
+        ),
+        GrantEvent::Revoked(e) => (
+            GRANT_REVOKED,
+            v1::GrantRevoked {
+                grant_id: id,
+                revoked_by: e.by.to_string(),
+                reason: e.reason.clone(),
+                revoked_at: ts(&e.at),
+            }
+            .encode_to_vec(),
+        ),
+        GrantEvent::Expired(e) => (
+            GRANT_EXPIRED,
+            v1::GrantExpired {
+                grant_id: id,
+                expired_at: ts(&e.at),
+            }
+            .encode_to_vec(),
+        ),
+    }
+}
+
+/// Reads fields of a stored event back into domain values; the first failure names its
+/// field and why, never the value.
+struct Reader<'a> {
+    event_type: &'a str,
+}
+
+impl Reader<'_> {
+    fn fail(&self, field: &str, reason: impl fmt::Display) -> DecodeError {
+        DecodeError {
+            event_type: self.event_type.to_owned(),
+            reason: format!("{field}: {reason}"),
+        }
+    }
+
+    fn body<M: Message + Default>(&self, body: &[u8]) -> Result<M, DecodeError> {
+        M::decode(body).map_err(|e| DecodeError {
+            event_type: self.event_type.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    fn dept(&self, field: &str, value: &str) -> Result<DepartmentCode, DecodeError> {
+        DepartmentCode::parse(value).map_err(|e| self.fail(field, e))
+    }
+
+    fn time(
+        &self,
+        field: &str,
+        value: &Option<prost_types::Timestamp>,
+    ) -> Result<jiff::Timestamp, DecodeError> {
+        value
+            .as_ref()
+            .and_then(from_timestamp)
+            .ok_or_else(|| self.fail(field, "missing or invalid"))
+    }
+}
+
+/// Decodes a stored grant event; `Ok(None)` for a type this version does not know.
+pub fn decode_grant_event(
+    event_type: &str,
+    body: &[u8],
+) -> Result<Option<GrantEvent>, DecodeError> {
+    let r = Reader { event_type };
+    let event = match event_type {
+        t if t == GRANT_REQUESTED.name => {
+            let e: v1::GrantRequested = r.body(body)?;
+            GrantEvent::Requested(GrantRequested {
+                grant_id: GrantId::new(e.grant_id),
+                requester: r.dept("requester", &e.requester)?,
+                owner: r.dept("owner", &e.owner)?,
+                dataset: e.dataset,
+                fields: e.fields,
+                purpose: e.purpose,
+                expires_at: r.time("expires_at", &e.expires_at)?,
+                requested_at: r.time("requested_at", &e.requested_at)?,
+            })
+        }
+        t if t == GRANT_APPROVED.name => {
+            let e: v1::GrantApproved = r.body(body)?;
+            GrantEvent::Approved(GrantApproved {
+                grant_id: GrantId::new(e.grant_id),
+                by: r.dept("approved_by", &e.approved_by)?,
+                at: r.time("approved_at", &e.approved_at)?,
+            })
+        }
+        t if t == GRANT_REJECTED.name => {
+            let e: v1::GrantRejected = r.body(body)?;
+            GrantEvent::Rejected(GrantRejected {
+                grant_id: GrantId::new(e.grant_id),
+                by: r.dept("rejected_by", &e.rejected_by)?,
+                reason: e.reason,
+                at: r.time("rejected_at", &e.rejected_at)?,
+            })
+        }
+        t if t == GRANT_REVOKED.name => {
+            let e: v1::GrantRevoked = r.body(body)?;
+            GrantEvent::Revoked(GrantRevoked {
+                grant_id: GrantId::new(e.grant_id),
+                by: r.dept("revoked_by", &e.revoked_by)?,
+                reason: e.reason,
+                at: r.time("revoked_at", &e.revoked_at)?,
+            })
+        }
+        t if t == GRANT_EXPIRED.name => {
+            let e: v1::GrantExpired = r.body(body)?;
+            GrantEvent::Expired(GrantExpired {
+                grant_id: GrantId::new(e.grant_id),
+                at: r.time("expired_at", &e.expired_at)?,
+            })
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(event))
+}
+
+/// Validates a grant id as the hub issues them: 1 to 64 ASCII letters, digits or dashes.
+pub fn grant_id(violations: &mut Violations, value: &str) -> Option<GrantId> {
+    if value.is_empty() {
+        violations.push("grant_id", "must not be empty");
+        None
+    } else if value.len() > 64
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        violations.push("grant_id", "must be a grant id as returned by RequestGrant");
+        None
+    } else {
+        Some(GrantId::new(value))
+    }
+}
+
+/// A dataset id of the catalogue: 1 to 64 lowercase letters, digits, `_` or `-`.
+fn dataset(violations: &mut Violations, value: &str) -> Option<String> {
+    if value.is_empty() {
+        violations.push("dataset", "must not be empty");
+        None
+    } else if value.len() > MAX_DATASET_ID_CHARS
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    {
+        violations.push(
+            "dataset",
+            "must be a dataset id: 1 to 64 lowercase letters, digits, underscores or dashes",
+        );
+        None
+    } else {
+        Some(value.to_owned())
+    }
+}
+
+/// 1 to 50 field names, each 1 to 64 characters; a bad one is named by its index.
+fn fields(violations: &mut Violations, values: &[String]) -> Option<Vec<String>> {
+    if values.is_empty() {
+        violations.push("fields", "must name at least one field");
+        return None;
+    }
+    if values.len() > MAX_GRANT_FIELDS {
+        violations.push(
+            "fields",
+            format!("must name at most {MAX_GRANT_FIELDS} fields"),
+        );
+        return None;
+    }
+    let checked: Vec<Option<String>> = values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| {
+            text(
+                violations,
+                &format!("fields[{i}]"),
+                value,
+                MAX_FIELD_NAME_CHARS,
+            )
+        })
+        .collect();
+    checked.into_iter().collect()
+}
+
+fn time(
+    violations: &mut Violations,
+    field: &str,
+    value: Option<&prost_types::Timestamp>,
+) -> Option<jiff::Timestamp> {
+    let Some(value) = value else {
+        violations.push(field, "must be given");
+        return None;
+    };
+    let time = from_timestamp(value);
+    if time.is_none() {
+        violations.push(field, "must be a valid timestamp");
+    }
+    time
+}
+
+/// A validated `RequestGrantRequest`. The grant id is the hub's to derive (from the calling
+/// department and the request id), and the requester is the calling department, so both
+/// come in [`ValidRequestGrant::into_command`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidRequestGrant {
+    pub request_id: String,
+    pub dataset: String,
+    pub fields: Vec<String>,
+    pub purpose: String,
+    pub expires_at: jiff::Timestamp,
+}
+
+impl TryFrom<&v1::RequestGrantRequest> for ValidRequestGrant {
+    type Error = Violations;
+
+    fn try_from(r: &v1::RequestGrantRequest) -> Result<Self, Violations> {
+        let mut violations = Violations::new();
+        let request_id = request_id(&mut violations, "request_id", &r.request_id);
+        let dataset = dataset(&mut violations, &r.dataset);
+        let fields = fields(&mut violations, &r.fields);
+        let purpose = text(&mut violations, "purpose", &r.purpose, MAX_REASON_CHARS);
+        let expires_at = time(&mut violations, "expires_at", r.expires_at.as_ref());
+        match (request_id, dataset, fields, purpose, expires_at) {
+            (Some(request_id), Some(dataset), Some(fields), Some(purpose), Some(expires_at))
+                if violations.is_empty() =>
+            {
+                Ok(ValidRequestGrant {
+                    request_id,
+                    dataset,
+                    fields,
+                    purpose,
+                    expires_at,
+                })
+            }
+            _ => Err(violations),
+        }
+    }
+}
+
+impl ValidRequestGrant {
+    pub fn into_command(self, grant_id: GrantId, requester: DepartmentCode) -> RequestGrant {
+        RequestGrant {
+            grant_id,
+            requester,
+            dataset: self.dataset,
+            fields: self.fields,
+            purpose: self.purpose,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+/// A validated command on a grant. For a request the caller builds it from
+/// [`ValidRequestGrant`] and the grant id it derived, with no expected version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidGrantCommand {
+    pub request_id: String,
+    pub grant_id: GrantId,
+    pub expected_version: Option<u64>,
+    pub command: GrantCommand,
+}
+
+/// The fields every command on an existing grant has, then the command's own, validated
+/// together so every problem is reported at once.
+fn validate(
+    request_id_value: &str,
+    grant_id_value: &str,
+    expected_version: Option<u64>,
+    command: impl FnOnce(&mut Violations) -> Option<GrantCommand>,
+) -> Result<ValidGrantCommand, Violations> {
+    let mut violations = Violations::new();
+    let request_id = request_id(&mut violations, "request_id", request_id_value);
+    let grant_id = grant_id(&mut violations, grant_id_value);
+    if expected_version == Some(0) {
+        violations.push(
+            "expected_version",
+            "must be a version the grant has had (a position a command returned), above 0",
+        );
+    }
+    let command = command(&mut violations);
+    match (request_id, grant_id, command) {
+        (Some(request_id), Some(grant_id), Some(command)) if violations.is_empty() => {
+            Ok(ValidGrantCommand {
+                request_id,
+                grant_id,
+                expected_version,
+                command,
+            })
+        }
+        _ => Err(violations),
+    }
+}
+
+impl TryFrom<&v1::ApproveGrantRequest> for ValidGrantCommand {
+    type Error = Violations;
+    fn try_from(r: &v1::ApproveGrantRequest) -> Result<Self, Violations> {
+        validate(&r.request_id, &r.grant_id, r.expected_version, |_| {
+            Some(GrantCommand::Approve)
+        })
+    }
+}
+
+impl TryFrom<&v1::RejectGrantRequest> for ValidGrantCommand {
+    type Error = Violations;
+    fn try_from(r: &v1::RejectGrantRequest) -> Result<Self, Violations> {
+        validate(&r.request_id, &r.grant_id, r.expected_version, |v| {
+            text(v, "reason", &r.reason, MAX_REASON_CHARS)
+                .map(|reason| GrantCommand::Reject { reason })
+        })
+    }
+}
+
+impl TryFrom<&v1::RevokeGrantRequest> for ValidGrantCommand {
+    type Error = Violations;
+    fn try_from(r: &v1::RevokeGrantRequest) -> Result<Self, Violations> {
+        validate(&r.request_id, &r.grant_id, r.expected_version, |v| {
+            text(v, "reason", &r.reason, MAX_REASON_CHARS)
+                .map(|reason| GrantCommand::Revoke { reason })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(violations: &Violations) -> Vec<&str> {
+        violations
+            .as_slice()
+            .iter()
+            .map(|v| v.field.as_str())
+            .collect()
+    }
+
+    fn expiry() -> prost_types::Timestamp {
+        prost_types::Timestamp {
+            seconds: 1_800_000_000,
+            nanos: 0,
+        }
+    }
+
+    fn request() -> v1::RequestGrantRequest {
+        v1::RequestGrantRequest {
+            request_id: "g-1".into(),
+            dataset: "care_roster".into(),
+            fields: vec!["community_code".into(), "risk_level".into()],
+            purpose: "排查独居老人 fire safety visits".into(),
+            expires_at: Some(expiry()),
+        }
+    }
+
+    fn request_err(change: impl FnOnce(&mut v1::RequestGrantRequest)) -> Violations {
+        let mut r = request();
+        change(&mut r);
+        ValidRequestGrant::try_from(&r).expect_err("refused")
+    }
+
+    fn reject() -> v1::RejectGrantRequest {
+        v1::RejectGrantRequest {
+            request_id: "g-2".into(),
+            grant_id: "grant-1".into(),
+            expected_version: Some(9),
+            reason: "not the minimum necessary".into(),
+        }
+    }
+
+    fn revoke() -> v1::RevokeGrantRequest {
+        v1::RevokeGrantRequest {
+            request_id: "g-3".into(),
+            grant_id: "grant-1".into(),
+            expected_version: None,
+            reason: "purpose fulfilled".into(),
+        }
+    }
+
+    fn approve() -> v1::ApproveGrantRequest {
+        v1::ApproveGrantRequest {
+            request_id: "g-4".into(),
+            grant_id: "grant-1".into(),
+            expected_version: Some(2),
+        }
+    }
+
+    #[test]
+    fn a_good_request_becomes_the_domain_command() {
+        let valid = ValidRequestGrant::try_from(&request()).expect("valid");
+        assert_eq!(valid.request_id, "g-1");
+        let requester = DepartmentCode::parse("public-security").expect("department");
+        let command = valid.into_command(GrantId::new("grant-1"), requester.clone());
+        assert_eq!(
+            command,
+            RequestGrant {
+                grant_id: GrantId::new("grant-1"),
+                requester,
+                dataset: "care_roster".into(),
+                fields: vec!["community_code".into(), "risk_level".into()],
+                purpose: "排查独居老人 fire safety visits".into(),
+                expires_at: jiff::Timestamp::from_second(1_800_000_000).expect("time"),
+            }
+        );
+    }
+
+    #[test]
+    fn every_problem_of_a_request_is_named() {
+        let v = ValidRequestGrant::try_from(&v1::RequestGrantRequest::default())
+            .expect_err("empty request");
+        assert_eq!(
+            names(&v),
+            ["request_id", "dataset", "fields", "purpose", "expires_at"]
+        );
+    }
+
+    #[test]
+    fn request_ids_are_printable_ascii_up_to_64() {
+        for bad in ["", "has space", "请求", &"r".repeat(65)] {
+            let v = request_err(|r| r.request_id = bad.into());
+            assert_eq!(names(&v), ["request_id"], "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn datasets_are_catalogue_slugs() {
+        for bad in [
+            "",
+            "Care_Roster",
+            "care roster",
+            "care/roster",
+            "名册",
+            &"d".repeat(65),
+        ] {
+            let v = request_err(|r| r.dataset = bad.into());
+            assert_eq!(names(&v), ["dataset"], "{bad:?}");
+        }
+        for good in ["d", "property_complaint_stats", "a-1_b", &"d".repeat(64)] {
+            let mut r = request();
+            r.dataset = good.into();
+            assert!(ValidRequestGrant::try_from(&r).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn fields_are_1_to_50_names_of_1_to_64_characters() {
+        let v = request_err(|r| r.fields.clear());
+        assert_eq!(names(&v), ["fields"]);
+        let v = request_err(|r| r.fields = (0..51).map(|i| format!("f{i}")).collect());
+        assert_eq!(names(&v), ["fields"]);
+        let mut ok = request();
+        ok.fields = (0..50).map(|i| format!("f{i}")).collect();
+        assert!(ValidRequestGrant::try_from(&ok).is_ok());
+        ok.fields = vec!["字".repeat(64)];
+        assert!(ValidRequestGrant::try_from(&ok).is_ok());
+
+        let v = request_err(|r| {
+            r.fields = vec![
+                "name".into(),
+                String::new(),
+                "f".repeat(65),
+                " ".into(),
+                "ok".into(),
+            ]
+        });
+        assert_eq!(names(&v), ["fields[1]", "fields[2]", "fields[3]"]);
+    }
+
+    #[test]
+    fn purposes_are_1_to_500_characters() {
+        for bad in [String::new(), " ".into(), "p".repeat(MAX_REASON_CHARS + 1)] {
+            let v = request_err(|r| r.purpose = bad.clone());
+            assert_eq!(names(&v), ["purpose"], "{bad:?}");
+        }
+        let mut ok = request();
+        ok.purpose = "p".repeat(MAX_REASON_CHARS);
+        assert!(ValidRequestGrant::try_from(&ok).is_ok());
+    }
+
+    #[test]
+    fn expiries_must_be_given_and_valid() {
+        let v = request_err(|r| r.expires_at = None);
+        assert_eq!(names(&v), ["expires_at"]);
+        assert_eq!(v.as_slice()[0].reason, "must be given");
+        for (seconds, nanos) in [(0, 1_000_000_000), (0, -1_000_000_000), (i64::MIN, 0)] {
+            let v = request_err(|r| r.expires_at = Some(prost_types::Timestamp { seconds, nanos }));
+            assert_eq!(names(&v), ["expires_at"], "{seconds} {nanos}");
+            assert_eq!(v.as_slice()[0].reason, "must be a valid timestamp");
+        }
+    }
+
+    #[test]
+    fn good_answers_become_domain_commands() {
+        let approve = ValidGrantCommand::try_from(&approve()).expect("valid");
+        assert_eq!(
+            approve,
+            ValidGrantCommand {
+                request_id: "g-4".into(),
+                grant_id: GrantId::new("grant-1"),
+                expected_version: Some(2),
+                command: GrantCommand::Approve,
+            }
+        );
+        let reject = ValidGrantCommand::try_from(&reject()).expect("valid");
+        assert_eq!(reject.expected_version, Some(9));
+        assert_eq!(
+            reject.command,
+            GrantCommand::Reject {
+                reason: "not the minimum necessary".into()
+            }
+        );
+        let revoke = ValidGrantCommand::try_from(&revoke()).expect("valid");
+        assert_eq!(revoke.expected_version, None);
+        assert_eq!(
+            revoke.command,
+            GrantCommand::Revoke {
+                reason: "purpose fulfilled".into()
+            }
+        );
+    }
+
+    #[test]
+    fn every_problem_of_an_answer_is_named() {
+        let v = ValidGrantCommand::try_from(&v1::RejectGrantRequest {
+            expected_version: Some(0),
+            ..Default::default()
+        })
+        .expect_err("refused");
+        assert_eq!(
+            names(&v),
+            ["request_id", "grant_id", "expected_version", "reason"]
+        );
+        let v =
+            ValidGrantCommand::try_from(&v1::ApproveGrantRequest::default()).expect_err("refused");
+        assert_eq!(names(&v), ["request_id", "grant_id"]);
+    }
+
+    #[test]
+    fn grant_ids_are_hub_ids() {
+        for bad in ["", "a/b", "g 1", &"g".repeat(65)] {
+            let mut r = approve();
+            r.grant_id = bad.into();
+            let v = ValidGrantCommand::try_from(&r).expect_err("refused");
+            assert_eq!(names(&v), ["grant_id"], "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn expected_version_zero_is_refused() {
+        let mut r = approve();
+        r.expected_version = Some(0);
+        let v = ValidGrantCommand::try_from(&r).expect_err("refused");
+        assert_eq!(names(&v), ["expected_version"]);
+    }
+
+    #[test]
+    fn reasons_are_1_to_500_characters() {
+        for bad in [String::new(), " ".into(), "r".repeat(MAX_REASON_CHARS + 1)] {
+            let mut r = reject();
+            r.reason = bad.clone();
+            let v = ValidGrantCommand::try_from(&r).expect_err("refused");
+            assert_eq!(names(&v), ["reason"], "{bad:?}");
+            let mut r = revoke();
+            r.reason = bad.clone();
+            let v = ValidGrantCommand::try_from(&r).expect_err("refused");
+            assert_eq!(names(&v), ["reason"], "{bad:?}");
+        }
+        let mut ok = revoke();
+        ok.reason = "理".repeat(MAX_REASON_CHARS);
+        assert!(ValidGrantCommand::try_from(&ok).is_ok());
+    }
+}
