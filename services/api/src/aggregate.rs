@@ -33,6 +33,8 @@ pub trait Aggregate: Send + Sync + 'static {
     fn decode(event_type: &str, body: &[u8]) -> Result<Option<Self::Event>, DecodeError>;
     /// When the hub must next act on the aggregate by itself (escalate, expire), if ever.
     fn due(state: &Self::State, policy: &Policy) -> Option<Timestamp>;
+    /// Whether the command creates the aggregate (so it expects no events before it).
+    fn creates(command: &Self::Command) -> bool;
 }
 
 /// Cases: grid incidents and property complaints.
@@ -69,5 +71,9 @@ impl Aggregate for Case {
 
     fn due(state: &Self::State, policy: &Policy) -> Option<Timestamp> {
         case::next_escalation(state, policy).map(|(_, at, _, _)| at)
+    }
+
+    fn creates(command: &Self::Command) -> bool {
+        matches!(command, case::CaseCommand::Report(_))
     }
 }

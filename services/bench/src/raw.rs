@@ -14,6 +14,7 @@ use hub_log::{Appender, Classification, Envelope, NewEvent};
 pub const RAW_STREAM: &str = "BENCH_RAW";
 
 /// One event like those the hub appends for a report.
+#[derive(Clone)]
 pub struct Sample {
     pub envelope: Envelope,
     pub body: Bytes,
@@ -95,20 +96,6 @@ impl Raw {
         })
     }
 
-    async fn publish_one(&self, sample: &Sample, n: usize) -> anyhow::Result<()> {
-        let mut envelope = sample.envelope.clone();
-        envelope.id = format!("raw-{n:012}");
-        let publish = PublishMessage::build()
-            .payload(sample.body.clone())
-            .headers(envelope.to_headers())
-            .expected_last_subject_sequence(0);
-        self.js
-            .send_publish(format!("bench.raw.{n}"), publish)
-            .await?
-            .await?;
-        Ok(())
-    }
-
     /// `concurrency` publishers, each awaiting its ack before the next: events per second.
     pub async fn concurrent(
         &self,
@@ -118,16 +105,22 @@ impl Raw {
     ) -> anyhow::Result<f64> {
         let base = next_base();
         let started = Instant::now();
-        let workers = (0..concurrency).map(|w| async move {
-            let mut n = w;
-            while n < events {
-                self.publish_one(sample, base + n).await?;
-                n += concurrency;
-            }
-            anyhow::Ok(())
-        });
-        for result in futures::future::join_all(workers).await {
-            result?;
+        // Each publisher is a task of its own, as each hub client is.
+        let workers: Vec<_> = (0..concurrency)
+            .map(|w| {
+                let (js, sample) = (self.js.clone(), sample.clone());
+                tokio::spawn(async move {
+                    let mut n = w;
+                    while n < events {
+                        publish_one(&js, &sample, base + n).await?;
+                        n += concurrency;
+                    }
+                    anyhow::Ok(())
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.await??;
         }
         Ok(events as f64 / started.elapsed().as_secs_f64())
     }
@@ -138,7 +131,7 @@ impl Raw {
         let mut times = Vec::with_capacity(count);
         for n in 0..count {
             let started = Instant::now();
-            self.publish_one(sample, base + n).await?;
+            publish_one(&self.js, sample, base + n).await?;
             times.push(started.elapsed());
         }
         Ok(median(times))
@@ -176,6 +169,19 @@ impl Raw {
         }
         Ok(events as f64 / started.elapsed().as_secs_f64())
     }
+}
+
+async fn publish_one(js: &jetstream::Context, sample: &Sample, n: usize) -> anyhow::Result<()> {
+    let mut envelope = sample.envelope.clone();
+    envelope.id = format!("raw-{n:012}");
+    let publish = PublishMessage::build()
+        .payload(sample.body.clone())
+        .headers(envelope.to_headers())
+        .expected_last_subject_sequence(0);
+    js.send_publish(format!("bench.raw.{n}"), publish)
+        .await?
+        .await?;
+    Ok(())
 }
 
 /// Distinct subject numbers for each run.

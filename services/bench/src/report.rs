@@ -111,19 +111,25 @@ impl Hub {
         tag: &str,
     ) -> anyhow::Result<f64> {
         let started = Instant::now();
-        let workers = (0..concurrency).map(|w| async move {
-            let mut client = self.client(w);
-            let mut n = w;
-            while n < events {
-                client
-                    .report_case(with_department(report(format!("{tag}-{n}"), n)))
-                    .await?;
-                n += concurrency;
-            }
-            anyhow::Ok(())
-        });
-        for result in futures::future::join_all(workers).await {
-            result?;
+        // Each client is a task of its own, so the runtime's threads share the client work.
+        let workers: Vec<_> = (0..concurrency)
+            .map(|w| {
+                let mut client = self.client(w);
+                let tag = tag.to_owned();
+                tokio::spawn(async move {
+                    let mut n = w;
+                    while n < events {
+                        client
+                            .report_case(with_department(report(format!("{tag}-{n}"), n)))
+                            .await?;
+                        n += concurrency;
+                    }
+                    anyhow::Ok(())
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.await??;
         }
         Ok(events as f64 / started.elapsed().as_secs_f64())
     }

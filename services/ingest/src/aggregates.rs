@@ -165,6 +165,15 @@ impl<A: Aggregate> Aggregates<A> {
         Ok((known, record))
     }
 
+    /// The aggregate as this hub's cache knows it, or as not existing yet: for a command that
+    /// creates it, where the log itself (an append expecting an empty subject) is the check.
+    pub fn cached_or_new(&self, id: &str) -> Known<A> {
+        self.cache().get(id).cloned().unwrap_or(Known {
+            row: None,
+            requests: Vec::new(),
+        })
+    }
+
     /// Brings `known` up to date from the log; returns it and the events that were missing.
     pub async fn refresh(
         &self,

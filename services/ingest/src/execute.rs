@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
 use hub_api::ApiError;
 use hub_api::aggregate::Aggregate;
 use hub_domain::clock::Clock;
@@ -21,6 +22,9 @@ use crate::{append_error, ids};
 
 /// How often a command without an expected version is decided again after losing a race.
 const ATTEMPTS: usize = 3;
+
+/// Atomic batches of one import in flight at once (the server allows 50 per stream).
+const IMPORT_BATCHES_IN_FLIGHT: usize = 4;
 
 /// A validated command with everything around it.
 #[derive(Debug)]
@@ -203,10 +207,20 @@ impl<A: Aggregate> Executor<A> {
 
     pub async fn execute(&self, submitted: Submitted<A>) -> Result<Executed, ApiError> {
         let id = submitted.id.as_str();
-        let (mut known, record) = self
-            .cases
-            .load(id, &submitted.source, &submitted.request_id)
-            .await?;
+        // A command creating an aggregate skips the read model: the append expects an empty
+        // subject, and a conflict brings the log's word (and any first result) back.
+        let (mut known, record) =
+            if A::creates(&submitted.command) && submitted.expected_version.is_none() {
+                let known = self.cases.cached_or_new(id);
+                let record = known
+                    .request(&submitted.source, &submitted.request_id)
+                    .cloned();
+                (known, record)
+            } else {
+                self.cases
+                    .load(id, &submitted.source, &submitted.request_id)
+                    .await?
+            };
         if let Some(record) = record {
             debug!(
                 position = record.position,
@@ -299,16 +313,16 @@ impl<A: Aggregate> Executor<A> {
         Ok(self.stored_events(submitted, &events))
     }
 
-    /// Appends prepared reports of new cases in atomic batches of up to `batch_size` events,
-    /// each case's event expecting an empty subject. A batch the server refuses (a case
-    /// that exists already, from an earlier import) is executed case by case instead, which
-    /// answers cases stored before with their first result.
+    /// Appends prepared creations in atomic batches of up to `batch_size` events, a few
+    /// batches in flight at once, each aggregate's event expecting an empty subject. A batch
+    /// the server refuses (an aggregate that exists already, from an earlier import) is
+    /// executed item by item instead, which answers those with their first result.
     pub async fn import(
         &self,
         prepared: Vec<(Submitted<A>, Vec<StoredEvent>)>,
         batch_size: usize,
     ) -> Result<Vec<Executed>, ApiError> {
-        let mut done = Vec::with_capacity(prepared.len());
+        let mut chunks = Vec::new();
         let mut items = prepared.into_iter().peekable();
         while items.peek().is_some() {
             let mut chunk = Vec::new();
@@ -320,21 +334,41 @@ impl<A: Aggregate> Executor<A> {
                 events += stored.len();
                 chunk.extend(items.next());
             }
-            let batch: Vec<NewEvent> = chunk
-                .iter()
-                .flat_map(|(_, stored)| {
-                    stored.iter().enumerate().map(|(index, e)| NewEvent {
-                        subject: e.subject.clone(),
-                        envelope: e.envelope.clone(),
-                        body: e.body.clone(),
-                        expected_last_subject_sequence: (index == 0).then_some(0),
-                    })
+            chunks.push(chunk);
+        }
+        let outcomes: Vec<Result<Vec<Executed>, ApiError>> = futures::stream::iter(chunks)
+            .map(|chunk| self.import_batch(chunk))
+            .buffered(IMPORT_BATCHES_IN_FLIGHT)
+            .collect()
+            .await;
+        let mut done = Vec::new();
+        for outcome in outcomes {
+            done.extend(outcome?);
+        }
+        Ok(done)
+    }
+
+    async fn import_batch(
+        &self,
+        chunk: Vec<(Submitted<A>, Vec<StoredEvent>)>,
+    ) -> Result<Vec<Executed>, ApiError> {
+        let batch: Vec<NewEvent> = chunk
+            .iter()
+            .flat_map(|(_, stored)| {
+                stored.iter().enumerate().map(|(index, e)| NewEvent {
+                    subject: e.subject.clone(),
+                    envelope: e.envelope.clone(),
+                    body: e.body.clone(),
+                    expected_last_subject_sequence: (index == 0).then_some(0),
                 })
-                .collect();
-            match self.appender.append_all(batch).await {
-                Ok(appended) => {
-                    let mut positions = appended.iter().map(|a| a.position);
-                    for (submitted, stored) in chunk {
+            })
+            .collect();
+        match self.appender.append_all(batch).await {
+            Ok(appended) => {
+                let mut positions = appended.iter().map(|a| a.position);
+                Ok(chunk
+                    .into_iter()
+                    .map(|(submitted, stored)| {
                         let event_ids = stored.iter().map(|e| e.envelope.id.clone()).collect();
                         let position = positions
                             .by_ref()
@@ -342,28 +376,29 @@ impl<A: Aggregate> Executor<A> {
                             .last()
                             .unwrap_or_default();
                         let record = RequestRecord {
-                            hash: submitted.hash.clone(),
+                            hash: submitted.hash,
                             aggregate: format!("{}/{}", A::TYPE, submitted.id),
                             event_ids,
                             position,
                         };
-                        done.push(Executed {
+                        Executed {
                             record,
                             appended: true,
-                        });
-                    }
+                        }
+                    })
+                    .collect())
+            }
+            Err(AppendError::Unavailable(reason)) => {
+                Err(append_error(AppendError::Unavailable(reason)))
+            }
+            Err(err) => {
+                warn!(error = %err, items = chunk.len(), "import batch refused; importing its items one by one");
+                let mut done = Vec::with_capacity(chunk.len());
+                for (submitted, _) in chunk {
+                    done.push(self.execute(submitted).await?);
                 }
-                Err(AppendError::Unavailable(reason)) => {
-                    return Err(append_error(AppendError::Unavailable(reason)));
-                }
-                Err(err) => {
-                    warn!(error = %err, cases = chunk.len(), "import batch refused; importing its cases one by one");
-                    for (submitted, _) in chunk {
-                        done.push(self.execute(submitted).await?);
-                    }
-                }
+                Ok(done)
             }
         }
-        Ok(done)
     }
 }
