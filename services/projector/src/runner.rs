@@ -120,7 +120,8 @@ async fn consume(
     if let Some(reason) = gap_at_start(checkpoint, &state) {
         return Ok(Stop::Halt(reason));
     }
-    let mut consumer = recreate_consumer(&events_stream, &**projection, options, checkpoint)
+    let filter = projection.filter_subject();
+    let consumer = recreate_consumer(&events_stream, &**projection, options, checkpoint)
         .await
         .map_err(|e| nats_failure("create consumer")(&e))?;
     let mut messages = consumer
@@ -131,6 +132,7 @@ async fn consume(
         .await
         .map_err(|e| nats_failure("consume")(&e))?;
     info!(read_model = name, checkpoint, "projector consuming");
+    let mut next_delivery = 1;
 
     loop {
         let first = tokio::select! {
@@ -144,7 +146,7 @@ async fn consume(
             },
         };
         let Some(first) = first else {
-            idle_check(&mut events_stream, &mut consumer, model).await;
+            idle_check(&mut events_stream, &filter, model).await;
             continue;
         };
         let mut batch = vec![first];
@@ -153,6 +155,22 @@ async fn consume(
                 Some(Some(Ok(message))) => batch.push(message),
                 _ => break,
             }
+        }
+        // Every delivery of this consumer has the next consumer sequence. A jump means a
+        // delivery was lost (a server restart mid-flight, say); the lost event's redelivery
+        // could come after later events and be skipped as applied, so start over from the
+        // checkpoint instead.
+        for message in &batch {
+            let delivered = message
+                .info()
+                .map(|i| i.consumer_sequence)
+                .unwrap_or_default();
+            if delivered != next_delivery {
+                return Err(Failure::Nats(format!(
+                    "delivery {next_delivery} was lost (got {delivered})"
+                )));
+            }
+            next_delivery += 1;
         }
         if let Some(reason) = apply_batch(model, projection, &batch).await? {
             return Ok(Stop::Halt(reason));
@@ -249,25 +267,32 @@ async fn recreate_consumer(
         .map_err(|e| e.to_string())
 }
 
-/// With nothing to consume, the model stands at the log's last position: read the stream's
-/// last sequence first, then check that nothing at or below it is pending or unacknowledged.
-async fn idle_check(
-    events_stream: &mut stream::Stream,
-    consumer: &mut consumer::PullConsumer,
-    model: &ReadModel,
-) {
+/// With nothing delivered for a while, asks the log itself how far the model stands: read
+/// the stream's last sequence L, then the first event after the checkpoint that the model
+/// consumes. None up to L: the model stands at L. One at S: it stands at S - 1 (and the
+/// consumer will deliver S). The consumer's own counters are not trusted for this: after a
+/// server restart they can count a message delivered but never applied as done.
+async fn idle_check(events_stream: &mut stream::Stream, filter: &str, model: &ReadModel) {
     let Ok(last) = events_stream.info().await.map(|i| i.state.last_sequence) else {
         return;
     };
-    if last <= model.state().position {
+    let Ok(checkpoint) = model.store().checkpoint() else {
         return;
-    }
-    if let Ok(info) = consumer.info().await
-        && info.num_pending == 0
-        && info.num_ack_pending == 0
+    };
+    match events_stream
+        .direct_get_next_for_subject(filter, Some(checkpoint + 1))
+        .await
     {
-        model.advance(last);
-        model.caught_up(std::time::SystemTime::now());
+        Ok(next) if next.sequence <= last => model.advance(next.sequence - 1),
+        Ok(_) => {
+            model.advance(last);
+            model.caught_up(std::time::SystemTime::now());
+        }
+        Err(err) if err.kind() == stream::DirectGetErrorKind::NotFound => {
+            model.advance(last);
+            model.caught_up(std::time::SystemTime::now());
+        }
+        Err(err) => debug!(read_model = model.name(), error = %err, "idle check failed"),
     }
 }
 
