@@ -1,7 +1,9 @@
 //! End-to-end tests: real nats-server processes, real sled files, real gRPC over loopback.
 
 mod bad_input;
+mod care;
 mod commands;
+mod grants;
 mod guard;
 mod import;
 mod lifecycle;

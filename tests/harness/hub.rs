@@ -6,8 +6,10 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use hub::Config;
+use hub_api::v1::care_command_service_client::CareCommandServiceClient;
 use hub_api::v1::case_command_service_client::CaseCommandServiceClient;
 use hub_api::v1::case_query_service_client::CaseQueryServiceClient;
+use hub_api::v1::grant_command_service_client::GrantCommandServiceClient;
 use hub_domain::clock::Clock;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -161,6 +163,14 @@ pub struct Hub {
 impl Hub {
     pub fn commands(&self) -> CaseCommandServiceClient<Channel> {
         CaseCommandServiceClient::new(self.channel.clone())
+    }
+
+    pub fn care(&self) -> CareCommandServiceClient<Channel> {
+        CareCommandServiceClient::new(self.channel.clone())
+    }
+
+    pub fn grants(&self) -> GrantCommandServiceClient<Channel> {
+        GrantCommandServiceClient::new(self.channel.clone())
     }
 
     pub fn queries(&self) -> CaseQueryServiceClient<Channel> {

@@ -6,12 +6,15 @@ use std::fmt::Debug;
 
 use hub_domain::policy::Policy;
 use hub_domain::registry::Sensitivity;
-use hub_domain::{Ctx, Refusal, case};
+use hub_domain::{Ctx, Refusal, care, case, grant};
 use jiff::Timestamp;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{DecodeError, EventType, decode_case_event, encode_case_event};
+use crate::{
+    DecodeError, EventType, decode_care_event, decode_case_event, decode_grant_event,
+    encode_care_event, encode_case_event, encode_grant_event,
+};
 
 pub trait Aggregate: Send + Sync + 'static {
     type State: Clone + Debug + Serialize + DeserializeOwned + Send + Sync;
@@ -75,5 +78,92 @@ impl Aggregate for Case {
 
     fn creates(command: &Self::Command) -> bool {
         matches!(command, case::CaseCommand::Report(_))
+    }
+}
+
+/// Key-population care records: sensitive personal information, owned by civil affairs.
+#[derive(Debug, Clone, Copy)]
+pub struct Care;
+
+impl Aggregate for Care {
+    type State = care::CareState;
+    type Command = care::CareCommand;
+    type Event = care::CareEvent;
+
+    const TYPE: &'static str = "care";
+    const SENSITIVITY: Sensitivity = Sensitivity::Sensitive;
+
+    fn decide(
+        state: Option<&Self::State>,
+        command: Self::Command,
+        ctx: Ctx<'_>,
+    ) -> Result<Vec<Self::Event>, Refusal> {
+        care::decide(state, command, ctx)
+    }
+
+    fn apply(state: Option<Self::State>, event: &Self::Event) -> Option<Self::State> {
+        care::apply(state, event)
+    }
+
+    fn encode(event: &Self::Event) -> (EventType, Vec<u8>) {
+        encode_care_event(event)
+    }
+
+    fn decode(event_type: &str, body: &[u8]) -> Result<Option<Self::Event>, DecodeError> {
+        decode_care_event(event_type, body)
+    }
+
+    fn due(_: &Self::State, _: &Policy) -> Option<Timestamp> {
+        None
+    }
+
+    fn creates(command: &Self::Command) -> bool {
+        matches!(command, care::CareCommand::Register(_))
+    }
+}
+
+/// Data-sharing grants between departments.
+#[derive(Debug, Clone, Copy)]
+pub struct Grant;
+
+impl Aggregate for Grant {
+    type State = grant::GrantState;
+    type Command = grant::GrantCommand;
+    type Event = grant::GrantEvent;
+
+    const TYPE: &'static str = "grant";
+    const SENSITIVITY: Sensitivity = Sensitivity::Internal;
+
+    fn decide(
+        state: Option<&Self::State>,
+        command: Self::Command,
+        ctx: Ctx<'_>,
+    ) -> Result<Vec<Self::Event>, Refusal> {
+        grant::decide(state, command, ctx)
+    }
+
+    fn apply(state: Option<Self::State>, event: &Self::Event) -> Option<Self::State> {
+        grant::apply(state, event)
+    }
+
+    fn encode(event: &Self::Event) -> (EventType, Vec<u8>) {
+        encode_grant_event(event)
+    }
+
+    fn decode(event_type: &str, body: &[u8]) -> Result<Option<Self::Event>, DecodeError> {
+        decode_grant_event(event_type, body)
+    }
+
+    /// A grant requested or in force lapses at its expiry.
+    fn due(state: &Self::State, _: &Policy) -> Option<Timestamp> {
+        matches!(
+            state.status,
+            grant::GrantStatus::Requested | grant::GrantStatus::Approved
+        )
+        .then_some(state.expires_at)
+    }
+
+    fn creates(command: &Self::Command) -> bool {
+        matches!(command, grant::GrantCommand::Request(_))
     }
 }

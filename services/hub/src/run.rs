@@ -6,13 +6,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use hub_api::aggregate::Case;
+use hub_api::aggregate::{Care, Case, Grant};
+use hub_api::v1::care_command_service_server::CareCommandServiceServer;
 use hub_api::v1::case_command_service_server::CaseCommandServiceServer;
 use hub_api::v1::case_query_service_server::CaseQueryServiceServer;
+use hub_api::v1::grant_command_service_server::GrantCommandServiceServer;
 use hub_domain::clock::Clock;
 use hub_domain::policy::Policy;
 use hub_gateway::CaseQueries;
-use hub_ingest::{Aggregates, CaseCommands, Executor, Supervisor, SystemClock};
+use hub_ingest::{
+    Aggregates, CareCommands, CaseCommands, Executor, GrantCommands, Supervisor, SystemClock,
+};
 use hub_log::Appender;
 use hub_log::guard;
 use hub_log::names::projector_consumer;
@@ -148,21 +152,26 @@ async fn serve(
 
     // gRPC.
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<CaseCommandServiceServer<CaseCommands>>()
-        .await;
-    health
-        .set_serving::<CaseQueryServiceServer<CaseQueries>>()
-        .await;
+    const QUERIES: &[&str] = &["gov.hub.v1.CaseQueryService"];
+    const COMMANDS: &[&str] = &[
+        "gov.hub.v1.CaseCommandService",
+        "gov.hub.v1.CareCommandService",
+        "gov.hub.v1.GrantCommandService",
+    ];
+    for service in QUERIES.iter().chain(COMMANDS) {
+        health
+            .set_service_status(*service, ServingStatus::Serving)
+            .await;
+    }
     tokio::spawn(watch_health(
         model.clone(),
-        "gov.hub.v1.CaseQueryService",
+        QUERIES,
         health.clone(),
         stop.clone(),
     ));
     tokio::spawn(watch_health(
         command_state.clone(),
-        "gov.hub.v1.CaseCommandService",
+        COMMANDS,
         health.clone(),
         stop.clone(),
     ));
@@ -178,25 +187,50 @@ async fn serve(
 
     let tz = config.time_zone().map_err(anyhow::Error::msg)?;
     let policy = Arc::new(Policy::with_defaults(registry.calendar(tz)));
-    let cases = Aggregates::<Case>::new(
-        command_state.clone(),
+    // One executor per aggregate type, each with its cache over command_state.
+    let case_executor = Arc::new(Executor::new(
         appender.clone(),
-        config.command_cache,
-    );
-    let executor = Arc::new(Executor::new(
+        Aggregates::<Case>::new(
+            command_state.clone(),
+            appender.clone(),
+            config.command_cache,
+        ),
+        registry.clone(),
+        policy.clone(),
+        clock.clone(),
+    ));
+    let care_executor = Arc::new(Executor::new(
         appender.clone(),
-        cases,
+        Aggregates::<Care>::new(
+            command_state.clone(),
+            appender.clone(),
+            config.command_cache,
+        ),
+        registry.clone(),
+        policy.clone(),
+        clock.clone(),
+    ));
+    let grant_executor = Arc::new(Executor::new(
+        appender.clone(),
+        Aggregates::<Grant>::new(
+            command_state.clone(),
+            appender.clone(),
+            config.command_cache,
+        ),
         registry.clone(),
         policy,
         clock,
     ));
     let supervisor = Supervisor::new(
-        executor.clone(),
+        case_executor.clone(),
+        grant_executor.clone(),
         command_state.clone(),
         Duration::from_millis(config.supervision_interval_ms),
     );
     let supervision = tokio::spawn(supervisor.run(stop.child_token()));
-    let commands = CaseCommands::new(executor, registry.clone());
+    let commands = CaseCommands::new(case_executor, registry.clone());
+    let care = CareCommands::new(care_executor, registry.clone());
+    let grants = GrantCommands::new(grant_executor, registry.clone());
     let queries = CaseQueries::new(
         model.clone(),
         registry,
@@ -212,6 +246,8 @@ async fn serve(
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(CaseCommandServiceServer::new(commands))
+            .add_service(CareCommandServiceServer::new(care))
+            .add_service(GrantCommandServiceServer::new(grants))
             .add_service(CaseQueryServiceServer::new(queries))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
                 stop.cancelled().await
@@ -325,10 +361,10 @@ fn instance_name(config: &Config) -> anyhow::Result<String> {
     }
 }
 
-/// Reports `service` NOT_SERVING while the read model it depends on is halted.
+/// Reports `services` NOT_SERVING while the read model they depend on is halted.
 async fn watch_health(
     model: ReadModel,
-    service: &'static str,
+    services: &'static [&'static str],
     health: tonic_health::server::HealthReporter,
     stop: CancellationToken,
 ) {
@@ -340,7 +376,9 @@ async fn watch_health(
         } else {
             ServingStatus::Serving
         };
-        health.set_service_status(service, status).await;
+        for service in services {
+            health.set_service_status(*service, status).await;
+        }
         tokio::select! {
             _ = stop.cancelled() => return,
             changed = state.changed() => if changed.is_err() { return },

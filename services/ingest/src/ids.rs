@@ -6,12 +6,18 @@ use uuid::Uuid;
 /// Namespace of the hub's name-based (v5) UUIDs.
 const NAMESPACE: Uuid = Uuid::from_u128(0x8c1f_6a2e_4b7d_4f0a_9e35_2d6b_1c0f_7a41);
 
-pub fn case_id(department: &str, request_id: &str) -> String {
+/// The id of the aggregate of type `aggregate_type` that a department's creating command
+/// (a report, a care registration, a grant request) brings into being.
+pub fn aggregate_id(aggregate_type: &str, department: &str, request_id: &str) -> String {
     Uuid::new_v5(
         &NAMESPACE,
-        format!("case\n{department}\n{request_id}").as_bytes(),
+        format!("{aggregate_type}\n{department}\n{request_id}").as_bytes(),
     )
     .to_string()
+}
+
+pub fn case_id(department: &str, request_id: &str) -> String {
+    aggregate_id("case", department, request_id)
 }
 
 /// The id of the `index`-th event a command produced; also its `Nats-Msg-Id`.

@@ -6,19 +6,24 @@
 
 mod aggregates;
 mod caller;
+mod care;
 mod cases;
 mod execute;
+mod grant;
 mod hash;
 mod ids;
 mod import;
+mod submit;
 mod supervision;
 
 pub use aggregates::{Aggregates, Known};
 pub use caller::{Caller, DEPARTMENT_HEADER, caller, caller_department};
+pub use care::CareCommands;
 pub use cases::CaseCommands;
 pub use execute::{Executed, Executor, Submitted};
+pub use grant::GrantCommands;
 pub use hash::command_hash;
-pub use ids::{case_id, event_id};
+pub use ids::{aggregate_id, case_id, event_id};
 pub use supervision::Supervisor;
 
 use hub_api::ApiError;

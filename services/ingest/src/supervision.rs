@@ -1,6 +1,6 @@
 //! Supervision: the commands the hub sends by itself when their time comes. A case past its
-//! deadline is escalated (督办) one tier at a time, exactly once per breach and tier, across
-//! restarts and with several hub instances.
+//! deadline is escalated (督办) one tier at a time, exactly once per breach and tier, and a
+//! grant past its expiry lapses, across restarts and with several hub instances.
 //!
 //! Each instance scans the due index of its `command_state` read model and sends the hub's
 //! own command through the ordinary executor. The command's request id is derived from what
@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hub_api::ApiError;
-use hub_api::aggregate::{Aggregate, Case};
+use hub_api::aggregate::{Aggregate, Case, Grant};
 use hub_domain::Actor;
 use hub_domain::case::{self, CaseCommand, DeadlineKind};
+use hub_domain::grant::{GrantCommand, GrantStatus};
 use hub_log::names::SYSTEM_SOURCE;
 use hub_projector::ReadModel;
 use hub_projector::command_state::due;
@@ -28,6 +29,7 @@ const SCAN_LIMIT: usize = 256;
 
 pub struct Supervisor {
     cases: Arc<Executor<Case>>,
+    grants: Arc<Executor<Grant>>,
     command_state: ReadModel,
     interval: Duration,
 }
@@ -61,9 +63,15 @@ fn system_command<A: Aggregate>(
 }
 
 impl Supervisor {
-    pub fn new(cases: Arc<Executor<Case>>, command_state: ReadModel, interval: Duration) -> Self {
+    pub fn new(
+        cases: Arc<Executor<Case>>,
+        grants: Arc<Executor<Grant>>,
+        command_state: ReadModel,
+        interval: Duration,
+    ) -> Self {
         Self {
             cases,
+            grants,
             command_state,
             interval,
         }
@@ -94,6 +102,7 @@ impl Supervisor {
         for (aggregate_type, id) in due {
             let acted = match aggregate_type.as_str() {
                 Case::TYPE => self.escalate(&id).await?,
+                Grant::TYPE => self.expire(&id).await?,
                 _ => false,
             };
             done += usize::from(acted);
@@ -125,6 +134,27 @@ impl Supervisor {
             CaseCommand::Escalate,
         );
         finish(self.cases.execute(submitted).await, "case escalated")
+    }
+}
+
+impl Supervisor {
+    async fn expire(&self, grant_id: &str) -> Result<bool, ApiError> {
+        let known = self.grants.known(grant_id).await?;
+        let Some(state) = known.state() else {
+            return Ok(false);
+        };
+        let open = matches!(state.status, GrantStatus::Requested | GrantStatus::Approved);
+        if !open || state.expires_at > self.grants.now() {
+            return Ok(false);
+        }
+        let what = format!("expire-{}", state.expires_at.as_second());
+        let submitted = system_command::<Grant>(
+            grant_id,
+            state.owner.to_string(),
+            &what,
+            GrantCommand::Expire,
+        );
+        finish(self.grants.execute(submitted).await, "grant expired")
     }
 }
 

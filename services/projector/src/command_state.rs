@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use hub_api::aggregate::{Aggregate, Case};
+use hub_api::aggregate::{Aggregate, Care, Case, Grant};
 use hub_domain::policy::Policy;
 use hub_log::StoredEvent;
 use hub_log::names::{EVENTS_SUBJECTS, parse_event_subject};
@@ -220,6 +220,8 @@ impl Projection for CommandState {
         };
         let known = match aggregate_type {
             Case::TYPE => self.apply_row::<Case>(id, event, batch)?,
+            Care::TYPE => self.apply_row::<Care>(id, event, batch)?,
+            Grant::TYPE => self.apply_row::<Grant>(id, event, batch)?,
             // Aggregate types this version keeps no state for.
             _ => false,
         };

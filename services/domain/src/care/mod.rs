@@ -88,8 +88,8 @@ impl RiskLevel {
     }
 }
 
-/// Command: register a person for care.
-#[derive(Debug, Clone, PartialEq)]
+/// Command: register a person for care. Its `Debug` hides the person.
+#[derive(Clone, PartialEq)]
 pub struct RegisterCare {
     pub care_id: CareId,
     pub name: String,
@@ -97,6 +97,19 @@ pub struct RegisterCare {
     pub category: CareCategory,
     pub community: CommunityCode,
     pub risk_level: RiskLevel,
+}
+
+impl std::fmt::Debug for RegisterCare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisterCare")
+            .field("care_id", &self.care_id)
+            .field("name", &"***")
+            .field("identity_number", &self.identity_number)
+            .field("category", &self.category)
+            .field("community", &self.community)
+            .field("risk_level", &self.risk_level)
+            .finish()
+    }
 }
 
 /// Everything that can be asked of a care record, by civil affairs only. Free text (visitor,
