@@ -72,22 +72,6 @@ impl CaseQueries {
     }
 }
 
-fn case_id(violations: &mut Violations, value: &str) -> Option<String> {
-    if value.is_empty() {
-        violations.push("case_id", "must not be empty");
-        None
-    } else if value.len() > 64
-        || !value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
-        violations.push("case_id", "must be a case id as returned by ReportCase");
-        None
-    } else {
-        Some(value.to_owned())
-    }
-}
-
 #[tonic::async_trait]
 impl CaseQueryService for CaseQueries {
     async fn get_case(
@@ -95,7 +79,8 @@ impl CaseQueryService for CaseQueries {
         request: Request<GetCaseRequest>,
     ) -> Result<Response<GetCaseResponse>, Status> {
         let mut violations = Violations::new();
-        let id = case_id(&mut violations, &request.get_ref().case_id);
+        let id =
+            hub_api::case_id(&mut violations, &request.get_ref().case_id).map(|id| id.to_string());
         let id = violations
             .finish(|| id.unwrap_or_default())
             .map_err(ApiError::from)?;

@@ -14,9 +14,7 @@ use hub_api::v1::grant_command_service_server::GrantCommandServiceServer;
 use hub_domain::clock::Clock;
 use hub_domain::policy::Policy;
 use hub_gateway::CaseQueries;
-use hub_ingest::{
-    Aggregates, CareCommands, CaseCommands, Executor, GrantCommands, Supervisor, SystemClock,
-};
+use hub_ingest::{CareCommands, CaseCommands, Executor, GrantCommands, Supervisor, SystemClock};
 use hub_log::Appender;
 use hub_log::guard;
 use hub_log::names::projector_consumer;
@@ -185,41 +183,30 @@ async fn serve(
         .build_v1alpha()
         .context("building reflection")?;
 
-    let tz = config.time_zone().map_err(anyhow::Error::msg)?;
-    let policy = Arc::new(Policy::with_defaults(registry.calendar(tz)));
     // One executor per aggregate type, each with its cache over command_state.
-    let case_executor = Arc::new(Executor::new(
-        appender.clone(),
-        Aggregates::<Case>::new(
-            command_state.clone(),
-            appender.clone(),
-            config.command_cache,
-        ),
-        registry.clone(),
-        policy.clone(),
-        clock.clone(),
+    let case_executor = Arc::new(Executor::<Case>::over(
+        &command_state,
+        &appender,
+        config.command_cache,
+        &registry,
+        &policy,
+        &clock,
     ));
-    let care_executor = Arc::new(Executor::new(
-        appender.clone(),
-        Aggregates::<Care>::new(
-            command_state.clone(),
-            appender.clone(),
-            config.command_cache,
-        ),
-        registry.clone(),
-        policy.clone(),
-        clock.clone(),
+    let care_executor = Arc::new(Executor::<Care>::over(
+        &command_state,
+        &appender,
+        config.command_cache,
+        &registry,
+        &policy,
+        &clock,
     ));
-    let grant_executor = Arc::new(Executor::new(
-        appender.clone(),
-        Aggregates::<Grant>::new(
-            command_state.clone(),
-            appender.clone(),
-            config.command_cache,
-        ),
-        registry.clone(),
-        policy,
-        clock,
+    let grant_executor = Arc::new(Executor::<Grant>::over(
+        &command_state,
+        &appender,
+        config.command_cache,
+        &registry,
+        &policy,
+        &clock,
     ));
     let supervisor = Supervisor::new(
         case_executor.clone(),

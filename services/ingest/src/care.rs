@@ -17,7 +17,7 @@ use crate::caller::caller;
 use crate::execute::Executor;
 use crate::hash::command_hash;
 use crate::ids;
-use crate::submit::submitted;
+use crate::submit::{run_command, submitted};
 
 pub struct CareCommands {
     executor: Arc<Executor<Care>>,
@@ -39,24 +39,14 @@ impl CareCommands {
         R: prost::Message + Clone,
         for<'a> ValidCareCommand: TryFrom<&'a R, Error = hub_domain::Violations>,
     {
-        let caller = caller(request.metadata(), &self.registry)?;
-        let valid = ValidCareCommand::try_from(request.get_ref()).map_err(ApiError::from)?;
-        let hash = command_hash(rpc, request.get_ref(), clear);
-        let id = valid.care_id.to_string();
-        let submitted = submitted::<Care>(
-            &caller,
-            valid.request_id,
-            id.clone(),
-            valid.expected_version,
-            valid.command,
-            hash,
-        );
-        let record = self.executor.execute(submitted).await?.record;
-        Ok(Some(CommandResult {
-            id,
-            event_ids: record.event_ids,
-            position: record.position,
-        }))
+        run_command::<Care, R, ValidCareCommand>(
+            &self.executor,
+            &self.registry,
+            rpc,
+            request,
+            clear,
+        )
+        .await
     }
 }
 

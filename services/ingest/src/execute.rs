@@ -13,6 +13,7 @@ use hub_domain::registry::Sensitivity;
 use hub_domain::{Actor, FieldViolation, Refusal};
 use hub_log::names::event_subject;
 use hub_log::{AppendError, Appender, Classification, Envelope, NewEvent, StoredEvent};
+use hub_projector::ReadModel;
 use hub_projector::command_state::RequestRecord;
 use jiff::Timestamp;
 use tracing::{debug, info, warn};
@@ -112,6 +113,25 @@ impl<A: Aggregate> Executor<A> {
             policy,
             clock,
         }
+    }
+
+    /// An executor with its own cache of `capacity` aggregates over `command_state`.
+    pub fn over(
+        command_state: &ReadModel,
+        appender: &Appender,
+        capacity: usize,
+        registry: &Arc<Registry>,
+        policy: &Arc<Policy>,
+        clock: &Arc<dyn Clock>,
+    ) -> Self {
+        let cache = Aggregates::new(command_state.clone(), appender.clone(), capacity);
+        Self::new(
+            appender.clone(),
+            cache,
+            registry.clone(),
+            policy.clone(),
+            clock.clone(),
+        )
     }
 
     pub fn policy(&self) -> &Policy {

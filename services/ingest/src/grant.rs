@@ -14,7 +14,7 @@ use crate::caller::caller;
 use crate::execute::Executor;
 use crate::hash::command_hash;
 use crate::ids;
-use crate::submit::submitted;
+use crate::submit::{run_command, submitted};
 
 pub struct GrantCommands {
     executor: Arc<Executor<Grant>>,
@@ -36,24 +36,14 @@ impl GrantCommands {
         R: prost::Message + Clone,
         for<'a> ValidGrantCommand: TryFrom<&'a R, Error = hub_domain::Violations>,
     {
-        let caller = caller(request.metadata(), &self.registry)?;
-        let valid = ValidGrantCommand::try_from(request.get_ref()).map_err(ApiError::from)?;
-        let hash = command_hash(rpc, request.get_ref(), clear);
-        let id = valid.grant_id.to_string();
-        let submitted = submitted::<Grant>(
-            &caller,
-            valid.request_id,
-            id.clone(),
-            valid.expected_version,
-            valid.command,
-            hash,
-        );
-        let record = self.executor.execute(submitted).await?.record;
-        Ok(Some(CommandResult {
-            id,
-            event_ids: record.event_ids,
-            position: record.position,
-        }))
+        run_command::<Grant, R, ValidGrantCommand>(
+            &self.executor,
+            &self.registry,
+            rpc,
+            request,
+            clear,
+        )
+        .await
     }
 }
 

@@ -19,6 +19,7 @@ use crate::cases::CaseCommands;
 use crate::execute::Submitted;
 use crate::hash::command_hash;
 use crate::ids;
+use crate::submit::submitted;
 
 /// Most cases in one streamed chunk.
 pub const MAX_CHUNK: usize = 1000;
@@ -85,19 +86,13 @@ impl CaseCommands {
             }
         };
         let case_id = CaseId::new(ids::case_id(caller.department.as_str(), &valid.request_id));
-        let submitted = Submitted {
-            source: caller.source(),
-            actor: caller.actor(),
-            owner: caller.department.to_string(),
-            request_id: valid.request_id.clone(),
-            hash: command_hash("ImportCases", historic, |h| h.request_id.clear()),
-            id: case_id.to_string(),
-            expected_version: None,
-            command: CaseCommand::Report(valid.into_command(case_id, caller.department.clone())),
-            correlation_id: caller.correlation_id.clone(),
-            traceparent: caller.traceparent.clone(),
-            decided_at: Some(reported_at),
-        };
+        let hash = command_hash("ImportCases", historic, |h| h.request_id.clear());
+        let request_id = valid.request_id.clone();
+        let command =
+            CaseCommand::Report(valid.into_command(case_id.clone(), caller.department.clone()));
+        let mut submitted =
+            submitted::<Case>(caller, request_id, case_id.to_string(), None, command, hash);
+        submitted.decided_at = Some(reported_at);
         match self.executor().prepare_new(&submitted) {
             Ok(events) => Ok((submitted, events)),
             Err(Refusal::Invalid(violations)) => Err(violations.into_vec()),

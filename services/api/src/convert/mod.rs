@@ -19,6 +19,49 @@ pub use report::ValidReport;
 
 use hub_domain::Violations;
 
+/// A validated command on an existing aggregate, in the parts an executor needs.
+pub trait ValidCommand {
+    type Command;
+    /// (request id, aggregate id, expected version, command).
+    fn into_parts(self) -> (String, String, Option<u64>, Self::Command);
+}
+
+impl ValidCommand for ValidCaseCommand {
+    type Command = hub_domain::case::CaseCommand;
+    fn into_parts(self) -> (String, String, Option<u64>, Self::Command) {
+        (
+            self.request_id,
+            self.case_id.to_string(),
+            self.expected_version,
+            self.command,
+        )
+    }
+}
+
+impl ValidCommand for ValidCareCommand {
+    type Command = hub_domain::care::CareCommand;
+    fn into_parts(self) -> (String, String, Option<u64>, Self::Command) {
+        (
+            self.request_id,
+            self.care_id.to_string(),
+            self.expected_version,
+            self.command,
+        )
+    }
+}
+
+impl ValidCommand for ValidGrantCommand {
+    type Command = hub_domain::grant::GrantCommand;
+    fn into_parts(self) -> (String, String, Option<u64>, Self::Command) {
+        (
+            self.request_id,
+            self.grant_id.to_string(),
+            self.expected_version,
+            self.command,
+        )
+    }
+}
+
 /// Longest free text accepted in a description or an outcome.
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
 /// Longest free text accepted in a reason.
