@@ -133,4 +133,6 @@ pub enum CareCommand {
 }
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;

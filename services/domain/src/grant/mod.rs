@@ -69,4 +69,6 @@ pub enum GrantCommand {
 }
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
