@@ -13,23 +13,6 @@ pub struct ModelState {
     pub position: u64,
     /// Set when the model stopped rather than serve wrong data; says why.
     pub halted: Option<String>,
-    /// The latest instant at which the model is known to have applied everything stored
-    /// before it: when it found nothing pending, or the store time of the last event applied.
-    pub caught_up_at: Option<std::time::SystemTime>,
-}
-
-impl ModelState {
-    /// Whether nothing stored more than `window` ago can be missing from the model.
-    pub fn fresh_within(&self, window: std::time::Duration) -> bool {
-        // A clock that steps back makes the age zero, not an error.
-        self.caught_up_at
-            .map(|at| {
-                std::time::SystemTime::now()
-                    .duration_since(at)
-                    .unwrap_or_default()
-            })
-            .is_some_and(|age| age < window)
-    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -67,7 +50,6 @@ impl ReadModel {
         let (state, _) = watch::channel(ModelState {
             position,
             halted: None,
-            caught_up_at: None,
         });
         Self {
             inner: Arc::new(Inner {
@@ -105,17 +87,6 @@ impl ReadModel {
             let moved = position > s.position;
             s.position = s.position.max(position);
             moved
-        });
-    }
-
-    /// Records that everything stored up to `at` has been applied.
-    pub(crate) fn caught_up(&self, at: std::time::SystemTime) {
-        self.inner.state.send_if_modified(|s| {
-            let newer = s.caught_up_at.is_none_or(|old| at > old);
-            if newer {
-                s.caught_up_at = Some(at);
-            }
-            false
         });
     }
 

@@ -175,17 +175,6 @@ async fn consume(
         if let Some(reason) = apply_batch(model, projection, &batch).await? {
             return Ok(Stop::Halt(reason));
         }
-        if let Some(info) = batch.last().and_then(|m| m.info().ok()) {
-            let stored = std::time::UNIX_EPOCH
-                + Duration::from_nanos(
-                    u64::try_from(info.published.unix_timestamp_nanos()).unwrap_or(0),
-                );
-            model.caught_up(if info.pending == 0 {
-                std::time::SystemTime::now()
-            } else {
-                stored
-            });
-        }
         // Rows and checkpoint are durable; now the events may be acknowledged. With
         // AckPolicy::All, acknowledging the last acknowledges the batch.
         if let Some(last) = batch.last()
@@ -284,14 +273,8 @@ async fn idle_check(events_stream: &mut stream::Stream, filter: &str, model: &Re
         .await
     {
         Ok(next) if next.sequence <= last => model.advance(next.sequence - 1),
-        Ok(_) => {
-            model.advance(last);
-            model.caught_up(std::time::SystemTime::now());
-        }
-        Err(err) if err.kind() == stream::DirectGetErrorKind::NotFound => {
-            model.advance(last);
-            model.caught_up(std::time::SystemTime::now());
-        }
+        Ok(_) => model.advance(last),
+        Err(err) if err.kind() == stream::DirectGetErrorKind::NotFound => model.advance(last),
         Err(err) => debug!(read_model = model.name(), error = %err, "idle check failed"),
     }
 }
