@@ -352,3 +352,102 @@ async fn a_retry_after_the_duplicate_window_and_a_restart_returns_the_first_resu
     assert_eq!(events_in_log(&js).await, count);
     hub.stop().await.expect("stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_are_recognised_however_much_happened_since_and_ids_are_not_shared_across_commands()
+{
+    let nats = Nats::start().await;
+    let hub = HubBuilder::on(&nats).start().await;
+    let js = nats.jetstream().await;
+
+    // A request id names one command of a department, whatever the RPC: reused for another
+    // kind of command it is refused, and nothing is stored.
+    let reported = hub
+        .commands()
+        .report_case(from("civil-affairs", incident("shared-1")))
+        .await
+        .expect("report")
+        .into_inner();
+    let register = v1::RegisterCareRequest {
+        request_id: "shared-1".into(),
+        name: "李四".into(),
+        identity_number: "11010519491231002X".into(),
+        category: v1::CareCategory::LeftBehindChild as i32,
+        community_code: "310104001001".into(),
+        risk_level: v1::RiskLevel::Low as i32,
+    };
+    let status = hub
+        .care()
+        .register_care(from("civil-affairs", register.clone()))
+        .await
+        .expect_err("id used by a report");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(
+        status
+            .get_details_bad_request()
+            .expect("details")
+            .field_violations[0]
+            .field,
+        "request_id"
+    );
+    assert_eq!(events_in_log(&js).await, 1);
+
+    // A creating command retried after many later commands on its aggregate still gets its
+    // first result.
+    let register = v1::RegisterCareRequest {
+        request_id: "care-1".into(),
+        ..register
+    };
+    let first = hub
+        .care()
+        .register_care(from("civil-affairs", register.clone()))
+        .await
+        .expect("register")
+        .into_inner();
+    let care_id = first.result.as_ref().expect("result").id.clone();
+    for i in 0..20 {
+        let visit = v1::LogCareVisitRequest {
+            request_id: format!("visit-{i}"),
+            care_id: care_id.clone(),
+            expected_version: None,
+            visited_at: Some(prost_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 0,
+            }),
+            visitor: "CA-1".into(),
+            notes: String::new(),
+        };
+        hub.care()
+            .log_care_visit(from("civil-affairs", visit))
+            .await
+            .expect("visit");
+    }
+    let again = hub
+        .care()
+        .register_care(from("civil-affairs", register))
+        .await
+        .expect("retried registration")
+        .into_inner();
+    assert_eq!(again, first);
+
+    // A command that stored two events (a poor rating: rated, reopened) retried at once.
+    let (id, _) = dispatched_case(&hub, "poor").await;
+    accept(&hub, "urban-management", "poor-acc", &id, None)
+        .await
+        .expect("accept");
+    resolve(&hub, "urban-management", "poor-res", &id)
+        .await
+        .expect("resolve");
+    let rated = rate(&hub, "urban-management", "poor-rate", &id, 1)
+        .await
+        .expect("poor rating");
+    assert_eq!(rated.event_ids.len(), 2);
+    let count = events_in_log(&js).await;
+    let again = rate(&hub, "urban-management", "poor-rate", &id, 1)
+        .await
+        .expect("retried rating");
+    assert_eq!(again, rated);
+    assert_eq!(events_in_log(&js).await, count);
+    let _ = reported;
+    hub.stop().await.expect("clean stop");
+}

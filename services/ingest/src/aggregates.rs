@@ -95,9 +95,12 @@ impl<A: Aggregate> Known<A> {
                 )),
             }
         }
-        // Keep the records of recent commands only; older ones are in the read model.
+        // Keep the records of the creating command and of recent ones only; older ones are
+        // in the read model.
         let excess = self.requests.len().saturating_sub(16);
-        self.requests.drain(..excess);
+        if excess > 0 {
+            self.requests.drain(1..=excess);
+        }
         Ok(())
     }
 }
@@ -124,6 +127,36 @@ impl<A: Aggregate> Aggregates<A> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Refuses to act on a read model that stopped rather than serve wrong data.
+    fn usable(&self) -> Result<(), ApiError> {
+        match self.model.state().halted {
+            Some(_) => Err(ApiError::Unavailable(
+                "the command state read model is halted; see the hub's log".into(),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The record of (`source`, `request_id`) in the read model, if there is one.
+    pub async fn request(
+        &self,
+        source: &str,
+        request_id: &str,
+    ) -> Result<Option<RequestRecord>, ApiError> {
+        self.usable()?;
+        let model = self.model.clone();
+        let (source, request_id) = (source.to_owned(), request_id.to_owned());
+        tokio::task::spawn_blocking(move || {
+            command_state::get_request(model.store(), &source, &request_id)
+        })
+        .await
+        .map_err(|_| ApiError::Internal)?
+        .map_err(|e| {
+            error!(error = %e, "command state read failed");
+            ApiError::Internal
+        })
+    }
+
     /// The aggregate as known here, with the record of (`source`, `request_id`) if there is one.
     pub async fn load(
         &self,
@@ -137,6 +170,7 @@ impl<A: Aggregate> Aggregates<A> {
             return Ok((known, Some(record)));
         }
         // The read model: state first, then the record (see command_state).
+        self.usable()?;
         let model = self.model.clone();
         let (owned_id, source, request_id) =
             (id.to_owned(), source.to_owned(), request_id.to_owned());

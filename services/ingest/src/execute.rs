@@ -84,11 +84,15 @@ fn same_or_refuse(record: RequestRecord, hash: &str) -> Result<Executed, ApiErro
             appended: false,
         })
     } else {
-        Err(ApiError::InvalidArgument(vec![FieldViolation::new(
-            "request_id",
-            "was used before by this department for a different command",
-        )]))
+        Err(reused_request_id())
     }
+}
+
+fn reused_request_id() -> ApiError {
+    ApiError::InvalidArgument(vec![FieldViolation::new(
+        "request_id",
+        "was used before by this department for a different command",
+    )])
 }
 
 /// The record of `submitted`'s own events among the events known, if there.
@@ -215,6 +219,12 @@ impl<A: Aggregate> Executor<A> {
             })
             .collect();
         let appended = self.appender.append_all(batch).await?;
+        // A duplicate acknowledgement means these event ids were stored before (inside the
+        // duplicate window): by an earlier attempt, or under this request id for something
+        // else. The caller reads the log and decides, as for a conflict.
+        if appended.iter().any(|a| a.duplicate) {
+            return Err(AppendError::Conflict);
+        }
         Ok(stored
             .into_iter()
             .zip(&appended)
@@ -227,14 +237,20 @@ impl<A: Aggregate> Executor<A> {
 
     pub async fn execute(&self, submitted: Submitted<A>) -> Result<Executed, ApiError> {
         let id = submitted.id.as_str();
-        // A command creating an aggregate skips the read model: the append expects an empty
-        // subject, and a conflict brings the log's word (and any first result) back.
+        // A command creating an aggregate skips the aggregate's row: the append expects an
+        // empty subject, and a conflict brings the log's word back. Its request record is
+        // still looked up: the request id may have been used before, for anything.
         let (mut known, record) =
             if A::creates(&submitted.command) && submitted.expected_version.is_none() {
                 let known = self.cases.cached_or_new(id);
-                let record = known
-                    .request(&submitted.source, &submitted.request_id)
-                    .cloned();
+                let record = match known.request(&submitted.source, &submitted.request_id) {
+                    Some(record) => Some(record.clone()),
+                    None => {
+                        self.cases
+                            .request(&submitted.source, &submitted.request_id)
+                            .await?
+                    }
+                };
                 (known, record)
             } else {
                 self.cases
@@ -303,6 +319,19 @@ impl<A: Aggregate> Executor<A> {
                     if let Some(record) = own_record(&fresh, &submitted) {
                         // An earlier attempt of this very command is in the log.
                         return same_or_refuse(record, &submitted.hash);
+                    }
+                    if missed.is_empty() {
+                        // Nothing newer on this aggregate, yet the log refused: the event
+                        // ids are stored already, so the request id was used for another
+                        // aggregate. Its record answers (or the id is refused as reused).
+                        return match self
+                            .cases
+                            .request(&submitted.source, &submitted.request_id)
+                            .await?
+                        {
+                            Some(record) => same_or_refuse(record, &submitted.hash),
+                            None => Err(reused_request_id()),
+                        };
                     }
                     debug!(
                         attempt,

@@ -100,12 +100,16 @@ impl Supervisor {
             .map_err(|_| ApiError::Internal)?;
         let mut done = 0;
         for (aggregate_type, id) in due {
+            // One aggregate that cannot be acted on must not hold up the rest.
             let acted = match aggregate_type.as_str() {
-                Case::TYPE => self.escalate(&id).await?,
-                Grant::TYPE => self.expire(&id).await?,
-                _ => false,
+                Case::TYPE => self.escalate(&id).await,
+                Grant::TYPE => self.expire(&id).await,
+                _ => Ok(false),
             };
-            done += usize::from(acted);
+            match acted {
+                Ok(acted) => done += usize::from(acted),
+                Err(err) => warn!(aggregate_type, error = %err, "supervision could not act"),
+            }
         }
         Ok(done)
     }

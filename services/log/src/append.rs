@@ -34,8 +34,11 @@ pub struct Appended {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
-    /// The aggregate moved on since the expected sequence.
-    #[error("the aggregate has events past the expected sequence")]
+    /// The aggregate moved on since the expected sequence, or (in a batch) an event id is
+    /// stored already: the caller reads the log and decides again.
+    #[error(
+        "the aggregate has events past the expected sequence, or an event id is stored already"
+    )]
     Conflict,
     /// The log cannot take the event now; the outcome of this attempt is unknown, and a
     /// retry with the same event id is safe.
@@ -116,6 +119,11 @@ struct ApiError {
 
 /// JetStream's error code for a failed expected-sequence check.
 const WRONG_LAST_SEQUENCE: u64 = 10071;
+/// An atomic batch holds a message id the stream has stored already (checked before the
+/// expected sequences): for the hub, a retry whose events are in the log.
+const BATCH_DUPLICATE_MESSAGE_ID: u64 = 10201;
+/// Too many atomic batches in flight on the stream: retry later.
+const BATCH_TOO_MANY_IN_FLIGHT: u64 = 10210;
 
 impl Appender {
     /// Appends events all together or not at all. One event is a plain publish; several go
@@ -174,15 +182,12 @@ impl Appender {
         let ack: BatchAck = serde_json::from_slice(&reply.payload)
             .map_err(|e| AppendError::Refused(format!("unreadable batch acknowledgement: {e}")))?;
         if let Some(error) = ack.error {
-            return Err(
-                if error.err_code == WRONG_LAST_SEQUENCE
-                    || error.description.contains("wrong last sequence")
-                {
-                    AppendError::Conflict
-                } else {
-                    AppendError::Refused(error.description)
-                },
-            );
+            return Err(match error.err_code {
+                WRONG_LAST_SEQUENCE | BATCH_DUPLICATE_MESSAGE_ID => AppendError::Conflict,
+                BATCH_TOO_MANY_IN_FLIGHT => AppendError::Unavailable(error.description),
+                _ if error.description.contains("wrong last sequence") => AppendError::Conflict,
+                _ => AppendError::Refused(error.description),
+            });
         }
         if ack.count != count as u64 || ack.seq < count as u64 {
             return Err(AppendError::Refused(format!(

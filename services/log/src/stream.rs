@@ -78,8 +78,26 @@ pub fn unsafe_settings(config: &stream::Config, settings: &EventsStreamSettings)
     if config.duplicate_window.is_zero() {
         problems.push("duplicate window is zero".to_owned());
     }
-    if config.max_age != Duration::ZERO || config.max_messages > 0 || config.max_bytes > 0 {
-        problems.push("a size or age limit is set; the log keeps every event".to_owned());
+    if config.max_age != Duration::ZERO
+        || config.max_messages > 0
+        || config.max_bytes > 0
+        || config.max_messages_per_subject > 0
+    {
+        problems
+            .push("a size, age or per-subject limit is set; the log keeps every event".to_owned());
+    }
+    if config.allow_message_ttl || config.subject_delete_marker_ttl.is_some() {
+        problems.push("per-message ttl is allowed; events could expire".to_owned());
+    }
+    if !config.allow_atomic_publish {
+        problems.push(
+            "atomic batch publish is off (imports and multi-event commands need it)".to_owned(),
+        );
+    }
+    if !config.allow_direct {
+        problems.push(
+            "direct get is off (command handling reads aggregates' events with it)".to_owned(),
+        );
     }
     if config.num_replicas < settings.replicas {
         problems.push(format!(
@@ -107,7 +125,7 @@ pub async fn ensure_events_stream(
                 .map_err(|e| StreamError::Setup(e.to_string()))?
                 .config
                 .clone();
-            if unsafe_settings(&current, settings).is_empty() && current.allow_atomic_publish {
+            if unsafe_settings(&current, settings).is_empty() {
                 existing.cached_info().clone()
             } else {
                 // Keep what an operator added (other subjects, metadata); fix the rest.
