@@ -130,10 +130,46 @@ async fn one_bad_case_refuses_the_whole_import_naming_it() {
         .expect_err("chunk too large");
     assert_eq!(status.code(), Code::InvalidArgument);
 
-    // The same import, corrected, is stored.
-    let good: Vec<_> = (0..100).map(historic).collect();
+    // A request id twice in one import, or one the department used for a report, refuses
+    // the whole import before anything is stored.
+    let mut twice: Vec<_> = (0..10).map(historic).collect();
+    twice[6].request_id = "legacy-2".into();
+    let status = import(&hub, twice, 4).await.expect_err("an id twice");
+    assert_eq!(
+        status
+            .get_details_bad_request()
+            .expect("details")
+            .field_violations[0]
+            .field,
+        "cases[6].request_id"
+    );
+    let mut live = crate::incident("legacy-42");
+    live.description = "reported live, not imported".into();
+    hub.commands()
+        .report_case(from("urban-management", live))
+        .await
+        .expect("live report");
+    let status = import(&hub, (40..50).map(historic).collect(), 3)
+        .await
+        .expect_err("an id used by a report");
+    assert_eq!(
+        status
+            .get_details_bad_request()
+            .expect("details")
+            .field_violations[0]
+            .field,
+        "cases[2].request_id"
+    );
+    assert_eq!(
+        events_in_log(&js).await,
+        1,
+        "only the live report is stored"
+    );
+
+    // The same import, corrected (and without the live report's id), is stored.
+    let good: Vec<_> = (0..100).filter(|i| *i != 42).map(historic).collect();
     let done = import(&hub, good, 30).await.expect("corrected import");
-    assert_eq!(done.imported, 100);
+    assert_eq!(done.imported, 99);
     assert_eq!(events_in_log(&js).await, 100);
     hub.stop().await.expect("clean stop");
 }

@@ -157,6 +157,41 @@ impl<A: Aggregate> Aggregates<A> {
         })
     }
 
+    /// The records of many (aggregate id, request id) of `source`, in order: from the cache
+    /// where it holds them, else from the read model in one blocking read.
+    pub async fn requests(
+        &self,
+        source: &str,
+        items: Vec<(String, String)>,
+    ) -> Result<Vec<Option<RequestRecord>>, ApiError> {
+        self.usable()?;
+        let cached: Vec<Option<RequestRecord>> = {
+            let cache = self.cache();
+            items
+                .iter()
+                .map(|(id, rid)| cache.peek(id).and_then(|k| k.request(source, rid)).cloned())
+                .collect()
+        };
+        let model = self.model.clone();
+        let source = source.to_owned();
+        tokio::task::spawn_blocking(move || {
+            items
+                .iter()
+                .zip(cached)
+                .map(|((_, rid), cached)| match cached {
+                    Some(record) => Ok(Some(record)),
+                    None => command_state::get_request(model.store(), &source, rid),
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|_| ApiError::Internal)?
+        .map_err(|e| {
+            error!(error = %e, "command state read failed");
+            ApiError::Internal
+        })
+    }
+
     /// The aggregate as known here, with the record of (`source`, `request_id`) if there is one.
     pub async fn load(
         &self,

@@ -146,7 +146,15 @@ impl<A: Aggregate> Executor<A> {
         self.clock.now()
     }
 
-    /// The case as this hub knows it now (cache, else the read model).
+    /// The records of (aggregate id, request id) of `source`, in order, as far as known.
+    pub async fn requests(
+        &self,
+        source: &str,
+        items: Vec<(String, String)>,
+    ) -> Result<Vec<Option<RequestRecord>>, ApiError> {
+        self.cases.requests(source, items).await
+    }
+
     /// The aggregate as this hub knows it now (cache, else the read model).
     pub async fn known(&self, id: &str) -> Result<Known<A>, ApiError> {
         self.cases.load(id, "", "").await.map(|(known, _)| known)

@@ -16,7 +16,7 @@ use tracing::info;
 
 use crate::caller::{Caller, caller};
 use crate::cases::CaseCommands;
-use crate::execute::Submitted;
+use crate::execute::{Executed, Submitted};
 use crate::hash::command_hash;
 use crate::ids;
 use crate::submit::submitted;
@@ -109,6 +109,7 @@ impl CaseCommands {
         let mut stream = request.into_inner();
         let mut prepared = Vec::new();
         let mut violations = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut index = 0;
         'reading: while let Some(chunk) = stream.message().await? {
             if chunk.cases.len() > MAX_CHUNK {
@@ -126,8 +127,14 @@ impl CaseCommands {
                     ));
                     break 'reading;
                 }
+                if !seen.insert(historic.request_id.clone()) {
+                    violations.push(FieldViolation::new(
+                        format!("cases[{index}].request_id"),
+                        "appears more than once in this import",
+                    ));
+                }
                 match self.prepare(&caller, historic, now) {
-                    Ok(item) => prepared.push(item),
+                    Ok(item) => prepared.push((index, item)),
                     Err(found) => violations.extend(prefixed(index, found)),
                 }
                 index += 1;
@@ -139,7 +146,32 @@ impl CaseCommands {
         if !violations.is_empty() {
             return Err(ApiError::InvalidArgument(violations).into());
         }
-        let executed = self.executor().import(prepared, IMPORT_BATCH).await?;
+        // Cases an earlier import stored are answered from their records; a request id the
+        // department used for another command refuses the import before anything is stored.
+        let ids = prepared
+            .iter()
+            .map(|(_, (s, _))| (s.id.clone(), s.request_id.clone()))
+            .collect();
+        let records = self.executor().requests(&caller.source(), ids).await?;
+        let mut fresh = Vec::new();
+        let mut executed = Vec::new();
+        for ((index, (submitted, events)), record) in prepared.into_iter().zip(records) {
+            match record {
+                Some(record) if record.hash == submitted.hash => executed.push(Executed {
+                    record,
+                    appended: false,
+                }),
+                Some(_) => violations.push(FieldViolation::new(
+                    format!("cases[{index}].request_id"),
+                    "was used before by this department for a different command",
+                )),
+                None => fresh.push((submitted, events)),
+            }
+        }
+        if !violations.is_empty() {
+            return Err(ApiError::InvalidArgument(violations).into());
+        }
+        executed.extend(self.executor().import(fresh, IMPORT_BATCH).await?);
         let imported = executed.iter().filter(|e| e.appended).count();
         let position = executed
             .iter()
