@@ -17,7 +17,7 @@ use crate::caller::caller;
 use crate::execute::Executor;
 use crate::hash::command_hash;
 use crate::ids;
-use crate::submit::{run_command, submitted};
+use crate::submit::{answer, run_command, submitted};
 
 pub struct CareCommands {
     executor: Arc<Executor<Care>>,
@@ -62,13 +62,8 @@ impl CareCommandService for CareCommands {
         let id = ids::aggregate_id("care", caller.department.as_str(), &valid.request_id);
         let request_id = valid.request_id.clone();
         let command = CareCommand::Register(valid.into_command(CareId::new(id.clone())));
-        let submitted = submitted::<Care>(&caller, request_id, id.clone(), None, command, hash);
-        let record = self.executor.execute(submitted).await?.record;
-        let result = CommandResult {
-            id,
-            event_ids: record.event_ids,
-            position: record.position,
-        };
+        let submitted = submitted::<Care>(&caller, request_id, id, None, command, hash);
+        let result = answer(&self.executor, submitted).await?;
         Ok(Response::new(RegisterCareResponse {
             result: Some(result),
         }))

@@ -14,7 +14,7 @@ use crate::caller::caller;
 use crate::execute::Executor;
 use crate::hash::command_hash;
 use crate::ids;
-use crate::submit::{run_command, submitted};
+use crate::submit::{answer, run_command, submitted};
 
 pub struct GrantCommands {
     executor: Arc<Executor<Grant>>,
@@ -61,13 +61,8 @@ impl GrantCommandService for GrantCommands {
         let command = GrantCommand::Request(
             valid.into_command(GrantId::new(id.clone()), caller.department.clone()),
         );
-        let submitted = submitted::<Grant>(&caller, request_id, id.clone(), None, command, hash);
-        let record = self.executor.execute(submitted).await?.record;
-        let result = CommandResult {
-            id,
-            event_ids: record.event_ids,
-            position: record.position,
-        };
+        let submitted = submitted::<Grant>(&caller, request_id, id, None, command, hash);
+        let result = answer(&self.executor, submitted).await?;
         Ok(Response::new(RequestGrantResponse {
             result: Some(result),
         }))

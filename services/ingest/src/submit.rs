@@ -52,18 +52,24 @@ where
     let valid = V::try_from(request.get_ref()).map_err(ApiError::from)?;
     let hash = command_hash(rpc, request.get_ref(), clear_request_id);
     let (request_id, id, expected_version, command) = valid.into_parts();
-    let submitted = submitted::<A>(
-        &caller,
-        request_id,
-        id.clone(),
-        expected_version,
-        command,
-        hash,
-    );
+    answer(
+        executor,
+        submitted::<A>(&caller, request_id, id, expected_version, command, hash),
+    )
+    .await
+    .map(Some)
+}
+
+/// Executes a command and answers with its (first) result.
+pub async fn answer<A: Aggregate>(
+    executor: &Executor<A>,
+    submitted: Submitted<A>,
+) -> Result<CommandResult, Status> {
+    let id = submitted.id.clone();
     let record = executor.execute(submitted).await?.record;
-    Ok(Some(CommandResult {
+    Ok(CommandResult {
         id,
         event_ids: record.event_ids,
         position: record.position,
-    }))
+    })
 }
