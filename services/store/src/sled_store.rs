@@ -40,20 +40,37 @@ fn row_key(key: &[u8]) -> Vec<u8> {
 impl SledStore {
     /// Opens the database in `dir` with a page cache of `cache_bytes`.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            .mode(sled::Mode::HighThroughput)
-            .open()?;
-        Ok(Self { db })
+        Ok(Self {
+            db: open_db(dir, cache_bytes)?,
+        })
     }
 
     /// Opens the database, or, if it cannot be opened, moves the folder aside and starts an
     /// empty one: read models are disposable and rebuilt from the log; the log is not.
     pub fn open_or_reset(dir: &Path, cache_bytes: u64) -> Result<(Self, Opened), StoreError> {
         let existed = dir.join("db").exists();
-        match Self::open(dir, cache_bytes) {
-            Ok(store) => {
+        let started = std::time::Instant::now();
+        let opened = loop {
+            match open_db(dir, cache_bytes) {
+                // Held by another process, or by this one's previous handle whose threads
+                // are still letting go: wait a little, never treat it as broken.
+                Err(sled::Error::Io(e)) if is_lock_error(&e) => {
+                    if started.elapsed() > std::time::Duration::from_secs(5) {
+                        return Err(StoreError::Io(format!(
+                            "{} is in use by another process",
+                            dir.display()
+                        )));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                // An I/O fault is not a broken database: refuse rather than discard it.
+                Err(sled::Error::Io(e)) => return Err(StoreError::Io(e.to_string())),
+                other => break other,
+            }
+        };
+        match opened {
+            Ok(db) => {
+                let store = Self { db };
                 store.checkpoint()?;
                 Ok((
                     store,
@@ -88,6 +105,20 @@ impl SledStore {
         self.db.flush()?;
         Ok(())
     }
+}
+
+/// sled 0.34 reports a held file lock as an `Other` I/O error with this text.
+fn is_lock_error(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock
+        || e.to_string().starts_with("could not acquire lock")
+}
+
+fn open_db(dir: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
+    sled::Config::new()
+        .path(dir)
+        .cache_capacity(cache_bytes)
+        .mode(sled::Mode::HighThroughput)
+        .open()
 }
 
 impl ReadModelStore for SledStore {

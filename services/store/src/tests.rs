@@ -122,3 +122,25 @@ fn a_sled_store_that_cannot_open_is_moved_aside_and_started_empty() {
     );
     assert_eq!(store.get(b"c/1").expect("get"), None);
 }
+
+#[test]
+fn a_sled_store_held_open_elsewhere_is_waited_for_never_moved_aside() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("case_queue");
+    let holder = SledStore::open(&path, 8 << 20).expect("open");
+    holder.commit(vec![put("c/1", "kept")], 4).expect("commit");
+    // Let the first handle go a little later, while the second is trying to open.
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        drop(holder);
+    });
+    let (store, opened) = SledStore::open_or_reset(&path, 8 << 20).expect("waits for the lock");
+    releaser.join().expect("releaser");
+    assert_eq!(
+        opened,
+        crate::Opened::Existing,
+        "a locked database is not a broken one"
+    );
+    assert_eq!(store.get(b"c/1").expect("get"), Some(b"kept".to_vec()));
+    assert_eq!(store.checkpoint().expect("checkpoint"), 4);
+}
