@@ -4,7 +4,7 @@ use hub_domain::Violations;
 use hub_domain::case::{CaseCommand, CaseId};
 use hub_domain::codes::DepartmentCode;
 
-use super::{MAX_DESCRIPTION_CHARS, MAX_REASON_CHARS, request_id, text};
+use super::{MAX_DESCRIPTION_CHARS, MAX_REASON_CHARS, text};
 use crate::v1;
 
 /// A validated command on an existing case.
@@ -18,19 +18,7 @@ pub struct ValidCaseCommand {
 
 /// Validates a case id as the hub issues them: 1 to 64 ASCII letters, digits or dashes.
 pub fn case_id(violations: &mut Violations, value: &str) -> Option<CaseId> {
-    if value.is_empty() {
-        violations.push("case_id", "must not be empty");
-        None
-    } else if value.len() > 64
-        || !value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
-        violations.push("case_id", "must be a case id as returned by ReportCase");
-        None
-    } else {
-        Some(CaseId::new(value))
-    }
+    super::hub_id(violations, "case_id", value, "ReportCase").map(CaseId::new)
 }
 
 fn department(violations: &mut Violations, field: &str, value: &str) -> Option<DepartmentCode> {
@@ -45,27 +33,20 @@ fn validate(
     expected_version: Option<u64>,
     command: impl FnOnce(&mut Violations) -> Option<CaseCommand>,
 ) -> Result<ValidCaseCommand, Violations> {
-    let mut violations = Violations::new();
-    let request_id = request_id(&mut violations, "request_id", request_id_value);
-    let case_id = case_id(&mut violations, case_id_value);
-    if expected_version == Some(0) {
-        violations.push(
-            "expected_version",
-            "must be a version a case has had (its last_position), above 0",
-        );
-    }
-    let command = command(&mut violations);
-    match (request_id, case_id, command) {
-        (Some(request_id), Some(case_id), Some(command)) if violations.is_empty() => {
-            Ok(ValidCaseCommand {
-                request_id,
-                case_id,
-                expected_version,
-                command,
-            })
-        }
-        _ => Err(violations),
-    }
+    let id = |v: &mut Violations| super::hub_id(v, "case_id", case_id_value, "ReportCase");
+    let (request_id, id, expected_version, command) = super::command_parts(
+        request_id_value,
+        id,
+        expected_version,
+        "a case has had (its last_position)",
+        command,
+    )?;
+    Ok(ValidCaseCommand {
+        request_id,
+        case_id: CaseId::new(id),
+        expected_version,
+        command,
+    })
 }
 
 impl TryFrom<&v1::DispatchCaseRequest> for ValidCaseCommand {

@@ -102,6 +102,63 @@ pub(crate) fn text(
     }
 }
 
+/// Validates an id the hub issued: 1 to 64 ASCII letters, digits or dashes. `issued_by`
+/// names the RPC that returns such ids, for the error text.
+pub(crate) fn hub_id(
+    violations: &mut Violations,
+    field: &str,
+    value: &str,
+    issued_by: &str,
+) -> Option<String> {
+    if value.is_empty() {
+        violations.push(field, "must not be empty");
+        None
+    } else if value.len() > 64
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        violations.push(
+            field,
+            format!(
+                "must be a {} as returned by {issued_by}",
+                field.replace('_', " ")
+            ),
+        );
+        None
+    } else {
+        Some(value.to_owned())
+    }
+}
+
+/// The fields every command on an existing aggregate has (request id, the aggregate's id,
+/// expected version), then the command's own, validated together so every problem is
+/// reported at once. `version_hint` says what a valid expected version is.
+pub(crate) fn command_parts<C>(
+    request_id_value: &str,
+    id: impl FnOnce(&mut Violations) -> Option<String>,
+    expected_version: Option<u64>,
+    version_hint: &str,
+    command: impl FnOnce(&mut Violations) -> Option<C>,
+) -> Result<(String, String, Option<u64>, C), Violations> {
+    let mut violations = Violations::new();
+    let request_id = request_id(&mut violations, "request_id", request_id_value);
+    let id = id(&mut violations);
+    if expected_version == Some(0) {
+        violations.push(
+            "expected_version",
+            format!("must be a version {version_hint}, above 0"),
+        );
+    }
+    let command = command(&mut violations);
+    match (request_id, id, command) {
+        (Some(request_id), Some(id), Some(command)) if violations.is_empty() => {
+            Ok((request_id, id, expected_version, command))
+        }
+        _ => Err(violations),
+    }
+}
+
 /// Validates a client request id: 1 to 64 printable ASCII characters.
 pub fn request_id(violations: &mut Violations, field: &str, value: &str) -> Option<String> {
     if value.is_empty() {

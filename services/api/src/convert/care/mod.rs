@@ -238,19 +238,7 @@ pub fn decode_care_event(event_type: &str, body: &[u8]) -> Result<Option<CareEve
 
 /// Validates a care id as the hub issues them: 1 to 64 ASCII letters, digits or dashes.
 pub fn care_id(violations: &mut Violations, value: &str) -> Option<CareId> {
-    if value.is_empty() {
-        violations.push("care_id", "must not be empty");
-        None
-    } else if value.len() > 64
-        || !value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
-        violations.push("care_id", "must be a care id as returned by RegisterCare");
-        None
-    } else {
-        Some(CareId::new(value))
-    }
+    super::hub_id(violations, "care_id", value, "RegisterCare").map(CareId::new)
 }
 
 fn category(violations: &mut Violations, value: i32) -> Option<CareCategory> {
@@ -430,27 +418,20 @@ fn validate(
     expected_version: Option<u64>,
     command: impl FnOnce(&mut Violations) -> Option<CareCommand>,
 ) -> Result<ValidCareCommand, Violations> {
-    let mut violations = Violations::new();
-    let request_id = request_id(&mut violations, "request_id", request_id_value);
-    let care_id = care_id(&mut violations, care_id_value);
-    if expected_version == Some(0) {
-        violations.push(
-            "expected_version",
-            "must be a version the care record has had (a position a command returned), above 0",
-        );
-    }
-    let command = command(&mut violations);
-    match (request_id, care_id, command) {
-        (Some(request_id), Some(care_id), Some(command)) if violations.is_empty() => {
-            Ok(ValidCareCommand {
-                request_id,
-                care_id,
-                expected_version,
-                command,
-            })
-        }
-        _ => Err(violations),
-    }
+    let id = |v: &mut Violations| super::hub_id(v, "care_id", care_id_value, "RegisterCare");
+    let (request_id, id, expected_version, command) = super::command_parts(
+        request_id_value,
+        id,
+        expected_version,
+        "the care record has had (a position a command returned)",
+        command,
+    )?;
+    Ok(ValidCareCommand {
+        request_id,
+        care_id: CareId::new(id),
+        expected_version,
+        command,
+    })
 }
 
 impl TryFrom<&v1::LogCareVisitRequest> for ValidCareCommand {

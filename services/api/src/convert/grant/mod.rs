@@ -191,19 +191,7 @@ pub fn decode_grant_event(
 
 /// Validates a grant id as the hub issues them: 1 to 64 ASCII letters, digits or dashes.
 pub fn grant_id(violations: &mut Violations, value: &str) -> Option<GrantId> {
-    if value.is_empty() {
-        violations.push("grant_id", "must not be empty");
-        None
-    } else if value.len() > 64
-        || !value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
-        violations.push("grant_id", "must be a grant id as returned by RequestGrant");
-        None
-    } else {
-        Some(GrantId::new(value))
-    }
+    super::hub_id(violations, "grant_id", value, "RequestGrant").map(GrantId::new)
 }
 
 /// A dataset id of the catalogue: 1 to 64 lowercase letters, digits, `_` or `-`.
@@ -340,27 +328,20 @@ fn validate(
     expected_version: Option<u64>,
     command: impl FnOnce(&mut Violations) -> Option<GrantCommand>,
 ) -> Result<ValidGrantCommand, Violations> {
-    let mut violations = Violations::new();
-    let request_id = request_id(&mut violations, "request_id", request_id_value);
-    let grant_id = grant_id(&mut violations, grant_id_value);
-    if expected_version == Some(0) {
-        violations.push(
-            "expected_version",
-            "must be a version the grant has had (a position a command returned), above 0",
-        );
-    }
-    let command = command(&mut violations);
-    match (request_id, grant_id, command) {
-        (Some(request_id), Some(grant_id), Some(command)) if violations.is_empty() => {
-            Ok(ValidGrantCommand {
-                request_id,
-                grant_id,
-                expected_version,
-                command,
-            })
-        }
-        _ => Err(violations),
-    }
+    let id = |v: &mut Violations| super::hub_id(v, "grant_id", grant_id_value, "RequestGrant");
+    let (request_id, id, expected_version, command) = super::command_parts(
+        request_id_value,
+        id,
+        expected_version,
+        "the grant has had (a position a command returned)",
+        command,
+    )?;
+    Ok(ValidGrantCommand {
+        request_id,
+        grant_id: GrantId::new(id),
+        expected_version,
+        command,
+    })
 }
 
 impl TryFrom<&v1::ApproveGrantRequest> for ValidGrantCommand {
