@@ -44,6 +44,25 @@ impl Calendar {
         &self.tz
     }
 
+    /// Everything that decides the calendar's answers, as stable text: two calendars that
+    /// describe alike count time alike.
+    pub fn describe(&self) -> String {
+        let dates = |set: &BTreeSet<Date>| {
+            set.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        format!(
+            "zone={} holidays={} working={}",
+            self.tz
+                .iana_name()
+                .map_or_else(|| format!("{:?}", self.tz), str::to_owned),
+            dates(&self.holidays),
+            dates(&self.extra_working_days)
+        )
+    }
+
     pub fn is_working_day(&self, date: Date) -> bool {
         if self.extra_working_days.contains(&date) {
             return true;

@@ -52,6 +52,12 @@ pub(crate) fn registry() -> Registry {
     Registry::new(data).expect("fixture is consistent")
 }
 
+/// Every unit of the fixture registry: a dispatch unit, then three departments.
+pub(crate) const UNITS: [&str; 4] = ["dcc-310104", "civil-affairs", "public-security", "housing"];
+
+/// A well-formed department code that is not in the registry.
+pub(crate) const STRANGER: &str = "water-board";
+
 pub(crate) fn policy() -> Policy {
     Policy::with_defaults(Calendar::weekdays(jiff::tz::TimeZone::fixed(
         jiff::tz::offset(8),

@@ -15,6 +15,8 @@ pub mod codes;
 mod fixture;
 pub mod grant;
 pub mod policy;
+#[cfg(test)]
+mod props;
 pub mod refusal;
 pub mod registry;
 pub mod violation;

@@ -50,6 +50,20 @@ impl Policy {
         }
     }
 
+    /// Everything that decides deadlines and escalation times, as stable text: what a derived
+    /// index of due times remembers, to reschedule when the policy changes.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} urgent={:?} important={:?} general={:?} tier2={:?} tier3={:?}",
+            self.calendar.describe(),
+            self.urgent,
+            self.important,
+            self.general,
+            self.tier2_after,
+            self.tier3_after
+        )
+    }
+
     pub fn level(&self, urgency: Urgency) -> ServiceLevel {
         match urgency {
             Urgency::Urgent => self.urgent,

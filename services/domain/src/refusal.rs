@@ -22,6 +22,14 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// The refusal for a caller with no role on an aggregate (`noun`: "case", "grant"). The
+    /// same text whether the aggregate exists or not, so it tells a stranger nothing.
+    pub fn no_role(noun: &str) -> Self {
+        Refusal::Forbidden(format!(
+            "the calling department has no role on this {noun}, or there is no such {noun}"
+        ))
+    }
+
     pub fn field(field: &str, reason: impl Into<String>) -> Self {
         let mut violations = Violations::new();
         violations.push(field, reason);

@@ -4,9 +4,20 @@ use super::events::*;
 use super::state::{CareState, CareStatus};
 use super::{CIVIL_AFFAIRS, CareCommand, RegisterCare};
 use crate::Ctx;
+use crate::actor::Actor;
 use crate::codes::DepartmentCode;
 use crate::refusal::Refusal;
 use crate::violation::Violations;
+
+/// Whether `actor` may act on care records at all: civil affairs alone, for every record.
+/// It depends on nothing about the record, so another department learns nothing of it.
+pub fn authorise(
+    _state: Option<&CareState>,
+    _command: &CareCommand,
+    actor: &Actor,
+) -> Result<(), Refusal> {
+    civil_affairs_code(actor).map(|_| ())
+}
 
 /// Decides what a command does to a care record (`None`: it does not exist yet).
 ///
@@ -17,7 +28,7 @@ pub fn decide(
     command: CareCommand,
     ctx: Ctx<'_>,
 ) -> Result<Vec<CareEvent>, Refusal> {
-    let by = civil_affairs(ctx)?;
+    let by = civil_affairs_code(ctx.actor)?;
     let s = match (state, command) {
         (None, CareCommand::Register(register)) => {
             return register_care(register, by, ctx).map(|e| vec![e]);
@@ -79,8 +90,8 @@ pub fn decide(
     Ok(vec![event])
 }
 
-fn civil_affairs(ctx: Ctx<'_>) -> Result<DepartmentCode, Refusal> {
-    match ctx.actor.department() {
+fn civil_affairs_code(actor: &Actor) -> Result<DepartmentCode, Refusal> {
+    match actor.department() {
         Some(code) if code.as_str() == CIVIL_AFFAIRS => Ok(code.clone()),
         _ => Err(Refusal::Forbidden(
             "only civil affairs manages key-population care records".into(),

@@ -9,7 +9,7 @@ mod events;
 mod state;
 
 pub use crate::Ctx;
-pub use decide::decide;
+pub use decide::{authorise, decide};
 pub use events::*;
 pub use state::{CareState, CareStatus, apply};
 

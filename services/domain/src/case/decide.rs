@@ -13,6 +13,32 @@ use crate::refusal::Refusal;
 use crate::registry::{Registry, UnitKind};
 use crate::violation::Violations;
 
+/// Whether `actor` may act on the case at all: the department that reported it, its district
+/// command centre, the department holding it, one asked to take it over, and the hub itself.
+/// Checked before anything about the case is revealed (its existence, version or state), so
+/// any other department gets [`Refusal::no_role`] whether the case exists or not (AIP-211).
+/// A report creates the case in the caller's own name, which `decide` checks.
+pub fn authorise(
+    state: Option<&CaseState>,
+    command: &CaseCommand,
+    actor: &Actor,
+) -> Result<(), Refusal> {
+    if matches!(command, CaseCommand::Report(_)) || *actor == Actor::System {
+        return Ok(());
+    }
+    let has_role = state.is_some_and(|s| {
+        [&s.reported_by, &s.dispatch_unit, &s.holder]
+            .into_iter()
+            .chain(&s.pending_transfer)
+            .any(|code| actor.is(code))
+    });
+    if has_role {
+        Ok(())
+    } else {
+        Err(Refusal::no_role("case"))
+    }
+}
+
 /// Decides what a command does to a case (`None`: the case does not exist yet).
 pub fn decide(
     state: Option<&CaseState>,

@@ -12,7 +12,7 @@ mod state;
 mod types;
 
 pub use crate::Ctx;
-pub use decide::{decide, next_escalation};
+pub use decide::{authorise, decide, next_escalation};
 pub use events::*;
 pub use state::{CaseState, CaseStatus, apply};
 pub use types::*;

@@ -15,6 +15,25 @@ use crate::violation::Violations;
 /// The longest a grant may run, counted from its request.
 pub const MAX_VALIDITY_DAYS: i64 = 366;
 
+/// Whether `actor` may act on the grant at all: the department that asked for it, the
+/// dataset's owner, and the hub itself. Checked before anything about the grant is revealed,
+/// so any other department gets [`Refusal::no_role`] whether the grant exists or not. A
+/// request creates the grant in the caller's own name, which `decide` checks.
+pub fn authorise(
+    state: Option<&GrantState>,
+    command: &GrantCommand,
+    actor: &Actor,
+) -> Result<(), Refusal> {
+    if matches!(command, GrantCommand::Request(_)) || *actor == Actor::System {
+        return Ok(());
+    }
+    if state.is_some_and(|s| actor.is(&s.requester) || actor.is(&s.owner)) {
+        Ok(())
+    } else {
+        Err(Refusal::no_role("grant"))
+    }
+}
+
 /// Decides what a command does to a grant (`None`: it does not exist yet).
 pub fn decide(
     state: Option<&GrantState>,

@@ -9,7 +9,7 @@ mod events;
 mod state;
 
 pub use crate::Ctx;
-pub use decide::{MAX_VALIDITY_DAYS, decide};
+pub use decide::{MAX_VALIDITY_DAYS, authorise, decide};
 pub use events::*;
 pub use state::{GrantState, GrantStatus, apply};
 

@@ -1,17 +1,18 @@
-//! Checks of the decisions a sequence meets: closed is terminal, decisions are deterministic,
-//! only civil affairs may act, and nothing prints the person.
+//! Checks of the decisions a sequence meets: closed is terminal, only civil affairs may act,
+//! and nothing prints the person. (That decisions are deterministic the shared harness
+//! checks.)
 
 use jiff::SignedDuration;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
 use super::generate::LEVELS;
-use super::run::Turn;
-use super::{STRANGER, UNITS, world};
+use super::{Care, Turn, every_actor, world};
 use crate::actor::Actor;
 use crate::care::*;
 use crate::codes::{CommunityCode, IdentityNumber};
-use crate::fixture::{self, dept};
+use crate::fixture::dept;
+use crate::props::{check_every_decision, trace};
 use crate::refusal::Refusal;
 
 // ---------------------------------------------------------------------------------------------
@@ -44,17 +45,7 @@ fn every_command(now: jiff::Timestamp) -> Vec<CareCommand> {
     commands
 }
 
-pub(super) fn every_actor() -> Vec<Actor> {
-    UNITS
-        .iter()
-        .chain([&STRANGER])
-        .map(|c| Actor::Department(dept(c)))
-        .chain([Actor::System])
-        .collect()
-}
-
 pub(super) fn check_closed_is_terminal(turns: &[Turn]) -> Result<(), TestCaseError> {
-    let (registry, policy) = world();
     for turn in turns {
         let Some(s) = &turn.after else { continue };
         let was_closed = turn
@@ -68,59 +59,19 @@ pub(super) fn check_closed_is_terminal(turns: &[Turn]) -> Result<(), TestCaseErr
             continue;
         }
         // Just closed: everything, by everyone, now and months later, is refused.
-        for now in [turn.now, turn.now + SignedDuration::from_hours(120 * 24)] {
-            for actor in every_actor() {
-                for command in every_command(now) {
-                    let ctx = Ctx {
-                        actor: &actor,
-                        now,
-                        registry,
-                        policy,
-                    };
-                    let register = matches!(command, CareCommand::Register(_));
-                    let result = decide(Some(s), command.clone(), ctx);
-                    let expected = match &result {
-                        Err(Refusal::Forbidden(_)) => !actor.is(&dept(CIVIL_AFFAIRS)),
-                        Err(Refusal::AlreadyExists(_)) => register,
-                        Err(Refusal::Illegal(_)) => !register,
-                        _ => false,
-                    };
-                    prop_assert!(expected, "{command:?} by {actor:?} when closed: {result:?}");
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------
-// Decisions are deterministic.
-
-pub(super) fn check_determinism(turns: &[Turn]) -> Result<(), TestCaseError> {
-    let (registry, policy) = world();
-    // A registry and policy built anew, equal to the shared ones.
-    let (fresh_registry, fresh_policy) = (fixture::registry(), fixture::policy());
-    let mut events: Vec<CareEvent> = Vec::new();
-    for turn in turns {
-        let folded = events.iter().fold(None, apply);
-        let again = |state: Option<&CareState>, registry, policy| {
-            let ctx = Ctx {
-                actor: &turn.actor,
-                now: turn.now,
-                registry,
-                policy,
+        let times = [turn.now, turn.now + SignedDuration::from_hours(120 * 24)];
+        let refused = |actor: &Actor, command: &CareCommand, result: Result<_, _>| {
+            let register = matches!(command, CareCommand::Register(_));
+            let expected = match &result {
+                Err(Refusal::Forbidden(_)) => !actor.is(&dept(CIVIL_AFFAIRS)),
+                Err(Refusal::AlreadyExists(_)) => register,
+                Err(Refusal::Illegal(_)) => !register,
+                _ => false,
             };
-            decide(state, turn.command.clone(), ctx)
+            prop_assert!(expected, "{command:?} by {actor:?} when closed: {result:?}");
+            Ok(())
         };
-        let once = again(turn.before.as_ref(), registry, policy);
-        let twice = again(turn.before.as_ref(), registry, policy);
-        prop_assert_eq!(&once, &twice);
-        prop_assert_eq!(&once, &turn.result);
-        let rebuilt = again(folded.as_ref(), &fresh_registry, &fresh_policy);
-        prop_assert_eq!(&rebuilt, &turn.result, "on the refolded state");
-        if let Ok(new) = &turn.result {
-            events.extend(new.iter().cloned());
-        }
+        check_every_decision::<Care>(s, &times, &every_actor(), every_command, refused)?;
     }
     Ok(())
 }
@@ -206,5 +157,6 @@ pub(super) fn check_secrets(turns: &[Turn]) -> Result<(), TestCaseError> {
         }
         leaks("a state", &format!("{:?}", turn.after))?;
     }
-    leaks("the whole trace", &format!("{turns:?}"))
+    leaks("the whole trace", &format!("{turns:?}"))?;
+    leaks("the trace a failure prints", &trace(turns))
 }

@@ -1,49 +1,18 @@
 //! Generators: who sends each command, what it asks, how far the clock moves before it, and
 //! the sequences of such steps the properties play.
 //!
-//! `Sender::Expected` (civil affairs) and `Pick::Next` are resolved when a step is played, and
-//! a visit's time is drawn relative to the step's `now`, so that random sequences register a
-//! record and then live with it.
+//! `Sender::Expected` (the shared `props::city::Sender`; here civil affairs) and `Pick::Next`
+//! are resolved when a step is played, and a visit's time is drawn relative to the step's
+//! `now`, so that random sequences register a record and then live with it.
 
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 use proptest::sample::select;
 
-use super::{STRANGER, UNITS};
-use crate::actor::Actor;
 use crate::care::*;
 use crate::codes::{CommunityCode, IdentityNumber};
-use crate::fixture::{days, dept};
-
-/// Who sends a command: civil affairs (`Expected`, the one party the rules name), any unit of
-/// the registry, a well-formed code the registry does not know, or the hub itself.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Sender {
-    Expected,
-    Unit(usize),
-    Stranger,
-    System,
-}
-
-impl Sender {
-    pub(super) fn actor(self) -> Actor {
-        match self {
-            Sender::Expected => Actor::Department(dept(CIVIL_AFFAIRS)),
-            Sender::Unit(i) => Actor::Department(dept(UNITS[i])),
-            Sender::Stranger => Actor::Department(dept(STRANGER)),
-            Sender::System => Actor::System,
-        }
-    }
-}
-
-fn sender() -> impl Strategy<Value = Sender> {
-    prop_oneof![
-        3 => Just(Sender::Expected),
-        2 => (0..UNITS.len()).prop_map(Sender::Unit),
-        1 => Just(Sender::Stranger),
-        1 => Just(Sender::System),
-    ]
-}
+use crate::fixture::days;
+use crate::props::city;
 
 const SURNAMES: [char; 12] = [
     '王', '李', '张', '刘', '陈', '杨', '赵', '黄', '周', '吴', '徐', '孙',
@@ -256,35 +225,11 @@ pub(super) fn advance() -> impl Strategy<Value = i64> {
     ]
 }
 
-#[derive(Debug, Clone)]
-pub(super) struct Step {
-    pub(super) sender: Sender,
-    pub(super) pick: Pick,
-    pub(super) advance: i64,
-}
+/// Who sends what, after how many minutes.
+pub(super) type Step = city::Step<Pick, i64>;
 
 /// Up to 30 steps; the first is a registration (valid or not, mostly by civil affairs).
 pub(super) fn steps() -> impl Strategy<Value = Vec<Step>> {
-    let first_sender = prop_oneof![
-        8 => Just(Sender::Expected),
-        1 => (0..UNITS.len()).prop_map(Sender::Unit),
-        1 => Just(Sender::Stranger),
-        1 => Just(Sender::System),
-    ];
-    let first =
-        (first_sender, register(name()), advance()).prop_map(|(sender, register, advance)| Step {
-            sender,
-            pick: Pick::Blind(Draw::Register(register)),
-            advance,
-        });
-    let step = (sender(), pick(), advance()).prop_map(|(sender, pick, advance)| Step {
-        sender,
-        pick,
-        advance,
-    });
-    (first, prop::collection::vec(step, 0..30)).prop_map(|(first, rest)| {
-        let mut steps = vec![first];
-        steps.extend(rest);
-        steps
-    })
+    let first = register(name()).prop_map(|register| Pick::Blind(Draw::Register(register)));
+    city::steps(first, pick(), advance, 30)
 }

@@ -1,21 +1,22 @@
 //! Checks of the decisions a sequence meets: closed is terminal, escalation follows its
-//! tiers, decisions are deterministic, and only the party the rules name may act.
+//! tiers, and only the party the rules name may act. (That decisions are deterministic the
+//! shared harness checks.)
 
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
 use super::generate::party;
-use super::run::Turn;
-use super::{STRANGER, UNITS, world};
+use super::{Case, STRANGER, Turn, UNITS, world};
 use crate::actor::Actor;
-use crate::case::tests::{self, dept, incident, report_by};
+use crate::case::tests::{dept, incident, report_by};
 use crate::case::*;
 use crate::policy::TOP_TIER;
+use crate::props::check_every_decision;
 use crate::refusal::Refusal;
 
 // ---------------------------------------------------------------------------------------------
-// 4. Closed is terminal.
+// Closed is terminal.
 
 /// Every command, in every variant the generators use.
 fn every_command() -> Vec<CaseCommand> {
@@ -52,7 +53,6 @@ fn every_actor() -> Vec<Actor> {
 }
 
 pub(super) fn check_closed_is_terminal(turns: &[Turn]) -> Result<(), TestCaseError> {
-    let (registry, policy) = world();
     let mut closed = false;
     for turn in turns {
         if closed {
@@ -73,26 +73,20 @@ pub(super) fn check_closed_is_terminal(turns: &[Turn]) -> Result<(), TestCaseErr
             closed || (turn.result.is_ok() && matches!(turn.command, CaseCommand::Close)),
             "closed other than by Close, or reopened"
         );
-        if now_closed && !closed {
+        if now_closed
+            && !closed
+            && let Some(s) = &turn.after
+        {
             // Everything, by everyone, now and a month later, is refused.
-            let state = turn.after.as_ref();
-            for now in [turn.now, turn.now + SignedDuration::from_hours(30 * 24)] {
-                for actor in every_actor() {
-                    for command in every_command() {
-                        let ctx = Ctx {
-                            actor: &actor,
-                            now,
-                            registry,
-                            policy,
-                        };
-                        let result = decide(state, command.clone(), ctx);
-                        prop_assert!(
-                            result.is_err(),
-                            "{command:?} by {actor:?} accepted on a closed case: {result:?}"
-                        );
-                    }
-                }
-            }
+            let times = [turn.now, turn.now + SignedDuration::from_hours(30 * 24)];
+            let refused = |actor: &Actor, command: &CaseCommand, result: Result<_, _>| {
+                prop_assert!(
+                    result.is_err(),
+                    "{command:?} by {actor:?} accepted on a closed case: {result:?}"
+                );
+                Ok(())
+            };
+            check_every_decision::<Case>(s, &times, &every_actor(), |_| every_command(), refused)?;
         }
         closed = now_closed;
     }
@@ -100,7 +94,7 @@ pub(super) fn check_closed_is_terminal(turns: &[Turn]) -> Result<(), TestCaseErr
 }
 
 // ---------------------------------------------------------------------------------------------
-// 5. Escalation: by the hub only, once per tier per breach, never early, never skipped when due.
+// Escalation: by the hub only, once per tier per breach, never early, never skipped when due.
 
 pub(super) fn check_escalation(turns: &[Turn]) -> Result<(), TestCaseError> {
     let (_, policy) = world();
@@ -191,39 +185,7 @@ pub(super) fn check_escalation(turns: &[Turn]) -> Result<(), TestCaseError> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 6. Decisions are deterministic.
-
-pub(super) fn check_determinism(turns: &[Turn]) -> Result<(), TestCaseError> {
-    let (registry, policy) = world();
-    // A registry and policy built anew, equal to the shared ones.
-    let (fresh_registry, fresh_policy) = (tests::registry(), tests::policy());
-    let mut events: Vec<CaseEvent> = Vec::new();
-    for turn in turns {
-        let folded = events.iter().fold(None, apply);
-        let again = |state: Option<&CaseState>, registry, policy| {
-            let ctx = Ctx {
-                actor: &turn.actor,
-                now: turn.now,
-                registry,
-                policy,
-            };
-            decide(state, turn.command.clone(), ctx)
-        };
-        let once = again(turn.before.as_ref(), registry, policy);
-        let twice = again(turn.before.as_ref(), registry, policy);
-        prop_assert_eq!(&once, &twice);
-        prop_assert_eq!(&once, &turn.result);
-        let rebuilt = again(folded.as_ref(), &fresh_registry, &fresh_policy);
-        prop_assert_eq!(&rebuilt, &turn.result, "on the refolded state");
-        if let Ok(new) = &turn.result {
-            events.extend(new.iter().cloned());
-        }
-    }
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------
-// 7. Only the party the rules name may act.
+// Only the party the rules name may act.
 
 pub(super) fn check_authority(turns: &[Turn]) -> Result<(), TestCaseError> {
     for turn in turns {

@@ -12,6 +12,7 @@ use crate::actor::Actor;
 use crate::case::tests::{dept, incident, report_by};
 use crate::case::*;
 use crate::codes::{CreditCode, DepartmentCode, DivisionCode};
+use crate::props::sequence;
 
 /// Who sends a command: any unit of the registry, the hub itself, or (`Expected`) the party
 /// the rules name for the command in the case's current state, resolved when the step is
@@ -255,13 +256,6 @@ pub(super) fn steps() -> impl Strategy<Value = Vec<Step>> {
         1 => (0..UNITS.len()).prop_map(Sender::Unit),
         1 => Just(Sender::System),
     ];
-    (
-        step(first_sender, report().prop_map(Pick::Command)),
-        prop::collection::vec(step(sender(), pick()), 0..40),
-    )
-        .prop_map(|(first, rest)| {
-            let mut steps = vec![first];
-            steps.extend(rest);
-            steps
-        })
+    let first = step(first_sender, report().prop_map(Pick::Command));
+    sequence(first, step(sender(), pick()), 40)
 }

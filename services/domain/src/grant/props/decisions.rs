@@ -1,16 +1,17 @@
-//! Checks of the decisions a sequence meets: settled grants stay settled, decisions are
-//! deterministic, and only the party the rules name may act (and is not refused its due).
+//! Checks of the decisions a sequence meets: settled grants stay settled, and only the party
+//! the rules name may act (and is not refused its due). (That decisions are deterministic the
+//! shared harness checks.)
 
 use jiff::SignedDuration;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
 use super::generate::party;
-use super::run::Turn;
-use super::{STRANGER, UNITS, world};
+use super::{Grant, Turn, every_actor, world};
 use crate::actor::Actor;
-use crate::fixture::{self, dept};
+use crate::fixture::{UNITS, dept};
 use crate::grant::*;
+use crate::props::check_every_decision;
 use crate::refusal::Refusal;
 
 // ---------------------------------------------------------------------------------------------
@@ -47,17 +48,7 @@ fn every_command(now: jiff::Timestamp) -> Vec<GrantCommand> {
     commands
 }
 
-pub(super) fn every_actor() -> Vec<Actor> {
-    UNITS
-        .iter()
-        .chain([&STRANGER])
-        .map(|c| Actor::Department(dept(c)))
-        .chain([Actor::System])
-        .collect()
-}
-
 pub(super) fn check_settled_is_terminal(turns: &[Turn]) -> Result<(), TestCaseError> {
-    let (registry, policy) = world();
     for turn in turns {
         let Some(s) = &turn.after else { continue };
         let was_settled = turn.before.as_ref().is_some_and(settled);
@@ -68,56 +59,16 @@ pub(super) fn check_settled_is_terminal(turns: &[Turn]) -> Result<(), TestCaseEr
             continue;
         }
         // Just settled: everything, by everyone, now and a year later, is refused.
-        for now in [turn.now, turn.now + SignedDuration::from_hours(400 * 24)] {
-            for actor in every_actor() {
-                for command in every_command(now) {
-                    let ctx = Ctx {
-                        actor: &actor,
-                        now,
-                        registry,
-                        policy,
-                    };
-                    let result = decide(Some(s), command.clone(), ctx);
-                    prop_assert!(
-                        result.is_err(),
-                        "{command:?} by {actor:?} accepted when {}: {result:?}",
-                        s.status.as_str()
-                    );
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------
-// Decisions are deterministic.
-
-pub(super) fn check_determinism(turns: &[Turn]) -> Result<(), TestCaseError> {
-    let (registry, policy) = world();
-    // A registry and policy built anew, equal to the shared ones.
-    let (fresh_registry, fresh_policy) = (fixture::registry(), fixture::policy());
-    let mut events: Vec<GrantEvent> = Vec::new();
-    for turn in turns {
-        let folded = events.iter().fold(None, apply);
-        let again = |state: Option<&GrantState>, registry, policy| {
-            let ctx = Ctx {
-                actor: &turn.actor,
-                now: turn.now,
-                registry,
-                policy,
-            };
-            decide(state, turn.command.clone(), ctx)
+        let times = [turn.now, turn.now + SignedDuration::from_hours(400 * 24)];
+        let refused = |actor: &Actor, command: &GrantCommand, result: Result<_, _>| {
+            prop_assert!(
+                result.is_err(),
+                "{command:?} by {actor:?} accepted when {}: {result:?}",
+                s.status.as_str()
+            );
+            Ok(())
         };
-        let once = again(turn.before.as_ref(), registry, policy);
-        let twice = again(turn.before.as_ref(), registry, policy);
-        prop_assert_eq!(&once, &twice);
-        prop_assert_eq!(&once, &turn.result);
-        let rebuilt = again(folded.as_ref(), &fresh_registry, &fresh_policy);
-        prop_assert_eq!(&rebuilt, &turn.result, "on the refolded state");
-        if let Ok(new) = &turn.result {
-            events.extend(new.iter().cloned());
-        }
+        check_every_decision::<Grant>(s, &times, &every_actor(), every_command, refused)?;
     }
     Ok(())
 }

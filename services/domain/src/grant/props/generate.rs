@@ -1,42 +1,21 @@
 //! Generators: who sends each command, what it asks, how far the clock moves before it, and
 //! the sequences of such steps the properties play.
 //!
-//! `Sender::Expected` and `Pick::Next` are resolved against the grant's current state when a
-//! step is played, and an expiry is drawn relative to the step's `now`, so that random
-//! sequences get a grant requested, answered, and past its expiry.
+//! `Sender::Expected` (the shared `props::city::Sender`; here `party`) and `Pick::Next` are
+//! resolved against the grant's current state when a step is played, and an expiry is drawn
+//! relative to the step's `now`, so that random sequences get a grant requested, answered, and
+//! past its expiry.
 
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 use proptest::sample::{select, subsequence};
 
-use super::{STRANGER, UNITS, world};
 use crate::actor::Actor;
 use crate::codes::DepartmentCode;
-use crate::fixture::{days, dept};
+use crate::fixture::{STRANGER, UNITS, days, dept};
 use crate::grant::*;
+use crate::props::city::{self, world};
 use crate::registry::Dataset;
-
-/// Who sends a command: any unit of the registry, a well-formed code the registry does not
-/// know, the hub itself, or (`Expected`) the party the rules name for the command in the
-/// grant's current state, resolved when the step is played.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Sender {
-    Expected,
-    Unit(usize),
-    Stranger,
-    System,
-}
-
-impl Sender {
-    pub(super) fn actor(self, state: Option<&GrantState>, command: &GrantCommand) -> Actor {
-        match self {
-            Sender::Expected => party(state, command),
-            Sender::Unit(i) => Actor::Department(dept(UNITS[i])),
-            Sender::Stranger => Actor::Department(dept(STRANGER)),
-            Sender::System => Actor::System,
-        }
-    }
-}
 
 /// The party the rules allow to send `command` in `state`: the requester in its own name, the
 /// dataset's owner for an answer or a revocation, the hub for an expiry.
@@ -46,15 +25,6 @@ pub(super) fn party(state: Option<&GrantState>, command: &GrantCommand) -> Actor
         (_, GrantCommand::Expire) | (None, _) => Actor::System,
         (Some(s), _) => Actor::Department(s.owner.clone()),
     }
-}
-
-fn sender() -> impl Strategy<Value = Sender> {
-    prop_oneof![
-        3 => Just(Sender::Expected),
-        2 => (0..UNITS.len()).prop_map(Sender::Unit),
-        1 => Just(Sender::Stranger),
-        1 => Just(Sender::System),
-    ]
 }
 
 /// A unit of the registry, or now and then one that is not.
@@ -281,35 +251,11 @@ fn advance() -> impl Strategy<Value = Advance> {
     ]
 }
 
-#[derive(Debug, Clone)]
-pub(super) struct Step {
-    pub(super) sender: Sender,
-    pub(super) pick: Pick,
-    pub(super) advance: Advance,
-}
+/// Who sends what, after the clock moves how.
+pub(super) type Step = city::Step<Pick, Advance>;
 
 /// Up to 30 steps; the first is a request (valid or not, mostly in the requester's name).
 pub(super) fn steps() -> impl Strategy<Value = Vec<Step>> {
-    let first_sender = prop_oneof![
-        8 => Just(Sender::Expected),
-        1 => (0..UNITS.len()).prop_map(Sender::Unit),
-        1 => Just(Sender::Stranger),
-        1 => Just(Sender::System),
-    ];
-    let first_ask = prop_oneof![ask(), sensible_ask()];
-    let first = (first_sender, first_ask, advance()).prop_map(|(sender, ask, advance)| Step {
-        sender,
-        pick: Pick::Blind(Draw::Request(ask)),
-        advance,
-    });
-    let step = (sender(), pick(), advance()).prop_map(|(sender, pick, advance)| Step {
-        sender,
-        pick,
-        advance,
-    });
-    (first, prop::collection::vec(step, 0..30)).prop_map(|(first, rest)| {
-        let mut steps = vec![first];
-        steps.extend(rest);
-        steps
-    })
+    let first = prop_oneof![ask(), sensible_ask()].prop_map(|ask| Pick::Blind(Draw::Request(ask)));
+    city::steps(first, pick(), advance, 30)
 }
