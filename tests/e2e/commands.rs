@@ -48,9 +48,18 @@ async fn every_refusal_has_its_code_and_reason_and_appends_nothing() {
     )
     .await
     .expect_err("no such case");
-    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    // A department learns nothing of a case it has no role on, not even that it is missing.
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("no role on this case, or there is no such case"),
+        "{}",
+        status.message()
+    );
 
-    let status = accept(&hub, "housing", "x-2", &id, None)
+    // A party to the case (its command centre) is told which rule it broke.
+    let status = accept(&hub, "dcc-310104", "x-2", &id, None)
         .await
         .expect_err("not the holder");
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod care;
+mod command_hash;
 mod commands;
 mod grants;
 mod guard;
@@ -11,6 +12,8 @@ mod report;
 mod restart;
 mod serving;
 mod supervision;
+mod unreadable;
+mod who_asks;
 
 use hub_api::v1;
 use tonic::Request;

@@ -1,6 +1,8 @@
 //! Health and reflection: what operators and gRPC tools rely on.
 
-use hub_tests::{HubBuilder, Nats};
+use std::time::Duration;
+
+use hub_tests::{HubBuilder, Nats, wait_until};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -15,22 +17,30 @@ async fn health_reports_each_service_and_reflection_lists_them() {
     let hub = HubBuilder::on(&nats).start().await;
 
     let mut health = HealthClient::new(hub.channel());
+    // The command services serve once the command state index knows itself complete, which
+    // its projector asks the log for as it starts.
     for service in [
         "",
         "gov.hub.v1.CaseCommandService",
+        "gov.hub.v1.CareCommandService",
+        "gov.hub.v1.GrantCommandService",
         "gov.hub.v1.CaseQueryService",
+        "hub.alarms",
     ] {
-        let answer = health
-            .check(HealthCheckRequest {
-                service: service.into(),
-            })
-            .await
-            .expect("health check");
-        assert_eq!(
-            answer.into_inner().status,
-            ServingStatus::Serving as i32,
-            "{service:?}"
-        );
+        let health = health.clone();
+        wait_until(service, Duration::from_secs(10), || {
+            let mut health = health.clone();
+            async move {
+                let answer = health
+                    .check(HealthCheckRequest {
+                        service: service.into(),
+                    })
+                    .await
+                    .expect("health check");
+                (answer.into_inner().status == ServingStatus::Serving as i32).then_some(())
+            }
+        })
+        .await;
     }
     let status = health
         .check(HealthCheckRequest {

@@ -51,10 +51,13 @@ impl HubBuilder {
     }
 
     /// A hub on the given test server, checked through its monitoring endpoint.
+    /// Every hub on one server shares its command hash key, as production requires.
     pub fn on(nats: &Nats) -> Self {
-        Self::dev()
+        let mut builder = Self::dev()
             .nats_url(nats.url())
-            .monitor_url(Some(nats.monitor_url()))
+            .monitor_url(Some(nats.monitor_url()));
+        builder.config.commands.hash_key_file = Some(nats.hash_key_file());
+        builder
     }
 
     pub fn nats_url(mut self, url: &str) -> Self {

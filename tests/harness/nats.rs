@@ -8,7 +8,18 @@ use tempfile::TempDir;
 /// dir removed.
 pub struct Nats {
     server: NatsServer,
-    _dir: TempDir,
+    dir: TempDir,
+}
+
+const HASH_KEY_FILE: &str = "hub-command-hash.key";
+
+/// 64 hex digits from the clock and the process: a test key, unlike every other test's.
+fn random_key() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{nanos:032x}{:032x}", u128::from(std::process::id()) << 64 | nanos.rotate_left(17))
 }
 
 impl Nats {
@@ -33,7 +44,14 @@ impl Nats {
         let server = NatsServer::start(&binary, options)
             .await
             .unwrap_or_else(|e| panic!("starting nats-server: {e}"));
-        Self { server, _dir: dir }
+        std::fs::write(dir.path().join(HASH_KEY_FILE), random_key()).expect("hash key file");
+        Self { server, dir }
+    }
+
+    /// The command hash key every hub on this server shares, as production requires of all
+    /// instances on one log.
+    pub fn hash_key_file(&self) -> std::path::PathBuf {
+        self.dir.path().join(HASH_KEY_FILE)
     }
 
     pub fn url(&self) -> &str {

@@ -6,7 +6,7 @@ use std::fmt::Debug;
 
 use hub_domain::policy::Policy;
 use hub_domain::registry::Sensitivity;
-use hub_domain::{Ctx, Refusal, care, case, grant};
+use hub_domain::{Actor, Ctx, Refusal, care, case, grant};
 use jiff::Timestamp;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -23,9 +23,18 @@ pub trait Aggregate: Send + Sync + 'static {
 
     /// The aggregate type: the subject token (`gov.events.<type>.<id>`) and key prefix.
     const TYPE: &'static str;
+    /// What people call one, in refusals and alarms: "case", "care record", "grant".
+    const NOUN: &'static str;
     /// How sensitive its events are (`ce-classification`).
     const SENSITIVITY: Sensitivity;
 
+    /// Whether `actor` may act on the aggregate at all; the same refusal whether it exists
+    /// or not. Checked before its version, existence or state is compared to anything.
+    fn authorise(
+        state: Option<&Self::State>,
+        command: &Self::Command,
+        actor: &Actor,
+    ) -> Result<(), Refusal>;
     fn decide(
         state: Option<&Self::State>,
         command: Self::Command,
@@ -50,7 +59,16 @@ impl Aggregate for Case {
     type Event = case::CaseEvent;
 
     const TYPE: &'static str = "case";
+    const NOUN: &'static str = "case";
     const SENSITIVITY: Sensitivity = Sensitivity::Internal;
+
+    fn authorise(
+        state: Option<&Self::State>,
+        command: &Self::Command,
+        actor: &Actor,
+    ) -> Result<(), Refusal> {
+        case::authorise(state, command, actor)
+    }
 
     fn decide(
         state: Option<&Self::State>,
@@ -91,7 +109,16 @@ impl Aggregate for Care {
     type Event = care::CareEvent;
 
     const TYPE: &'static str = "care";
+    const NOUN: &'static str = "care record";
     const SENSITIVITY: Sensitivity = Sensitivity::Sensitive;
+
+    fn authorise(
+        state: Option<&Self::State>,
+        command: &Self::Command,
+        actor: &Actor,
+    ) -> Result<(), Refusal> {
+        care::authorise(state, command, actor)
+    }
 
     fn decide(
         state: Option<&Self::State>,
@@ -132,7 +159,16 @@ impl Aggregate for Grant {
     type Event = grant::GrantEvent;
 
     const TYPE: &'static str = "grant";
+    const NOUN: &'static str = "grant";
     const SENSITIVITY: Sensitivity = Sensitivity::Internal;
+
+    fn authorise(
+        state: Option<&Self::State>,
+        command: &Self::Command,
+        actor: &Actor,
+    ) -> Result<(), Refusal> {
+        grant::authorise(state, command, actor)
+    }
 
     fn decide(
         state: Option<&Self::State>,

@@ -27,8 +27,13 @@ pub enum ApiError {
     PermissionDenied(String),
     /// A concurrency conflict: the aggregate moved on (since the version the command
     /// expected, or too often while the command was decided).
-    #[error("version conflict: {reason}; the case is at version {current}")]
-    Aborted { reason: String, current: u64 },
+    #[error("version conflict: {reason}; the {what} is at version {current}")]
+    Aborted {
+        /// The aggregate's noun: "case", "care record", "grant".
+        what: &'static str,
+        reason: String,
+        current: u64,
+    },
     /// A read waited for a position the read model had not reached by the deadline.
     #[error("read model {read_model} is at position {reached}, below the requested {wanted}")]
     PositionNotReached {

@@ -23,13 +23,25 @@ pub struct Config {
     pub reference_data: Option<PathBuf>,
     /// The city's time zone: deadlines, days and statistics are counted in it.
     pub time_zone: String,
-    /// Cases whose current state command handling keeps in memory.
-    pub command_cache: usize,
     /// How often deadline supervision looks for cases past their deadlines.
     pub supervision_interval_ms: u64,
     pub nats: NatsConfig,
+    pub commands: CommandsConfig,
     pub read_models: ReadModelsConfig,
     pub query: QueryConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommandsConfig {
+    /// How long a command waits for the command state index to catch up with the log (after a
+    /// start or during a rebuild) before it is answered UNAVAILABLE.
+    pub index_wait_ms: u64,
+    /// The secret command hashes are keyed with (at least 32 bytes); unset: generated once
+    /// under the data dir.
+    pub hash_key_file: Option<PathBuf>,
+    /// The key before the current one, still recognised while a rotation runs.
+    pub previous_hash_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,9 +85,9 @@ impl Default for Config {
             instance: String::new(),
             reference_data: None,
             time_zone: "Asia/Shanghai".to_owned(),
-            command_cache: 50_000,
             supervision_interval_ms: 1000,
             nats: NatsConfig::default(),
+            commands: CommandsConfig::default(),
             read_models: ReadModelsConfig::default(),
             query: QueryConfig::default(),
         }
@@ -92,6 +104,22 @@ impl Default for NatsConfig {
             replicas: 1,
             ack_timeout_ms: 5000,
         }
+    }
+}
+
+impl Default for CommandsConfig {
+    fn default() -> Self {
+        Self {
+            index_wait_ms: 5000,
+            hash_key_file: None,
+            previous_hash_key_file: None,
+        }
+    }
+}
+
+impl CommandsConfig {
+    pub fn index_wait(&self) -> Duration {
+        Duration::from_millis(self.index_wait_ms)
     }
 }
 

@@ -5,6 +5,7 @@ pub mod config;
 mod nats_child;
 mod reference;
 mod run;
+mod secrets;
 
 pub use config::Config;
 pub use nats_child::ChildNats;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use hub_api::aggregate::Aggregate;
 use hub_api::aggregate::{Care, Case, Grant};
 use hub_api::v1::care_command_service_server::CareCommandServiceServer;
 use hub_api::v1::case_command_service_server::CaseCommandServiceServer;
@@ -14,14 +15,17 @@ use hub_api::v1::grant_command_service_server::GrantCommandServiceServer;
 use hub_domain::clock::Clock;
 use hub_domain::policy::Policy;
 use hub_gateway::CaseQueries;
-use hub_ingest::{CareCommands, CaseCommands, Executor, GrantCommands, Supervisor, SystemClock};
+use hub_ingest::{
+    CareCommands, CaseCommands, Executor, ExecutorContext, Freshness, GrantCommands, Index,
+    Supervisor, SystemClock,
+};
 use hub_log::Appender;
 use hub_log::guard;
 use hub_log::names::projector_consumer;
 use hub_log::stream::{EventsStreamSettings, ensure_events_stream};
 use hub_projector::case_queue::CaseQueue;
-use hub_projector::command_state::CommandState;
-use hub_projector::{Projection, ProjectorOptions, ReadModel};
+use hub_projector::command_state::{self, CommandState};
+use hub_projector::{Alarms, Projection, ProjectorOptions, ReadModel};
 use hub_store::{Opened, ReadModelStore, SledStore};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -32,6 +36,9 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::nats_child::ChildNats;
 use crate::reference::load_registry;
+
+/// The health service name that reports alarms.
+pub const ALARMS_HEALTH: &str = "hub.alarms";
 
 /// Runs the hub until `shutdown` completes or a part fails for good.
 ///
@@ -94,12 +101,21 @@ async fn serve(
             config.nats.monitor_url.clone(),
         ),
     };
-    let client = async_nats::ConnectOptions::new()
-        .name("hub")
-        .connection_timeout(Duration::from_secs(5))
-        .connect(&url)
-        .await
-        .with_context(|| format!("connecting to NATS at {url}"))?;
+    // Appends and the projectors' consumers on connections of their own, so a burst of one
+    // never queues behind the other.
+    let connect = |name: &'static str| {
+        let url = url.clone();
+        async move {
+            async_nats::ConnectOptions::new()
+                .name(name)
+                .connection_timeout(Duration::from_secs(5))
+                .connect(&url)
+                .await
+                .with_context(|| format!("connecting to NATS at {url}"))
+        }
+    };
+    let client = connect("hub").await?;
+    let projector_client = connect("hub-projectors").await?;
 
     check_durability(
         &client,
@@ -123,20 +139,32 @@ async fn serve(
     // Read models: one sled database, one consumer and one task each.
     let stop = CancellationToken::new();
     let instance = instance_name(config)?;
+    let alarms = Alarms::default();
+    let projector_js = async_nats::jetstream::new(projector_client.clone());
     let mut projectors = tokio::task::JoinSet::new();
     let mut stores = Vec::new();
-    let mut start = async |projection: Arc<dyn Projection>| -> anyhow::Result<ReadModel> {
+    let mut start = async |projection: Arc<dyn Projection>,
+                           prepare: fn(&SledStore, &Policy, &Alarms) -> anyhow::Result<()>|
+           -> anyhow::Result<ReadModel> {
         let store = open_read_model(
             &config.data_dir,
             projection.name(),
             config.read_models.cache_mb,
         )
         .await?;
-        let model = ReadModel::new(projection.name(), store.clone(), store.checkpoint()?);
+        let checkpoint = {
+            let (store, policy, alarms) = (store.clone(), policy.clone(), alarms.clone());
+            tokio::task::spawn_blocking(move || {
+                prepare(&store, &policy, &alarms)?;
+                anyhow::Ok(store.checkpoint()?)
+            })
+            .await??
+        };
+        let model = ReadModel::new(projection.name(), store.clone(), checkpoint);
         let mut options = ProjectorOptions::new(projector_consumer(projection.name(), &instance));
         options.max_batch = config.read_models.max_batch;
         projectors.spawn(hub_projector::run(
-            appender.context().clone(),
+            projector_js.clone(),
             model.clone(),
             projection,
             options,
@@ -145,8 +173,12 @@ async fn serve(
         stores.push(store);
         Ok(model)
     };
-    let model = start(Arc::new(CaseQueue)).await?;
-    let command_state = start(Arc::new(CommandState::new(policy.clone()))).await?;
+    let model = start(Arc::new(CaseQueue::new(alarms.clone())), |_, _, _| Ok(())).await?;
+    let command_state = start(
+        Arc::new(CommandState::new(policy.clone(), alarms.clone())),
+        prepare_command_state,
+    )
+    .await?;
 
     // gRPC.
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -167,12 +199,13 @@ async fn serve(
         health.clone(),
         stop.clone(),
     ));
-    tokio::spawn(watch_health(
+    tokio::spawn(watch_commands_health(
         command_state.clone(),
-        COMMANDS,
+        config.nats.duplicate_window(),
         health.clone(),
         stop.clone(),
     ));
+    tokio::spawn(watch_alarms(alarms.clone(), health.clone(), stop.clone()));
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(hub_api::FILE_DESCRIPTOR_SET)
@@ -183,31 +216,25 @@ async fn serve(
         .build_v1alpha()
         .context("building reflection")?;
 
-    // One executor per aggregate type, each with its cache over command_state.
-    let case_executor = Arc::new(Executor::<Case>::over(
-        &command_state,
-        &appender,
-        config.command_cache,
-        &registry,
-        &policy,
-        &clock,
-    ));
-    let care_executor = Arc::new(Executor::<Care>::over(
-        &command_state,
-        &appender,
-        config.command_cache,
-        &registry,
-        &policy,
-        &clock,
-    ));
-    let grant_executor = Arc::new(Executor::<Grant>::over(
-        &command_state,
-        &appender,
-        config.command_cache,
-        &registry,
-        &policy,
-        &clock,
-    ));
+    // One executor per aggregate type, over the log and the command state index.
+    let context = ExecutorContext {
+        log: Arc::new(appender.clone()),
+        index: Index::new(
+            command_state.clone(),
+            Freshness::new(
+                config.nats.duplicate_window(),
+                config.nats.ack_timeout(),
+                config.commands.index_wait(),
+            ),
+        ),
+        registry: registry.clone(),
+        policy: policy.clone(),
+        clock: clock.clone(),
+        hasher: Arc::new(crate::secrets::command_hasher(config)?),
+    };
+    let case_executor = Arc::new(Executor::<Case>::new(context.clone()));
+    let care_executor = Arc::new(Executor::<Care>::new(context.clone()));
+    let grant_executor = Arc::new(Executor::<Grant>::new(context));
     let supervisor = Supervisor::new(
         case_executor.clone(),
         grant_executor.clone(),
@@ -215,9 +242,9 @@ async fn serve(
         Duration::from_millis(config.supervision_interval_ms),
     );
     let supervision = tokio::spawn(supervisor.run(stop.child_token()));
-    let commands = CaseCommands::new(case_executor, registry.clone());
-    let care = CareCommands::new(care_executor, registry.clone());
-    let grants = GrantCommands::new(grant_executor, registry.clone());
+    let commands = CaseCommands::new(case_executor);
+    let care = CareCommands::new(care_executor);
+    let grants = GrantCommands::new(grant_executor);
     let queries = CaseQueries::new(
         model.clone(),
         registry,
@@ -259,8 +286,10 @@ async fn serve(
     for store in &stores {
         store_flush(store).await;
     }
-    if let Err(err) = client.flush().await {
-        warn!(error = %err, "nats flush at shutdown");
+    for client in [&client, &projector_client] {
+        if let Err(err) = client.flush().await {
+            warn!(error = %err, "nats flush at shutdown");
+        }
     }
     for outcome in outcomes {
         match outcome {
@@ -344,6 +373,98 @@ fn instance_name(config: &Config) -> anyhow::Result<String> {
             let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
             std::fs::write(&path, &id).with_context(|| format!("writing {}", path.display()))?;
             Ok(id)
+        }
+    }
+}
+
+/// Before command_state's projector starts: due times computed again if the policy changed
+/// since they were, and the alarms of aggregates an unreadable event blocks raised again.
+fn prepare_command_state(
+    store: &SledStore,
+    policy: &Policy,
+    alarms: &Alarms,
+) -> anyhow::Result<()> {
+    let rescheduled = command_state::due::reschedule(store, policy)?;
+    if rescheduled > 0 {
+        info!(
+            rescheduled,
+            "policy changed since the due index was built: due times computed again"
+        );
+    }
+    for (aggregate_type, id, block) in command_state::blocked(store)? {
+        let noun = match aggregate_type.as_str() {
+            Care::TYPE => Care::NOUN,
+            Grant::TYPE => Grant::NOUN,
+            _ => Case::NOUN,
+        };
+        alarms.raise(
+            command_state::blocked_alarm(&aggregate_type, &id),
+            block.describe(noun),
+        );
+    }
+    Ok(())
+}
+
+/// Health of the command services: NOT_SERVING while command_state is halted, or behind the
+/// log by more than the duplicate window (rebuilding, say), when new commands cannot be taken.
+async fn watch_commands_health(
+    model: ReadModel,
+    duplicate_window: Duration,
+    health: tonic_health::server::HealthReporter,
+    stop: CancellationToken,
+) {
+    const COMMANDS: &[&str] = &[
+        "gov.hub.v1.CaseCommandService",
+        "gov.hub.v1.CareCommandService",
+        "gov.hub.v1.GrantCommandService",
+    ];
+    let mut state = model.subscribe();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut last = None;
+    loop {
+        let serving = {
+            let s = state.borrow_and_update();
+            s.halted.is_none()
+                && s.lag_age(jiff::Timestamp::now())
+                    .is_some_and(|age| age <= duplicate_window)
+        };
+        if last != Some(serving) {
+            let status = if serving {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            for service in COMMANDS {
+                health.set_service_status(*service, status).await;
+            }
+            last = Some(serving);
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            changed = state.changed() => if changed.is_err() { return },
+            _ = tick.tick() => {}
+        }
+    }
+}
+
+/// The health service `hub.alarms`: NOT_SERVING while any alarm is raised (the log says
+/// which), SERVING otherwise.
+async fn watch_alarms(
+    alarms: Alarms,
+    health: tonic_health::server::HealthReporter,
+    stop: CancellationToken,
+) {
+    let mut count = alarms.subscribe();
+    loop {
+        let status = if *count.borrow_and_update() == 0 {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        health.set_service_status(ALARMS_HEALTH, status).await;
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            changed = count.changed() => if changed.is_err() { return },
         }
     }
 }

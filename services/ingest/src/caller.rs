@@ -1,7 +1,7 @@
 //! Who is calling. For now the department comes from request metadata; identity by client
 //! certificate or signed token comes with the identity work.
 
-use hub_api::ApiError;
+use hub_api::{ApiError, is_safe_id};
 use hub_domain::codes::DepartmentCode;
 use hub_domain::registry::Registry;
 use hub_domain::{Actor, FieldViolation};
@@ -33,13 +33,51 @@ impl Caller {
     }
 }
 
-fn header(metadata: &MetadataMap, name: &str) -> String {
-    metadata
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .unwrap_or_default()
-        .to_owned()
+/// Longest correlation id.
+const MAX_CORRELATION_ID: usize = 128;
+
+/// The client's correlation id, which travels in the events' headers: absent, or a safe id.
+fn correlation_id(metadata: &MetadataMap) -> Result<String, ApiError> {
+    let Some(value) = metadata.get(CORRELATION_HEADER) else {
+        return Ok(String::new());
+    };
+    value
+        .to_str()
+        .ok()
+        .filter(|v| is_safe_id(v, MAX_CORRELATION_ID))
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ApiError::InvalidArgument(vec![FieldViolation::new(
+                CORRELATION_HEADER,
+                "must be 1 to 128 ascii letters, digits, '-', '_', '.' or ':'",
+            )])
+        })
+}
+
+/// The W3C trace context, passed on when well-formed (`00-<32 hex>-<16 hex>-<2 hex>`, ids not
+/// all zero) and ignored otherwise, as the W3C recommendation asks of a malformed one.
+fn traceparent(metadata: &MetadataMap) -> String {
+    let Some(value) = metadata.get(TRACEPARENT).and_then(|v| v.to_str().ok()) else {
+        return String::new();
+    };
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let well_formed = matches!(parts.as_slice(), [version, trace, parent, flags]
+        if *version == "00"
+            && hex(trace, 32)
+            && hex(parent, 16)
+            && hex(flags, 2)
+            && trace.bytes().any(|b| b != b'0')
+            && parent.bytes().any(|b| b != b'0'));
+    if well_formed {
+        value.to_owned()
+    } else {
+        String::new()
+    }
 }
 
 pub fn caller_department(metadata: &MetadataMap) -> Result<DepartmentCode, ApiError> {
@@ -70,7 +108,50 @@ pub fn caller(metadata: &MetadataMap, registry: &Registry) -> Result<Caller, Api
     }
     Ok(Caller {
         department,
-        traceparent: header(metadata, TRACEPARENT),
-        correlation_id: header(metadata, CORRELATION_HEADER),
+        traceparent: traceparent(metadata),
+        correlation_id: correlation_id(metadata)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(name: &'static str, value: &str) -> MetadataMap {
+        let mut metadata = MetadataMap::new();
+        metadata.insert(name, value.parse().expect("ascii"));
+        metadata
+    }
+
+    #[test]
+    fn a_correlation_id_is_a_safe_id_or_refused_by_name() {
+        assert_eq!(correlation_id(&MetadataMap::new()).expect("absent"), "");
+        assert_eq!(
+            correlation_id(&with(CORRELATION_HEADER, "flow-7.a:b_c")).expect("safe"),
+            "flow-7.a:b_c"
+        );
+        for bad in ["has space", "x%0d%0a", "semi;colon", &"a".repeat(129)] {
+            let err = correlation_id(&with(CORRELATION_HEADER, bad)).expect_err(bad);
+            assert!(
+                matches!(&err, ApiError::InvalidArgument(v) if v[0].field == CORRELATION_HEADER),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_traceparent_is_passed_on_only_when_well_formed() {
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(traceparent(&with(TRACEPARENT, good)), good);
+        for bad in [
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "not a trace",
+        ] {
+            assert_eq!(traceparent(&with(TRACEPARENT, bad)), "", "{bad}");
+        }
+    }
 }

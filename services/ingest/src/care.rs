@@ -3,67 +3,36 @@
 //! Sensitive personal information: requests and events are never logged, errors never
 //! repeat a name or an identity number, and answers carry ids and positions only.
 
-use std::sync::Arc;
-
 use hub_api::aggregate::Care;
 use hub_api::v1::care_command_service_server::CareCommandService;
 use hub_api::v1::*;
-use hub_api::{ApiError, ValidCareCommand, ValidRegisterCare};
-use hub_domain::care::{CareCommand, CareId};
-use hub_domain::registry::Registry;
+use hub_api::{ValidCareCommand, ValidRegisterCare};
 use tonic::{Request, Response, Status};
 
-use crate::caller::caller;
-use crate::execute::Executor;
-use crate::hash::command_hash;
-use crate::ids;
-use crate::submit::{answer, run_command, submitted};
+use crate::service::Commands;
 
-pub struct CareCommands {
-    executor: Arc<Executor<Care>>,
-    registry: Arc<Registry>,
-}
+pub type CareCommands = Commands<Care>;
 
-impl CareCommands {
-    pub fn new(executor: Arc<Executor<Care>>, registry: Arc<Registry>) -> Self {
-        Self { executor, registry }
-    }
-
-    async fn run<R>(
-        &self,
-        rpc: &str,
-        request: Request<R>,
-        clear: fn(&mut R),
-    ) -> Result<Option<CommandResult>, Status>
-    where
-        R: prost::Message + Clone,
-        for<'a> ValidCareCommand: TryFrom<&'a R, Error = hub_domain::Violations>,
-    {
-        run_command::<Care, R, ValidCareCommand>(
-            &self.executor,
-            &self.registry,
-            rpc,
-            request,
-            clear,
-        )
-        .await
-    }
+/// An RPC on an existing care record.
+macro_rules! on_care {
+    ($self:ident, $rpc:literal, $request:ident, $response:ident) => {
+        Ok(Response::new($response {
+            result: $self
+                .on_existing::<_, ValidCareCommand>($rpc, $request, |r| r.request_id.clear())
+                .await?,
+        }))
+    };
 }
 
 #[tonic::async_trait]
-impl CareCommandService for CareCommands {
+impl CareCommandService for Commands<Care> {
     async fn register_care(
         &self,
         request: Request<RegisterCareRequest>,
     ) -> Result<Response<RegisterCareResponse>, Status> {
-        let caller = caller(request.metadata(), &self.registry)?;
-        let valid = ValidRegisterCare::try_from(request.get_ref()).map_err(ApiError::from)?;
-        let hash = command_hash("RegisterCare", request.get_ref(), |r| r.request_id.clear());
-        let id = ids::aggregate_id("care", caller.department.as_str(), &valid.request_id);
-        let request_id = valid.request_id.clone();
-        let command = CareCommand::Register(valid.into_command(CareId::new(id.clone())));
-        let submitted = submitted::<Care>(&caller, request_id, id, None, command, hash);
-        let result = answer(&self.executor, submitted).await?;
+        let result = self
+            .create::<_, ValidRegisterCare>("RegisterCare", request, |r| r.request_id.clear())
+            .await?;
         Ok(Response::new(RegisterCareResponse {
             result: Some(result),
         }))
@@ -73,29 +42,25 @@ impl CareCommandService for CareCommands {
         &self,
         request: Request<LogCareVisitRequest>,
     ) -> Result<Response<LogCareVisitResponse>, Status> {
-        let result = self
-            .run("LogCareVisit", request, |r| r.request_id.clear())
-            .await?;
-        Ok(Response::new(LogCareVisitResponse { result }))
+        on_care!(self, "LogCareVisit", request, LogCareVisitResponse)
     }
 
     async fn change_care_risk_level(
         &self,
         request: Request<ChangeCareRiskLevelRequest>,
     ) -> Result<Response<ChangeCareRiskLevelResponse>, Status> {
-        let result = self
-            .run("ChangeCareRiskLevel", request, |r| r.request_id.clear())
-            .await?;
-        Ok(Response::new(ChangeCareRiskLevelResponse { result }))
+        on_care!(
+            self,
+            "ChangeCareRiskLevel",
+            request,
+            ChangeCareRiskLevelResponse
+        )
     }
 
     async fn close_care(
         &self,
         request: Request<CloseCareRequest>,
     ) -> Result<Response<CloseCareResponse>, Status> {
-        let result = self
-            .run("CloseCare", request, |r| r.request_id.clear())
-            .await?;
-        Ok(Response::new(CloseCareResponse { result }))
+        on_care!(self, "CloseCare", request, CloseCareResponse)
     }
 }

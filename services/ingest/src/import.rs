@@ -17,9 +17,8 @@ use tracing::info;
 use crate::caller::{Caller, caller};
 use crate::cases::CaseCommands;
 use crate::execute::{Executed, Submitted};
-use crate::hash::command_hash;
 use crate::ids;
-use crate::submit::submitted;
+use crate::service::submitted;
 
 /// Most cases in one streamed chunk.
 pub const MAX_CHUNK: usize = 1000;
@@ -86,7 +85,10 @@ impl CaseCommands {
             }
         };
         let case_id = CaseId::new(ids::case_id(caller.department.as_str(), &valid.request_id));
-        let hash = command_hash("ImportCases", historic, |h| h.request_id.clear());
+        let hash = self
+            .executor()
+            .hasher()
+            .hash("ImportCases", historic, |h| h.request_id.clear());
         let request_id = valid.request_id.clone();
         let command =
             CaseCommand::Report(valid.into_command(case_id.clone(), caller.department.clone()));
@@ -104,7 +106,7 @@ impl CaseCommands {
         &self,
         request: Request<Streaming<ImportCasesRequest>>,
     ) -> Result<ImportCasesResponse, Status> {
-        let caller = caller(request.metadata(), self.registry())?;
+        let caller = caller(request.metadata(), self.executor().registry())?;
         let now = self.executor().now();
         let mut stream = request.into_inner();
         let mut prepared = Vec::new();
@@ -147,17 +149,21 @@ impl CaseCommands {
             return Err(ApiError::InvalidArgument(violations).into());
         }
         // Cases an earlier import stored are answered from their records; a request id the
-        // department used for another command refuses the import before anything is stored.
-        let ids = prepared
+        // department used for another command, however recently, refuses the import before
+        // anything is stored: the records are read once the index has applied the whole log.
+        let request_ids = prepared
             .iter()
-            .map(|(_, (s, _))| (s.id.clone(), s.request_id.clone()))
+            .map(|(_, (s, _))| s.request_id.clone())
             .collect();
-        let records = self.executor().requests(&caller.source(), ids).await?;
+        let records = self
+            .executor()
+            .requests_now(&caller.source(), request_ids)
+            .await?;
         let mut fresh = Vec::new();
         let mut executed = Vec::new();
         for ((index, (submitted, events)), record) in prepared.into_iter().zip(records) {
             match record {
-                Some(record) if record.hash == submitted.hash => executed.push(Executed {
+                Some(record) if submitted.hash.matches(&record.hash) => executed.push(Executed {
                     record,
                     appended: false,
                 }),

@@ -4,7 +4,6 @@
 //! and the first result of every accepted command is kept (projected from the log), so a
 //! command sent again at any later time returns that result and appends nothing.
 
-mod aggregates;
 mod caller;
 mod care;
 mod cases;
@@ -13,17 +12,27 @@ mod grant;
 mod hash;
 mod ids;
 mod import;
-mod submit;
+mod index;
+mod log;
+mod service;
 mod supervision;
+mod view;
 
-pub use aggregates::{Aggregates, Known};
 pub use caller::{Caller, DEPARTMENT_HEADER, caller, caller_department};
 pub use care::CareCommands;
 pub use cases::CaseCommands;
-pub use execute::{Executed, Executor, Submitted};
+pub use execute::{Executed, Executor, ExecutorContext, Submitted};
 pub use grant::GrantCommands;
-pub use hash::command_hash;
+pub use hash::{CommandHash, CommandHasher, HashKey, ShortKey};
+pub use service::Commands;
+
+/// Shortest command hash key accepted, in bytes.
+pub fn hash_key_min() -> usize {
+    hash::MIN_SECRET
+}
 pub use ids::{aggregate_id, case_id, event_id};
+pub use index::{Freshness, Index};
+pub use log::CommandLog;
 pub use supervision::Supervisor;
 
 use hub_api::ApiError;
@@ -42,10 +51,10 @@ impl hub_domain::clock::Clock for SystemClock {
 
 pub(crate) fn append_error(err: AppendError) -> ApiError {
     match err {
-        AppendError::Conflict => ApiError::Aborted {
-            reason: "another writer changed the case".into(),
-            current: 0,
-        },
+        // The executor resolves conflicts itself; one reaching here is retried by the client.
+        AppendError::Conflict => ApiError::Unavailable(
+            "the event log refused the append as a conflict; retry with the same request_id".into(),
+        ),
         AppendError::Unavailable(reason) => {
             warn!(reason = %reason, "event log unavailable");
             ApiError::Unavailable(

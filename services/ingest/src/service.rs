@@ -1,15 +1,23 @@
-//! A validated command with the caller's context, ready for an executor.
+//! The shell every command service shares: who calls, validate at the edge, hash, execute,
+//! answer. The gRPC services (`cases`, `care`, `grant`) only name their RPCs.
+
+use std::sync::Arc;
 
 use hub_api::aggregate::Aggregate;
 use hub_api::v1::CommandResult;
-use hub_api::{ApiError, ValidCommand};
+use hub_api::{ApiError, ValidCommand, ValidCreation};
 use hub_domain::Violations;
-use hub_domain::registry::Registry;
 use tonic::{Request, Status};
 
 use crate::caller::{Caller, caller};
 use crate::execute::{Executor, Submitted};
-use crate::hash::command_hash;
+use crate::hash::CommandHash;
+use crate::ids;
+
+/// The command service of one aggregate type.
+pub struct Commands<A: Aggregate> {
+    executor: Arc<Executor<A>>,
+}
 
 /// Builds the executor's view of a department's command.
 pub fn submitted<A: Aggregate>(
@@ -18,7 +26,7 @@ pub fn submitted<A: Aggregate>(
     id: String,
     expected_version: Option<u64>,
     command: A::Command,
-    hash: String,
+    hash: CommandHash,
 ) -> Submitted<A> {
     Submitted {
         source: caller.source(),
@@ -35,41 +43,77 @@ pub fn submitted<A: Aggregate>(
     }
 }
 
-/// One RPC on an existing aggregate: who calls, validate, hash, execute, answer.
-pub async fn run_command<A, R, V>(
-    executor: &Executor<A>,
-    registry: &Registry,
-    rpc: &str,
-    request: Request<R>,
-    clear_request_id: fn(&mut R),
-) -> Result<Option<CommandResult>, Status>
-where
-    A: Aggregate,
-    R: prost::Message + Clone,
-    V: ValidCommand<Command = A::Command> + for<'a> TryFrom<&'a R, Error = Violations>,
-{
-    let caller = caller(request.metadata(), registry)?;
-    let valid = V::try_from(request.get_ref()).map_err(ApiError::from)?;
-    let hash = command_hash(rpc, request.get_ref(), clear_request_id);
-    let (request_id, id, expected_version, command) = valid.into_parts();
-    answer(
-        executor,
-        submitted::<A>(&caller, request_id, id, expected_version, command, hash),
-    )
-    .await
-    .map(Some)
-}
+impl<A: Aggregate> Commands<A> {
+    pub fn new(executor: Arc<Executor<A>>) -> Self {
+        Self { executor }
+    }
 
-/// Executes a command and answers with its (first) result.
-pub async fn answer<A: Aggregate>(
-    executor: &Executor<A>,
-    submitted: Submitted<A>,
-) -> Result<CommandResult, Status> {
-    let id = submitted.id.clone();
-    let record = executor.execute(submitted).await?.record;
-    Ok(CommandResult {
-        id,
-        event_ids: record.event_ids,
-        position: record.position,
-    })
+    pub(crate) fn executor(&self) -> &Executor<A> {
+        &self.executor
+    }
+
+    /// Executes a command and answers with its (first) result.
+    async fn answer(&self, submitted: Submitted<A>) -> Result<CommandResult, Status> {
+        let id = submitted.id.clone();
+        let record = self.executor.execute(submitted).await?.record;
+        Ok(CommandResult {
+            id,
+            event_ids: record.event_ids,
+            position: record.position,
+        })
+    }
+
+    /// An RPC creating an aggregate, whose id derives from the department and request id.
+    pub(crate) async fn create<R, V>(
+        &self,
+        rpc: &str,
+        request: Request<R>,
+        clear_request_id: fn(&mut R),
+    ) -> Result<CommandResult, Status>
+    where
+        R: prost::Message + Clone,
+        V: ValidCreation<Command = A::Command> + for<'a> TryFrom<&'a R, Error = Violations>,
+    {
+        let caller = caller(request.metadata(), self.executor.registry())?;
+        let valid = V::try_from(request.get_ref()).map_err(ApiError::from)?;
+        let hash = self
+            .executor
+            .hasher()
+            .hash(rpc, request.get_ref(), clear_request_id);
+        let request_id = valid.request_id().to_owned();
+        let id = ids::aggregate_id(A::TYPE, caller.department.as_str(), &request_id);
+        let command = valid.into_creation(id.clone(), caller.department.clone());
+        self.answer(submitted(&caller, request_id, id, None, command, hash))
+            .await
+    }
+
+    /// An RPC on an existing aggregate.
+    pub(crate) async fn on_existing<R, V>(
+        &self,
+        rpc: &str,
+        request: Request<R>,
+        clear_request_id: fn(&mut R),
+    ) -> Result<Option<CommandResult>, Status>
+    where
+        R: prost::Message + Clone,
+        V: ValidCommand<Command = A::Command> + for<'a> TryFrom<&'a R, Error = Violations>,
+    {
+        let caller = caller(request.metadata(), self.executor.registry())?;
+        let valid = V::try_from(request.get_ref()).map_err(ApiError::from)?;
+        let hash = self
+            .executor
+            .hasher()
+            .hash(rpc, request.get_ref(), clear_request_id);
+        let (request_id, id, expected_version, command) = valid.into_parts();
+        self.answer(submitted(
+            &caller,
+            request_id,
+            id,
+            expected_version,
+            command,
+            hash,
+        ))
+        .await
+        .map(Some)
+    }
 }

@@ -17,15 +17,15 @@ use hub_domain::case::{self, CaseCommand, DeadlineKind};
 use hub_domain::grant::{GrantCommand, GrantStatus};
 use hub_log::names::SYSTEM_SOURCE;
 use hub_projector::ReadModel;
-use hub_projector::command_state::due;
+use hub_projector::command_state::due::due_page;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::execute::{Executor, Submitted};
 
-/// Most due aggregates handled per scan.
-const SCAN_LIMIT: usize = 256;
+/// Due entries read at a time; a scan pages through all that are due.
+const PAGE: usize = 256;
 
 pub struct Supervisor {
     cases: Arc<Executor<Case>>,
@@ -38,8 +38,10 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The hub's own command for what fell due, with a request id and hash derived from it.
+/// The hub's own command for what fell due, with a request id and hash derived from it, so
+/// every instance sends the same command for the same breach.
 fn system_command<A: Aggregate>(
+    executor: &Executor<A>,
     id: &str,
     owner: String,
     what: &str,
@@ -52,7 +54,9 @@ fn system_command<A: Aggregate>(
         actor: Actor::System,
         owner,
         request_id: request_id.clone(),
-        hash: hex(&digest[12..28]),
+        hash: executor
+            .hasher()
+            .hash_parts(&[A::TYPE.as_bytes(), id.as_bytes(), what.as_bytes()]),
         id: id.to_owned(),
         expected_version: None,
         command,
@@ -90,33 +94,51 @@ impl Supervisor {
         }
     }
 
-    /// Acts on everything due now; returns how many commands were appended or found done.
+    /// Acts on everything due now, page by page through the whole due index; returns how
+    /// many commands were appended or found done.
     pub async fn scan(&self) -> Result<usize, ApiError> {
         let now = self.cases.now();
-        let model = self.command_state.clone();
-        let due = tokio::task::spawn_blocking(move || due(model.store(), now, SCAN_LIMIT))
-            .await
-            .map_err(|_| ApiError::Internal)?
-            .map_err(|_| ApiError::Internal)?;
+        let mut cursor: Option<Vec<u8>> = None;
         let mut done = 0;
-        for (aggregate_type, id) in due {
-            // One aggregate that cannot be acted on must not hold up the rest.
-            let acted = match aggregate_type.as_str() {
-                Case::TYPE => self.escalate(&id).await,
-                Grant::TYPE => self.expire(&id).await,
-                _ => Ok(false),
-            };
-            match acted {
-                Ok(acted) => done += usize::from(acted),
-                Err(err) => warn!(aggregate_type, error = %err, "supervision could not act"),
+        loop {
+            let model = self.command_state.clone();
+            let after = cursor.take();
+            let (page, next) = tokio::task::spawn_blocking(move || {
+                due_page(model.store(), now, after.as_deref(), PAGE)
+            })
+            .await
+            .map_err(|e| {
+                warn!(error = %e, "supervision read task failed");
+                ApiError::Internal
+            })?
+            .map_err(|e| {
+                warn!(error = %e, "supervision could not read the due index");
+                ApiError::Internal
+            })?;
+            for due in page {
+                // One aggregate that cannot be acted on must not hold up the rest.
+                let acted = match due.aggregate_type.as_str() {
+                    Case::TYPE => self.escalate(&due.id).await,
+                    Grant::TYPE => self.expire(&due.id).await,
+                    _ => Ok(false),
+                };
+                match acted {
+                    Ok(acted) => done += usize::from(acted),
+                    Err(err) => {
+                        warn!(aggregate_type = %due.aggregate_type, error = %err, "supervision could not act")
+                    }
+                }
+            }
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(done),
             }
         }
-        Ok(done)
     }
 
     async fn escalate(&self, case_id: &str) -> Result<bool, ApiError> {
-        let known = self.cases.known(case_id).await?;
-        let Some(state) = known.state() else {
+        let row = self.cases.current(case_id).await?;
+        let Some(state) = row.as_ref().and_then(|r| r.state.as_ref()) else {
             return Ok(false);
         };
         let Some((tier, at, deadline, due)) = case::next_escalation(state, self.cases.policy())
@@ -132,6 +154,7 @@ impl Supervisor {
         };
         let breach = format!("escalate-{deadline}-{}-{tier}", due.as_second());
         let submitted = system_command::<Case>(
+            &self.cases,
             case_id,
             state.holder.to_string(),
             &breach,
@@ -143,8 +166,8 @@ impl Supervisor {
 
 impl Supervisor {
     async fn expire(&self, grant_id: &str) -> Result<bool, ApiError> {
-        let known = self.grants.known(grant_id).await?;
-        let Some(state) = known.state() else {
+        let row = self.grants.current(grant_id).await?;
+        let Some(state) = row.as_ref().and_then(|r| r.state.as_ref()) else {
             return Ok(false);
         };
         let open = matches!(state.status, GrantStatus::Requested | GrantStatus::Approved);
@@ -153,6 +176,7 @@ impl Supervisor {
         }
         let what = format!("expire-{}", state.expires_at.as_second());
         let submitted = system_command::<Grant>(
+            &self.grants,
             grant_id,
             state.owner.to_string(),
             &what,

@@ -8,8 +8,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::envelope::Envelope;
-use crate::names::{EVENTS_STREAM, headers as h};
-use crate::stored::StoredEvent;
+use crate::names::headers as h;
 
 /// One event to append.
 #[derive(Debug, Clone)]
@@ -74,6 +73,11 @@ impl Appender {
 
     pub fn context(&self) -> &jetstream::Context {
         &self.js
+    }
+
+    /// How long any answer from the log is waited for.
+    pub fn ack_timeout(&self) -> Duration {
+        self.ack_timeout
     }
 
     /// Appends one event; `Ok` means it is stored (and, with `sync_interval: always`, on disk).
@@ -202,39 +206,6 @@ impl Appender {
                 duplicate: false,
             })
             .collect())
-    }
-
-    /// The events stored on `subject` (one aggregate) after `position`, oldest first: how a
-    /// command handler brings a stale view of an aggregate up to date, one direct get per event.
-    pub async fn events_after(
-        &self,
-        subject: &str,
-        position: u64,
-    ) -> Result<Vec<StoredEvent>, AppendError> {
-        let stream = self
-            .js
-            .get_stream_no_info(EVENTS_STREAM)
-            .await
-            .map_err(|e| AppendError::Unavailable(e.to_string()))?;
-        let mut events = Vec::new();
-        let mut from = position + 1;
-        loop {
-            match stream
-                .direct_get_next_for_subject(subject, Some(from))
-                .await
-            {
-                Ok(message) => {
-                    let event = StoredEvent::from_stream_message(&message)
-                        .map_err(|e| AppendError::Refused(e.to_string()))?;
-                    from = event.position + 1;
-                    events.push(event);
-                }
-                Err(err) if err.kind() == jetstream::stream::DirectGetErrorKind::NotFound => {
-                    return Ok(events);
-                }
-                Err(err) => return Err(AppendError::Unavailable(err.to_string())),
-            }
-        }
     }
 }
 

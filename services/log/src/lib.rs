@@ -6,16 +6,19 @@
 //! - [`guard`]: refuses a server whose settings could lose acknowledged events.
 //! - [`append`]: appends events with `Nats-Msg-Id` and the expected subject sequence.
 //! - [`stored`]: an event read back from the log.
+//! - [`read`]: one aggregate's events read back in batches, and where the log ends.
 //! - [`server`]: starts and stops a real `nats-server` process (the hub's child, the tests' servers).
 
 pub mod append;
 pub mod envelope;
+pub mod failpoint;
 pub mod guard;
 pub mod names;
+pub mod read;
 pub mod server;
 pub mod stored;
 pub mod stream;
 
 pub use append::{AppendError, Appender, NewEvent};
 pub use envelope::{Classification, Envelope};
-pub use stored::StoredEvent;
+pub use stored::{Entry, StoredEvent, Unreadable};

@@ -23,6 +23,11 @@ pub fn parse_event_subject(subject: &str) -> Option<(&str, &str)> {
     (!aggregate_type.is_empty() && !id.is_empty()).then_some((aggregate_type, id))
 }
 
+/// Where a direct get of the events stream is asked (JetStream API, default prefix).
+pub fn direct_get_subject(stream: &str) -> String {
+    format!("$JS.API.DIRECT.GET.{stream}")
+}
+
 /// The durable consumer of a read model's projector in one hub instance.
 pub fn projector_consumer(read_model: &str, instance: &str) -> String {
     format!("projector-{read_model}-{instance}")
@@ -50,6 +55,9 @@ pub mod headers {
     pub const CE_TRACEPARENT: &str = "ce-traceparent";
     pub const CE_REQUESTID: &str = "ce-requestid";
     pub const CE_COMMANDHASH: &str = "ce-commandhash";
+
+    /// Set by the server on a direct get's answers.
+    pub const NUM_PENDING: &str = "Nats-Num-Pending";
 
     pub const BATCH_ID: &str = "Nats-Batch-Id";
     pub const BATCH_SEQUENCE: &str = "Nats-Batch-Sequence";

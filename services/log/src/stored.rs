@@ -27,6 +27,93 @@ pub enum StoredEventError {
     },
 }
 
+/// One message of the log as read back.
+#[derive(Debug, Clone)]
+// Nearly every entry is an event: boxing it would cost an allocation each for nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Entry {
+    Event(StoredEvent),
+    /// A message whose envelope cannot be read (headers missing or malformed).
+    Unreadable(Unreadable),
+}
+
+/// A message at `position` that the hub cannot read as an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    pub position: u64,
+    pub subject: String,
+    /// `ce-type` as stored, or empty when even that is missing.
+    pub event_type: String,
+    pub reason: String,
+}
+
+impl Entry {
+    pub fn position(&self) -> u64 {
+        match self {
+            Entry::Event(e) => e.position,
+            Entry::Unreadable(u) => u.position,
+        }
+    }
+
+    pub fn subject(&self) -> &str {
+        match self {
+            Entry::Event(e) => &e.subject,
+            Entry::Unreadable(u) => &u.subject,
+        }
+    }
+
+    /// Reads a message fetched from the stream by sequence or subject.
+    pub fn from_stream_message(message: &async_nats::jetstream::message::StreamMessage) -> Self {
+        Self::read(
+            message.sequence,
+            &message.subject,
+            Some(&message.headers),
+            &message.payload,
+        )
+    }
+
+    /// Reads a message delivered by a consumer of the events stream; `Err` only for a message
+    /// that did not come from a JetStream consumer at all.
+    pub fn from_message(
+        message: &async_nats::jetstream::Message,
+    ) -> Result<Self, StoredEventError> {
+        let position = message
+            .info()
+            .map_err(|e| StoredEventError::NotJetStream(e.to_string()))?
+            .stream_sequence;
+        Ok(Self::read(
+            position,
+            &message.subject,
+            message.headers.as_ref(),
+            &message.payload,
+        ))
+    }
+
+    fn read(
+        position: u64,
+        subject: &async_nats::Subject,
+        headers: Option<&async_nats::HeaderMap>,
+        body: &Bytes,
+    ) -> Self {
+        let outcome = match headers {
+            Some(headers) => StoredEvent::read(position, subject, headers, body),
+            None => Err(StoredEventError::NoHeaders { position }),
+        };
+        match outcome {
+            Ok(event) => Entry::Event(event),
+            Err(err) => Entry::Unreadable(Unreadable {
+                position,
+                subject: subject.to_string(),
+                event_type: headers
+                    .and_then(|h| h.get(crate::names::headers::CE_TYPE))
+                    .map(|v| v.as_str().to_owned())
+                    .unwrap_or_default(),
+                reason: err.to_string(),
+            }),
+        }
+    }
+}
+
 impl StoredEvent {
     /// Reads a message delivered by a consumer of the events stream.
     pub fn from_message(

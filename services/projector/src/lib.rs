@@ -6,12 +6,14 @@
 //! neither loses nor double-applies an event. On every start the consumer is recreated to
 //! deliver from checkpoint + 1, so an ack floor that ran ahead can never skip an event.
 
+mod alarm;
 pub mod case_queue;
 pub mod command_state;
 mod model;
 mod projection;
 mod runner;
 
+pub use alarm::Alarms;
 pub use model::{ModelState, ReadModel, WaitError};
 pub use projection::{Projection, ProjectionError};
 pub use runner::{ProjectorError, ProjectorOptions, run};

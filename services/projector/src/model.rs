@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hub_store::ReadModelStore;
+use jiff::Timestamp;
 use tokio::sync::{Notify, watch};
 
 /// Where a read model stands.
@@ -11,8 +12,23 @@ use tokio::sync::{Notify, watch};
 pub struct ModelState {
     /// Every event at or below this position that the model consumes has been applied.
     pub position: u64,
+    /// Every event the model consumes that the log stored at or before this instant has been
+    /// applied; `None` until the model has learned it (its first batch or idle check).
+    pub complete_as_of: Option<Timestamp>,
     /// Set when the model stopped rather than serve wrong data; says why.
     pub halted: Option<String>,
+}
+
+impl ModelState {
+    /// How far behind the log the model is, in time: zero when it is complete as of now.
+    pub fn lag_age(&self, now: Timestamp) -> Option<Duration> {
+        let as_of = self.complete_as_of?;
+        Some(
+            now.duration_since(as_of)
+                .try_into()
+                .unwrap_or(Duration::ZERO),
+        )
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -49,6 +65,7 @@ impl ReadModel {
     pub fn new(name: &'static str, store: Arc<dyn ReadModelStore>, position: u64) -> Self {
         let (state, _) = watch::channel(ModelState {
             position,
+            complete_as_of: None,
             halted: None,
         });
         Self {
@@ -81,11 +98,23 @@ impl ReadModel {
         self.inner.state.subscribe()
     }
 
-    /// Moves the position forward (never back).
-    pub(crate) fn advance(&self, position: u64) {
+    /// Moves the position forward (never back). The projector's, and unit tests'.
+    pub fn advance(&self, position: u64) {
         self.inner.state.send_if_modified(|s| {
             let moved = position > s.position;
             s.position = s.position.max(position);
+            moved
+        });
+    }
+
+    /// Records that every event the log stored at or before `as_of` is applied (never back).
+    /// The projector's, and unit tests'.
+    pub fn complete_as_of(&self, as_of: Timestamp) {
+        self.inner.state.send_if_modified(|s| {
+            let moved = s.complete_as_of.is_none_or(|t| as_of > t);
+            if moved {
+                s.complete_as_of = Some(as_of);
+            }
             moved
         });
     }
@@ -96,6 +125,26 @@ impl ReadModel {
 
     pub(crate) async fn nudged(&self) {
         self.inner.nudge.notified().await;
+    }
+
+    /// Waits until the model is at most `max_age` behind the log in time (see
+    /// [`ModelState::lag_age`]), or `timeout` passes; returns whether it is.
+    pub async fn wait_complete_within(&self, max_age: Duration, timeout: Duration) -> bool {
+        let fresh = |s: &ModelState| {
+            s.halted.is_none()
+                && s.lag_age(Timestamp::now())
+                    .is_some_and(|age| age <= max_age)
+        };
+        let mut rx = self.subscribe();
+        if fresh(&rx.borrow_and_update()) {
+            return true;
+        }
+        // An idle model learns that it is complete only when it asks the log; ask now.
+        self.inner.nudge.notify_one();
+        matches!(
+            tokio::time::timeout(timeout, rx.wait_for(fresh)).await,
+            Ok(Ok(_))
+        )
     }
 
     /// Waits until the model has applied the log up to `min`, or `timeout` passes.

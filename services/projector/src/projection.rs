@@ -1,6 +1,6 @@
 //! What a read model does with an event.
 
-use hub_log::StoredEvent;
+use hub_log::{StoredEvent, Unreadable};
 use hub_store::{Batch, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,4 +26,17 @@ pub trait Projection: Send + Sync + 'static {
     /// Applies one event. Reads through `batch` see the writes of earlier events of the batch.
     /// Event types the model does not know are ignored.
     fn apply(&self, event: &StoredEvent, batch: &mut Batch<'_>) -> Result<(), ProjectionError>;
+
+    /// A message of the log whose envelope cannot be read. By default the read model halts;
+    /// a model that can work around one unreadable event says how.
+    fn apply_unreadable(
+        &self,
+        unreadable: &Unreadable,
+        _batch: &mut Batch<'_>,
+    ) -> Result<(), ProjectionError> {
+        Err(ProjectionError::Decode {
+            position: unreadable.position,
+            reason: unreadable.reason.clone(),
+        })
+    }
 }

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
 use futures::{FutureExt, StreamExt};
-use hub_log::StoredEvent;
+use hub_log::Entry;
 use hub_log::names::EVENTS_STREAM;
 use hub_store::{Batch, ReadModelStore};
+use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
@@ -105,7 +106,7 @@ async fn consume(
     shutdown: &CancellationToken,
 ) -> Result<Stop, Failure> {
     let name = model.name();
-    let checkpoint = model.store().checkpoint().map_err(Failure::Store)?;
+    let checkpoint = checkpoint(model).await.map_err(Failure::Store)?;
     model.advance(checkpoint);
     let mut events_stream = js
         .get_stream(EVENTS_STREAM)
@@ -132,6 +133,8 @@ async fn consume(
         .await
         .map_err(|e| nats_failure("consume")(&e))?;
     info!(read_model = name, checkpoint, "projector consuming");
+    // Learn at once how far the model stands, rather than after the first idle interval.
+    idle_check(&mut events_stream, &filter, model).await;
     let mut next_delivery = 1;
 
     loop {
@@ -174,6 +177,11 @@ async fn consume(
         }
         if let Some(reason) = apply_batch(model, projection, &batch).await? {
             return Ok(Stop::Halt(reason));
+        }
+        // Every event the log stored up to the last one applied is applied: stream order is
+        // storage order.
+        if let Some(stored) = batch.last().and_then(stored_at) {
+            model.complete_as_of(stored);
         }
         // Rows and checkpoint are durable; now the events may be acknowledged. With
         // AckPolicy::All, acknowledging the last acknowledges the batch.
@@ -261,22 +269,50 @@ async fn recreate_consumer(
 /// consumes. None up to L: the model stands at L. One at S: it stands at S - 1 (and the
 /// consumer will deliver S). The consumer's own counters are not trusted for this: after a
 /// server restart they can count a message delivered but never applied as done.
+/// When it finds nothing pending, the model is also complete as of the moment it asked.
 async fn idle_check(events_stream: &mut stream::Stream, filter: &str, model: &ReadModel) {
-    let Ok(last) = events_stream.info().await.map(|i| i.state.last_sequence) else {
-        return;
+    let asked = Timestamp::now();
+    let last = match events_stream.info().await {
+        Ok(info) => info.state.last_sequence,
+        Err(err) => {
+            debug!(read_model = model.name(), error = %err, "idle check: stream info failed");
+            return;
+        }
     };
-    let Ok(checkpoint) = model.store().checkpoint() else {
-        return;
+    let checkpoint = match checkpoint(model).await {
+        Ok(checkpoint) => checkpoint,
+        Err(err) => {
+            warn!(read_model = model.name(), error = %err, "idle check: checkpoint unreadable");
+            return;
+        }
+    };
+    let caught_up = |model: &ReadModel| {
+        model.advance(last);
+        model.complete_as_of(asked);
     };
     match events_stream
         .direct_get_next_for_subject(filter, Some(checkpoint + 1))
         .await
     {
         Ok(next) if next.sequence <= last => model.advance(next.sequence - 1),
-        Ok(_) => model.advance(last),
-        Err(err) if err.kind() == stream::DirectGetErrorKind::NotFound => model.advance(last),
+        Ok(_) => caught_up(model),
+        Err(err) if err.kind() == stream::DirectGetErrorKind::NotFound => caught_up(model),
         Err(err) => debug!(read_model = model.name(), error = %err, "idle check failed"),
     }
+}
+
+/// The model's checkpoint, read off the async threads.
+async fn checkpoint(model: &ReadModel) -> Result<u64, hub_store::StoreError> {
+    let store = model.store_arc();
+    tokio::task::spawn_blocking(move || store.checkpoint())
+        .await
+        .map_err(|e| hub_store::StoreError::Io(e.to_string()))?
+}
+
+/// When the log stored a delivered message.
+fn stored_at(message: &jetstream::Message) -> Option<Timestamp> {
+    let published = message.info().ok()?.published;
+    Timestamp::from_nanosecond(published.unix_timestamp_nanos()).ok()
 }
 
 /// Applies a batch; `Some(reason)` when the read model must halt.
@@ -287,8 +323,8 @@ async fn apply_batch(
 ) -> Result<Option<String>, Failure> {
     let mut events = Vec::with_capacity(messages.len());
     for message in messages {
-        match StoredEvent::from_message(message) {
-            Ok(event) => events.push(event),
+        match Entry::from_message(message) {
+            Ok(entry) => events.push(entry),
             Err(err) => return Ok(Some(err.to_string())),
         }
     }
@@ -314,17 +350,20 @@ async fn apply_batch(
 fn apply_and_commit(
     store: &dyn ReadModelStore,
     projection: &dyn Projection,
-    events: &[StoredEvent],
+    entries: &[Entry],
 ) -> Result<Option<u64>, ProjectionError> {
     let checkpoint = store.checkpoint()?;
     let mut batch = Batch::new(store);
     let mut last = checkpoint;
-    for event in events.iter().filter(|e| e.position > checkpoint) {
-        if event.position <= last {
+    for entry in entries.iter().filter(|e| e.position() > checkpoint) {
+        if entry.position() <= last {
             continue; // redelivered within the batch
         }
-        projection.apply(event, &mut batch)?;
-        last = event.position;
+        match entry {
+            Entry::Event(event) => projection.apply(event, &mut batch)?,
+            Entry::Unreadable(unreadable) => projection.apply_unreadable(unreadable, &mut batch)?,
+        }
+        last = entry.position();
     }
     if last == checkpoint {
         return Ok(None);

@@ -62,6 +62,63 @@ impl ValidCommand for ValidGrantCommand {
     }
 }
 
+/// A validated command that creates an aggregate, whose id the hub derives from the calling
+/// department and the request id.
+pub trait ValidCreation {
+    type Command;
+    fn request_id(&self) -> &str;
+    /// The domain command creating the aggregate `id`, issued by `department`.
+    fn into_creation(
+        self,
+        id: String,
+        department: hub_domain::codes::DepartmentCode,
+    ) -> Self::Command;
+}
+
+impl ValidCreation for ValidReport {
+    type Command = hub_domain::case::CaseCommand;
+    fn request_id(&self) -> &str {
+        &self.request_id
+    }
+    fn into_creation(
+        self,
+        id: String,
+        department: hub_domain::codes::DepartmentCode,
+    ) -> Self::Command {
+        hub_domain::case::CaseCommand::Report(
+            self.into_command(hub_domain::case::CaseId::new(id), department),
+        )
+    }
+}
+
+impl ValidCreation for ValidRegisterCare {
+    type Command = hub_domain::care::CareCommand;
+    fn request_id(&self) -> &str {
+        &self.request_id
+    }
+    fn into_creation(self, id: String, _: hub_domain::codes::DepartmentCode) -> Self::Command {
+        hub_domain::care::CareCommand::Register(
+            self.into_command(hub_domain::care::CareId::new(id)),
+        )
+    }
+}
+
+impl ValidCreation for ValidRequestGrant {
+    type Command = hub_domain::grant::GrantCommand;
+    fn request_id(&self) -> &str {
+        &self.request_id
+    }
+    fn into_creation(
+        self,
+        id: String,
+        department: hub_domain::codes::DepartmentCode,
+    ) -> Self::Command {
+        hub_domain::grant::GrantCommand::Request(
+            self.into_command(hub_domain::grant::GrantId::new(id), department),
+        )
+    }
+}
+
 /// Longest free text accepted in a description or an outcome.
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
 /// Longest free text accepted in a reason.
@@ -159,13 +216,30 @@ pub(crate) fn command_parts<C>(
     }
 }
 
-/// Validates a client request id: 1 to 64 printable ASCII characters.
+/// Longest client request id.
+pub const MAX_REQUEST_ID: usize = 64;
+
+/// Whether `value` is an id safe to carry in headers and keys: 1 to `max` ASCII letters,
+/// digits, `-`, `_`, `.` or `:`.
+pub fn is_safe_id(value: &str, max: usize) -> bool {
+    !value.is_empty()
+        && value.len() <= max
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// Validates a client request id, which travels in the events' headers: 1 to 64 ASCII
+/// letters, digits, `-`, `_`, `.` or `:`.
 pub fn request_id(violations: &mut Violations, field: &str, value: &str) -> Option<String> {
     if value.is_empty() {
         violations.push(field, "must not be empty");
         None
-    } else if value.len() > 64 || !value.bytes().all(|b| b.is_ascii_graphic()) {
-        violations.push(field, "must be 1 to 64 printable ascii characters");
+    } else if !is_safe_id(value, MAX_REQUEST_ID) {
+        violations.push(
+            field,
+            "must be 1 to 64 ascii letters, digits, '-', '_', '.' or ':'",
+        );
         None
     } else {
         Some(value.to_owned())

@@ -1,31 +1,60 @@
-//! Executing a command: idempotency, current state, decision, append, and the retry when
-//! another writer got there first.
+//! Executing a command: one linear pipeline for every aggregate type.
+//!
+//! 1. **View**: the aggregate's row and the caller's record under the request id, read
+//!    together from `command_state` (never a replay of the aggregate).
+//! 2. **Retry or reuse**: the caller's own record answers a retry with the first result, or
+//!    refuses a request id reused for other content. It tells the caller only of its own
+//!    commands, so it may come before the next step.
+//! 3. **Who asks**: a caller with no role on the aggregate gets one refusal, the same whether
+//!    the aggregate exists or not, before its version, existence or state is looked at.
+//! 4. **Blocked**: an aggregate with an event this version cannot read takes no commands.
+//! 5. **Version**: a command naming a version gets ABORTED, with the current one, when the
+//!    aggregate moved on.
+//! 6. **Decide** in the domain.
+//! 7. **Fresh enough**: the index must be less than one duplicate window behind the log (see
+//!    `index`), so that no earlier use of the request id on another aggregate can be missed.
+//! 8. **Append** with the expected subject sequence, and answer.
+//!
+//! The invariant the order keeps: *a command is appended only once every request record that
+//! could hold it has been looked at*: this aggregate's, up to the version the append expects
+//! (from the index, which has applied at least that far, or from the events read from the log
+//! after it); every other aggregate's, from the index as far as it has applied the log and,
+//! for what it has not, from the log's duplicate check. A refusal decided on a view the index
+//! may have left behind is confirmed by reading the log first ("verify"), and a failed append
+//! (another writer, or these very event ids stored already) is resolved the same way. So a
+//! retry is answered with its first result at any later time, after the duplicate window,
+//! while the index lags or rebuilds, after any crash, and is never stored twice.
+
+mod import;
+#[cfg(test)]
+mod memlog;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
-use futures::StreamExt;
 use hub_api::ApiError;
 use hub_api::aggregate::Aggregate;
 use hub_domain::clock::Clock;
 use hub_domain::policy::Policy;
-use hub_domain::registry::Registry;
-use hub_domain::registry::Sensitivity;
+use hub_domain::registry::{Registry, Sensitivity};
 use hub_domain::{Actor, FieldViolation, Refusal};
 use hub_log::names::event_subject;
-use hub_log::{AppendError, Appender, Classification, Envelope, NewEvent, StoredEvent};
-use hub_projector::ReadModel;
-use hub_projector::command_state::RequestRecord;
+use hub_log::{AppendError, Classification, Envelope, NewEvent, StoredEvent};
+use hub_projector::command_state::{AggregateRow, RequestRecord};
 use jiff::Timestamp;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
-use crate::aggregates::{Aggregates, Known};
+use crate::hash::{CommandHash, CommandHasher};
+use crate::index::Index;
+use crate::log::CommandLog;
+use crate::view::View;
 use crate::{append_error, ids};
 
-/// How often a command without an expected version is decided again after losing a race.
+/// How often a command is decided again after another writer got there first.
 const ATTEMPTS: usize = 3;
-
-/// Atomic batches of one import in flight at once (the server allows 50 per stream).
-const IMPORT_BATCHES_IN_FLIGHT: usize = 4;
+/// Bound on the pipeline's steps, however the index and the log move under it.
+const MAX_STEPS: usize = 12;
 
 /// A validated command with everything around it.
 #[derive(Debug)]
@@ -36,8 +65,8 @@ pub struct Submitted<A: Aggregate> {
     /// The department that owns the resulting data (`ce-department`).
     pub owner: String,
     pub request_id: String,
-    /// Hash of the command's content.
-    pub hash: String,
+    /// Keyed hash of the command's content.
+    pub hash: CommandHash,
     /// The aggregate's id.
     pub id: String,
     pub expected_version: Option<u64>,
@@ -46,6 +75,12 @@ pub struct Submitted<A: Aggregate> {
     pub traceparent: String,
     /// When the decision counts as made; `None`: now. Set for historic imports.
     pub decided_at: Option<Timestamp>,
+}
+
+impl<A: Aggregate> Submitted<A> {
+    fn aggregate(&self) -> String {
+        format!("{}/{}", A::TYPE, self.id)
+    }
 }
 
 /// What became of a command.
@@ -57,13 +92,26 @@ pub struct Executed {
     pub appended: bool,
 }
 
+/// What every executor works with.
+#[derive(Clone)]
+pub struct ExecutorContext {
+    pub log: Arc<dyn CommandLog>,
+    pub index: Index,
+    pub registry: Arc<Registry>,
+    pub policy: Arc<Policy>,
+    pub clock: Arc<dyn Clock>,
+    pub hasher: Arc<CommandHasher>,
+}
+
 /// Executes the commands of one aggregate type.
 pub struct Executor<A: Aggregate> {
-    appender: Appender,
-    cases: Aggregates<A>,
+    log: Arc<dyn CommandLog>,
+    index: Index,
     registry: Arc<Registry>,
     policy: Arc<Policy>,
     clock: Arc<dyn Clock>,
+    hasher: Arc<CommandHasher>,
+    _aggregate: std::marker::PhantomData<fn() -> A>,
 }
 
 /// `ce-classification` of an aggregate type's events.
@@ -76,9 +124,23 @@ fn classification(sensitivity: Sensitivity) -> Classification {
     }
 }
 
+fn reused_request_id() -> ApiError {
+    ApiError::InvalidArgument(vec![FieldViolation::new(
+        "request_id",
+        "was used before by this department for a different command",
+    )])
+}
+
 /// The first result again for a retry; a refusal for a request id reused for other content.
-fn same_or_refuse(record: RequestRecord, hash: &str) -> Result<Executed, ApiError> {
-    if record.hash == hash {
+fn same_or_refuse<A: Aggregate>(
+    record: RequestRecord,
+    submitted: &Submitted<A>,
+) -> Result<Executed, ApiError> {
+    if submitted.hash.matches(&record.hash) {
+        debug!(
+            position = record.position,
+            "command answered from its first result"
+        );
         Ok(Executed {
             record,
             appended: false,
@@ -88,76 +150,204 @@ fn same_or_refuse(record: RequestRecord, hash: &str) -> Result<Executed, ApiErro
     }
 }
 
-fn reused_request_id() -> ApiError {
-    ApiError::InvalidArgument(vec![FieldViolation::new(
-        "request_id",
-        "was used before by this department for a different command",
-    )])
-}
-
-/// The record of `submitted`'s own events among the events known, if there.
-fn own_record<A: Aggregate>(known: &Known<A>, submitted: &Submitted<A>) -> Option<RequestRecord> {
-    known
-        .request(&submitted.source, &submitted.request_id)
-        .cloned()
+/// What a step of the pipeline leads to.
+enum Step<A: Aggregate> {
+    Done(Result<Executed, ApiError>),
+    /// Look again with this view.
+    Again(View<A>),
 }
 
 impl<A: Aggregate> Executor<A> {
-    pub fn new(
-        appender: Appender,
-        cases: Aggregates<A>,
-        registry: Arc<Registry>,
-        policy: Arc<Policy>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    pub fn new(context: ExecutorContext) -> Self {
         Self {
-            appender,
-            cases,
-            registry,
-            policy,
-            clock,
+            log: context.log,
+            index: context.index,
+            registry: context.registry,
+            policy: context.policy,
+            clock: context.clock,
+            hasher: context.hasher,
+            _aggregate: std::marker::PhantomData,
         }
-    }
-
-    /// An executor with its own cache of `capacity` aggregates over `command_state`.
-    pub fn over(
-        command_state: &ReadModel,
-        appender: &Appender,
-        capacity: usize,
-        registry: &Arc<Registry>,
-        policy: &Arc<Policy>,
-        clock: &Arc<dyn Clock>,
-    ) -> Self {
-        let cache = Aggregates::new(command_state.clone(), appender.clone(), capacity);
-        Self::new(
-            appender.clone(),
-            cache,
-            registry.clone(),
-            policy.clone(),
-            clock.clone(),
-        )
     }
 
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
 
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Hashes commands for this executor's records.
+    pub fn hasher(&self) -> &CommandHasher {
+        &self.hasher
+    }
+
     pub fn now(&self) -> Timestamp {
         self.clock.now()
     }
 
-    /// The records of (aggregate id, request id) of `source`, in order, as far as known.
-    pub async fn requests(
-        &self,
-        source: &str,
-        items: Vec<(String, String)>,
-    ) -> Result<Vec<Option<RequestRecord>>, ApiError> {
-        self.cases.requests(source, items).await
+    /// The aggregate as the index has it now (for supervision, which the executor checks).
+    pub async fn current(&self, id: &str) -> Result<Option<AggregateRow<A::State>>, ApiError> {
+        self.index.row::<A>(id).await
     }
 
-    /// The aggregate as this hub knows it now (cache, else the read model).
-    pub async fn known(&self, id: &str) -> Result<Known<A>, ApiError> {
-        self.cases.load(id, "", "").await.map(|(known, _)| known)
+    pub async fn execute(&self, submitted: Submitted<A>) -> Result<Executed, ApiError> {
+        let mut view = self.load(&submitted).await?;
+        let mut conflicts = 0;
+        for _ in 0..MAX_STEPS {
+            view = match self.step(&submitted, view, &mut conflicts).await? {
+                Step::Done(outcome) => return outcome,
+                Step::Again(view) => view,
+            };
+        }
+        Err(ApiError::Unavailable(format!(
+            "the {} kept changing while the command was decided; retry with the same request_id",
+            A::NOUN
+        )))
+    }
+
+    /// 1. The view: the index's row and the caller's record.
+    async fn load(&self, submitted: &Submitted<A>) -> Result<View<A>, ApiError> {
+        let read = self
+            .index
+            .read::<A>(&submitted.id, &submitted.source, &submitted.request_id)
+            .await?;
+        Ok(View::from_index(read))
+    }
+
+    /// Brings the view to the log's end by reading the aggregate's subject after its version.
+    async fn verify(
+        &self,
+        mut view: View<A>,
+        submitted: &Submitted<A>,
+    ) -> Result<View<A>, ApiError> {
+        let subject = event_subject(A::TYPE, &submitted.id);
+        let entries = self
+            .log
+            .read_subject(&subject, view.version())
+            .await
+            .map_err(append_error)?;
+        view.absorb(
+            &entries,
+            &submitted.aggregate(),
+            &submitted.source,
+            &submitted.request_id,
+        );
+        Ok(view)
+    }
+
+    /// A refusal stands once the view is the log's; before that, the log is read first.
+    async fn refuse(
+        &self,
+        view: View<A>,
+        submitted: &Submitted<A>,
+        refusal: ApiError,
+    ) -> Result<Step<A>, ApiError> {
+        if view.verified {
+            Ok(Step::Done(Err(refusal)))
+        } else {
+            Ok(Step::Again(self.verify(view, submitted).await?))
+        }
+    }
+
+    /// Steps 2 to 8 on one view.
+    async fn step(
+        &self,
+        submitted: &Submitted<A>,
+        view: View<A>,
+        conflicts: &mut usize,
+    ) -> Result<Step<A>, ApiError> {
+        // 2. Retry or reuse.
+        if let Some(record) = &view.own {
+            return Ok(Step::Done(same_or_refuse(record.clone(), submitted)));
+        }
+        // 3. Who asks.
+        if let Err(refusal) = A::authorise(view.state(), &submitted.command, &submitted.actor) {
+            return self.refuse(view, submitted, refusal.into()).await;
+        }
+        // 4. Blocked: no later event can unblock it, so no need to read on.
+        if let Some(block) = view.blocked() {
+            return Ok(Step::Done(Err(ApiError::Unavailable(
+                block.describe(A::NOUN),
+            ))));
+        }
+        // 5. Version.
+        if let Some(expected) = submitted.expected_version
+            && expected != view.version()
+        {
+            let aborted = ApiError::Aborted {
+                what: A::NOUN,
+                reason: format!("expected version {expected}"),
+                current: view.version(),
+            };
+            return self.refuse(view, submitted, aborted).await;
+        }
+        // 6. Decide.
+        let events = match self.decide(submitted, view.state()) {
+            Ok(events) => events,
+            Err(refusal) => return self.refuse(view, submitted, refusal.into()).await,
+        };
+        // 7. Fresh enough. A lagging index may still hold everything this aggregate needs:
+        // read the log first, which answers a retry on this aggregate whatever the index's lag.
+        if !self.index.fresh() {
+            if !view.verified {
+                return Ok(Step::Again(self.verify(view, submitted).await?));
+            }
+            if !self.index.wait_fresh().await {
+                return Err(ApiError::Unavailable(
+                    "the command state index is behind the log by more than the duplicate window \
+                     (rebuilding?): an earlier use of this request_id cannot be ruled out yet; retry later"
+                        .into(),
+                ));
+            }
+            return Ok(Step::Again(self.load(submitted).await?));
+        }
+        // 8. Append.
+        let version = view.version();
+        match self.append(submitted, &events, version).await {
+            Ok(record) => {
+                info!(source = %submitted.source, position = record.position, events = record.event_ids.len(), "command accepted");
+                Ok(Step::Done(Ok(Executed {
+                    record,
+                    appended: true,
+                })))
+            }
+            Err(AppendError::Conflict) => {
+                let view = self.verify(view, submitted).await?;
+                if view.own.is_none() && view.version() == version {
+                    // Nothing newer on this aggregate, yet the log refused: these event ids
+                    // are stored already, so the request id was used on another aggregate.
+                    let record = self
+                        .index
+                        .requests(&submitted.source, vec![submitted.request_id.clone()])
+                        .await?
+                        .pop()
+                        .flatten();
+                    return Ok(Step::Done(match record {
+                        Some(record) => same_or_refuse(record, submitted),
+                        None => Err(reused_request_id()),
+                    }));
+                }
+                *conflicts += 1;
+                if *conflicts >= ATTEMPTS && view.own.is_none() {
+                    return Ok(Step::Done(Err(ApiError::Aborted {
+                        what: A::NOUN,
+                        reason: format!(
+                            "the {} changed {ATTEMPTS} times while the command was decided",
+                            A::NOUN
+                        ),
+                        current: view.version(),
+                    })));
+                }
+                debug!(
+                    conflicts = *conflicts,
+                    "another writer got there first; deciding again"
+                );
+                Ok(Step::Again(view))
+            }
+            Err(err) => Err(append_error(err)),
+        }
     }
 
     fn decide(
@@ -202,7 +392,7 @@ impl<A: Aggregate> Executor<A> {
                         causation_id: submitted.request_id.clone(),
                         traceparent: submitted.traceparent.clone(),
                         request_id: submitted.request_id.clone(),
-                        command_hash: submitted.hash.clone(),
+                        command_hash: submitted.hash.as_str().to_owned(),
                     },
                     body: body.into(),
                 }
@@ -210,12 +400,16 @@ impl<A: Aggregate> Executor<A> {
             .collect()
     }
 
-    /// Appends the events of one command, the first expecting the case at `version`.
+    /// Appends the events of one command, the first expecting the aggregate at `version`,
+    /// and returns the command's record. A duplicate acknowledgement (these event ids were
+    /// stored within the duplicate window) is a conflict: the caller reads the log.
     async fn append(
         &self,
-        stored: Vec<StoredEvent>,
+        submitted: &Submitted<A>,
+        events: &[A::Event],
         version: u64,
-    ) -> Result<Vec<StoredEvent>, AppendError> {
+    ) -> Result<RequestRecord, AppendError> {
+        let stored = self.stored_events(submitted, events);
         let batch = stored
             .iter()
             .enumerate()
@@ -226,236 +420,16 @@ impl<A: Aggregate> Executor<A> {
                 expected_last_subject_sequence: (index == 0).then_some(version),
             })
             .collect();
-        let appended = self.appender.append_all(batch).await?;
-        // A duplicate acknowledgement means these event ids were stored before (inside the
-        // duplicate window): by an earlier attempt, or under this request id for something
-        // else. The caller reads the log and decides, as for a conflict.
+        let appended = self.log.append(batch).await?;
+        hub_log::failpoint::crash("after-append");
         if appended.iter().any(|a| a.duplicate) {
             return Err(AppendError::Conflict);
         }
-        Ok(stored
-            .into_iter()
-            .zip(&appended)
-            .map(|(mut e, a)| {
-                e.position = a.position;
-                e
-            })
-            .collect())
-    }
-
-    pub async fn execute(&self, submitted: Submitted<A>) -> Result<Executed, ApiError> {
-        let id = submitted.id.as_str();
-        // A command creating an aggregate skips the aggregate's row: the append expects an
-        // empty subject, and a conflict brings the log's word back. Its request record is
-        // still looked up: the request id may have been used before, for anything.
-        let (mut known, record) =
-            if A::creates(&submitted.command) && submitted.expected_version.is_none() {
-                let known = self.cases.cached_or_new(id);
-                let record = match known.request(&submitted.source, &submitted.request_id) {
-                    Some(record) => Some(record.clone()),
-                    None => {
-                        self.cases
-                            .request(&submitted.source, &submitted.request_id)
-                            .await?
-                    }
-                };
-                (known, record)
-            } else {
-                self.cases
-                    .load(id, &submitted.source, &submitted.request_id)
-                    .await?
-            };
-        if let Some(record) = record {
-            debug!(
-                position = record.position,
-                "command answered from its first result"
-            );
-            return same_or_refuse(record, &submitted.hash);
-        }
-        let mut refreshed = false;
-        if let Some(expected) = submitted.expected_version
-            && expected != known.version()
-        {
-            // This hub's view may be behind the log; only the log's word refuses.
-            let (fresh, _) = self.cases.refresh(id, known).await?;
-            if let Some(record) = own_record(&fresh, &submitted) {
-                return same_or_refuse(record, &submitted.hash);
-            }
-            if expected != fresh.version() {
-                return Err(ApiError::Aborted {
-                    reason: format!("expected version {expected}"),
-                    current: fresh.version(),
-                });
-            }
-            known = fresh;
-            refreshed = true;
-        }
-
-        for attempt in 1..=ATTEMPTS {
-            let events = match self.decide(&submitted, known.state()) {
-                Ok(events) => events,
-                // A refusal decided on a view that may be behind the log is checked against
-                // the log first: the case may exist, or have moved, or hold this command.
-                Err(refusal) if !refreshed => {
-                    let (fresh, missed) = self.cases.refresh(id, known).await?;
-                    refreshed = true;
-                    if let Some(record) = own_record(&fresh, &submitted) {
-                        return same_or_refuse(record, &submitted.hash);
-                    }
-                    known = fresh;
-                    if missed.is_empty() {
-                        return Err(refusal.into());
-                    }
-                    continue;
-                }
-                Err(refusal) => return Err(refusal.into()),
-            };
-            let stored = self.stored_events(&submitted, &events);
-            match self.append(stored, known.version()).await {
-                Ok(stored) => {
-                    let known = self.cases.appended(id, known, &stored)?;
-                    let record = own_record(&known, &submitted).ok_or(ApiError::Internal)?;
-                    info!(source = %submitted.source, position = record.position, events = record.event_ids.len(), "command accepted");
-                    return Ok(Executed {
-                        record,
-                        appended: true,
-                    });
-                }
-                Err(AppendError::Conflict) => {
-                    let (fresh, missed) = self.cases.refresh(id, known).await?;
-                    refreshed = true;
-                    if let Some(record) = own_record(&fresh, &submitted) {
-                        // An earlier attempt of this very command is in the log.
-                        return same_or_refuse(record, &submitted.hash);
-                    }
-                    if missed.is_empty() {
-                        // Nothing newer on this aggregate, yet the log refused: the event
-                        // ids are stored already, so the request id was used for another
-                        // aggregate. Its record answers (or the id is refused as reused).
-                        return match self
-                            .cases
-                            .request(&submitted.source, &submitted.request_id)
-                            .await?
-                        {
-                            Some(record) => same_or_refuse(record, &submitted.hash),
-                            None => Err(reused_request_id()),
-                        };
-                    }
-                    debug!(
-                        attempt,
-                        missed = missed.len(),
-                        "stale view of the case; deciding again"
-                    );
-                    if let Some(expected) = submitted.expected_version {
-                        return Err(ApiError::Aborted {
-                            reason: format!("expected version {expected}"),
-                            current: fresh.version(),
-                        });
-                    }
-                    known = fresh;
-                }
-                Err(err) => return Err(append_error(err)),
-            }
-        }
-        Err(ApiError::Aborted {
-            reason: format!("the case changed {ATTEMPTS} times while the command was decided"),
-            current: known.version(),
+        Ok(RequestRecord {
+            hash: submitted.hash.as_str().to_owned(),
+            aggregate: submitted.aggregate(),
+            event_ids: stored.into_iter().map(|e| e.envelope.id).collect(),
+            position: appended.last().map_or(0, |a| a.position),
         })
-    }
-
-    /// Decides a command that creates an aggregate, without appending: for imports, which
-    /// check every item before storing any.
-    pub fn prepare_new(&self, submitted: &Submitted<A>) -> Result<Vec<StoredEvent>, Refusal> {
-        let events = self.decide(submitted, None)?;
-        Ok(self.stored_events(submitted, &events))
-    }
-
-    /// Appends prepared creations in atomic batches of up to `batch_size` events, a few
-    /// batches in flight at once, each aggregate's event expecting an empty subject. A batch
-    /// the server refuses (an aggregate that exists already, from an earlier import) is
-    /// executed item by item instead, which answers those with their first result.
-    pub async fn import(
-        &self,
-        prepared: Vec<(Submitted<A>, Vec<StoredEvent>)>,
-        batch_size: usize,
-    ) -> Result<Vec<Executed>, ApiError> {
-        let mut chunks = Vec::new();
-        let mut items = prepared.into_iter().peekable();
-        while items.peek().is_some() {
-            let mut chunk = Vec::new();
-            let mut events = 0;
-            while let Some((_, stored)) = items.peek() {
-                if !chunk.is_empty() && events + stored.len() > batch_size {
-                    break;
-                }
-                events += stored.len();
-                chunk.extend(items.next());
-            }
-            chunks.push(chunk);
-        }
-        let outcomes: Vec<Result<Vec<Executed>, ApiError>> = futures::stream::iter(chunks)
-            .map(|chunk| self.import_batch(chunk))
-            .buffered(IMPORT_BATCHES_IN_FLIGHT)
-            .collect()
-            .await;
-        let mut done = Vec::new();
-        for outcome in outcomes {
-            done.extend(outcome?);
-        }
-        Ok(done)
-    }
-
-    async fn import_batch(
-        &self,
-        chunk: Vec<(Submitted<A>, Vec<StoredEvent>)>,
-    ) -> Result<Vec<Executed>, ApiError> {
-        let batch: Vec<NewEvent> = chunk
-            .iter()
-            .flat_map(|(_, stored)| {
-                stored.iter().enumerate().map(|(index, e)| NewEvent {
-                    subject: e.subject.clone(),
-                    envelope: e.envelope.clone(),
-                    body: e.body.clone(),
-                    expected_last_subject_sequence: (index == 0).then_some(0),
-                })
-            })
-            .collect();
-        match self.appender.append_all(batch).await {
-            Ok(appended) => {
-                let mut positions = appended.iter().map(|a| a.position);
-                Ok(chunk
-                    .into_iter()
-                    .map(|(submitted, stored)| {
-                        let event_ids = stored.iter().map(|e| e.envelope.id.clone()).collect();
-                        let position = positions
-                            .by_ref()
-                            .take(stored.len())
-                            .last()
-                            .unwrap_or_default();
-                        let record = RequestRecord {
-                            hash: submitted.hash,
-                            aggregate: format!("{}/{}", A::TYPE, submitted.id),
-                            event_ids,
-                            position,
-                        };
-                        Executed {
-                            record,
-                            appended: true,
-                        }
-                    })
-                    .collect())
-            }
-            Err(AppendError::Unavailable(reason)) => {
-                Err(append_error(AppendError::Unavailable(reason)))
-            }
-            Err(err) => {
-                warn!(error = %err, items = chunk.len(), "import batch refused; importing its items one by one");
-                let mut done = Vec::with_capacity(chunk.len());
-                for (submitted, _) in chunk {
-                    done.push(self.execute(submitted).await?);
-                }
-                Ok(done)
-            }
-        }
     }
 }

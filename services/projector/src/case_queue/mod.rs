@@ -10,17 +10,39 @@ use hub_api::{
     decode_case_event, kind_to_proto, reporter_to_proto, timestamp, urgency_to_proto, v1,
 };
 use hub_domain::case::{CaseEvent, CaseReported};
-use hub_log::StoredEvent;
 use hub_log::names::aggregate_filter;
+use hub_log::{StoredEvent, Unreadable};
 use hub_store::{Batch, ReadModelStore, StoreError};
 use prost::Message;
 
+use crate::alarm::Alarms;
 use crate::projection::{Projection, ProjectionError};
 
 pub const NAME: &str = "case_queue";
 
+/// The case queue. An event it cannot read or place (a newer type during a rolling upgrade,
+/// a corrupt body, an event of a case it never saw reported) raises an alarm and is passed
+/// over: that one case's row may be behind, every other case stays served.
 #[derive(Debug, Default)]
-pub struct CaseQueue;
+pub struct CaseQueue {
+    alarms: Alarms,
+}
+
+impl CaseQueue {
+    pub fn new(alarms: Alarms) -> Self {
+        Self { alarms }
+    }
+
+    fn pass_over(&self, subject: &str, position: u64, event_type: &str, why: &str) {
+        let case = subject.rsplit('.').next().unwrap_or_default();
+        self.alarms.raise(
+            format!("{NAME}/{case}"),
+            format!(
+                "read model {NAME} passed over event {event_type} at position {position} of case {case}: it {why}; the case's row may be behind"
+            ),
+        );
+    }
+}
 
 pub fn case_key(case_id: &str) -> Vec<u8> {
     [b"c/", case_id.as_bytes()].concat()
@@ -44,17 +66,16 @@ fn load(
     batch: &Batch<'_>,
     event: &StoredEvent,
     case_id: &str,
-) -> Result<v1::CaseView, ProjectionError> {
-    let bytes = batch
-        .get(&case_key(case_id))?
-        .ok_or_else(|| ProjectionError::Inconsistent {
+) -> Result<Option<v1::CaseView>, ProjectionError> {
+    let Some(bytes) = batch.get(&case_key(case_id))? else {
+        return Ok(None);
+    };
+    v1::CaseView::decode(bytes.as_slice())
+        .map(Some)
+        .map_err(|e| ProjectionError::Decode {
             position: event.position,
-            reason: "event for a case that was never reported".to_owned(),
-        })?;
-    v1::CaseView::decode(bytes.as_slice()).map_err(|e| ProjectionError::Decode {
-        position: event.position,
-        reason: format!("stored case row: {e}"),
-    })
+            reason: format!("stored case row: {e}"),
+        })
 }
 
 /// Moves a case between queues when its holder changes; a closed case leaves its queue.
@@ -104,14 +125,24 @@ impl Projection for CaseQueue {
     }
 
     fn apply(&self, event: &StoredEvent, batch: &mut Batch<'_>) -> Result<(), ProjectionError> {
-        let decoded = decode_case_event(&event.envelope.event_type, &event.body).map_err(|e| {
-            ProjectionError::Decode {
-                position: event.position,
-                reason: e.to_string(),
+        let pass_over = |why: &str| {
+            self.pass_over(
+                &event.subject,
+                event.position,
+                &event.envelope.event_type,
+                why,
+            )
+        };
+        let decoded = match decode_case_event(&event.envelope.event_type, &event.body) {
+            Ok(Some(decoded)) => decoded,
+            Ok(None) => {
+                pass_over("has a type this version does not know");
+                return Ok(());
             }
-        })?;
-        let Some(decoded) = decoded else {
-            return Ok(());
+            Err(_) => {
+                pass_over("has a body this version cannot decode");
+                return Ok(());
+            }
         };
         if let CaseEvent::Reported(e) = decoded {
             let view = reported_view(e, event.position);
@@ -119,7 +150,10 @@ impl Projection for CaseQueue {
             batch.put(case_key(&view.case_id), view.encode_to_vec());
             return Ok(());
         }
-        let mut view = load(batch, event, decoded.case_id().as_str())?;
+        let Some(mut view) = load(batch, event, decoded.case_id().as_str())? else {
+            pass_over("belongs to a case whose report it has not applied");
+            return Ok(());
+        };
         let old_holder = view.holder.clone();
         let was_queued = view.status != v1::CaseStatus::Closed as i32;
         let status = |s: v1::CaseStatus| s as i32;
@@ -168,6 +202,20 @@ impl Projection for CaseQueue {
         view.last_position = event.position;
         requeue(batch, &view, &old_holder, was_queued);
         batch.put(case_key(&view.case_id), view.encode_to_vec());
+        Ok(())
+    }
+
+    fn apply_unreadable(
+        &self,
+        unreadable: &Unreadable,
+        _batch: &mut Batch<'_>,
+    ) -> Result<(), ProjectionError> {
+        self.pass_over(
+            &unreadable.subject,
+            unreadable.position,
+            &unreadable.event_type,
+            "has an envelope this version cannot read",
+        );
         Ok(())
     }
 }

@@ -72,7 +72,9 @@ fn dispatched(case_id: &str, to: &str) -> CaseEvent {
 fn project(store: &MemStore, events: &[StoredEvent]) {
     let mut batch = Batch::new(store);
     for event in events {
-        CaseQueue.apply(event, &mut batch).expect("apply");
+        CaseQueue::default()
+            .apply(event, &mut batch)
+            .expect("apply");
     }
     let last = events.last().map_or(0, |e| e.position);
     store.commit(batch.into_writes(), last).expect("commit");
@@ -125,30 +127,59 @@ fn queues_page_in_report_order() {
 }
 
 #[test]
-fn a_dispatch_of_an_unknown_case_or_an_undecodable_body_is_refused() {
+fn an_event_it_cannot_read_or_place_is_passed_over_with_an_alarm_and_the_rest_applied() {
     let store = MemStore::new();
+    let alarms = Alarms::default();
+    let queue = CaseQueue::new(alarms.clone());
     let mut batch = Batch::new(&store);
-    let err = CaseQueue
+    queue
         .apply(
-            &stored(1, &dispatched("ghost", "urban-management")),
+            &StoredEvent {
+                subject: "gov.events.case.ghost".into(),
+                ..stored(1, &dispatched("ghost", "urban-management"))
+            },
             &mut batch,
         )
-        .expect_err("unknown case");
-    assert!(
-        matches!(err, ProjectionError::Inconsistent { position: 1, .. }),
-        "{err}"
-    );
-
+        .expect("a dispatch of a case never reported is passed over");
     let mut bad = stored(2, &reported("a"));
+    bad.subject = "gov.events.case.a".into();
     bad.body = bytes::Bytes::from_static(b"\xff\xff\xff");
-    let err = CaseQueue.apply(&bad, &mut batch).expect_err("bad body");
-    assert!(
-        matches!(err, ProjectionError::Decode { position: 2, .. }),
-        "{err}"
-    );
-
-    // The same setup accepts a well-formed report.
-    CaseQueue
-        .apply(&stored(3, &reported("a")), &mut batch)
+    queue
+        .apply(&bad, &mut batch)
+        .expect("a bad body is passed over");
+    let mut unknown = stored(3, &reported("b"));
+    unknown.subject = "gov.events.case.b".into();
+    unknown.envelope.event_type = "gov.hub.case.frobnicated.v9".into();
+    queue
+        .apply(&unknown, &mut batch)
+        .expect("an unknown type is passed over");
+    let unreadable = hub_log::Unreadable {
+        position: 4,
+        subject: "gov.events.case.c".into(),
+        event_type: String::new(),
+        reason: "header ce-id is missing".into(),
+    };
+    queue
+        .apply_unreadable(&unreadable, &mut batch)
+        .expect("an unreadable envelope is passed over");
+    // The same batch still applies a well-formed report.
+    queue
+        .apply(&stored(5, &reported("d")), &mut batch)
         .expect("good report");
+    store.commit(batch.into_writes(), 5).expect("commit");
+
+    assert!(get_case(&store, "d").expect("get").is_some());
+    assert_eq!(get_case(&store, "ghost").expect("get"), None);
+    let raised: Vec<String> = alarms.list().into_iter().map(|(key, _)| key).collect();
+    assert_eq!(raised.len(), 4, "{raised:?}");
+    let texts = alarms
+        .list()
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        texts.contains("gov.hub.case.frobnicated.v9 at position 3"),
+        "{texts}"
+    );
 }

@@ -1,0 +1,85 @@
+//! The hub's secret for command hashes (see `hub_ingest::CommandHasher`).
+//!
+//! Configured as a file (`commands.hash_key_file`), or, when none is, generated once under the
+//! data dir, readable by the hub's user alone. Every hub instance on one log must use the same
+//! key: another key makes every retry that reaches another instance look like a reused id.
+//! To rotate, configure the new file and name the old one `commands.previous_hash_key_file`
+//! until no retry of a command hashed under it can come any more.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use hub_ingest::{CommandHasher, HashKey, ShortKey};
+use tracing::{info, warn};
+
+use crate::config::Config;
+
+/// Where the generated key lives under the data dir.
+pub fn generated_key_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("secrets").join("command-hash.key")
+}
+
+fn read_key(path: &Path) -> anyhow::Result<HashKey> {
+    let text = std::fs::read(path)
+        .with_context(|| format!("reading the command hash key {}", path.display()))?;
+    let secret = text.trim_ascii();
+    HashKey::new(secret).map_err(|ShortKey| {
+        anyhow::anyhow!(
+            "the command hash key {} is too short: it must hold at least {} bytes, e.g. 64 hex \
+             digits from `head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'`",
+            path.display(),
+            hub_ingest::hash_key_min()
+        )
+    })
+}
+
+/// Writes a new random key to `path`, readable by the owner alone.
+fn generate(path: &Path) -> anyhow::Result<()> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;
+    let text: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// The command hasher of this configuration.
+pub fn command_hasher(config: &Config) -> anyhow::Result<CommandHasher> {
+    let current = match &config.commands.hash_key_file {
+        Some(path) => read_key(path)?,
+        None => {
+            let path = generated_key_path(&config.data_dir);
+            if !path.exists() {
+                generate(&path)?;
+                info!(path = %path.display(), "generated the command hash key");
+            }
+            if config.nats.url.is_some() {
+                warn!(
+                    path = %path.display(),
+                    "command hash key generated under the data dir: every other hub instance on this NATS \
+                     must use the same key (commands.hash_key_file), or retries reaching it are refused"
+                );
+            }
+            read_key(&path)?
+        }
+    };
+    let previous = match &config.commands.previous_hash_key_file {
+        Some(path) => Some(read_key(path)?),
+        None => None,
+    };
+    if previous.as_ref().is_some_and(|p| p.id() == current.id()) {
+        bail!("commands.previous_hash_key_file holds the same key as the current one");
+    }
+    Ok(CommandHasher::new(current, previous))
+}

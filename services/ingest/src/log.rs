@@ -1,0 +1,34 @@
+//! What the command side needs of the event log, behind a trait: the executor's every exit
+//! is unit-tested against an in-memory log (`execute::tests`), and runs on JetStream through
+//! [`Appender`] (the end-to-end tests).
+
+use hub_log::append::Appended;
+use hub_log::{AppendError, Appender, Entry, NewEvent};
+
+#[tonic::async_trait]
+pub trait CommandLog: Send + Sync + 'static {
+    /// Appends events all together or not at all (see [`Appender::append_all`]).
+    async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, AppendError>;
+
+    /// Every message of one aggregate's subject after `position`, oldest first, read with
+    /// batched direct gets.
+    async fn read_subject(&self, subject: &str, position: u64) -> Result<Vec<Entry>, AppendError>;
+
+    /// The position of the log's last event.
+    async fn last_position(&self) -> Result<u64, AppendError>;
+}
+
+#[tonic::async_trait]
+impl CommandLog for Appender {
+    async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, AppendError> {
+        self.append_all(events).await
+    }
+
+    async fn read_subject(&self, subject: &str, position: u64) -> Result<Vec<Entry>, AppendError> {
+        Appender::read_subject(self, subject, position).await
+    }
+
+    async fn last_position(&self) -> Result<u64, AppendError> {
+        Appender::last_position(self).await
+    }
+}

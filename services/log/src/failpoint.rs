@@ -1,0 +1,48 @@
+//! Named points where a test stops or holds the hub (the `fail` crate), compiled in only with
+//! the `failpoints` feature; without it every function here is empty.
+//!
+//! A child `hub` process reads them from `FAILPOINTS` (`after-append=return` stops it right
+//! after an append is acknowledged, as a crash there would); an in-process test sets them
+//! with `fail::cfg`. Points:
+//! - `after-append`: the events are stored, the command not yet answered;
+//! - `after-batch-write`: a read model's rows and checkpoint are written, not yet flushed;
+//! - `after-flush`: a read model's batch is durable, its events not yet acknowledged;
+//! - `between-import-batches`: an import has stored some of its batches;
+//! - `projector-hold`: with `return(<consumer name>)`, that read model applies nothing until
+//!   the point is removed (a model held behind the log, deterministically).
+
+/// Stops the process at once, as a crash would, when the point `name` is set to `return`.
+#[cfg(feature = "failpoints")]
+pub fn crash(name: &str) {
+    if fail::eval(name, |_| ()).is_some() {
+        eprintln!("failpoint {name}: stopping the process");
+        std::process::abort();
+    }
+}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn crash(_name: &str) {}
+
+/// Whether the point `name` is set to `return(<arg>)` with this very `arg`.
+#[cfg(feature = "failpoints")]
+pub fn holds(name: &str, arg: &str) -> bool {
+    fail::eval(name, |set| set.as_deref() == Some(arg)).unwrap_or(false)
+}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn holds(_name: &str, _arg: &str) -> bool {
+    false
+}
+
+/// Reads `FAILPOINTS` from the environment; keep the value alive while they should apply.
+#[cfg(feature = "failpoints")]
+pub fn from_env() -> Option<fail::FailScenario<'static>> {
+    Some(fail::FailScenario::setup())
+}
+
+#[cfg(not(feature = "failpoints"))]
+pub fn from_env() -> Option<()> {
+    None
+}

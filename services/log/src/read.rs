@@ -1,0 +1,125 @@
+//! Reading the log back: one aggregate's events many to a round trip, and where the log ends.
+//!
+//! A command handler whose view of an aggregate is behind the log reads the events it missed
+//! with one batched direct get (server 2.11+): one request, answered by up to
+//! [`DIRECT_GET_BATCH`] messages and an end-of-batch marker, never one round trip per event.
+//! async-nats 0.51 has no API for batched direct gets, so the request is made here by hand.
+
+use async_nats::jetstream::message::StreamMessage;
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::append::{AppendError, Appender};
+use crate::names::headers as h;
+use crate::names::{EVENTS_STREAM, direct_get_subject};
+use crate::stored::Entry;
+
+/// Most messages the server sends for one batched direct get.
+pub const DIRECT_GET_BATCH: usize = 256;
+
+/// The JSON of a batched direct get (ADR-31).
+#[derive(Serialize)]
+struct BatchRequest<'a> {
+    seq: u64,
+    next_by_subj: &'a str,
+    batch: usize,
+}
+
+/// How one batch ended.
+enum BatchEnd {
+    /// No message matched.
+    NotFound,
+    /// The batch is complete; this many matching messages remain after it.
+    EndOfBatch { pending: u64 },
+}
+
+impl Appender {
+    /// Every message stored on `subject` (one aggregate) after `position`, oldest first.
+    pub async fn read_subject(
+        &self,
+        subject: &str,
+        position: u64,
+    ) -> Result<Vec<Entry>, AppendError> {
+        let mut entries = Vec::new();
+        let mut from = position + 1;
+        loop {
+            let (batch, end) = self.read_batch(subject, from).await?;
+            let read = batch.len();
+            if let Some(last) = batch.last() {
+                from = last.position() + 1;
+            }
+            entries.extend(batch);
+            match end {
+                BatchEnd::EndOfBatch { pending } if pending > 0 && read > 0 => continue,
+                _ => return Ok(entries),
+            }
+        }
+    }
+
+    async fn read_batch(
+        &self,
+        subject: &str,
+        from: u64,
+    ) -> Result<(Vec<Entry>, BatchEnd), AppendError> {
+        let unavailable = |e: &dyn std::fmt::Display| AppendError::Unavailable(e.to_string());
+        let client = self.context().client();
+        let inbox = client.new_inbox();
+        let mut answers = client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let request = serde_json::to_vec(&BatchRequest {
+            seq: from,
+            next_by_subj: subject,
+            batch: DIRECT_GET_BATCH,
+        })
+        .map_err(|e| AppendError::Refused(e.to_string()))?;
+        client
+            .publish_with_reply(direct_get_subject(EVENTS_STREAM), inbox, request.into())
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let mut entries = Vec::new();
+        loop {
+            let message = tokio::time::timeout(self.ack_timeout(), answers.next())
+                .await
+                .map_err(|_| AppendError::Unavailable("no answer to a direct get in time".into()))?
+                .ok_or_else(|| {
+                    AppendError::Unavailable("the direct get subscription ended".into())
+                })?;
+            match message.status.map(|s| s.as_u16()) {
+                None => {
+                    let stored = StreamMessage::try_from(message)
+                        .map_err(|e| AppendError::Refused(format!("direct get answer: {e}")))?;
+                    entries.push(Entry::from_stream_message(&stored));
+                }
+                Some(404) => return Ok((entries, BatchEnd::NotFound)),
+                Some(204) => {
+                    let pending = message
+                        .headers
+                        .as_ref()
+                        .and_then(|h| h.get(h::NUM_PENDING))
+                        .and_then(|v| v.as_str().parse().ok())
+                        .unwrap_or(0);
+                    return Ok((entries, BatchEnd::EndOfBatch { pending }));
+                }
+                Some(503) => return Err(AppendError::Unavailable("no responders".into())),
+                Some(code) => {
+                    return Err(AppendError::Refused(format!(
+                        "direct get answered {code}: {}",
+                        message.description.unwrap_or_default()
+                    )));
+                }
+            }
+        }
+    }
+
+    /// The position of the last event in the log (0: empty).
+    pub async fn last_position(&self) -> Result<u64, AppendError> {
+        let stream = self
+            .context()
+            .get_stream(EVENTS_STREAM)
+            .await
+            .map_err(|e| AppendError::Unavailable(e.to_string()))?;
+        Ok(stream.cached_info().state.last_sequence)
+    }
+}
