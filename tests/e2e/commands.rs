@@ -226,7 +226,7 @@ async fn two_hub_instances_share_one_log_without_double_writes() {
 
 /// Waits until NATS no longer recognises a message id it stored: its duplicate window has
 /// passed. Probes are well-formed events of a type no read model consumes.
-async fn wait_for_duplicate_window(js: &async_nats::jetstream::Context) {
+pub(crate) async fn wait_for_duplicate_window(js: &async_nats::jetstream::Context) {
     let appender = hub_log::Appender::new(js.client(), Duration::from_secs(5));
     let probe = || hub_log::NewEvent {
         subject: "gov.events.probe.window".into(),

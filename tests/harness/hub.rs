@@ -41,6 +41,15 @@ impl HubBuilder {
             .expect("temp dir");
         let mut config = Config::default();
         config.data_dir = temp.path().to_owned();
+        // A name of its own, so a test can name its read models' consumers (to hold one).
+        config.instance = temp
+            .path()
+            .file_name()
+            .map(|n| {
+                n.to_string_lossy()
+                    .replace(|c: char| !c.is_ascii_alphanumeric(), "")
+            })
+            .unwrap_or_default();
         config.listen = ([127, 0, 0, 1], 0).into();
         config.supervision_interval_ms = 50;
         Self {
@@ -92,6 +101,12 @@ impl HubBuilder {
         &mut self.config
     }
 
+    /// The durable consumer the hub will give its read model `name` (what [`crate::Hold`]
+    /// names), so a model can be held before the hub starts.
+    pub fn consumer(&self, read_model: &str) -> String {
+        hub_log::names::projector_consumer(read_model, &self.config.instance)
+    }
+
     /// Starts the hub and waits until it serves; panics with the hub's error if it fails.
     pub async fn start(self) -> Hub {
         match self.try_start().await {
@@ -106,14 +121,19 @@ impl HubBuilder {
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let data_dir = self.config.data_dir.clone();
+        let instance = self.config.instance.clone();
         let shutdown = async move {
             let _ = stopped.await;
         };
-        let mut task = tokio::spawn(hub::run_with_clock(
+        let (started_tx, mut started_rx) = oneshot::channel();
+        let mut task = tokio::spawn(hub::run_with(
             self.config,
             listener,
             shutdown,
-            self.clock,
+            hub::RunOptions {
+                clock: self.clock,
+                started: Some(started_tx),
+            },
         ));
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
             .connect_timeout(Duration::from_secs(5));
@@ -135,8 +155,11 @@ impl HubBuilder {
                     })
                     .await
                     && answer.get_ref().status == ServingStatus::Serving as i32
+                    && let Ok(started) = started_rx.try_recv()
                 {
                     return Ok(Hub {
+                        started,
+                        instance,
                         channel,
                         task: Some(task),
                         stop: Some(stop),
@@ -156,6 +179,8 @@ impl HubBuilder {
 
 /// A running hub. Dropping it stops it without waiting; [`Hub::stop`] waits.
 pub struct Hub {
+    started: hub::Started,
+    instance: String,
     channel: Channel,
     task: Option<JoinHandle<anyhow::Result<()>>>,
     stop: Option<oneshot::Sender<()>>,
@@ -186,6 +211,20 @@ impl Hub {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// This hub's read model `name`, to wait for its position.
+    pub fn read_model(&self, name: &str) -> &hub_projector::ReadModel {
+        self.started
+            .read_models
+            .iter()
+            .find(|m| m.name() == name)
+            .unwrap_or_else(|| panic!("no read model {name}"))
+    }
+
+    /// The durable consumer of this hub's read model `name` (what [`crate::Hold`] names).
+    pub fn consumer(&self, read_model: &str) -> String {
+        hub_log::names::projector_consumer(read_model, &self.instance)
     }
 
     /// Stops the hub as Ctrl-C would and returns how `run` ended.

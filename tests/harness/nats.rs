@@ -19,7 +19,10 @@ fn random_key() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    format!("{nanos:032x}{:032x}", u128::from(std::process::id()) << 64 | nanos.rotate_left(17))
+    format!(
+        "{nanos:032x}{:032x}",
+        u128::from(std::process::id()) << 64 | nanos.rotate_left(17)
+    )
 }
 
 impl Nats {

@@ -10,4 +10,4 @@ mod secrets;
 pub use config::Config;
 pub use nats_child::ChildNats;
 pub use reference::load_registry;
-pub use run::{run, run_with_clock};
+pub use run::{RunOptions, Started, run, run_with, run_with_clock};

@@ -66,30 +66,40 @@ impl Cli {
     }
 }
 
+/// Completes on Ctrl-C or SIGTERM. A signal that cannot be listened for is logged; if
+/// neither can, the hub runs until killed.
 async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %err, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM; ctrl-c stops the hub");
+                ctrl_c.await;
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    ctrl_c.await;
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Crash points for the crash tests, read from FAILPOINTS; empty unless built with the
+    // `failpoints` feature.
+    let _failpoints = hub_store::failpoint::from_env();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

@@ -60,6 +60,42 @@ pub async fn run_with_clock(
     shutdown: impl Future<Output = ()> + Send + 'static,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<()> {
+    run_with(
+        config,
+        listener,
+        shutdown,
+        RunOptions {
+            clock,
+            started: None,
+        },
+    )
+    .await
+}
+
+/// What a running hub shows of itself to the code that started it (tests; later the
+/// operators' status).
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// Every read model, with its position and freshness.
+    pub read_models: Vec<ReadModel>,
+    pub alarms: Alarms,
+}
+
+/// How [`run_with`] runs the hub besides its configuration.
+pub struct RunOptions {
+    /// The clock commands and deadline supervision read.
+    pub clock: Arc<dyn Clock>,
+    /// Told what the hub runs once it serves.
+    pub started: Option<tokio::sync::oneshot::Sender<Started>>,
+}
+
+/// [`run`] with options.
+pub async fn run_with(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    options: RunOptions,
+) -> anyhow::Result<()> {
     config
         .validate()
         .map_err(anyhow::Error::msg)
@@ -76,7 +112,15 @@ pub async fn run_with_clock(
         ),
         Some(_) => None,
     };
-    let outcome = serve(&config, registry, child.as_ref(), listener, shutdown, clock).await;
+    let outcome = serve(
+        &config,
+        registry,
+        child.as_ref(),
+        listener,
+        shutdown,
+        options,
+    )
+    .await;
     if let Some(child) = child {
         child.stop().await;
     }
@@ -89,8 +133,9 @@ async fn serve(
     child: Option<&ChildNats>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    clock: Arc<dyn Clock>,
+    options: RunOptions,
 ) -> anyhow::Result<()> {
+    let RunOptions { clock, started } = options;
     let (url, monitor_url) = match child {
         Some(child) => (
             child.client_url().to_owned(),
@@ -268,6 +313,13 @@ async fn serve(
             })
     };
     let serving = tokio::spawn(serving);
+    if let Some(started) = started {
+        // The receiver may be gone; the hub serves either way.
+        let _ = started.send(Started {
+            read_models: vec![model.clone(), command_state.clone()],
+            alarms: alarms.clone(),
+        });
+    }
     tokio::pin!(shutdown);
     let failed = tokio::select! {
         _ = &mut shutdown => {
@@ -282,7 +334,9 @@ async fn serve(
         outcomes.push(outcome);
     }
     let served = serving.await;
-    let _ = supervision.await;
+    if let Err(err) = supervision.await {
+        error!(error = %err, "deadline supervision task failed");
+    }
     for store in &stores {
         store_flush(store).await;
     }

@@ -1,5 +1,7 @@
 //! Appending events to `GOV_EVENTS`.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishErrorKind};
@@ -52,6 +54,8 @@ pub enum AppendError {
 pub struct Appender {
     js: jetstream::Context,
     ack_timeout: Duration,
+    /// Direct get requests made, for tests and (later) metrics.
+    direct_gets: Arc<AtomicU64>,
 }
 
 /// Most messages in one atomic batch (a server limit).
@@ -68,11 +72,24 @@ impl Appender {
         let js = jetstream::ContextBuilder::new()
             .timeout(ack_timeout)
             .build(client);
-        Self { js, ack_timeout }
+        Self {
+            js,
+            ack_timeout,
+            direct_gets: Arc::default(),
+        }
     }
 
     pub fn context(&self) -> &jetstream::Context {
         &self.js
+    }
+
+    /// Direct get requests this appender (and its clones) made so far.
+    pub fn direct_gets(&self) -> u64 {
+        self.direct_gets.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_direct_get(&self) {
+        self.direct_gets.fetch_add(1, Ordering::Relaxed);
     }
 
     /// How long any answer from the log is waited for.

@@ -11,7 +11,6 @@
 
 pub mod append;
 pub mod envelope;
-pub mod failpoint;
 pub mod guard;
 pub mod names;
 pub mod read;

@@ -78,6 +78,7 @@ impl Appender {
             .publish_with_reply(direct_get_subject(EVENTS_STREAM), inbox, request.into())
             .await
             .map_err(|e| unavailable(&e))?;
+        self.count_direct_get();
         let mut entries = Vec::new();
         loop {
             let message = tokio::time::timeout(self.ack_timeout(), answers.next())

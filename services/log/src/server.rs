@@ -315,7 +315,7 @@ impl Drop for NatsServer {
 /// Makes the kernel stop the server (SIGTERM) if the process that started it dies, so a
 /// crashed or killed hub never leaves an orphan holding the store.
 #[allow(unsafe_code)]
-fn stop_with_parent(command: &mut Command) {
+pub fn stop_with_parent(command: &mut Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs in the forked child before exec and only makes one
     // async-signal-safe system call (prctl).

@@ -106,6 +106,9 @@ async fn consume(
     shutdown: &CancellationToken,
 ) -> Result<Stop, Failure> {
     let name = model.name();
+    if held(&options.consumer_name, shutdown).await {
+        return Ok(Stop::Shutdown);
+    }
     let checkpoint = checkpoint(model).await.map_err(Failure::Store)?;
     model.advance(checkpoint);
     let mut events_stream = js
@@ -148,6 +151,10 @@ async fn consume(
                 Ok(Some(Ok(message))) => Some(message),
             },
         };
+        // A hold set while this waited takes effect before anything is applied or learned.
+        if held(&options.consumer_name, shutdown).await {
+            return Ok(Stop::Shutdown);
+        }
         let Some(first) = first else {
             idle_check(&mut events_stream, &filter, model).await;
             continue;
@@ -183,6 +190,7 @@ async fn consume(
         if let Some(stored) = batch.last().and_then(stored_at) {
             model.complete_as_of(stored);
         }
+        hub_store::failpoint::crash("after-flush");
         // Rows and checkpoint are durable; now the events may be acknowledged. With
         // AckPolicy::All, acknowledging the last acknowledges the batch.
         if let Some(last) = batch.last()
@@ -192,6 +200,18 @@ async fn consume(
             debug!(read_model = name, error = %err, "ack not confirmed");
         }
     }
+}
+
+/// While a test holds this read model (failpoint `projector-hold`), waits, applying nothing
+/// and learning nothing of the log; returns whether shutdown came meanwhile.
+async fn held(consumer: &str, shutdown: &CancellationToken) -> bool {
+    while hub_store::failpoint::holds("projector-hold", consumer) {
+        tokio::select! {
+            _ = shutdown.cancelled() => return true,
+            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+        }
+    }
+    false
 }
 
 async fn halted(
@@ -368,7 +388,9 @@ fn apply_and_commit(
     if last == checkpoint {
         return Ok(None);
     }
-    store.commit(batch.into_writes(), last)?;
+    store.write(batch.into_writes(), last)?;
+    hub_store::failpoint::crash("after-batch-write");
+    store.flush()?;
     Ok(Some(last))
 }
 

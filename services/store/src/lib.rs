@@ -10,6 +10,7 @@
 //! passes the same suite (`tests` below).
 
 mod batch;
+pub mod failpoint;
 mod mem;
 mod sled_store;
 
@@ -55,9 +56,19 @@ pub trait ReadModelStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
 
-    /// Applies `writes` and moves the checkpoint to `checkpoint` in one atomic step, and
-    /// returns only once both are durable. A checkpoint never moves backwards.
-    fn commit(&self, writes: Vec<Write>, checkpoint: u64) -> Result<(), StoreError>;
+    /// Applies `writes` and moves the checkpoint to `checkpoint` in one atomic step: after a
+    /// crash, both are there or neither. Durable only once [`ReadModelStore::flush`] returns.
+    /// A checkpoint never moves backwards.
+    fn write(&self, writes: Vec<Write>, checkpoint: u64) -> Result<(), StoreError>;
+
+    /// Makes everything written so far durable.
+    fn flush(&self) -> Result<(), StoreError>;
+
+    /// [`ReadModelStore::write`], then [`ReadModelStore::flush`].
+    fn commit(&self, writes: Vec<Write>, checkpoint: u64) -> Result<(), StoreError> {
+        self.write(writes, checkpoint)?;
+        self.flush()
+    }
 }
 
 #[cfg(test)]

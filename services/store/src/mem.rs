@@ -48,7 +48,11 @@ impl ReadModelStore for MemStore {
             .collect())
     }
 
-    fn commit(&self, writes: Vec<Write>, checkpoint: u64) -> Result<(), StoreError> {
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn write(&self, writes: Vec<Write>, checkpoint: u64) -> Result<(), StoreError> {
         let mut guard = self.lock();
         if checkpoint < guard.1 {
             return Err(StoreError::Backwards {

@@ -99,12 +99,6 @@ impl SledStore {
             }
         }
     }
-
-    /// Writes everything to disk.
-    pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
-    }
 }
 
 /// sled 0.34 reports a held file lock as an `Other` I/O error with this text.
@@ -165,7 +159,12 @@ impl ReadModelStore for SledStore {
         Ok(rows)
     }
 
-    fn commit(&self, writes: Vec<Write>, checkpoint: u64) -> Result<(), StoreError> {
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn write(&self, writes: Vec<Write>, checkpoint: u64) -> Result<(), StoreError> {
         let current = self.checkpoint()?;
         if checkpoint < current {
             return Err(StoreError::Backwards {
@@ -182,7 +181,6 @@ impl ReadModelStore for SledStore {
         }
         batch.insert(CHECKPOINT_KEY, &checkpoint.to_be_bytes());
         self.db.apply_batch(batch)?;
-        self.db.flush()?;
         Ok(())
     }
 }

@@ -100,7 +100,7 @@ impl<A: Aggregate> Executor<A> {
                 return Ok(done);
             }
         };
-        hub_log::failpoint::crash("between-import-batches");
+        hub_store::failpoint::crash("between-import-batches");
         let mut positions = appended.iter().map(|a| a.position);
         Ok(chunk
             .into_iter()

@@ -421,7 +421,7 @@ impl<A: Aggregate> Executor<A> {
             })
             .collect();
         let appended = self.log.append(batch).await?;
-        hub_log::failpoint::crash("after-append");
+        hub_store::failpoint::crash("after-append");
         if appended.iter().any(|a| a.duplicate) {
             return Err(AppendError::Conflict);
         }

@@ -55,7 +55,11 @@ impl Subject for Care {
         apply(state, event)
     }
 
-    fn authorise(state: Option<&CareState>, command: &CareCommand, actor: &Actor) -> Result<(), Refusal> {
+    fn authorise(
+        state: Option<&CareState>,
+        command: &CareCommand,
+        actor: &Actor,
+    ) -> Result<(), Refusal> {
         authorise(state, command, actor)
     }
 

@@ -76,7 +76,11 @@ impl Subject for Case {
         apply(state, event)
     }
 
-    fn authorise(state: Option<&CaseState>, command: &CaseCommand, actor: &Actor) -> Result<(), Refusal> {
+    fn authorise(
+        state: Option<&CaseState>,
+        command: &CaseCommand,
+        actor: &Actor,
+    ) -> Result<(), Refusal> {
         authorise(state, command, actor)
     }
 

@@ -54,7 +54,11 @@ impl Subject for Grant {
         apply(state, event)
     }
 
-    fn authorise(state: Option<&GrantState>, command: &GrantCommand, actor: &Actor) -> Result<(), Refusal> {
+    fn authorise(
+        state: Option<&GrantState>,
+        command: &GrantCommand,
+        actor: &Actor,
+    ) -> Result<(), Refusal> {
         authorise(state, command, actor)
     }
 

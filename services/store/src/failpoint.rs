@@ -8,8 +8,9 @@
 //! - `after-batch-write`: a read model's rows and checkpoint are written, not yet flushed;
 //! - `after-flush`: a read model's batch is durable, its events not yet acknowledged;
 //! - `between-import-batches`: an import has stored some of its batches;
-//! - `projector-hold`: with `return(<consumer name>)`, that read model applies nothing until
-//!   the point is removed (a model held behind the log, deterministically).
+//! - `projector-hold`: with `return(<consumer name>,...)`, those read models apply nothing
+//!   and learn nothing of the log until the point changes (a model held behind the log,
+//!   deterministically).
 
 /// Stops the process at once, as a crash would, when the point `name` is set to `return`.
 #[cfg(feature = "failpoints")]
@@ -24,10 +25,15 @@ pub fn crash(name: &str) {
 #[inline(always)]
 pub fn crash(_name: &str) {}
 
-/// Whether the point `name` is set to `return(<arg>)` with this very `arg`.
+/// Whether the point `name` is set to `return(<args>)` with `arg` among the comma-separated
+/// `args`.
 #[cfg(feature = "failpoints")]
 pub fn holds(name: &str, arg: &str) -> bool {
-    fail::eval(name, |set| set.as_deref() == Some(arg)).unwrap_or(false)
+    fail::eval(name, |set| {
+        set.as_deref()
+            .is_some_and(|set| set.split(',').any(|a| a == arg))
+    })
+    .unwrap_or(false)
 }
 
 #[cfg(not(feature = "failpoints"))]

@@ -1,0 +1,144 @@
+//! The due index survives a change of calendar: each row remembers the due key it wrote, a
+//! hub started with another policy reschedules every entry, and supervision pages through
+//! all that are due (more than one page of them).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hub_api::v1;
+use hub_domain::clock::ManualClock;
+use hub_projector::command_state::due::due_page;
+use hub_store::SledStore;
+use hub_tests::{Hub, HubBuilder, Nats, wait_until};
+use jiff::{SignedDuration, Timestamp};
+
+use crate::{cmd, events_in_log, from, incident};
+
+/// More than one page (256) of the supervisor's scan.
+const CASES: usize = 300;
+
+async fn events_reach(js: &async_nats::jetstream::Context, count: u64) {
+    wait_until(
+        &format!("{count} events"),
+        Duration::from_secs(60),
+        || async { (events_in_log(js).await >= count).then_some(()) },
+    )
+    .await;
+}
+
+/// Imports `CASES` fire hazards and dispatches each (accept within 30 minutes).
+async fn dispatched_cases(hub: &Hub) -> Vec<String> {
+    let cases = (0..CASES)
+        .map(|i| {
+            let report = incident(&format!("due-{i}"));
+            v1::HistoricCase {
+                request_id: report.request_id,
+                kind: report.kind.map(|k| match k {
+                    v1::report_case_request::Kind::GridIncident(g) => {
+                        v1::historic_case::Kind::GridIncident(g)
+                    }
+                    v1::report_case_request::Kind::PropertyComplaint(p) => {
+                        v1::historic_case::Kind::PropertyComplaint(p)
+                    }
+                }),
+                description: report.description,
+                reporter: report.reporter,
+                reported_at: Some(prost_types::Timestamp {
+                    seconds: 1_790_000_000,
+                    nanos: 0,
+                }),
+            }
+        })
+        .collect();
+    hub.commands()
+        .import_cases(from(
+            "urban-management",
+            futures::stream::iter(vec![v1::ImportCasesRequest { cases }]),
+        ))
+        .await
+        .expect("import");
+    let mut ids = Vec::with_capacity(CASES);
+    for i in 0..CASES {
+        let id = hub_ingest::case_id("urban-management", &format!("due-{i}"));
+        cmd::dispatch(
+            hub,
+            "dcc-310104",
+            &format!("due-d-{i}"),
+            &id,
+            "urban-management",
+            None,
+        )
+        .await
+        .expect("dispatch");
+        ids.push(id);
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calendar_change_reschedules_every_due_entry_and_supervision_reaches_them_all() {
+    let nats = Nats::start().await;
+    let js = nats.jetstream().await;
+    let dir = tempfile::tempdir().expect("data dir");
+    // Monday 2026-11-23, 09:00 in Shanghai.
+    let clock = Arc::new(ManualClock::new(
+        "2026-11-23T01:00:00Z".parse().expect("time"),
+    ));
+    let hub = HubBuilder::on(&nats)
+        .data_dir(dir.path())
+        .clock(clock.clone())
+        .start()
+        .await;
+    dispatched_cases(&hub).await;
+    let dispatched = (2 * CASES) as u64;
+    assert_eq!(events_in_log(&js).await, dispatched);
+
+    // 09:31: every accept deadline has passed: tier 1 for all, more than a page of them.
+    clock.advance(SignedDuration::from_mins(31));
+    events_reach(&js, dispatched + CASES as u64).await;
+    hub.stop().await.expect("stop");
+
+    // Tier 2 was due one working day later, Tuesday 09:30; Tuesday becomes a holiday, so it
+    // is Wednesday 09:30 now. The hub starts with the new calendar.
+    let demo = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/reference/demo.toml"),
+    )
+    .expect("demo reference data");
+    let changed = demo.replacen("holidays = [", "holidays = [\n  \"2026-11-24\",", 1);
+    assert_ne!(changed, demo);
+    let reference = dir.path().join("reference.toml");
+    std::fs::write(&reference, changed).expect("reference data");
+    let mut builder = HubBuilder::on(&nats)
+        .data_dir(dir.path())
+        .clock(clock.clone());
+    builder.config_mut().reference_data = Some(reference);
+    let hub = builder.start().await;
+
+    // Wednesday 09:31: tier 2 for every case, none left behind.
+    clock.set("2026-11-25T01:31:00Z".parse().expect("time"));
+    events_reach(&js, dispatched + 2 * CASES as u64).await;
+    hub.read_model("command_state")
+        .wait_for(dispatched + 2 * CASES as u64, Duration::from_secs(30))
+        .await
+        .expect("command_state applies the escalations");
+    hub.stop().await.expect("stop");
+    assert_eq!(events_in_log(&js).await, dispatched + 2 * CASES as u64);
+
+    // One due entry per case (tier 3, three working days after the deadline with Tuesday off:
+    // Friday 09:30), and nothing else: no entry of the old calendar left.
+    let store = SledStore::open(&dir.path().join("read-models/command_state"), 16 << 20)
+        .expect("command_state");
+    let (entries, _) = due_page(&store, Timestamp::MAX, None, 10 * CASES).expect("due index");
+    assert_eq!(
+        entries.len(),
+        CASES,
+        "{:?}",
+        &entries[..entries.len().min(5)]
+    );
+    let friday: Timestamp = "2026-11-27T01:30:00Z".parse().expect("time");
+    assert!(
+        entries.iter().all(|e| e.at == friday),
+        "{:?}",
+        entries.iter().find(|e| e.at != friday)
+    );
+}

@@ -1,0 +1,57 @@
+//! Requests the tests send, valid on the demo reference data.
+
+use hub_api::v1;
+use tonic::Request;
+
+/// A valid grid-incident report from a grid worker in Xuhui (demo reference data).
+pub fn incident(request_id: &str) -> v1::ReportCaseRequest {
+    v1::ReportCaseRequest {
+        request_id: request_id.to_owned(),
+        kind: Some(v1::report_case_request::Kind::GridIncident(
+            v1::GridIncident {
+                grid_code: "310104001001001".into(),
+                category: v1::IncidentCategory::FireHazard as i32,
+                location: Some(v1::Location {
+                    longitude: 121.44,
+                    latitude: 31.2,
+                    address: "3号楼北门".into(),
+                }),
+            },
+        )),
+        description: "消防通道被电动车堵塞 fire lane blocked".into(),
+        reporter: Some(v1::Reporter {
+            kind: v1::ReporterKind::GridWorker as i32,
+            grid_worker_id: "GW-0107".into(),
+        }),
+    }
+}
+
+/// A valid property complaint from a resident in Changning.
+pub fn complaint(request_id: &str) -> v1::ReportCaseRequest {
+    v1::ReportCaseRequest {
+        request_id: request_id.to_owned(),
+        kind: Some(v1::report_case_request::Kind::PropertyComplaint(
+            v1::PropertyComplaint {
+                company_credit_code: "91350100M000100Y43".into(),
+                compound: "华阳花园".into(),
+                category: v1::ComplaintCategory::MaintenanceFund as i32,
+                district_code: "310105".into(),
+            },
+        )),
+        description: "维修资金使用不公开".into(),
+        reporter: Some(v1::Reporter {
+            kind: v1::ReporterKind::Resident as i32,
+            grid_worker_id: String::new(),
+        }),
+    }
+}
+
+/// Wraps a message as sent by `department`.
+pub fn from<T>(department: &str, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert(
+        hub_ingest::DEPARTMENT_HEADER,
+        department.parse().expect("ascii department"),
+    );
+    request
+}
