@@ -12,7 +12,9 @@ use hub_store::SledStore;
 use hub_tests::{Hub, HubBuilder, Nats, wait_until};
 use jiff::{SignedDuration, Timestamp};
 
-use crate::{cmd, events_in_log, from, incident};
+use hub_tests::fixtures::{historic, import_chunks};
+
+use crate::{cmd, events_in_log};
 
 /// More than one page (256) of the supervisor's scan.
 const CASES: usize = 300;
@@ -28,33 +30,11 @@ async fn events_reach(js: &async_nats::jetstream::Context, count: u64) {
 
 /// Imports `CASES` fire hazards and dispatches each (accept within 30 minutes).
 async fn dispatched_cases(hub: &Hub) -> Vec<String> {
-    let cases = (0..CASES)
-        .map(|i| {
-            let report = incident(&format!("due-{i}"));
-            v1::HistoricCase {
-                request_id: report.request_id,
-                kind: report.kind.map(|k| match k {
-                    v1::report_case_request::Kind::GridIncident(g) => {
-                        v1::historic_case::Kind::GridIncident(g)
-                    }
-                    v1::report_case_request::Kind::PropertyComplaint(p) => {
-                        v1::historic_case::Kind::PropertyComplaint(p)
-                    }
-                }),
-                description: report.description,
-                reporter: report.reporter,
-                reported_at: Some(prost_types::Timestamp {
-                    seconds: 1_790_000_000,
-                    nanos: 0,
-                }),
-            }
-        })
+    let cases: Vec<v1::HistoricCase> = (0..CASES)
+        .map(|i| historic(&format!("due-{i}"), 1_790_000_000))
         .collect();
     hub.commands()
-        .import_cases(from(
-            "urban-management",
-            futures::stream::iter(vec![v1::ImportCasesRequest { cases }]),
-        ))
+        .import_cases(import_chunks(&cases, 1000))
         .await
         .expect("import");
     let mut ids = Vec::with_capacity(CASES);

@@ -14,6 +14,8 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_types::StatusExt;
 
 use crate::commands::wait_for_duplicate_window;
+use hub_tests::fixtures::{historic, import_chunks};
+
 use crate::{events_in_log, from, incident};
 
 const CARE_COMMANDS: &str = "gov.hub.v1.CareCommandService";
@@ -170,33 +172,10 @@ async fn the_oldest_of_forty_commands_retried_after_the_window_gets_its_first_re
     retry(&hub, count + 1).await;
 }
 
-fn historic(rid: &str) -> v1::HistoricCase {
-    let report = incident(rid);
-    v1::HistoricCase {
-        request_id: report.request_id,
-        kind: report.kind.map(|k| match k {
-            v1::report_case_request::Kind::GridIncident(g) => {
-                v1::historic_case::Kind::GridIncident(g)
-            }
-            v1::report_case_request::Kind::PropertyComplaint(p) => {
-                v1::historic_case::Kind::PropertyComplaint(p)
-            }
-        }),
-        description: "历史案件 a case from the old system".into(),
-        reporter: report.reporter,
-        reported_at: Some(prost_types::Timestamp {
-            seconds: 1_700_000_000,
-            nanos: 0,
-        }),
-    }
-}
-
 async fn import(hub: &Hub, rids: &[&str]) -> Result<v1::ImportCasesResponse, tonic::Status> {
-    let chunk = v1::ImportCasesRequest {
-        cases: rids.iter().map(|r| historic(r)).collect(),
-    };
+    let cases: Vec<v1::HistoricCase> = rids.iter().map(|r| historic(r, 1_700_000_000)).collect();
     hub.commands()
-        .import_cases(from("urban-management", futures::stream::iter(vec![chunk])))
+        .import_cases(import_chunks(&cases, 1000))
         .await
         .map(|r| r.into_inner())
 }

@@ -11,6 +11,20 @@ use crate::{cmd, events_in_log, from, incident};
 /// A well-formed id that names nothing.
 const MISSING: &str = "6f1c2b7e-0000-4000-8000-000000000000";
 
+/// The (aggregate id, expected version) pairs a stranger tries: the existing aggregate with no
+/// version, its own and a wrong one; a missing one with no version and a version; numbered.
+fn calls(existing: &str, version: u64) -> impl Iterator<Item = (usize, (&str, Option<u64>))> {
+    [
+        (existing, None),
+        (existing, Some(version)),
+        (existing, Some(version + 5)),
+        (MISSING, None),
+        (MISSING, Some(version)),
+    ]
+    .into_iter()
+    .enumerate()
+}
+
 /// (code, message) of every refusal, which must all be one.
 fn one_answer(what: &str, refusals: Vec<Status>) -> (tonic::Code, String) {
     let answers: Vec<(tonic::Code, String)> = refusals
@@ -159,16 +173,7 @@ async fn a_stranger_gets_one_answer_for_an_existing_and_a_missing_aggregate_of_e
     // Housing has no role on the case: its version, its existence and its state (no transfer
     // pending) make no difference to the answer.
     let mut refusals = Vec::new();
-    for (n, (id, expected)) in [
-        (case.case_id.as_str(), None),
-        (case.case_id.as_str(), Some(dispatched.position)),
-        (case.case_id.as_str(), Some(dispatched.position + 5)),
-        (MISSING, None),
-        (MISSING, Some(dispatched.position)),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (n, (id, expected)) in calls(&case.case_id, dispatched.position) {
         refusals.push(accept_case(&hub, "housing", &format!("h-a-{n}"), id, expected).await);
         refusals.push(accept_transfer(&hub, "housing", &format!("h-t-{n}"), id, expected).await);
     }
@@ -176,41 +181,17 @@ async fn a_stranger_gets_one_answer_for_an_existing_and_a_missing_aggregate_of_e
 
     // Urban management may not touch care records, existing or not.
     let mut refusals = Vec::new();
-    for (n, (id, expected)) in [
-        (care.id.as_str(), None),
-        (care.id.as_str(), Some(care.position)),
-        (care.id.as_str(), Some(care.position + 7)),
-        (MISSING, None),
-        (MISSING, Some(care.position)),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        refusals.push(
-            visit(&hub, "urban-management", &format!("u-v-{n}"), id, expected)
-                .await
-                .expect_err("not civil affairs"),
-        );
+    for (n, (id, expected)) in calls(&care.id, care.position) {
+        let refused = visit(&hub, "urban-management", &format!("u-v-{n}"), id, expected).await;
+        refusals.push(refused.expect_err("not civil affairs"));
     }
     one_answer("care record", refusals);
 
     // Housing is neither the grant's requester nor the dataset's owner.
     let mut refusals = Vec::new();
-    for (n, (id, expected)) in [
-        (grant.id.as_str(), None),
-        (grant.id.as_str(), Some(grant.position)),
-        (grant.id.as_str(), Some(grant.position + 3)),
-        (MISSING, None),
-        (MISSING, Some(grant.position)),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        refusals.push(
-            approve(&hub, "housing", &format!("h-g-{n}"), id, expected)
-                .await
-                .expect_err("a stranger to the grant"),
-        );
+    for (n, (id, expected)) in calls(&grant.id, grant.position) {
+        let refused = approve(&hub, "housing", &format!("h-g-{n}"), id, expected).await;
+        refusals.push(refused.expect_err("a stranger to the grant"));
     }
     one_answer("grant", refusals);
     assert_eq!(

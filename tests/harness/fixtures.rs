@@ -55,3 +55,38 @@ pub fn from<T>(department: &str, message: T) -> Request<T> {
     );
     request
 }
+
+/// A historic case for `ImportCases`: the grid incident of [`incident`], reported at
+/// `reported_at` (Unix seconds).
+pub fn historic(request_id: &str, reported_at: i64) -> v1::HistoricCase {
+    let report = incident(request_id);
+    v1::HistoricCase {
+        request_id: report.request_id,
+        kind: report.kind.map(|kind| match kind {
+            v1::report_case_request::Kind::GridIncident(g) => {
+                v1::historic_case::Kind::GridIncident(g)
+            }
+            v1::report_case_request::Kind::PropertyComplaint(p) => {
+                v1::historic_case::Kind::PropertyComplaint(p)
+            }
+        }),
+        description: report.description,
+        reporter: report.reporter,
+        reported_at: Some(prost_types::Timestamp {
+            seconds: reported_at,
+            nanos: 0,
+        }),
+    }
+}
+
+/// The cases as one client-streamed import, in chunks of `chunk`.
+pub fn import_chunks(
+    cases: &[v1::HistoricCase],
+    chunk: usize,
+) -> Request<futures::stream::Iter<std::vec::IntoIter<v1::ImportCasesRequest>>> {
+    let chunks: Vec<v1::ImportCasesRequest> = cases
+        .chunks(chunk)
+        .map(|c| v1::ImportCasesRequest { cases: c.to_vec() })
+        .collect();
+    from("urban-management", futures::stream::iter(chunks))
+}

@@ -63,6 +63,26 @@ impl<A: Aggregate> Commands<A> {
         })
     }
 
+    /// At the edge: who calls, the request validated, its content hashed.
+    fn edge<R, V>(
+        &self,
+        rpc: &str,
+        request: &Request<R>,
+        clear_request_id: fn(&mut R),
+    ) -> Result<(Caller, V, CommandHash), Status>
+    where
+        R: prost::Message + Clone,
+        V: for<'a> TryFrom<&'a R, Error = Violations>,
+    {
+        let caller = caller(request.metadata(), self.executor.registry())?;
+        let valid = V::try_from(request.get_ref()).map_err(ApiError::from)?;
+        let hash = self
+            .executor
+            .hasher()
+            .hash(rpc, request.get_ref(), clear_request_id);
+        Ok((caller, valid, hash))
+    }
+
     /// An RPC creating an aggregate, whose id derives from the department and request id.
     pub(crate) async fn create<R, V>(
         &self,
@@ -74,12 +94,7 @@ impl<A: Aggregate> Commands<A> {
         R: prost::Message + Clone,
         V: ValidCreation<Command = A::Command> + for<'a> TryFrom<&'a R, Error = Violations>,
     {
-        let caller = caller(request.metadata(), self.executor.registry())?;
-        let valid = V::try_from(request.get_ref()).map_err(ApiError::from)?;
-        let hash = self
-            .executor
-            .hasher()
-            .hash(rpc, request.get_ref(), clear_request_id);
+        let (caller, valid, hash) = self.edge::<R, V>(rpc, &request, clear_request_id)?;
         let request_id = valid.request_id().to_owned();
         let id = ids::aggregate_id(A::TYPE, caller.department.as_str(), &request_id);
         let command = valid.into_creation(id.clone(), caller.department.clone());
@@ -98,12 +113,7 @@ impl<A: Aggregate> Commands<A> {
         R: prost::Message + Clone,
         V: ValidCommand<Command = A::Command> + for<'a> TryFrom<&'a R, Error = Violations>,
     {
-        let caller = caller(request.metadata(), self.executor.registry())?;
-        let valid = V::try_from(request.get_ref()).map_err(ApiError::from)?;
-        let hash = self
-            .executor
-            .hasher()
-            .hash(rpc, request.get_ref(), clear_request_id);
+        let (caller, valid, hash) = self.edge::<R, V>(rpc, &request, clear_request_id)?;
         let (request_id, id, expected_version, command) = valid.into_parts();
         self.answer(submitted(
             &caller,

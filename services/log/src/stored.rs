@@ -115,21 +115,6 @@ impl Entry {
 }
 
 impl StoredEvent {
-    /// Reads a message delivered by a consumer of the events stream.
-    pub fn from_message(
-        message: &async_nats::jetstream::Message,
-    ) -> Result<Self, StoredEventError> {
-        let position = message
-            .info()
-            .map_err(|e| StoredEventError::NotJetStream(e.to_string()))?
-            .stream_sequence;
-        let headers = message
-            .headers
-            .as_ref()
-            .ok_or(StoredEventError::NoHeaders { position })?;
-        Self::read(position, &message.subject, headers, &message.payload)
-    }
-
     /// Reads a message fetched from the stream by sequence or subject.
     pub fn from_stream_message(
         message: &async_nats::jetstream::message::StreamMessage,

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hub_api::v1;
-use hub_tests::fixtures::{from, incident};
+use hub_tests::fixtures::{from, historic, import_chunks, incident};
 use hub_tests::{
     HubProcess, Nats, ProcessBuilder, assert_read_models_equal_a_rebuild, default_policy,
 };
@@ -133,34 +133,11 @@ async fn a_crash_between_import_batches_and_the_import_sent_again() {
     // Six atomic batches, four in flight: a crash after the first acknowledged one leaves
     // the last two unsent.
     let cases: Vec<v1::HistoricCase> = (0..6000)
-        .map(|i| {
-            let report = incident(&format!("hist-{i}"));
-            v1::HistoricCase {
-                request_id: report.request_id,
-                kind: report.kind.map(|k| match k {
-                    v1::report_case_request::Kind::GridIncident(g) => {
-                        v1::historic_case::Kind::GridIncident(g)
-                    }
-                    v1::report_case_request::Kind::PropertyComplaint(p) => {
-                        v1::historic_case::Kind::PropertyComplaint(p)
-                    }
-                }),
-                description: report.description,
-                reporter: report.reporter,
-                reported_at: Some(prost_types::Timestamp {
-                    seconds: 1_700_000_000 + i,
-                    nanos: 0,
-                }),
-            }
-        })
+        .map(|i| historic(&format!("hist-{i}"), 1_700_000_000 + i))
         .collect();
     let import = async |hub: &HubProcess| {
-        let chunks: Vec<v1::ImportCasesRequest> = cases
-            .chunks(1000)
-            .map(|c| v1::ImportCasesRequest { cases: c.to_vec() })
-            .collect();
         hub.commands()
-            .import_cases(from("urban-management", futures::stream::iter(chunks)))
+            .import_cases(import_chunks(&cases, 1000))
             .await
             .map(|r| r.into_inner())
     };

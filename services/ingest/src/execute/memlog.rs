@@ -16,6 +16,10 @@ struct Inner {
     /// Message ids inside the duplicate window, with their positions.
     recent_ids: HashMap<String, u64>,
     appends: usize,
+    /// Another writer gets an event onto this subject just before every append.
+    raced: Option<String>,
+    /// The next appends fail like this.
+    failures: Vec<AppendError>,
 }
 
 #[derive(Default)]
@@ -49,6 +53,16 @@ impl MemLog {
         self.lock().entries.len()
     }
 
+    /// From now on another writer beats every append onto `subject`.
+    pub fn race_on(&self, subject: &str) {
+        self.lock().raced = Some(subject.to_owned());
+    }
+
+    /// The next append fails with `err` (the log down, say).
+    pub fn fail_next(&self, err: AppendError) {
+        self.lock().failures.push(err);
+    }
+
     /// Appends that were attempted, refused ones included.
     pub fn appends(&self) -> usize {
         self.lock().appends
@@ -68,6 +82,24 @@ impl CommandLog for MemLog {
     async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, AppendError> {
         let mut inner = self.lock();
         inner.appends += 1;
+        if let Some(err) = inner.failures.pop() {
+            return Err(err);
+        }
+        if let Some(subject) = inner.raced.clone() {
+            let position = inner.entries.len() as u64 + 1;
+            let mut other = match events.first() {
+                Some(event) => StoredEvent {
+                    position,
+                    subject: subject.clone(),
+                    envelope: event.envelope.clone(),
+                    body: event.body.clone(),
+                },
+                None => return Ok(Vec::new()),
+            };
+            other.envelope.id = format!("racer-{position}");
+            other.envelope.request_id = format!("racer-{position}");
+            inner.entries.push(Entry::Event(other));
+        }
         let batch = events.len() > 1;
         let mut duplicates = Vec::new();
         for event in &events {

@@ -560,3 +560,39 @@ async fn a_command_whose_aggregate_moves_under_it_is_decided_again_or_aborted() 
     assert_eq!(accepted(&cases, s).await.position, 4);
     assert_eq!(world.log.len(), 4);
 }
+
+#[tokio::test]
+async fn a_command_beaten_every_time_is_aborted_and_a_log_that_does_not_answer_is_unavailable() {
+    let world = World::new();
+    world.index_lags_briefly();
+    let care = world.executor::<Care>();
+    accepted(&care, register("a")).await;
+    // The log does not confirm: UNAVAILABLE, and the same request id may be sent again.
+    world
+        .log
+        .fail_next(AppendError::Unavailable("no answer in time".into()));
+    let (code, message) = status(
+        care.execute(visit(CIVIL_AFFAIRS, "v-1", "care-a", "n"))
+            .await
+            .expect_err("log down"),
+    );
+    assert_eq!(code, Code::Unavailable, "{message}");
+    assert!(message.contains("same request_id"), "{message}");
+    accepted(&care, visit(CIVIL_AFFAIRS, "v-1", "care-a", "n")).await;
+    // Another writer beats every append onto the record: decided again, then ABORTED.
+    world.log.race_on("gov.events.care.care-a");
+    let (code, message) = status(
+        care.execute(visit(CIVIL_AFFAIRS, "v-2", "care-a", "n"))
+            .await
+            .expect_err("always beaten"),
+    );
+    assert_eq!(code, Code::Aborted, "{message}");
+    assert!(message.contains("changed 3 times"), "{message}");
+    let ours = world
+        .log
+        .entries()
+        .iter()
+        .filter(|e| matches!(e, Entry::Event(ev) if ev.envelope.request_id == "v-2"))
+        .count();
+    assert_eq!(ours, 0, "nothing of the aborted command is stored");
+}
