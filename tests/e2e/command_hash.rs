@@ -1,6 +1,7 @@
 //! The command hash is keyed: what the log's headers carry cannot be computed without the
 //! hub's secret (an unkeyed digest of a care registration would confirm a guessed person),
-//! and a rotation keeps retries recognised while the previous key is configured.
+//! every instance on one NATS must be given the same key, and a rotation keeps retries
+//! recognised while the previous key is configured.
 
 use hub_api::v1;
 use hub_ingest::{CommandHasher, HashKey};
@@ -27,15 +28,24 @@ fn key_of(path: &std::path::Path) -> HashKey {
     HashKey::new(text.trim_ascii()).expect("a usable key")
 }
 
+const CIVIL_AFFAIRS: &str = "/departments/civil-affairs";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stored_hash_is_keyed_and_a_rotation_keeps_retries_recognised() {
     let nats = Nats::start().await;
     let js = nats.jetstream().await;
     let data = tempfile::tempdir().expect("data dir");
-    // No key configured: one is generated under the data dir.
-    let mut builder = HubBuilder::on(&nats).data_dir(data.path());
-    builder.config_mut().commands.hash_key_file = None;
-    let hub = builder.start().await;
+
+    // On an external NATS, a hub without a configured key refuses to start, saying why.
+    let mut keyless = HubBuilder::on(&nats).data_dir(data.path());
+    keyless.config_mut().commands.hash_key_file = None;
+    let refused = keyless.try_start().await.err().expect("refused");
+    assert!(
+        format!("{refused:#}").contains("commands.hash_key_file"),
+        "{refused:#}"
+    );
+
+    let hub = HubBuilder::on(&nats).data_dir(data.path()).start().await;
     let first = hub
         .care()
         .register_care(from("civil-affairs", registration("k-1")))
@@ -47,7 +57,7 @@ async fn the_stored_hash_is_keyed_and_a_rotation_keeps_retries_recognised() {
     hub.stop().await.expect("stop");
 
     // What the header carries: neither the unkeyed digest anyone could compute from a guess,
-    // nor anything a hasher without the key makes; exactly what the generated key makes.
+    // nor anything a hasher without the key makes; exactly what the configured key makes.
     let stored = js
         .get_stream("GOV_EVENTS")
         .await
@@ -69,20 +79,12 @@ async fn the_stored_hash_is_keyed_and_a_rotation_keeps_retries_recognised() {
             .map(|b| format!("{b:02x}"))
             .collect();
     assert!(!header.contains(&unkeyed[..32]), "{header}");
-    let generated = data.path().join("secrets").join("command-hash.key");
-    let hasher = CommandHasher::new(key_of(&generated), None);
-    let clear = |r: &mut v1::RegisterCareRequest| r.request_id.clear();
-    assert!(
-        hasher
-            .hash("RegisterCare", &registration("x"), clear)
-            .matches(&header)
-    );
+    let old_key = nats.hash_key_file();
+    let hasher = CommandHasher::new(key_of(&old_key), None);
+    let hash = |h: &CommandHasher| h.hash("RegisterCare", CIVIL_AFFAIRS, &registration("k-1"));
+    assert!(hash(&hasher).matches(&header));
     let stranger = CommandHasher::new(HashKey::new(&[9; 32]).expect("key"), None);
-    assert!(
-        !stranger
-            .hash("RegisterCare", &registration("x"), clear)
-            .matches(&header)
-    );
+    assert!(!hash(&stranger).matches(&header));
 
     // Rotation: a new key, the old one still named: the retry gets its first result.
     let new_key = data.path().join("new.key");
@@ -93,7 +95,7 @@ async fn the_stored_hash_is_keyed_and_a_rotation_keeps_retries_recognised() {
     .expect("new key");
     let mut rotating = HubBuilder::on(&nats).data_dir(data.path());
     rotating.config_mut().commands.hash_key_file = Some(new_key.clone());
-    rotating.config_mut().commands.previous_hash_key_file = Some(generated.clone());
+    rotating.config_mut().commands.previous_hash_key_file = Some(old_key);
     let hub = rotating.start().await;
     let again = hub
         .care()
@@ -121,4 +123,45 @@ async fn the_stored_hash_is_keyed_and_a_rotation_keeps_retries_recognised() {
         .register_care(from("civil-affairs", registration("k-2")))
         .await
         .expect("a new registration");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_on_its_own_nats_generates_a_key_once_and_keeps_it() {
+    let data = tempfile::tempdir().expect("data dir");
+    let hub = HubBuilder::dev().data_dir(data.path()).start().await;
+    let first = hub
+        .care()
+        .register_care(from("civil-affairs", registration("g-1")))
+        .await
+        .expect("register")
+        .into_inner()
+        .result
+        .expect("result");
+    hub.stop().await.expect("stop");
+    let key = data.path().join("secrets").join("command-hash.key");
+    let text = std::fs::read(&key).expect("a generated key");
+    assert_eq!(text.trim_ascii().len(), 64, "32 random bytes, in hex");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).expect("key").permissions().mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "readable by the hub's user alone: {mode:o}"
+        );
+    }
+    // Started again, the hub keeps its key: the retry is recognised.
+    let hub = HubBuilder::dev().data_dir(data.path()).start().await;
+    let again = hub
+        .care()
+        .register_care(from("civil-affairs", registration("g-1")))
+        .await
+        .expect("retry")
+        .into_inner()
+        .result
+        .expect("result");
+    assert_eq!(again, first);
+    assert_eq!(std::fs::read(&key).expect("key"), text, "the same key");
+    hub.stop().await.expect("stop");
 }

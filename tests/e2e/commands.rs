@@ -1,9 +1,7 @@
 //! Every error class of the command side, concurrent writers, and retries at any later time.
 
-use std::time::Duration;
-
 use hub_api::v1;
-use hub_tests::{Hub, HubBuilder, Nats, wait_until};
+use hub_tests::{Hub, HubBuilder, Nats};
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -224,43 +222,6 @@ async fn two_hub_instances_share_one_log_without_double_writes() {
     b.stop().await.expect("stop b");
 }
 
-/// Waits until NATS no longer recognises a message id it stored: its duplicate window has
-/// passed. Probes are well-formed events of a type no read model consumes.
-pub(crate) async fn wait_for_duplicate_window(js: &async_nats::jetstream::Context) {
-    let appender = hub_log::Appender::new(js.client(), Duration::from_secs(5));
-    let probe = || hub_log::NewEvent {
-        subject: "gov.events.probe.window".into(),
-        envelope: hub_log::Envelope {
-            id: "window-probe".into(),
-            source: "/tests".into(),
-            event_type: "gov.hub.test.probe.v1".into(),
-            subject: "probe/window".into(),
-            time: jiff::Timestamp::now(),
-            dataschema: "type.googleapis.com/gov.hub.test.Probe".into(),
-            department: "tests".into(),
-            classification: hub_log::Classification::Public,
-            schema_version: 1,
-            correlation_id: String::new(),
-            causation_id: String::new(),
-            traceparent: String::new(),
-            request_id: String::new(),
-            command_hash: String::new(),
-        },
-        body: bytes::Bytes::new(),
-        expected_last_subject_sequence: None,
-    };
-    appender.append(probe()).await.expect("first probe");
-    wait_until(
-        "the duplicate window to pass",
-        Duration::from_secs(30),
-        || async {
-            let appended = appender.append(probe()).await.expect("probe");
-            (!appended.duplicate).then_some(())
-        },
-    )
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_after_the_duplicate_window_and_a_restart_returns_the_first_result() {
     let nats = Nats::start().await;
@@ -288,7 +249,7 @@ async fn a_retry_after_the_duplicate_window_and_a_restart_returns_the_first_resu
     .await
     .expect("dispatch");
     hub.stop().await.expect("stop");
-    wait_for_duplicate_window(&js).await;
+    hub_tests::wait_for_duplicate_window(&js).await;
     let count = events_in_log(&js).await;
 
     // A new process over the same data dir: nothing in memory, NATS has forgotten the ids.

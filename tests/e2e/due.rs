@@ -8,8 +8,7 @@ use std::time::Duration;
 use hub_api::v1;
 use hub_domain::clock::ManualClock;
 use hub_projector::command_state::due::due_page;
-use hub_store::SledStore;
-use hub_tests::{Hub, HubBuilder, Nats, wait_until};
+use hub_tests::{Hub, HubBuilder, Nats, open_stopped, wait_until};
 use jiff::{SignedDuration, Timestamp};
 
 use hub_tests::fixtures::{historic, import_chunks};
@@ -64,38 +63,39 @@ async fn a_calendar_change_reschedules_every_due_entry_and_supervision_reaches_t
     let clock = Arc::new(ManualClock::new(
         "2026-11-23T01:00:00Z".parse().expect("time"),
     ));
-    let hub = HubBuilder::on(&nats)
-        .data_dir(dir.path())
-        .clock(clock.clone())
-        .start()
-        .await;
-    dispatched_cases(&hub).await;
-    let dispatched = (2 * CASES) as u64;
-    assert_eq!(events_in_log(&js).await, dispatched);
-
-    // 09:31: every accept deadline has passed: tier 1 for all, more than a page of them.
-    clock.advance(SignedDuration::from_mins(31));
-    events_reach(&js, dispatched + CASES as u64).await;
-    hub.stop().await.expect("stop");
-
-    // Tier 2 was due one working day later, Tuesday 09:30; Tuesday becomes a holiday, so it
-    // is Wednesday 09:30 now. The hub starts with the new calendar.
+    // The first calendar has Tuesday 2026-11-24 off.
     let demo = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/reference/demo.toml"),
     )
     .expect("demo reference data");
-    let changed = demo.replacen("holidays = [", "holidays = [\n  \"2026-11-24\",", 1);
-    assert_ne!(changed, demo);
+    let with_holiday = demo.replacen("holidays = [", "holidays = [\n  \"2026-11-24\",", 1);
+    assert_ne!(with_holiday, demo);
     let reference = dir.path().join("reference.toml");
-    std::fs::write(&reference, changed).expect("reference data");
+    std::fs::write(&reference, with_holiday).expect("reference data");
     let mut builder = HubBuilder::on(&nats)
         .data_dir(dir.path())
         .clock(clock.clone());
     builder.config_mut().reference_data = Some(reference);
     let hub = builder.start().await;
+    dispatched_cases(&hub).await;
+    let dispatched = (2 * CASES) as u64;
+    assert_eq!(events_in_log(&js).await, dispatched);
 
-    // Wednesday 09:31: tier 2 for every case, none left behind.
-    clock.set("2026-11-25T01:31:00Z".parse().expect("time"));
+    // 09:31: every accept deadline has passed: tier 1 for all, more than a page of them. Tier 2
+    // is due one working day after the deadline: Wednesday 09:30, Tuesday being off.
+    clock.advance(SignedDuration::from_mins(31));
+    events_reach(&js, dispatched + CASES as u64).await;
+    hub.stop().await.expect("stop");
+
+    // The calendar is corrected: Tuesday is a working day, tier 2 is due Tuesday 09:30, a day
+    // earlier than the due index says. The hub starts with the corrected calendar.
+    let hub = HubBuilder::on(&nats)
+        .data_dir(dir.path())
+        .clock(clock.clone())
+        .start()
+        .await;
+    // Tuesday 09:31: tier 2 for every case, none left for Wednesday.
+    clock.set("2026-11-24T01:31:00Z".parse().expect("time"));
     events_reach(&js, dispatched + 2 * CASES as u64).await;
     hub.read_model("command_state")
         .wait_for(dispatched + 2 * CASES as u64, Duration::from_secs(30))
@@ -104,10 +104,9 @@ async fn a_calendar_change_reschedules_every_due_entry_and_supervision_reaches_t
     hub.stop().await.expect("stop");
     assert_eq!(events_in_log(&js).await, dispatched + 2 * CASES as u64);
 
-    // One due entry per case (tier 3, three working days after the deadline with Tuesday off:
-    // Friday 09:30), and nothing else: no entry of the old calendar left.
-    let store = SledStore::open(&dir.path().join("read-models/command_state"), 16 << 20)
-        .expect("command_state");
+    // One due entry per case (tier 3, three working days after the deadline: Thursday 09:30),
+    // and nothing else: no entry of the old calendar left.
+    let store = open_stopped(&dir.path().join("read-models/command_state")).await;
     let (entries, _) = due_page(&store, Timestamp::MAX, None, 10 * CASES).expect("due index");
     assert_eq!(
         entries.len(),
@@ -115,10 +114,10 @@ async fn a_calendar_change_reschedules_every_due_entry_and_supervision_reaches_t
         "{:?}",
         &entries[..entries.len().min(5)]
     );
-    let friday: Timestamp = "2026-11-27T01:30:00Z".parse().expect("time");
+    let thursday: Timestamp = "2026-11-26T01:30:00Z".parse().expect("time");
     assert!(
-        entries.iter().all(|e| e.at == friday),
+        entries.iter().all(|e| e.at == thursday),
         "{:?}",
-        entries.iter().find(|e| e.at != friday)
+        entries.iter().find(|e| e.at != thursday)
     );
 }

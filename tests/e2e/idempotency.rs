@@ -13,8 +13,8 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_types::StatusExt;
 
-use crate::commands::wait_for_duplicate_window;
 use hub_tests::fixtures::{historic, import_chunks};
+use hub_tests::wait_for_duplicate_window;
 
 use crate::{events_in_log, from, incident};
 
@@ -61,7 +61,7 @@ async fn serving(hub: &Hub, service: &str) -> bool {
 fn start(nats: &Nats, dir: &std::path::Path) -> HubBuilder {
     let mut builder = HubBuilder::on(nats).data_dir(dir);
     builder.config_mut().nats.duplicate_window_secs = 1;
-    builder.config_mut().commands.index_wait_ms = 300;
+    builder.config_mut().commands.index_wait_ms = 2000;
     builder
 }
 
@@ -186,9 +186,16 @@ async fn an_import_reusing_a_request_id_just_used_stores_nothing_while_the_index
     let js = nats.jetstream().await;
     let dir = tempfile::tempdir().expect("data dir");
     let mut builder = HubBuilder::on(&nats).data_dir(dir.path());
-    builder.config_mut().commands.index_wait_ms = 300;
+    builder.config_mut().commands.index_wait_ms = 1000;
     let hub = builder.start().await;
-    // The index stops applying the log; a report uses request id "imp-x" meanwhile.
+    // Once the index is up to date, it stops applying the log; a report uses request id
+    // "imp-x" meanwhile.
+    assert!(
+        hub.read_model("command_state")
+            .wait_complete_within(Duration::from_secs(60), Duration::from_secs(20))
+            .await,
+        "command_state catches up at start"
+    );
     let hold = Hold::new(&hub.consumer("command_state"));
     hub.commands()
         .report_case(from("urban-management", incident("imp-x")))

@@ -18,7 +18,44 @@ pub use hold::Hold;
 pub use hub::{Hub, HubBuilder};
 pub use nats::Nats;
 pub use process::{HubProcess, ProcessBuilder};
-pub use rebuild::{assert_read_models_equal_a_rebuild, default_policy};
+pub use rebuild::{assert_read_models_equal_a_rebuild, default_policy, open_stopped};
+
+/// Waits until NATS no longer recognises a message id it stored: its duplicate window has
+/// passed. Probes are well-formed events of a type no read model consumes.
+pub async fn wait_for_duplicate_window(js: &async_nats::jetstream::Context) {
+    let appender = hub_log::Appender::new(js.client(), Duration::from_secs(5));
+    let probe = || hub_log::NewEvent {
+        subject: "gov.events.probe.window".into(),
+        envelope: hub_log::Envelope {
+            id: "window-probe".into(),
+            source: "/tests".into(),
+            event_type: "gov.hub.test.probe.v1".into(),
+            subject: "probe/window".into(),
+            time: jiff::Timestamp::now(),
+            dataschema: "type.googleapis.com/gov.hub.test.Probe".into(),
+            department: "tests".into(),
+            classification: hub_log::Classification::Public,
+            schema_version: 1,
+            correlation_id: String::new(),
+            causation_id: String::new(),
+            traceparent: String::new(),
+            request_id: String::new(),
+            command_hash: String::new(),
+        },
+        body: bytes::Bytes::new(),
+        expected_last_subject_sequence: None,
+    };
+    appender.append(probe()).await.expect("first probe");
+    crate::wait_until(
+        "the duplicate window to pass",
+        Duration::from_secs(30),
+        || async {
+            let appended = appender.append(probe()).await.expect("probe");
+            (!appended.duplicate).then_some(())
+        },
+    )
+    .await;
+}
 
 /// Polls `condition` until it yields `Some`, or panics after `limit` naming `what`.
 pub async fn wait_until<T, F, Fut>(what: &str, limit: Duration, mut condition: F) -> T

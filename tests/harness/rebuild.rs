@@ -19,6 +19,24 @@ pub fn default_policy() -> Arc<Policy> {
     Arc::new(Policy::with_defaults(registry.calendar(tz)))
 }
 
+/// Opens a stopped hub's read model: its sled database lets go of its lock a moment after
+/// the hub stops, so a held lock is waited for (not any other error).
+pub async fn open_stopped(dir: &Path) -> SledStore {
+    let started = std::time::Instant::now();
+    loop {
+        match SledStore::open(dir, 16 << 20) {
+            Ok(store) => return store,
+            Err(err)
+                if err.to_string().contains("could not acquire lock")
+                    && started.elapsed() < std::time::Duration::from_secs(30) =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(err) => panic!("opening {}: {err}", dir.display()),
+        }
+    }
+}
+
 fn rows(store: &dyn ReadModelStore) -> Vec<(Vec<u8>, Vec<u8>)> {
     store.scan(b"", None, usize::MAX).expect("scan")
 }
@@ -46,8 +64,7 @@ pub async fn assert_read_models_equal_a_rebuild(
     let mut checkpoints = Vec::new();
     for projection in projections {
         let name = projection.name();
-        let live = SledStore::open(&data_dir.join("read-models").join(name), 16 << 20)
-            .unwrap_or_else(|e| panic!("opening read model {name}: {e}"));
+        let live = open_stopped(&data_dir.join("read-models").join(name)).await;
         let checkpoint = live.checkpoint().expect("checkpoint");
         let fresh = MemStore::new();
         let mut batch = Batch::new(&fresh);

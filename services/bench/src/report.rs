@@ -61,6 +61,11 @@ impl Hub {
         config.listen = ([127, 0, 0, 1], 0).into();
         config.nats.url = Some(nats.client_url().to_owned());
         config.nats.monitor_url = Some(nats.monitor_url().to_owned());
+        // A hub on an external NATS is given its command hash key.
+        std::fs::create_dir_all(data_dir)?;
+        let key = data_dir.join("command-hash.key");
+        std::fs::write(&key, "a".repeat(64))?;
+        config.commands.hash_key_file = Some(key);
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();

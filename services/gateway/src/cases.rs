@@ -87,9 +87,22 @@ impl CaseQueryService for CaseQueries {
         let position = self
             .reach(request.metadata(), request.get_ref().min_position)
             .await?;
-        let view = self
-            .read(move |store| case_queue::get_case(store, &id))
+        let (view, behind) = self
+            .read(move |store| {
+                Ok((
+                    case_queue::get_case(store, &id)?,
+                    case_queue::behind(store, &id)?,
+                ))
+            })
             .await?;
+        // A row the read model could not keep up to date is not served as current.
+        if let Some(block) = behind {
+            return Err(ApiError::Unavailable(format!(
+                "the case's row is behind the log: its event {} at position {} {}",
+                block.event_type, block.position, block.why
+            ))
+            .into());
+        }
         let view = view.ok_or(ApiError::NotFound { what: "case" })?;
         Ok(Response::new(GetCaseResponse {
             r#case: Some(view),

@@ -2,7 +2,9 @@
 //! shutdown future, so the binary and the tests start it the same way.
 
 pub mod config;
+mod health;
 mod nats_child;
+mod read_models;
 mod reference;
 mod run;
 mod secrets;

@@ -1,12 +1,10 @@
 //! Starting, serving and stopping the hub.
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use hub_api::aggregate::Aggregate;
 use hub_api::aggregate::{Care, Case, Grant};
 use hub_api::v1::care_command_service_server::CareCommandServiceServer;
 use hub_api::v1::case_command_service_server::CaseCommandServiceServer;
@@ -16,29 +14,26 @@ use hub_domain::clock::Clock;
 use hub_domain::policy::Policy;
 use hub_gateway::CaseQueries;
 use hub_ingest::{
-    CareCommands, CaseCommands, Executor, ExecutorContext, Freshness, GrantCommands, Index,
-    Supervisor, SystemClock,
+    CareCommands, CaseCommands, CommandHasher, Executor, ExecutorContext, Freshness, GrantCommands,
+    Index, Supervisor, SystemClock,
 };
 use hub_log::Appender;
 use hub_log::guard;
 use hub_log::names::projector_consumer;
 use hub_log::stream::{EventsStreamSettings, ensure_events_stream};
 use hub_projector::case_queue::CaseQueue;
-use hub_projector::command_state::{self, CommandState};
+use hub_projector::command_state::CommandState;
 use hub_projector::{Alarms, Projection, ProjectorOptions, ReadModel};
-use hub_store::{Opened, ReadModelStore, SledStore};
+use hub_store::{ReadModelStore, SledStore};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tonic_health::ServingStatus;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::nats_child::ChildNats;
 use crate::reference::load_registry;
-
-/// The health service name that reports alarms.
-pub const ALARMS_HEALTH: &str = "hub.alarms";
+use crate::{health, read_models};
 
 /// Runs the hub until `shutdown` completes or a part fails for good.
 ///
@@ -103,6 +98,8 @@ pub async fn run_with(
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let registry = Arc::new(load_registry(config.reference_data.as_deref())?);
+    // Before anything is started or opened: a hub that must refuse does so at once.
+    let hasher = Arc::new(crate::secrets::command_hasher(&config).await?);
 
     let child = match &config.nats.url {
         None => Some(
@@ -114,7 +111,7 @@ pub async fn run_with(
     };
     let outcome = serve(
         &config,
-        registry,
+        (registry, hasher),
         child.as_ref(),
         listener,
         shutdown,
@@ -129,7 +126,7 @@ pub async fn run_with(
 
 async fn serve(
     config: &Config,
-    registry: Arc<hub_domain::registry::Registry>,
+    (registry, hasher): (Arc<hub_domain::registry::Registry>, Arc<CommandHasher>),
     child: Option<&ChildNats>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -178,6 +175,22 @@ async fn serve(
         .context("refusing to start")?;
     info!(stream = %stream.config.name, last_position = stream.state.last_sequence, "event log ready");
 
+    // How fresh command_state must be for new commands: by the stream's own duplicate window,
+    // which is what the server enforces.
+    let window = stream.config.duplicate_window;
+    if window != config.nats.duplicate_window() {
+        warn!(
+            stream_window = ?window,
+            configured = ?config.nats.duplicate_window(),
+            "the events stream keeps its own duplicate window, not the configured one"
+        );
+    }
+    let freshness = Freshness::new(
+        window,
+        config.nats.ack_timeout(),
+        config.commands.index_wait(),
+    );
+
     let tz = config.time_zone().map_err(anyhow::Error::msg)?;
     let policy = Arc::new(Policy::with_defaults(registry.calendar(tz)));
 
@@ -191,7 +204,7 @@ async fn serve(
     let mut start = async |projection: Arc<dyn Projection>,
                            prepare: fn(&SledStore, &Policy, &Alarms) -> anyhow::Result<()>|
            -> anyhow::Result<ReadModel> {
-        let store = open_read_model(
+        let store = read_models::open_read_model(
             &config.data_dir,
             projection.name(),
             config.read_models.cache_mb,
@@ -208,6 +221,8 @@ async fn serve(
         let model = ReadModel::new(projection.name(), store.clone(), checkpoint);
         let mut options = ProjectorOptions::new(projector_consumer(projection.name(), &instance));
         options.max_batch = config.read_models.max_batch;
+        // An idle model asks the log how far it stands often enough to stay fresh for commands.
+        options.idle_check = options.idle_check.min(freshness.max_age() / 4);
         projectors.spawn(hub_projector::run(
             projector_js.clone(),
             model.clone(),
@@ -218,39 +233,27 @@ async fn serve(
         stores.push(store);
         Ok(model)
     };
-    let model = start(Arc::new(CaseQueue::new(alarms.clone())), |_, _, _| Ok(())).await?;
+    let model = start(
+        Arc::new(CaseQueue::new(alarms.clone())),
+        read_models::prepare_case_queue,
+    )
+    .await?;
     let command_state = start(
         Arc::new(CommandState::new(policy.clone(), alarms.clone())),
-        prepare_command_state,
+        read_models::prepare_command_state,
     )
     .await?;
 
     // gRPC.
     let (health, health_service) = tonic_health::server::health_reporter();
-    const QUERIES: &[&str] = &["gov.hub.v1.CaseQueryService"];
-    const COMMANDS: &[&str] = &[
-        "gov.hub.v1.CaseCommandService",
-        "gov.hub.v1.CareCommandService",
-        "gov.hub.v1.GrantCommandService",
-    ];
-    for service in QUERIES.iter().chain(COMMANDS) {
-        health
-            .set_service_status(*service, ServingStatus::Serving)
-            .await;
-    }
-    tokio::spawn(watch_health(
+    tokio::spawn(health::watch(
+        health,
         model.clone(),
-        QUERIES,
-        health.clone(),
-        stop.clone(),
-    ));
-    tokio::spawn(watch_commands_health(
         command_state.clone(),
-        config.nats.duplicate_window(),
-        health.clone(),
+        freshness,
+        alarms.clone(),
         stop.clone(),
     ));
-    tokio::spawn(watch_alarms(alarms.clone(), health.clone(), stop.clone()));
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(hub_api::FILE_DESCRIPTOR_SET)
@@ -264,18 +267,11 @@ async fn serve(
     // One executor per aggregate type, over the log and the command state index.
     let context = ExecutorContext {
         log: Arc::new(appender.clone()),
-        index: Index::new(
-            command_state.clone(),
-            Freshness::new(
-                config.nats.duplicate_window(),
-                config.nats.ack_timeout(),
-                config.commands.index_wait(),
-            ),
-        ),
+        index: Index::new(command_state.clone(), freshness),
         registry: registry.clone(),
         policy: policy.clone(),
         clock: clock.clone(),
-        hasher: Arc::new(crate::secrets::command_hasher(config)?),
+        hasher,
     };
     let case_executor = Arc::new(Executor::<Case>::new(context.clone()));
     let care_executor = Arc::new(Executor::<Care>::new(context.clone()));
@@ -338,7 +334,7 @@ async fn serve(
         error!(error = %err, "deadline supervision task failed");
     }
     for store in &stores {
-        store_flush(store).await;
+        read_models::store_flush(store).await;
     }
     for client in [&client, &projector_client] {
         if let Err(err) = client.flush().await {
@@ -390,31 +386,6 @@ async fn check_durability(
     }
 }
 
-async fn open_read_model(
-    data_dir: &Path,
-    name: &'static str,
-    cache_mb: u64,
-) -> anyhow::Result<Arc<SledStore>> {
-    let dir = data_dir.join("read-models").join(name);
-    let (store, opened) =
-        tokio::task::spawn_blocking(move || SledStore::open_or_reset(&dir, cache_mb << 20))
-            .await?
-            .with_context(|| format!("opening read model {name}"))?;
-    if let Opened::Reset { moved_to, reason } = &opened {
-        warn!(read_model = name, moved_to = %moved_to.display(), reason = %reason, "read model could not be opened; rebuilding it from the log");
-    }
-    Ok(Arc::new(store))
-}
-
-async fn store_flush(store: &Arc<SledStore>) {
-    let store = store.clone();
-    match tokio::task::spawn_blocking(move || store.flush()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(err)) => warn!(error = %err, "read model flush at shutdown"),
-        Err(err) => warn!(error = %err, "read model flush task"),
-    }
-}
-
 /// The instance name: configured, or generated once and kept in the data dir.
 fn instance_name(config: &Config) -> anyhow::Result<String> {
     if !config.instance.is_empty() {
@@ -427,123 +398,6 @@ fn instance_name(config: &Config) -> anyhow::Result<String> {
             let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
             std::fs::write(&path, &id).with_context(|| format!("writing {}", path.display()))?;
             Ok(id)
-        }
-    }
-}
-
-/// Before command_state's projector starts: due times computed again if the policy changed
-/// since they were, and the alarms of aggregates an unreadable event blocks raised again.
-fn prepare_command_state(
-    store: &SledStore,
-    policy: &Policy,
-    alarms: &Alarms,
-) -> anyhow::Result<()> {
-    let rescheduled = command_state::due::reschedule(store, policy)?;
-    if rescheduled > 0 {
-        info!(
-            rescheduled,
-            "policy changed since the due index was built: due times computed again"
-        );
-    }
-    for (aggregate_type, id, block) in command_state::blocked(store)? {
-        let noun = match aggregate_type.as_str() {
-            Care::TYPE => Care::NOUN,
-            Grant::TYPE => Grant::NOUN,
-            _ => Case::NOUN,
-        };
-        alarms.raise(
-            command_state::blocked_alarm(&aggregate_type, &id),
-            block.describe(noun),
-        );
-    }
-    Ok(())
-}
-
-/// Health of the command services: NOT_SERVING while command_state is halted, or behind the
-/// log by more than the duplicate window (rebuilding, say), when new commands cannot be taken.
-async fn watch_commands_health(
-    model: ReadModel,
-    duplicate_window: Duration,
-    health: tonic_health::server::HealthReporter,
-    stop: CancellationToken,
-) {
-    const COMMANDS: &[&str] = &[
-        "gov.hub.v1.CaseCommandService",
-        "gov.hub.v1.CareCommandService",
-        "gov.hub.v1.GrantCommandService",
-    ];
-    let mut state = model.subscribe();
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    let mut last = None;
-    loop {
-        let serving = {
-            let s = state.borrow_and_update();
-            s.halted.is_none()
-                && s.lag_age(jiff::Timestamp::now())
-                    .is_some_and(|age| age <= duplicate_window)
-        };
-        if last != Some(serving) {
-            let status = if serving {
-                ServingStatus::Serving
-            } else {
-                ServingStatus::NotServing
-            };
-            for service in COMMANDS {
-                health.set_service_status(*service, status).await;
-            }
-            last = Some(serving);
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            changed = state.changed() => if changed.is_err() { return },
-            _ = tick.tick() => {}
-        }
-    }
-}
-
-/// The health service `hub.alarms`: NOT_SERVING while any alarm is raised (the log says
-/// which), SERVING otherwise.
-async fn watch_alarms(
-    alarms: Alarms,
-    health: tonic_health::server::HealthReporter,
-    stop: CancellationToken,
-) {
-    let mut count = alarms.subscribe();
-    loop {
-        let status = if *count.borrow_and_update() == 0 {
-            ServingStatus::Serving
-        } else {
-            ServingStatus::NotServing
-        };
-        health.set_service_status(ALARMS_HEALTH, status).await;
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            changed = count.changed() => if changed.is_err() { return },
-        }
-    }
-}
-
-/// Reports `services` NOT_SERVING while the read model they depend on is halted.
-async fn watch_health(
-    model: ReadModel,
-    services: &'static [&'static str],
-    health: tonic_health::server::HealthReporter,
-    stop: CancellationToken,
-) {
-    let mut state = model.subscribe();
-    loop {
-        let halted = state.borrow_and_update().halted.is_some();
-        let status = if halted {
-            ServingStatus::NotServing
-        } else {
-            ServingStatus::Serving
-        };
-        for service in services {
-            health.set_service_status(*service, status).await;
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            changed = state.changed() => if changed.is_err() { return },
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The hub's secret for command hashes (see `hub_ingest::CommandHasher`).
 //!
-//! Configured as a file (`commands.hash_key_file`), or, when none is, generated once under the
-//! data dir, readable by the hub's user alone. Every hub instance on one log must use the same
-//! key: another key makes every retry that reaches another instance look like a reused id.
+//! Configured as a file (`commands.hash_key_file`); a hub running its own nats-server (the
+//! development mode) generates one under its data dir when none is configured, readable by
+//! the hub's user alone. Every hub instance on one log must use the same key: another key
+//! makes every retry that reaches another instance look like a reused id, which is why a hub
+//! on an external NATS refuses to start without a configured one.
 //! To rotate, configure the new file and name the old one `commands.previous_hash_key_file`
 //! until no retry of a command hashed under it can come any more.
 
@@ -11,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use hub_ingest::{CommandHasher, HashKey, ShortKey};
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::config::Config;
 
@@ -54,22 +56,29 @@ fn generate(path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// The command hasher of this configuration.
-pub fn command_hasher(config: &Config) -> anyhow::Result<CommandHasher> {
+/// The command hasher of this configuration (file reads off the async threads).
+pub async fn command_hasher(config: &Config) -> anyhow::Result<CommandHasher> {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || hasher_of(&config)).await?
+}
+
+fn hasher_of(config: &Config) -> anyhow::Result<CommandHasher> {
     let current = match &config.commands.hash_key_file {
         Some(path) => read_key(path)?,
+        // A hub on a NATS of its own may keep its key under its data dir; on a shared NATS,
+        // other instances need the very same key, and wiping a data dir would lose it.
+        None if config.nats.url.is_some() => bail!(
+            "refusing to start: on an external NATS the command hash key must be configured \
+             (commands.hash_key_file, HUB_COMMANDS__HASH_KEY_FILE), the same file for every hub \
+             instance on that NATS; create one with \
+             `head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n' > command-hash.key` \
+             and keep it safe: without it, retries of earlier commands are refused"
+        ),
         None => {
             let path = generated_key_path(&config.data_dir);
             if !path.exists() {
                 generate(&path)?;
                 info!(path = %path.display(), "generated the command hash key");
-            }
-            if config.nats.url.is_some() {
-                warn!(
-                    path = %path.display(),
-                    "command hash key generated under the data dir: every other hub instance on this NATS \
-                     must use the same key (commands.hash_key_file), or retries reaching it are refused"
-                );
             }
             read_key(&path)?
         }

@@ -18,7 +18,7 @@ macro_rules! on_care {
     ($self:ident, $rpc:literal, $request:ident, $response:ident) => {
         Ok(Response::new($response {
             result: $self
-                .on_existing::<_, ValidCareCommand>($rpc, $request, |r| r.request_id.clear())
+                .on_existing::<_, ValidCareCommand>($rpc, $request)
                 .await?,
         }))
     };
@@ -31,7 +31,7 @@ impl CareCommandService for Commands<Care> {
         request: Request<RegisterCareRequest>,
     ) -> Result<Response<RegisterCareResponse>, Status> {
         let result = self
-            .create::<_, ValidRegisterCare>("RegisterCare", request, |r| r.request_id.clear())
+            .create::<_, ValidRegisterCare>("RegisterCare", request)
             .await?;
         Ok(Response::new(RegisterCareResponse {
             result: Some(result),

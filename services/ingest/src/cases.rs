@@ -16,7 +16,7 @@ macro_rules! on_case {
     ($self:ident, $rpc:literal, $request:ident, $response:ident) => {
         Ok(Response::new($response {
             result: $self
-                .on_existing::<_, ValidCaseCommand>($rpc, $request, |r| r.request_id.clear())
+                .on_existing::<_, ValidCaseCommand>($rpc, $request)
                 .await?,
         }))
     };
@@ -35,9 +35,7 @@ impl CaseCommandService for Commands<Case> {
         &self,
         request: Request<ReportCaseRequest>,
     ) -> Result<Response<ReportCaseResponse>, Status> {
-        let result = self
-            .create::<_, ValidReport>("ReportCase", request, |r| r.request_id.clear())
-            .await?;
+        let result = self.create::<_, ValidReport>("ReportCase", request).await?;
         Ok(Response::new(ReportCaseResponse {
             case_id: result.id,
             event_ids: result.event_ids,

@@ -15,7 +15,7 @@ macro_rules! on_grant {
     ($self:ident, $rpc:literal, $request:ident, $response:ident) => {
         Ok(Response::new($response {
             result: $self
-                .on_existing::<_, ValidGrantCommand>($rpc, $request, |r| r.request_id.clear())
+                .on_existing::<_, ValidGrantCommand>($rpc, $request)
                 .await?,
         }))
     };
@@ -28,7 +28,7 @@ impl GrantCommandService for Commands<Grant> {
         request: Request<RequestGrantRequest>,
     ) -> Result<Response<RequestGrantResponse>, Status> {
         let result = self
-            .create::<_, ValidRequestGrant>("RequestGrant", request, |r| r.request_id.clear())
+            .create::<_, ValidRequestGrant>("RequestGrant", request)
             .await?;
         Ok(Response::new(RequestGrantResponse {
             result: Some(result),

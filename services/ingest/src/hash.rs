@@ -1,4 +1,4 @@
-//! The hash of a command's content: what tells a retry (same content) from a request id
+//! The hash of a command: what tells a retry (the same command again) from a request id
 //! reused for something else.
 //!
 //! It is a keyed HMAC-SHA-256 under a secret of the hub's, never a plain digest: the hash
@@ -95,17 +95,12 @@ impl CommandHasher {
         Self { current, previous }
     }
 
-    /// Over the RPC's name and the request without its request id.
-    pub fn hash<M: Message + Clone>(
-        &self,
-        rpc: &str,
-        request: &M,
-        clear_request_id: impl FnOnce(&mut M),
-    ) -> CommandHash {
-        let mut content = request.clone();
-        clear_request_id(&mut content);
-        let body = content.encode_to_vec();
-        self.hash_parts(&[rpc.as_bytes(), &body])
+    /// Over the RPC's name, the caller (`source`) and the whole request, its request id
+    /// included: a retry of the command hashes alike, anything else does not, and two commands
+    /// of the same content under different request ids cannot be linked by their hashes.
+    pub fn hash<M: Message>(&self, rpc: &str, source: &str, request: &M) -> CommandHash {
+        let body = request.encode_to_vec();
+        self.hash_parts(&[rpc.as_bytes(), source.as_bytes(), &body])
     }
 
     /// Over any parts (the hub's own commands hash what fell due).
@@ -136,34 +131,50 @@ mod tests {
         HashKey::new(&[byte; 32]).expect("32 bytes")
     }
 
+    const BY: &str = "/departments/housing";
+
     #[test]
-    fn the_hash_ignores_the_request_id_and_sees_the_content_the_rpc_and_the_key() {
+    fn the_hash_sees_the_content_the_request_id_the_caller_the_rpc_and_the_key() {
         let hasher = CommandHasher::new(key(1), None);
-        let clear = |r: &mut RateCaseRequest| r.request_id.clear();
-        let a = hasher.hash("RateCase", &rate("r1", 4), clear);
-        assert_eq!(a, hasher.hash("RateCase", &rate("r2", 4), clear));
-        assert_ne!(a, hasher.hash("RateCase", &rate("r1", 5), clear));
-        assert_ne!(a, hasher.hash("OtherRpc", &rate("r1", 4), clear));
+        let a = hasher.hash("RateCase", BY, &rate("r1", 4));
+        assert_eq!(a, hasher.hash("RateCase", BY, &rate("r1", 4)), "a retry");
+        assert_ne!(a, hasher.hash("RateCase", BY, &rate("r1", 5)));
+        assert_ne!(
+            a,
+            hasher.hash("RateCase", BY, &rate("r2", 4)),
+            "the same content under another request id is not linkable"
+        );
+        assert_ne!(
+            a,
+            hasher.hash("RateCase", "/departments/other", &rate("r1", 4))
+        );
+        assert_ne!(a, hasher.hash("OtherRpc", BY, &rate("r1", 4)));
         let other_key = CommandHasher::new(key(2), None);
         assert!(
             !other_key
-                .hash("RateCase", &rate("r1", 4), clear)
+                .hash("RateCase", BY, &rate("r1", 4))
                 .matches(a.as_str()),
             "without the key, the hash cannot be made again"
         );
-        // The digest alone, as anyone could compute it, is not what is stored.
-        let plain = hex(&Sha256::digest(rate("", 4).encode_to_vec()));
+        // What the hub stored before keyed hashes (a plain digest anyone could compute from
+        // a guess) is not what it stores now.
+        let mut content = rate("r1", 4);
+        content.request_id.clear();
+        let plain: String =
+            Sha256::digest([b"RateCase".as_slice(), &[0], &content.encode_to_vec()].concat())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
         assert!(!a.as_str().contains(&plain[..32]));
         assert_eq!(a.as_str().len(), 8 + 1 + 32);
     }
 
     #[test]
     fn a_hash_under_the_previous_key_is_recognised_during_a_rotation_only() {
-        let clear = |r: &mut RateCaseRequest| r.request_id.clear();
         let before = CommandHasher::new(key(1), None);
-        let stored = before.hash("RateCase", &rate("r", 4), clear);
+        let stored = before.hash("RateCase", BY, &rate("r", 4));
         let rotating = CommandHasher::new(key(2), Some(key(1)));
-        let now = rotating.hash("RateCase", &rate("r", 4), clear);
+        let now = rotating.hash("RateCase", BY, &rate("r", 4));
         assert!(
             now.matches(stored.as_str()),
             "recognised during the rotation"
@@ -172,7 +183,7 @@ mod tests {
         let after = CommandHasher::new(key(2), None);
         assert!(
             !after
-                .hash("RateCase", &rate("r", 4), clear)
+                .hash("RateCase", BY, &rate("r", 4))
                 .matches(stored.as_str())
         );
         assert_eq!(HashKey::new(&[0; 31]).map(|_| ()), Err(ShortKey));

@@ -16,7 +16,7 @@ use tracing::info;
 
 use crate::caller::{Caller, caller};
 use crate::cases::CaseCommands;
-use crate::execute::{Executed, Submitted};
+use crate::execute::{Executed, ImportError, Submitted};
 use crate::ids;
 use crate::service::submitted;
 
@@ -88,7 +88,7 @@ impl CaseCommands {
         let hash = self
             .executor()
             .hasher()
-            .hash("ImportCases", historic, |h| h.request_id.clear());
+            .hash("ImportCases", &caller.source(), historic);
         let request_id = valid.request_id.clone();
         let command =
             CaseCommand::Report(valid.into_command(case_id.clone(), caller.department.clone()));
@@ -159,7 +159,14 @@ impl CaseCommands {
             .executor()
             .requests_now(&caller.source(), request_ids)
             .await?;
+        let reused = |index: usize| {
+            FieldViolation::new(
+                format!("cases[{index}].request_id"),
+                "was used before by this department for a different command",
+            )
+        };
         let mut fresh = Vec::new();
+        let mut fresh_index = Vec::new();
         let mut executed = Vec::new();
         for ((index, (submitted, events)), record) in prepared.into_iter().zip(records) {
             match record {
@@ -167,17 +174,26 @@ impl CaseCommands {
                     record,
                     appended: false,
                 }),
-                Some(_) => violations.push(FieldViolation::new(
-                    format!("cases[{index}].request_id"),
-                    "was used before by this department for a different command",
-                )),
-                None => fresh.push((submitted, events)),
+                Some(_) => violations.push(reused(index)),
+                None => {
+                    fresh.push((submitted, events));
+                    fresh_index.push(index);
+                }
             }
         }
         if !violations.is_empty() {
             return Err(ApiError::InvalidArgument(violations).into());
         }
-        executed.extend(self.executor().import(fresh, IMPORT_BATCH).await?);
+        match self.executor().import(fresh, IMPORT_BATCH).await {
+            Ok(done) => executed.extend(done),
+            // A request id used meanwhile, by a command that raced this import: the batches
+            // before it may be stored (sent again, the import answers them as imported).
+            Err(ImportError::Reused(items)) => {
+                let violations = items.into_iter().map(|i| reused(fresh_index[i])).collect();
+                return Err(ApiError::InvalidArgument(violations).into());
+            }
+            Err(ImportError::Api(err)) => return Err(err.into()),
+        }
         let imported = executed.iter().filter(|e| e.appended).count();
         let position = executed
             .iter()

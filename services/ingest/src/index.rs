@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use hub_api::ApiError;
 use hub_api::aggregate::Aggregate;
-use hub_projector::ReadModel;
 use hub_projector::command_state::{self, AggregateRow, RequestRecord};
+use hub_projector::{ModelState, ReadModel};
 use hub_store::{ReadModelStore, StoreError};
 use jiff::Timestamp;
 use tracing::error;
@@ -29,13 +29,19 @@ pub struct Freshness {
     pub wait: Duration,
 }
 
+/// Allowance for the hub's clock and the server's disagreeing (the index's completeness is
+/// dated by the server's storage times and the hub's own clock).
+const CLOCK_SKEW: Duration = Duration::from_secs(1);
+
 impl Freshness {
-    /// The margin is the append's acknowledgement timeout (an append answered later is
-    /// refused anyway), at most half the window.
+    /// `duplicate_window` is the events stream's own (what the server enforces, not what a
+    /// configuration asks). The margin covers the time from the check to the server storing
+    /// the append (the acknowledgement timeout: a server slower than that is out of the
+    /// ordinary) and clock skew, and is at most half the window.
     pub fn new(duplicate_window: Duration, ack_timeout: Duration, wait: Duration) -> Self {
         Self {
             duplicate_window,
-            margin: ack_timeout.min(duplicate_window / 2),
+            margin: (ack_timeout + CLOCK_SKEW).min(duplicate_window / 2),
             wait,
         }
     }
@@ -44,14 +50,26 @@ impl Freshness {
     pub fn max_age(&self) -> Duration {
         self.duplicate_window.saturating_sub(self.margin)
     }
+
+    /// Whether an index in `state` is fresh enough now for a command to be decided afresh.
+    /// The command services' health uses the same rule.
+    pub fn fresh(&self, state: &ModelState) -> bool {
+        state.halted.is_none()
+            && state
+                .lag_age(Timestamp::now())
+                .is_some_and(|age| age <= self.max_age())
+    }
 }
 
 /// What the index says of one aggregate and one request id, read together.
 #[derive(Debug)]
 pub struct IndexRead<S> {
-    /// The index has applied the log at least up to here: whether the request id was used
-    /// by then, it answers.
-    pub answered_to: u64,
+    /// Whether the index was fresh enough (see [`Freshness`]) just before the reads: then the
+    /// record below answers for every earlier use of the request id that the log's duplicate
+    /// check would not catch.
+    pub fresh: bool,
+    /// The index had applied the log up to here when the reads began.
+    pub checkpoint: u64,
     pub row: Option<AggregateRow<S>>,
     /// The caller's record under this request id, wherever it acted.
     pub own: Option<RequestRecord>,
@@ -108,23 +126,23 @@ impl Index {
             .map_err(store_error)
     }
 
-    /// The aggregate's row and the caller's record under `request_id`. The checkpoint is read
-    /// first, the record last: the record answers for everything up to the larger of the
-    /// checkpoint and the row's version.
+    /// The aggregate's row and the caller's record under `request_id`. Freshness is judged
+    /// before the reads and the checkpoint read first, so both understate what the reads saw.
     pub async fn read<A: Aggregate>(
         &self,
         id: &str,
         source: &str,
         request_id: &str,
     ) -> Result<IndexRead<A::State>, ApiError> {
+        let fresh = self.fresh();
         let (id, source, request_id) = (id.to_owned(), source.to_owned(), request_id.to_owned());
         self.blocking(move |store| {
             let checkpoint = store.checkpoint()?;
             let row = command_state::get_aggregate::<A>(store, &id)?;
             let own = command_state::get_request(store, &source, &request_id)?;
-            let answered_to = checkpoint.max(row.as_ref().map_or(0, |r| r.version));
             Ok(IndexRead {
-                answered_to,
+                fresh,
+                checkpoint,
                 row,
                 own,
             })
@@ -160,11 +178,7 @@ impl Index {
 
     /// Whether the index is fresh enough now for a command to be decided afresh.
     pub fn fresh(&self) -> bool {
-        let state = self.model.state();
-        state.halted.is_none()
-            && state
-                .lag_age(Timestamp::now())
-                .is_some_and(|age| age <= self.freshness.max_age())
+        self.freshness.fresh(&self.model.state())
     }
 
     /// Waits, within the configured bound, until the index is fresh enough.

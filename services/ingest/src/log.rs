@@ -14,6 +14,9 @@ pub trait CommandLog: Send + Sync + 'static {
     /// batched direct gets.
     async fn read_subject(&self, subject: &str, position: u64) -> Result<Vec<Entry>, AppendError>;
 
+    /// The message at `position`, if the log holds one there.
+    async fn read_at(&self, position: u64) -> Result<Option<Entry>, AppendError>;
+
     /// The position of the log's last event.
     async fn last_position(&self) -> Result<u64, AppendError>;
 }
@@ -26,6 +29,10 @@ impl CommandLog for Appender {
 
     async fn read_subject(&self, subject: &str, position: u64) -> Result<Vec<Entry>, AppendError> {
         Appender::read_subject(self, subject, position).await
+    }
+
+    async fn read_at(&self, position: u64) -> Result<Option<Entry>, AppendError> {
+        Appender::read_at(self, position).await
     }
 
     async fn last_position(&self) -> Result<u64, AppendError> {

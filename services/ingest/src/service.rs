@@ -63,12 +63,12 @@ impl<A: Aggregate> Commands<A> {
         })
     }
 
-    /// At the edge: who calls, the request validated, its content hashed.
+    /// At the edge: who calls, the request validated, its content hashed (with the caller and
+    /// the request id, so only a retry of the very command hashes alike).
     fn edge<R, V>(
         &self,
         rpc: &str,
         request: &Request<R>,
-        clear_request_id: fn(&mut R),
     ) -> Result<(Caller, V, CommandHash), Status>
     where
         R: prost::Message + Clone,
@@ -79,7 +79,7 @@ impl<A: Aggregate> Commands<A> {
         let hash = self
             .executor
             .hasher()
-            .hash(rpc, request.get_ref(), clear_request_id);
+            .hash(rpc, &caller.source(), request.get_ref());
         Ok((caller, valid, hash))
     }
 
@@ -88,13 +88,12 @@ impl<A: Aggregate> Commands<A> {
         &self,
         rpc: &str,
         request: Request<R>,
-        clear_request_id: fn(&mut R),
     ) -> Result<CommandResult, Status>
     where
         R: prost::Message + Clone,
         V: ValidCreation<Command = A::Command> + for<'a> TryFrom<&'a R, Error = Violations>,
     {
-        let (caller, valid, hash) = self.edge::<R, V>(rpc, &request, clear_request_id)?;
+        let (caller, valid, hash) = self.edge::<R, V>(rpc, &request)?;
         let request_id = valid.request_id().to_owned();
         let id = ids::aggregate_id(A::TYPE, caller.department.as_str(), &request_id);
         let command = valid.into_creation(id.clone(), caller.department.clone());
@@ -107,13 +106,12 @@ impl<A: Aggregate> Commands<A> {
         &self,
         rpc: &str,
         request: Request<R>,
-        clear_request_id: fn(&mut R),
     ) -> Result<Option<CommandResult>, Status>
     where
         R: prost::Message + Clone,
         V: ValidCommand<Command = A::Command> + for<'a> TryFrom<&'a R, Error = Violations>,
     {
-        let (caller, valid, hash) = self.edge::<R, V>(rpc, &request, clear_request_id)?;
+        let (caller, valid, hash) = self.edge::<R, V>(rpc, &request)?;
         let (request_id, id, expected_version, command) = valid.into_parts();
         self.answer(submitted(
             &caller,

@@ -88,15 +88,20 @@ impl Supervisor {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(self.interval) => {}
             }
-            if let Err(err) = self.scan().await {
+            // While command_state is too far behind for new commands (a rebuild), the hub's
+            // own commands would only wait and fail one by one: skip the scan.
+            if !self.cases.index_fresh() {
+                continue;
+            }
+            if let Err(err) = self.scan(&stop).await {
                 warn!(error = %err, "supervision scan failed");
             }
         }
     }
 
-    /// Acts on everything due now, page by page through the whole due index; returns how
-    /// many commands were appended or found done.
-    pub async fn scan(&self) -> Result<usize, ApiError> {
+    /// Acts on everything due now, page by page through the whole due index, until `stop`;
+    /// returns how many commands were appended or found done.
+    pub async fn scan(&self, stop: &CancellationToken) -> Result<usize, ApiError> {
         let now = self.cases.now();
         let mut cursor: Option<Vec<u8>> = None;
         let mut done = 0;
@@ -116,6 +121,9 @@ impl Supervisor {
                 ApiError::Internal
             })?;
             for due in page {
+                if stop.is_cancelled() {
+                    return Ok(done);
+                }
                 // One aggregate that cannot be acted on must not hold up the rest.
                 let acted = match due.aggregate_type.as_str() {
                     Case::TYPE => self.escalate(&due.id).await,

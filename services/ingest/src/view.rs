@@ -13,8 +13,11 @@ pub struct View<A: Aggregate> {
     pub row: AggregateRow<A::State>,
     /// The caller's record under the request id: from the index, or from events read.
     pub own: Option<RequestRecord>,
-    /// Whether the request id was used is answered for every event up to here.
-    pub answered_to: u64,
+    /// The index the view was read from was fresh enough for a new decision (see `index`).
+    pub index_fresh: bool,
+    /// The index had applied the log up to here: a record it holds at or after this position
+    /// may lack the command's later events (a projector batch can end inside a command).
+    pub checkpoint: u64,
     /// The view was brought up to the log's end by reading it (so a refusal decided on it is
     /// the log's word, not a lagging index's).
     pub verified: bool,
@@ -25,7 +28,8 @@ impl<A: Aggregate> View<A> {
         Self {
             row: read.row.unwrap_or_default(),
             own: read.own,
-            answered_to: read.answered_to,
+            index_fresh: read.fresh,
+            checkpoint: read.checkpoint,
             verified: false,
         }
     }
@@ -59,7 +63,6 @@ impl<A: Aggregate> View<A> {
                     self.row.fold::<A>(Err(unreadable));
                 }
             }
-            self.answered_to = self.answered_to.max(entry.position());
         }
         self.verified = true;
     }

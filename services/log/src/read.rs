@@ -114,6 +114,25 @@ impl Appender {
         }
     }
 
+    /// The message at `position`, if the log holds one there.
+    pub async fn read_at(&self, position: u64) -> Result<Option<Entry>, AppendError> {
+        let stream = self
+            .context()
+            .get_stream_no_info(EVENTS_STREAM)
+            .await
+            .map_err(|e| AppendError::Unavailable(e.to_string()))?;
+        self.count_direct_get();
+        match stream.direct_get(position).await {
+            Ok(message) => Ok(Some(Entry::from_stream_message(&message))),
+            Err(err)
+                if err.kind() == async_nats::jetstream::stream::DirectGetErrorKind::NotFound =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(AppendError::Unavailable(err.to_string())),
+        }
+    }
+
     /// The position of the last event in the log (0: empty).
     pub async fn last_position(&self) -> Result<u64, AppendError> {
         let stream = self

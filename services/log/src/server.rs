@@ -212,14 +212,13 @@ impl NatsServer {
                     log_tail: self.log_tail(),
                 });
             }
-            if let Some(ports) = self.read_ports(pid) {
-                if let (Some(client), Some(monitor)) =
+            if let Some(ports) = self.read_ports(pid)
+                && let (Some(client), Some(monitor)) =
                     (ports.nats.first(), ports.monitoring.first())
-                {
-                    self.client_url = client.clone();
-                    self.monitor_url = monitor.clone();
-                    return Ok(());
-                }
+            {
+                self.client_url = client.clone();
+                self.monitor_url = monitor.clone();
+                return Ok(());
             }
             if started.elapsed() > limit {
                 return Err(ServerError::NotReady(limit, self.log_tail()));

@@ -41,7 +41,7 @@ impl Alarms {
             return;
         }
         let text = text.into();
-        error!(alarm = %key, "{text}");
+        error!(alarm = %key, text = %text, "alarm raised");
         raised.insert(key, text);
         self.count.send_replace(raised.len());
     }

@@ -295,7 +295,7 @@ async fn idle_check(events_stream: &mut stream::Stream, filter: &str, model: &Re
     let last = match events_stream.info().await {
         Ok(info) => info.state.last_sequence,
         Err(err) => {
-            debug!(read_model = model.name(), error = %err, "idle check: stream info failed");
+            warn!(read_model = model.name(), error = %err, "idle check: stream info failed");
             return;
         }
     };
@@ -317,7 +317,7 @@ async fn idle_check(events_stream: &mut stream::Stream, filter: &str, model: &Re
         Ok(next) if next.sequence <= last => model.advance(next.sequence - 1),
         Ok(_) => caught_up(model),
         Err(err) if err.kind() == stream::DirectGetErrorKind::NotFound => caught_up(model),
-        Err(err) => debug!(read_model = model.name(), error = %err, "idle check failed"),
+        Err(err) => warn!(read_model = model.name(), error = %err, "idle check failed"),
     }
 }
 

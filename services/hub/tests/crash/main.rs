@@ -14,6 +14,7 @@ use hub_api::v1;
 use hub_tests::fixtures::{from, historic, import_chunks, incident};
 use hub_tests::{
     HubProcess, Nats, ProcessBuilder, assert_read_models_equal_a_rebuild, default_policy,
+    wait_for_duplicate_window,
 };
 
 const HUB: &str = env!("CARGO_BIN_EXE_hub");
@@ -58,31 +59,30 @@ fn assert_once_each(events: &[(u64, String, String)]) {
     }
 }
 
-/// Starts the hub with `failpoints`, runs `provoke` until the hub stops itself there, restarts
-/// it without them, and checks what a retry of the report `rid` answers against the log.
+/// Starts the hub with `failpoints` and a one-second duplicate window, reports `rid` until
+/// the hub stops itself there, waits for the window to pass (so NATS's duplicate check cannot
+/// answer the retry: the hub's own records must), restarts it without them, and checks what a
+/// retry answers against the log.
 async fn crash_at(failpoints: &str, rid: &str) {
     let nats = Nats::start().await;
     let js = nats.jetstream().await;
     let dir = tempfile::tempdir().expect("data dir");
     let mut hub = process(dir.path(), &nats)
         .failpoints(failpoints)
+        .duplicate_window_secs(1)
         .start()
         .await;
     // The answer may or may not come back, depending on where the process stops.
     let first = report(&hub, rid).await.ok();
-    let status = hub.exited(Duration::from_secs(60)).await;
-    assert!(!status.success(), "stopped by the crash point: {status}");
-    let point = failpoints.split('=').next().unwrap_or_default();
-    assert!(
-        hub.log()
-            .contains(&format!("failpoint {point}: stopping the process")),
-        "stopped at {point}:\n{}",
-        hub.log()
-    );
+    stopped_at(&mut hub, failpoints).await;
+    wait_for_duplicate_window(&js).await;
 
-    let hub = process(dir.path(), &nats).start().await;
+    let hub = process(dir.path(), &nats)
+        .duplicate_window_secs(1)
+        .start()
+        .await;
     let again = report(&hub, rid).await.expect("the retry after the crash");
-    let events = stored(&js).await;
+    let events = reports(&js).await;
     assert_eq!(events.len(), 1, "one report, stored once: {events:?}");
     assert_eq!(
         (again.position, again.event_ids.as_slice()),
@@ -105,9 +105,31 @@ async fn crash_at(failpoints: &str, rid: &str) {
     assert!(
         checkpoints
             .iter()
-            .any(|(name, at)| *name == "case_queue" && *at == 1),
+            .any(|(name, at)| *name == "case_queue" && *at >= 1),
         "{checkpoints:?}"
     );
+}
+
+/// Waits for the hub to stop by itself at the crash point named in `failpoints`.
+async fn stopped_at(hub: &mut HubProcess, failpoints: &str) {
+    let status = hub.exited(Duration::from_secs(60)).await;
+    assert!(!status.success(), "stopped by the crash point: {status}");
+    let point = failpoints.split('=').next().unwrap_or_default();
+    assert!(
+        hub.log()
+            .contains(&format!("failpoint {point}: stopping the process")),
+        "stopped at {point}:\n{}",
+        hub.log()
+    );
+}
+
+/// The stored events of commands (the probes of the duplicate window left out).
+async fn reports(js: &async_nats::jetstream::Context) -> Vec<(u64, String, String)> {
+    stored(js)
+        .await
+        .into_iter()
+        .filter(|(_, _, request_id)| !request_id.is_empty())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,6 +145,97 @@ async fn a_crash_after_a_read_model_batch_is_written_before_its_flush() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_after_a_read_model_flush_before_the_ack() {
     crash_at("after-flush=return", "crash-3").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_a_two_event_command_is_appended_and_its_retry_after_the_window() {
+    let nats = Nats::start().await;
+    let js = nats.jetstream().await;
+    let dir = tempfile::tempdir().expect("data dir");
+    let hub = process(dir.path(), &nats)
+        .duplicate_window_secs(1)
+        .start()
+        .await;
+    let case = report(&hub, "two-1").await.expect("report");
+    let id = case.case_id.clone();
+    let mut commands = hub.commands();
+    let dispatch = v1::DispatchCaseRequest {
+        request_id: "two-d".into(),
+        case_id: id.clone(),
+        expected_version: None,
+        department: "urban-management".into(),
+    };
+    commands
+        .dispatch_case(from("dcc-310104", dispatch))
+        .await
+        .expect("dispatch");
+    let accept = v1::AcceptCaseRequest {
+        request_id: "two-a".into(),
+        case_id: id.clone(),
+        expected_version: None,
+    };
+    commands
+        .accept_case(from("urban-management", accept))
+        .await
+        .expect("accept");
+    let resolve = v1::ResolveCaseRequest {
+        request_id: "two-r".into(),
+        case_id: id.clone(),
+        expected_version: None,
+        outcome: "已处理 done".into(),
+    };
+    commands
+        .resolve_case(from("urban-management", resolve))
+        .await
+        .expect("resolve");
+    hub.stop().await;
+
+    // A poor rating appends two events (rated, reopened) at once; the hub stops right after.
+    let mut hub = process(dir.path(), &nats)
+        .failpoints("after-append=return")
+        .duplicate_window_secs(1)
+        .start()
+        .await;
+    let rate = v1::RateCaseRequest {
+        request_id: "two-rate".into(),
+        case_id: id.clone(),
+        expected_version: None,
+        rating: 1,
+    };
+    hub.commands()
+        .rate_case(from("urban-management", rate.clone()))
+        .await
+        .expect_err("the process stops before answering");
+    stopped_at(&mut hub, "after-append=return").await;
+    wait_for_duplicate_window(&js).await;
+
+    let hub = process(dir.path(), &nats)
+        .duplicate_window_secs(1)
+        .start()
+        .await;
+    let again = hub
+        .commands()
+        .rate_case(from("urban-management", rate))
+        .await
+        .expect("the retry")
+        .into_inner()
+        .result
+        .expect("result");
+    let events = reports(&js).await;
+    assert_eq!(
+        events.len(),
+        6,
+        "report, dispatch, accept, resolve, rated, reopened"
+    );
+    assert_once_each(&events);
+    let rated: Vec<String> = events[4..].iter().map(|(_, id, _)| id.clone()).collect();
+    assert_eq!(
+        again.event_ids, rated,
+        "both events, as the first answer had them"
+    );
+    assert_eq!(again.position, events[5].0);
+    hub.stop().await;
+    assert_read_models_equal_a_rebuild(dir.path(), &js, default_policy()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,24 +262,18 @@ async fn a_crash_between_import_batches_and_the_import_sent_again() {
     import(&hub)
         .await
         .expect_err("the process stops mid-import");
-    hub.exited(Duration::from_secs(60)).await;
-    assert!(
-        hub.log().contains("failpoint between-import-batches"),
-        "{}",
-        hub.log()
-    );
+    stopped_at(&mut hub, "between-import-batches=return").await;
 
-    // Batches whose commit reached the server before the crash are stored even so.
+    // Batches whose commit reached the server before the crash are stored even so (the
+    // server may still be storing them): at least the one acknowledged, at most the four in
+    // flight. Sent again, the import stores the rest and answers those with their records.
     let hub = process(dir.path(), &nats).start().await;
-    let stored_before = stored(&js).await.len();
-    assert!(
-        (1000..=4000).contains(&stored_before),
-        "some batches stored, not all: {stored_before}"
-    );
     let done = import(&hub).await.expect("the import sent again");
-    assert_eq!(
-        (done.imported as usize, done.already_imported as usize),
-        (6000 - stored_before, stored_before)
+    let (imported, already) = (done.imported as usize, done.already_imported as usize);
+    assert_eq!(imported + already, 6000);
+    assert!(
+        (1000..=4000).contains(&already),
+        "stored before the crash: {already}"
     );
     let events = stored(&js).await;
     assert_eq!(events.len(), 6000);
@@ -222,7 +329,13 @@ async fn killed_at_random_moments_under_concurrent_reports() {
                 }
             }));
         }
-        tokio::time::sleep(Duration::from_millis(jitter(100..600))).await;
+        // Kill at a random moment once reports are going through.
+        let answered_before = answered.lock().expect("answered").len();
+        hub_tests::wait_until("a report answered", Duration::from_secs(30), || async {
+            (answered.lock().expect("answered").len() > answered_before).then_some(())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(jitter(0..300))).await;
         hub.kill();
         for client in clients {
             client.await.expect("client task");

@@ -12,6 +12,24 @@ use tracing::warn;
 use super::{Executed, Executor, Submitted};
 use crate::append_error;
 
+/// Prepared creations of one atomic batch, each with its position in the import.
+type Chunk<A> = Vec<(usize, (Submitted<A>, Vec<StoredEvent>))>;
+
+/// Why an import stopped.
+#[derive(Debug)]
+pub enum ImportError {
+    Api(ApiError),
+    /// These items (positions in what was given to import) reuse a request id that a
+    /// concurrent command used for other content.
+    Reused(Vec<usize>),
+}
+
+impl From<ApiError> for ImportError {
+    fn from(err: ApiError) -> Self {
+        ImportError::Api(err)
+    }
+}
+
 /// Atomic batches of one import in flight at once (the server allows 50 per stream).
 const IMPORT_BATCHES_IN_FLIGHT: usize = 4;
 
@@ -38,19 +56,22 @@ impl<A: Aggregate> Executor<A> {
 
     /// Appends prepared creations in atomic batches of up to `batch_size` events, a few
     /// batches in flight at once, each aggregate's event expecting an empty subject. A batch
-    /// the server refuses (an item stored meanwhile by a concurrent call) is executed item
-    /// by item instead, which answers those with their first result.
+    /// the server refuses holds an item stored meanwhile by a concurrent call: its items'
+    /// records are read once the index has applied the log; an item whose request id was
+    /// used for another command refuses the import ([`ImportError::Reused`], by position in
+    /// `prepared`), one stored with the same content is answered with its first result, and
+    /// the rest are executed one by one.
     pub async fn import(
         &self,
         prepared: Vec<(Submitted<A>, Vec<StoredEvent>)>,
         batch_size: usize,
-    ) -> Result<Vec<Executed>, ApiError> {
+    ) -> Result<Vec<Executed>, ImportError> {
         let mut chunks = Vec::new();
-        let mut items = prepared.into_iter().peekable();
+        let mut items = prepared.into_iter().enumerate().peekable();
         while items.peek().is_some() {
             let mut chunk = Vec::new();
             let mut events = 0;
-            while let Some((_, stored)) = items.peek() {
+            while let Some((_, (_, stored))) = items.peek() {
                 if !chunk.is_empty() && events + stored.len() > batch_size {
                     break;
                 }
@@ -59,25 +80,64 @@ impl<A: Aggregate> Executor<A> {
             }
             chunks.push(chunk);
         }
-        let outcomes: Vec<Result<Vec<Executed>, ApiError>> = futures::stream::iter(chunks)
+        let outcomes: Vec<Result<Vec<Executed>, ImportError>> = futures::stream::iter(chunks)
             .map(|chunk| self.import_batch(chunk))
             .buffered(IMPORT_BATCHES_IN_FLIGHT)
             .collect()
             .await;
         let mut done = Vec::new();
+        let mut reused = Vec::new();
         for outcome in outcomes {
-            done.extend(outcome?);
+            match outcome {
+                Ok(executed) => done.extend(executed),
+                Err(ImportError::Reused(items)) => reused.extend(items),
+                Err(err) => return Err(err),
+            }
+        }
+        if reused.is_empty() {
+            Ok(done)
+        } else {
+            Err(ImportError::Reused(reused))
+        }
+    }
+
+    /// The batch the server refused, item by item, as [`Executor::import`] says.
+    async fn import_items(&self, chunk: Chunk<A>) -> Result<Vec<Executed>, ImportError> {
+        let source = chunk
+            .first()
+            .map(|(_, (s, _))| s.source.clone())
+            .unwrap_or_default();
+        let request_ids = chunk
+            .iter()
+            .map(|(_, (s, _))| s.request_id.clone())
+            .collect();
+        let records = self.requests_now(&source, request_ids).await?;
+        let reused: Vec<usize> = chunk
+            .iter()
+            .zip(&records)
+            .filter(|((_, (s, _)), r)| r.as_ref().is_some_and(|r| !s.hash.matches(&r.hash)))
+            .map(|((position, _), _)| *position)
+            .collect();
+        if !reused.is_empty() {
+            return Err(ImportError::Reused(reused));
+        }
+        let mut done = Vec::with_capacity(chunk.len());
+        for ((_, (submitted, _)), record) in chunk.into_iter().zip(records) {
+            done.push(match record {
+                Some(record) => Executed {
+                    record,
+                    appended: false,
+                },
+                None => self.execute(submitted).await?,
+            });
         }
         Ok(done)
     }
 
-    async fn import_batch(
-        &self,
-        chunk: Vec<(Submitted<A>, Vec<StoredEvent>)>,
-    ) -> Result<Vec<Executed>, ApiError> {
+    async fn import_batch(&self, chunk: Chunk<A>) -> Result<Vec<Executed>, ImportError> {
         let batch: Vec<NewEvent> = chunk
             .iter()
-            .flat_map(|(_, stored)| {
+            .flat_map(|(_, (_, stored))| {
                 stored.iter().enumerate().map(|(index, e)| NewEvent {
                     subject: e.subject.clone(),
                     envelope: e.envelope.clone(),
@@ -89,22 +149,18 @@ impl<A: Aggregate> Executor<A> {
         let appended = match self.log.append(batch).await {
             Ok(appended) => appended,
             Err(AppendError::Unavailable(reason)) => {
-                return Err(append_error(AppendError::Unavailable(reason)));
+                return Err(append_error(AppendError::Unavailable(reason)).into());
             }
             Err(err) => {
-                warn!(error = %err, items = chunk.len(), "import batch refused; importing its items one by one");
-                let mut done = Vec::with_capacity(chunk.len());
-                for (submitted, _) in chunk {
-                    done.push(self.execute(submitted).await?);
-                }
-                return Ok(done);
+                warn!(error = %err, items = chunk.len(), "import batch refused; looking at its items one by one");
+                return self.import_items(chunk).await;
             }
         };
         hub_store::failpoint::crash("between-import-batches");
         let mut positions = appended.iter().map(|a| a.position);
         Ok(chunk
             .into_iter()
-            .map(|(submitted, stored)| {
+            .map(|(_, (submitted, stored))| {
                 let position = positions
                     .by_ref()
                     .take(stored.len())

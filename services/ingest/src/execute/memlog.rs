@@ -25,6 +25,8 @@ struct Inner {
 #[derive(Default)]
 pub struct MemLog {
     inner: Mutex<Inner>,
+    /// Runs once, after the next read of a subject (to move the index meanwhile).
+    after_read: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 impl MemLog {
@@ -56,6 +58,14 @@ impl MemLog {
     /// From now on another writer beats every append onto `subject`.
     pub fn race_on(&self, subject: &str) {
         self.lock().raced = Some(subject.to_owned());
+    }
+
+    /// Runs `hook` once, right after the next read of a subject.
+    pub fn after_next_read(&self, hook: impl FnOnce() + Send + 'static) {
+        *self
+            .after_read
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Box::new(hook));
     }
 
     /// The next append fails with `err` (the log down, say).
@@ -144,13 +154,31 @@ impl CommandLog for MemLog {
     }
 
     async fn read_subject(&self, subject: &str, position: u64) -> Result<Vec<Entry>, AppendError> {
-        Ok(self
+        let entries = self
             .lock()
             .entries
             .iter()
             .filter(|e| e.subject() == subject && e.position() > position)
             .cloned()
-            .collect())
+            .collect();
+        let hook = self
+            .after_read
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(hook) = hook {
+            hook();
+        }
+        Ok(entries)
+    }
+
+    async fn read_at(&self, position: u64) -> Result<Option<Entry>, AppendError> {
+        Ok(self
+            .lock()
+            .entries
+            .iter()
+            .find(|e| e.position() == position)
+            .cloned())
     }
 
     async fn last_position(&self) -> Result<u64, AppendError> {

@@ -1,8 +1,10 @@
 //! Executing a command: one linear pipeline for every aggregate type.
 //!
 //! 1. **View**: the aggregate's row and the caller's record under the request id, read
-//!    together from `command_state` (never a replay of the aggregate).
-//! 2. **Retry or reuse**: the caller's own record answers a retry with the first result, or
+//!    together from `command_state` (never a replay of the aggregate), with whether the index
+//!    was fresh enough (see 7) just before.
+//! 2. **Retry or reuse**: the caller's own record answers a retry with the first result
+//!    (completed from the log when the index may hold only part of a multi-event command), or
 //!    refuses a request id reused for other content. It tells the caller only of its own
 //!    commands, so it may come before the next step.
 //! 3. **Who asks**: a caller with no role on the aggregate gets one refusal, the same whether
@@ -11,21 +13,29 @@
 //! 5. **Version**: a command naming a version gets ABORTED, with the current one, when the
 //!    aggregate moved on.
 //! 6. **Decide** in the domain.
-//! 7. **Fresh enough**: the index must be less than one duplicate window behind the log (see
-//!    `index`), so that no earlier use of the request id on another aggregate can be missed.
+//! 7. **Fresh enough**: the index the record was looked up in must have been less than the
+//!    stream's duplicate window (less a margin) behind the log (see `index`), so that no
+//!    earlier use of the request id on another aggregate can be missed.
 //! 8. **Append** with the expected subject sequence, and answer.
 //!
 //! The invariant the order keeps: *a command is appended only once every request record that
 //! could hold it has been looked at*: this aggregate's, up to the version the append expects
 //! (from the index, which has applied at least that far, or from the events read from the log
-//! after it); every other aggregate's, from the index as far as it has applied the log and,
-//! for what it has not, from the log's duplicate check. A refusal decided on a view the index
-//! may have left behind is confirmed by reading the log first ("verify"), and a failed append
-//! (another writer, or these very event ids stored already) is resolved the same way. So a
-//! retry is answered with its first result at any later time, after the duplicate window,
-//! while the index lags or rebuilds, after any crash, and is never stored twice.
+//! after it); every other aggregate's, from the index as far as it had applied the log and,
+//! for what it had not, from the log's duplicate check. A refusal decided on a view the index
+//! may have left behind is confirmed by reading the log first ("verify"); a conflicting
+//! append is resolved the same way, and a duplicate acknowledgement by the event stored under
+//! the command's first event id. So a retry is answered with its first result at any later
+//! time, after the duplicate window, while the index lags or rebuilds, after a crash at any
+//! instant, and is never stored twice.
+//!
+//! What this rests on: the log is read from the stream's leader (true of one node; on a
+//! cluster direct gets may be answered by a lagging replica, which the cluster work must
+//! address), and the hub's and the servers' clocks agree within a second (the margin).
 
 mod import;
+
+pub use import::ImportError;
 #[cfg(test)]
 mod memlog;
 #[cfg(test)]
@@ -40,7 +50,7 @@ use hub_domain::policy::Policy;
 use hub_domain::registry::{Registry, Sensitivity};
 use hub_domain::{Actor, FieldViolation, Refusal};
 use hub_log::names::event_subject;
-use hub_log::{AppendError, Classification, Envelope, NewEvent, StoredEvent};
+use hub_log::{AppendError, Classification, Entry, Envelope, NewEvent, StoredEvent};
 use hub_projector::command_state::{AggregateRow, RequestRecord};
 use jiff::Timestamp;
 use tracing::{debug, info};
@@ -150,6 +160,15 @@ fn same_or_refuse<A: Aggregate>(
     }
 }
 
+/// What an append did.
+enum Appended {
+    Stored(RequestRecord),
+    /// The log holds the command's first event id already, at `position`.
+    Duplicate {
+        position: u64,
+    },
+}
+
 /// What a step of the pipeline leads to.
 enum Step<A: Aggregate> {
     Done(Result<Executed, ApiError>),
@@ -185,6 +204,11 @@ impl<A: Aggregate> Executor<A> {
 
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// Whether the index is fresh enough now for new commands.
+    pub fn index_fresh(&self) -> bool {
+        self.index.fresh()
     }
 
     /// The aggregate as the index has it now (for supervision, which the executor checks).
@@ -260,6 +284,14 @@ impl<A: Aggregate> Executor<A> {
     ) -> Result<Step<A>, ApiError> {
         // 2. Retry or reuse.
         if let Some(record) = &view.own {
+            // A projector batch can end inside a multi-event command: a record the index
+            // holds at its checkpoint may lack the command's later events, which the log has.
+            let partial = record.position >= view.checkpoint
+                && record.aggregate == submitted.aggregate()
+                && submitted.hash.matches(&record.hash);
+            if partial && !view.verified {
+                return Ok(Step::Again(self.verify(view, submitted).await?));
+            }
             return Ok(Step::Done(same_or_refuse(record.clone(), submitted)));
         }
         // 3. Who asks.
@@ -288,9 +320,11 @@ impl<A: Aggregate> Executor<A> {
             Ok(events) => events,
             Err(refusal) => return self.refuse(view, submitted, refusal.into()).await,
         };
-        // 7. Fresh enough. A lagging index may still hold everything this aggregate needs:
-        // read the log first, which answers a retry on this aggregate whatever the index's lag.
-        if !self.index.fresh() {
+        // 7. Fresh enough, as the index was when the record was looked up (a fresher index
+        // now does not vouch for that lookup). A lagging index may still hold everything this
+        // aggregate needs: read the log first, which answers a retry on this aggregate
+        // whatever the index's lag; then wait for the index and look again.
+        if !view.index_fresh {
             if !view.verified {
                 return Ok(Step::Again(self.verify(view, submitted).await?));
             }
@@ -306,7 +340,8 @@ impl<A: Aggregate> Executor<A> {
         // 8. Append.
         let version = view.version();
         match self.append(submitted, &events, version).await {
-            Ok(record) => {
+            Ok(Appended::Duplicate { position }) => self.duplicate(view, submitted, position).await,
+            Ok(Appended::Stored(record)) => {
                 info!(source = %submitted.source, position = record.position, events = record.event_ids.len(), "command accepted");
                 Ok(Step::Done(Ok(Executed {
                     record,
@@ -347,6 +382,36 @@ impl<A: Aggregate> Executor<A> {
                 Ok(Step::Again(view))
             }
             Err(err) => Err(append_error(err)),
+        }
+    }
+
+    /// The log holds this command's first event id already (inside its duplicate window):
+    /// this very command, stored by an earlier attempt whose answer was lost (answered from
+    /// the log), or the request id used for another command on another aggregate (refused).
+    /// The stored event says which.
+    async fn duplicate(
+        &self,
+        view: View<A>,
+        submitted: &Submitted<A>,
+        position: u64,
+    ) -> Result<Step<A>, ApiError> {
+        let stored = self.log.read_at(position).await.map_err(append_error)?;
+        match stored {
+            Some(Entry::Event(event))
+                if event.envelope.source == submitted.source
+                    && event.envelope.request_id == submitted.request_id =>
+            {
+                if event.subject == event_subject(A::TYPE, &submitted.id) {
+                    Ok(Step::Again(self.verify(view, submitted).await?))
+                } else {
+                    Ok(Step::Done(Err(reused_request_id())))
+                }
+            }
+            _ => Err(ApiError::Unavailable(
+                "the event log reported this command's event as stored but does not show it yet; \
+                 retry with the same request_id"
+                    .into(),
+            )),
         }
     }
 
@@ -401,14 +466,13 @@ impl<A: Aggregate> Executor<A> {
     }
 
     /// Appends the events of one command, the first expecting the aggregate at `version`,
-    /// and returns the command's record. A duplicate acknowledgement (these event ids were
-    /// stored within the duplicate window) is a conflict: the caller reads the log.
+    /// and returns the command's record, or where the log holds its first event id already.
     async fn append(
         &self,
         submitted: &Submitted<A>,
         events: &[A::Event],
         version: u64,
-    ) -> Result<RequestRecord, AppendError> {
+    ) -> Result<Appended, AppendError> {
         let stored = self.stored_events(submitted, events);
         let batch = stored
             .iter()
@@ -422,14 +486,16 @@ impl<A: Aggregate> Executor<A> {
             .collect();
         let appended = self.log.append(batch).await?;
         hub_store::failpoint::crash("after-append");
-        if appended.iter().any(|a| a.duplicate) {
-            return Err(AppendError::Conflict);
+        if let Some(duplicate) = appended.iter().find(|a| a.duplicate) {
+            return Ok(Appended::Duplicate {
+                position: duplicate.position,
+            });
         }
-        Ok(RequestRecord {
+        Ok(Appended::Stored(RequestRecord {
             hash: submitted.hash.as_str().to_owned(),
             aggregate: submitted.aggregate(),
             event_ids: stored.into_iter().map(|e| e.envelope.id).collect(),
             position: appended.last().map_or(0, |a| a.position),
-        })
+        }))
     }
 }

@@ -45,6 +45,36 @@ struct World {
     index: (Arc<MemStore>, ReadModel),
 }
 
+/// What the projector does: applies `entries` past the checkpoint (up to `upto`) to
+/// `command_state` in `store`, and marks the model complete as of now.
+fn apply_log(
+    entries: &[Entry],
+    store: &MemStore,
+    model: &ReadModel,
+    policy: &Arc<Policy>,
+    upto: Option<u64>,
+) {
+    let projection = CommandState::new(policy.clone(), Alarms::default());
+    let checkpoint = store.checkpoint().expect("checkpoint");
+    let mut batch = Batch::new(store);
+    let mut last = checkpoint;
+    for entry in entries {
+        let position = entry.position();
+        if position <= checkpoint || upto.is_some_and(|u| position > u) {
+            continue;
+        }
+        match entry {
+            Entry::Event(e) => projection.apply(e, &mut batch),
+            Entry::Unreadable(u) => projection.apply_unreadable(u, &mut batch),
+        }
+        .expect("apply");
+        last = position;
+    }
+    store.commit(batch.into_writes(), last).expect("commit");
+    model.advance(last);
+    model.complete_as_of(Timestamp::now());
+}
+
 fn index_over(store: Arc<MemStore>) -> ReadModel {
     ReadModel::new("command_state", store, 0)
 }
@@ -86,26 +116,13 @@ impl World {
     /// The index applies the log up to `position` (its end when `None`), as the projector
     /// would, and knows itself complete as of now.
     fn catch_up(&self, upto: Option<u64>) {
-        let (store, model) = &self.index;
-        let projection = CommandState::new(self.policy.clone(), Alarms::default());
-        let checkpoint = store.checkpoint().expect("checkpoint");
-        let mut batch = Batch::new(store.as_ref());
-        let mut last = checkpoint;
-        for entry in self.log.entries() {
-            let position = entry.position();
-            if position <= checkpoint || upto.is_some_and(|u| position > u) {
-                continue;
-            }
-            match &entry {
-                Entry::Event(e) => projection.apply(e, &mut batch),
-                Entry::Unreadable(u) => projection.apply_unreadable(u, &mut batch),
-            }
-            .expect("apply");
-            last = position;
-        }
-        store.commit(batch.into_writes(), last).expect("commit");
-        model.advance(last);
-        model.complete_as_of(Timestamp::now());
+        apply_log(
+            &self.log.entries(),
+            &self.index.0,
+            &self.index.1,
+            &self.policy,
+            upto,
+        );
     }
 
     /// The index is rebuilt from nothing and has not caught up: it knows nothing yet.
@@ -394,6 +411,27 @@ async fn a_department_with_no_role_gets_one_answer_whether_the_aggregate_exists_
         assert_eq!(answers[0].0, Code::PermissionDenied);
     }
     assert_eq!(world.log.len(), 3, "no refusal stored anything");
+    // A stranger reusing a request id of its own is told so, whether the target exists or
+    // not: it learns only of its own command.
+    let mut own = request_grant("mine");
+    own.source = format!("/departments/{STRANGER}");
+    own.actor = Actor::Department(dept(STRANGER));
+    if let GrantCommand::Request(r) = &mut own.command {
+        r.requester = dept(STRANGER);
+    }
+    accepted(&grants, own).await;
+    world.catch_up(None);
+    let reused: Vec<_> = [("case-r", None), ("case-missing", Some(1))]
+        .into_iter()
+        .map(|(id, expected)| dispatch(STRANGER, "mine", id, expected))
+        .collect();
+    let mut answers = Vec::new();
+    for s in reused {
+        answers.push(status(cases.execute(s).await.expect_err("a reused id")));
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0].0, Code::InvalidArgument);
+    assert_eq!(world.log.len(), 4);
 
     // The departments with a role get on in the same setup: the command centre dispatches,
     // civil affairs visits, the dataset's owner approves.
@@ -415,7 +453,7 @@ async fn a_department_with_no_role_gets_one_answer_whether_the_aggregate_exists_
             .expect_err("moved on"),
     );
     assert_eq!(code, Code::Aborted, "{message}");
-    assert!(message.contains("the case is at version 4"), "{message}");
+    assert!(message.contains("the case is at version 5"), "{message}");
     let (code, _) = status(
         care.execute(visit(CIVIL_AFFAIRS, "v-none", "care-none", "n"))
             .await
@@ -595,4 +633,119 @@ async fn a_command_beaten_every_time_is_aborted_and_a_log_that_does_not_answer_i
         .filter(|e| matches!(e, Entry::Event(ev) if ev.envelope.request_id == "v-2"))
         .count();
     assert_eq!(ours, 0, "nothing of the aborted command is stored");
+}
+
+#[tokio::test]
+async fn an_index_that_catches_up_during_a_command_is_looked_at_again_before_any_append() {
+    let mut world = World::new();
+    world.index_lags_briefly();
+    let care = world.executor::<Care>();
+    accepted(&care, register("x")).await;
+    accepted(&care, register("y")).await;
+    accepted(&care, visit(CIVIL_AFFAIRS, "r", "care-y", "on y")).await;
+    world.log.forget_ids();
+    // The index rebuilds: it has none of this yet, and is not fresh.
+    world.rebuild_index();
+    let care = world.executor::<Care>();
+    // While the command reads care record x's events, the index catches up with the log,
+    // the use of "r" on y included.
+    let (store, model, policy, entries) = (
+        world.index.0.clone(),
+        world.index.1.clone(),
+        world.policy.clone(),
+        world.log.entries(),
+    );
+    world
+        .log
+        .after_next_read(move || apply_log(&entries, &store, &model, &policy, None));
+    let (code, message) = status(
+        care.execute(visit(CIVIL_AFFAIRS, "r", "care-x", "on x"))
+            .await
+            .expect_err("a reuse of r"),
+    );
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    assert_eq!(world.log.len(), 3, "nothing stored");
+}
+
+#[tokio::test]
+async fn a_record_the_index_holds_in_part_is_completed_from_the_log() {
+    let world = World::new();
+    world.index_lags_briefly();
+    let cases = world.executor::<Case>();
+    accepted(&cases, report("a")).await;
+    accepted(&cases, dispatch("dcc-310104", "d", "case-a", None)).await;
+    let accept = submitted::<Case>(URBAN, "acc", "case-a", None, CaseCommand::Accept);
+    accepted(&cases, accept).await;
+    let resolve = || {
+        submitted::<Case>(
+            URBAN,
+            "res",
+            "case-a",
+            None,
+            CaseCommand::Resolve {
+                outcome: "done".into(),
+            },
+        )
+    };
+    accepted(&cases, resolve()).await;
+    // A poor rating: rated and reopened, one command, two events.
+    let rate = || {
+        submitted::<Case>(
+            URBAN,
+            "rate",
+            "case-a",
+            None,
+            CaseCommand::Rate { rating: 1 },
+        )
+    };
+    let first = accepted(&cases, rate()).await;
+    assert_eq!((first.event_ids.len(), first.position), (2, 6));
+    // The index's last batch ended between the two.
+    world.catch_up(Some(5));
+    let again = cases.execute(rate()).await.expect("retry");
+    assert_eq!((again.record, again.appended), (first, false));
+    assert_eq!(world.log.len(), 6);
+}
+
+#[tokio::test]
+async fn a_retry_inside_the_window_is_told_from_the_duplicate_the_log_reports() {
+    let world = World::new();
+    world.index_lags_briefly();
+    let cases = world.executor::<Case>();
+    let first = accepted(&cases, report("a")).await;
+    let dispatched = accepted(&cases, dispatch("dcc-310104", "d", "case-a", None)).await;
+    // The index has applied the report only: the retried dispatch is decided on a view
+    // before it, the log answers with a duplicate, and the stored event says it is this one.
+    world.catch_up(Some(first.position));
+    let again = cases
+        .execute(dispatch("dcc-310104", "d", "case-a", None))
+        .await
+        .expect("retry");
+    assert_eq!((again.record, again.appended), (dispatched, false));
+    assert_eq!(world.log.len(), 2);
+}
+
+#[tokio::test]
+async fn an_import_batch_refused_for_a_request_id_used_meanwhile_names_the_item_and_stores_none() {
+    let world = World::new();
+    world.index_lags_briefly();
+    let care = world.executor::<Care>();
+    accepted(&care, register("base")).await;
+    // Checked before it: "i-2" free. Then a command racing the import uses "i-2" elsewhere.
+    let items: Vec<_> = ["i-1", "i-2", "i-3"]
+        .into_iter()
+        .map(|rid| {
+            let s = register(rid);
+            let events = care.prepare_new(&s).expect("a valid registration");
+            (s, events)
+        })
+        .collect();
+    accepted(&care, visit(CIVIL_AFFAIRS, "i-2", "care-base", "racing")).await;
+    world.catch_up(None);
+    let stored = world.log.len();
+    match care.import(items, 1000).await {
+        Err(ImportError::Reused(positions)) => assert_eq!(positions, [1]),
+        other => panic!("expected the reuse of item 1: {other:?}"),
+    }
+    assert_eq!(world.log.len(), stored, "nothing of the batch stored");
 }

@@ -3,29 +3,49 @@
 //!
 //! Rows:
 //! - `c/<case_id>`: the case, a protobuf `gov.hub.v1.CaseView`;
-//! - `q/<holder>/<reported position, 8 bytes big-endian><case_id>`: the holder's queue (empty value).
+//! - `q/<holder>/<reported position, 8 bytes big-endian><case_id>`: the holder's queue (empty value);
+//! - `b/<case_id>`: a case whose row is behind, with the first event passed over.
 
 use hub_api::aggregate::{Aggregate, Case};
 use hub_api::{
     decode_case_event, kind_to_proto, reporter_to_proto, timestamp, urgency_to_proto, v1,
 };
 use hub_domain::case::{CaseEvent, CaseReported};
-use hub_log::names::aggregate_filter;
+use hub_log::names::{aggregate_filter, parse_event_subject};
 use hub_log::{StoredEvent, Unreadable};
 use hub_store::{Batch, ReadModelStore, StoreError};
 use prost::Message;
 
 use crate::alarm::Alarms;
+use crate::command_state::Blocked;
 use crate::projection::{Projection, ProjectionError};
 
 pub const NAME: &str = "case_queue";
 
 /// The case queue. An event it cannot read or place (a newer type during a rolling upgrade,
-/// a corrupt body, an event of a case it never saw reported) raises an alarm and is passed
-/// over: that one case's row may be behind, every other case stays served.
+/// a corrupt body, an event of a case it never saw reported) is passed over with an alarm,
+/// and the case is marked behind: reads of that one case are refused, saying which event, and
+/// every other case stays served.
 #[derive(Debug, Default)]
 pub struct CaseQueue {
     alarms: Alarms,
+}
+
+const BEHIND_PREFIX: &[u8] = b"b/";
+
+fn behind_key(case_id: &str) -> Vec<u8> {
+    [BEHIND_PREFIX, case_id.as_bytes()].concat()
+}
+
+/// The alarm key and text of a case the queue passed an event of.
+pub fn behind_alarm(case_id: &str, block: &Blocked) -> (String, String) {
+    (
+        format!("{NAME}/{case_id}"),
+        format!(
+            "read model {NAME} passed over event {} at position {} of case {case_id}: it {}; the case's row is behind",
+            block.event_type, block.position, block.why
+        ),
+    )
 }
 
 impl CaseQueue {
@@ -33,14 +53,64 @@ impl CaseQueue {
         Self { alarms }
     }
 
-    fn pass_over(&self, subject: &str, position: u64, event_type: &str, why: &str) {
-        let case = subject.rsplit('.').next().unwrap_or_default();
-        self.alarms.raise(
-            format!("{NAME}/{case}"),
-            format!(
-                "read model {NAME} passed over event {event_type} at position {position} of case {case}: it {why}; the case's row may be behind"
-            ),
-        );
+    /// Marks the case behind (the first event passed over counts) and raises the alarm.
+    fn pass_over(
+        &self,
+        batch: &mut Batch<'_>,
+        subject: &str,
+        position: u64,
+        event_type: &str,
+        why: &str,
+    ) -> Result<(), ProjectionError> {
+        let Some((_, case_id)) = parse_event_subject(subject) else {
+            return Ok(());
+        };
+        let key = behind_key(case_id);
+        if batch.get(&key)?.is_some() {
+            return Ok(());
+        }
+        let block = Blocked {
+            event_type: event_type.to_owned(),
+            position,
+            why: why.to_owned(),
+        };
+        let bytes = serde_json::to_vec(&block).map_err(|e| ProjectionError::Decode {
+            position,
+            reason: e.to_string(),
+        })?;
+        batch.put(key, bytes);
+        let (key, text) = behind_alarm(case_id, &block);
+        self.alarms.raise(key, text);
+        Ok(())
+    }
+}
+
+/// Why a case's row is behind the log, if it is.
+pub fn behind(store: &dyn ReadModelStore, case_id: &str) -> Result<Option<Blocked>, StoreError> {
+    store
+        .get(&behind_key(case_id))?
+        .map(|bytes| {
+            serde_json::from_slice(&bytes).map_err(|e| StoreError::Io(format!("behind row: {e}")))
+        })
+        .transpose()
+}
+
+/// Every case whose row is behind, for the alarms at start.
+pub fn all_behind(store: &dyn ReadModelStore) -> Result<Vec<(String, Blocked)>, StoreError> {
+    let mut found = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let rows = store.scan(BEHIND_PREFIX, after.as_deref(), 256)?;
+        let Some((last, _)) = rows.last() else {
+            return Ok(found);
+        };
+        after = Some(last.clone());
+        for (key, value) in rows {
+            let case_id = String::from_utf8_lossy(&key[BEHIND_PREFIX.len()..]).into_owned();
+            let block = serde_json::from_slice(&value)
+                .map_err(|e| StoreError::Io(format!("behind row: {e}")))?;
+            found.push((case_id, block));
+        }
     }
 }
 
@@ -125,23 +195,16 @@ impl Projection for CaseQueue {
     }
 
     fn apply(&self, event: &StoredEvent, batch: &mut Batch<'_>) -> Result<(), ProjectionError> {
-        let pass_over = |why: &str| {
-            self.pass_over(
-                &event.subject,
-                event.position,
-                &event.envelope.event_type,
-                why,
-            )
-        };
-        let decoded = match decode_case_event(&event.envelope.event_type, &event.body) {
+        let event_type = event.envelope.event_type.as_str();
+        let decoded = match decode_case_event(event_type, &event.body) {
             Ok(Some(decoded)) => decoded,
             Ok(None) => {
-                pass_over("has a type this version does not know");
-                return Ok(());
+                let why = "has a type this version does not know";
+                return self.pass_over(batch, &event.subject, event.position, event_type, why);
             }
             Err(_) => {
-                pass_over("has a body this version cannot decode");
-                return Ok(());
+                let why = "has a body this version cannot decode";
+                return self.pass_over(batch, &event.subject, event.position, event_type, why);
             }
         };
         if let CaseEvent::Reported(e) = decoded {
@@ -151,8 +214,8 @@ impl Projection for CaseQueue {
             return Ok(());
         }
         let Some(mut view) = load(batch, event, decoded.case_id().as_str())? else {
-            pass_over("belongs to a case whose report it has not applied");
-            return Ok(());
+            let why = "belongs to a case whose report it has not applied";
+            return self.pass_over(batch, &event.subject, event.position, event_type, why);
         };
         let old_holder = view.holder.clone();
         let was_queued = view.status != v1::CaseStatus::Closed as i32;
@@ -208,15 +271,15 @@ impl Projection for CaseQueue {
     fn apply_unreadable(
         &self,
         unreadable: &Unreadable,
-        _batch: &mut Batch<'_>,
+        batch: &mut Batch<'_>,
     ) -> Result<(), ProjectionError> {
         self.pass_over(
+            batch,
             &unreadable.subject,
             unreadable.position,
             &unreadable.event_type,
             "has an envelope this version cannot read",
-        );
-        Ok(())
+        )
     }
 }
 

@@ -170,6 +170,15 @@ fn an_event_it_cannot_read_or_place_is_passed_over_with_an_alarm_and_the_rest_ap
 
     assert!(get_case(&store, "d").expect("get").is_some());
     assert_eq!(get_case(&store, "ghost").expect("get"), None);
+    // Each case passed over is marked behind, with the first event that made it so.
+    let marked = all_behind(&store).expect("behind");
+    assert_eq!(marked.len(), 4, "{marked:?}");
+    assert_eq!(behind(&store, "d").expect("behind"), None);
+    let b = behind(&store, "b").expect("behind").expect("b is behind");
+    assert_eq!(
+        (b.event_type.as_str(), b.position),
+        ("gov.hub.case.frobnicated.v9", 3)
+    );
     let raised: Vec<String> = alarms.list().into_iter().map(|(key, _)| key).collect();
     assert_eq!(raised.len(), 4, "{raised:?}");
     let texts = alarms

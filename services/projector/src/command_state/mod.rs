@@ -141,7 +141,7 @@ impl RequestRecord {
         event: &StoredEvent,
     ) {
         let record = record.get_or_insert_with(|| RequestRecord {
-            hash: event.envelope.command_hash.clone(),
+            hash: keyed_or_marker(&event.envelope.command_hash),
             aggregate: aggregate(),
             event_ids: Vec::new(),
             position: event.position,
@@ -150,6 +150,23 @@ impl RequestRecord {
             record.event_ids.push(event.envelope.id.clone());
             record.position = record.position.max(event.position);
         }
+    }
+}
+
+/// What a record keeps of an event's command hash: a keyed hash (`<key id>.<32 hex>`) as it
+/// is; anything else (a plain digest written before hashes were keyed) only as a marker,
+/// since such a digest of a care registration would let its reader confirm a guessed person.
+/// A retry of such a command cannot be told from a reuse and is refused.
+fn keyed_or_marker(hash: &str) -> String {
+    let keyed = hash.split_once('.').is_some_and(|(id, mac)| {
+        id.len() == 8
+            && mac.len() == 32
+            && id.bytes().chain(mac.bytes()).all(|b| b.is_ascii_hexdigit())
+    });
+    if keyed {
+        hash.to_owned()
+    } else {
+        "unkeyed".to_owned()
     }
 }
 

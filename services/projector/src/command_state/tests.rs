@@ -57,6 +57,7 @@ fn stored(position: u64, subject: &str, event_type: &str, body: Vec<u8>, rid: &s
             causation_id: String::new(),
             traceparent: String::new(),
             request_id: rid.into(),
+            // Not in the keyed form: a plain digest an older version wrote.
             command_hash: format!("h-{rid}"),
         },
         body: body.into(),
@@ -186,6 +187,8 @@ fn an_event_this_version_cannot_read_blocks_its_aggregate_alone_and_moves_its_ve
         .expect("read")
         .expect("record of the unknown event's command");
     assert_eq!((record.aggregate.as_str(), record.position), ("case/a", 3));
+    // A hash that is not keyed (written before hashes were) is not copied.
+    assert_eq!(record.hash, "unkeyed");
 }
 
 #[test]

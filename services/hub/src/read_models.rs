@@ -1,0 +1,76 @@
+//! Opening the read models, and what each needs done before its projector starts.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use hub_api::aggregate::{Aggregate, Care, Case, Grant};
+use hub_domain::policy::Policy;
+use hub_projector::Alarms;
+use hub_projector::case_queue;
+use hub_projector::command_state;
+use hub_store::{Opened, ReadModelStore, SledStore};
+use tracing::{info, warn};
+
+pub async fn open_read_model(
+    data_dir: &Path,
+    name: &'static str,
+    cache_mb: u64,
+) -> anyhow::Result<Arc<SledStore>> {
+    let dir = data_dir.join("read-models").join(name);
+    let (store, opened) =
+        tokio::task::spawn_blocking(move || SledStore::open_or_reset(&dir, cache_mb << 20))
+            .await?
+            .with_context(|| format!("opening read model {name}"))?;
+    if let Opened::Reset { moved_to, reason } = &opened {
+        warn!(read_model = name, moved_to = %moved_to.display(), reason = %reason, "read model could not be opened; rebuilding it from the log");
+    }
+    Ok(Arc::new(store))
+}
+
+pub async fn store_flush(store: &Arc<SledStore>) {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || store.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => warn!(error = %err, "read model flush at shutdown"),
+        Err(err) => warn!(error = %err, "read model flush task"),
+    }
+}
+
+/// Before case_queue's projector starts: the alarms of cases whose rows are behind raised
+/// again.
+pub fn prepare_case_queue(store: &SledStore, _: &Policy, alarms: &Alarms) -> anyhow::Result<()> {
+    for (case_id, block) in case_queue::all_behind(store)? {
+        let (key, text) = case_queue::behind_alarm(&case_id, &block);
+        alarms.raise(key, text);
+    }
+    Ok(())
+}
+
+/// Before command_state's projector starts: due times computed again if the policy changed
+/// since they were, and the alarms of aggregates an unreadable event blocks raised again.
+pub fn prepare_command_state(
+    store: &SledStore,
+    policy: &Policy,
+    alarms: &Alarms,
+) -> anyhow::Result<()> {
+    let rescheduled = command_state::due::reschedule(store, policy)?;
+    if rescheduled > 0 {
+        info!(
+            rescheduled,
+            "policy changed since the due index was built: due times computed again"
+        );
+    }
+    for (aggregate_type, id, block) in command_state::blocked(store)? {
+        let noun = match aggregate_type.as_str() {
+            Care::TYPE => Care::NOUN,
+            Grant::TYPE => Grant::NOUN,
+            _ => Case::NOUN,
+        };
+        alarms.raise(
+            command_state::blocked_alarm(&aggregate_type, &id),
+            block.describe(noun),
+        );
+    }
+    Ok(())
+}
