@@ -227,6 +227,14 @@ fn status(err: ApiError) -> (Code, String) {
     (status.code(), status.message().to_owned())
 }
 
+/// The refusal of a command, as (code, message).
+async fn refusal<A: Aggregate>(executor: &Executor<A>, s: Submitted<A>) -> (Code, String) {
+    match executor.execute(s).await {
+        Ok(done) => panic!("expected a refusal, got {done:?}"),
+        Err(err) => status(err),
+    }
+}
+
 async fn accepted<A: Aggregate>(executor: &Executor<A>, s: Submitted<A>) -> RequestRecord {
     let done = executor.execute(s).await.expect("accepted");
     assert!(done.appended, "a new command is appended");
@@ -296,50 +304,25 @@ async fn a_request_id_reused_for_other_content_is_refused_wherever_its_record_is
     accepted(&care, visit(CIVIL_AFFAIRS, "v-1", "care-a", "first")).await;
     let reuse_same_record = || visit(CIVIL_AFFAIRS, "v-1", "care-a", "other notes");
     let reuse_other_record = || visit(CIVIL_AFFAIRS, "v-1", "care-b", "first");
-    let refused = |err: ApiError| {
-        let (code, message) = status(err);
+    let refused = |(code, message): (Code, String)| {
         assert_eq!(code, Code::InvalidArgument, "{message}");
         assert!(message.contains("request_id"), "{message}");
     };
 
     // The index lags, the log's duplicate window still remembers the event ids.
-    refused(
-        care.execute(reuse_same_record())
-            .await
-            .expect_err("same record"),
-    );
-    refused(
-        care.execute(reuse_other_record())
-            .await
-            .expect_err("other record"),
-    );
+    refused(refusal(&care, reuse_same_record()).await);
+    refused(refusal(&care, reuse_other_record()).await);
     // After the window, with the index caught up.
     world.log.forget_ids();
     world.catch_up(None);
-    refused(
-        care.execute(reuse_same_record())
-            .await
-            .expect_err("same record"),
-    );
-    refused(
-        care.execute(reuse_other_record())
-            .await
-            .expect_err("other record"),
-    );
+    refused(refusal(&care, reuse_same_record()).await);
+    refused(refusal(&care, reuse_other_record()).await);
     // After the window, with the index rebuilding: the record's own aggregate is read from
     // the log; on another aggregate nothing can rule the reuse out, so it is not decided.
     world.rebuild_index();
     let care = world.executor::<Care>();
-    refused(
-        care.execute(reuse_same_record())
-            .await
-            .expect_err("same record"),
-    );
-    let (code, message) = status(
-        care.execute(reuse_other_record())
-            .await
-            .expect_err("unknowable"),
-    );
+    refused(refusal(&care, reuse_same_record()).await);
+    let (code, message) = refusal(&care, reuse_other_record()).await;
     assert_eq!(code, Code::Unavailable, "{message}");
     assert_eq!(world.log.len(), 3, "nothing stored");
 
@@ -389,9 +372,7 @@ async fn a_department_with_no_role_gets_one_answer_whether_the_aggregate_exists_
             let rid = format!("v-{id}-{expected:?}-{caught_up}");
             let mut s = visit(STRANGER, &rid, id, "n");
             s.expected_version = expected;
-            answers.push(status(
-                care.execute(s).await.expect_err("not civil affairs"),
-            ));
+            answers.push(refusal(&care, s).await);
         }
         assert!(answers.iter().all(|a| *a == answers[0]), "{answers:#?}");
         assert_eq!(answers[0].0, Code::PermissionDenied);
@@ -400,12 +381,7 @@ async fn a_department_with_no_role_gets_one_answer_whether_the_aggregate_exists_
         for (id, expected) in [("grant-g", None), ("grant-g", Some(3)), ("grant-x", None)] {
             let rid = format!("a-{id}-{expected:?}-{caught_up}");
             let s = submitted::<Grant>(STRANGER, &rid, id, expected, GrantCommand::Approve);
-            answers.push(status(
-                grants
-                    .execute(s)
-                    .await
-                    .expect_err("a stranger to the grant"),
-            ));
+            answers.push(refusal(&grants, s).await);
         }
         assert!(answers.iter().all(|a| *a == answers[0]), "{answers:#?}");
         assert_eq!(answers[0].0, Code::PermissionDenied);
@@ -427,7 +403,7 @@ async fn a_department_with_no_role_gets_one_answer_whether_the_aggregate_exists_
         .collect();
     let mut answers = Vec::new();
     for s in reused {
-        answers.push(status(cases.execute(s).await.expect_err("a reused id")));
+        answers.push(refusal(&cases, s).await);
     }
     assert_eq!(answers[0], answers[1]);
     assert_eq!(answers[0].0, Code::InvalidArgument);
@@ -446,19 +422,10 @@ async fn a_department_with_no_role_gets_one_answer_whether_the_aggregate_exists_
     );
     accepted(&grants, approve).await;
     // A department with a role meets the ordinary answers: the version, existence, state.
-    let (code, message) = status(
-        cases
-            .execute(dispatch("dcc-310104", "d-2", "case-r", Some(1)))
-            .await
-            .expect_err("moved on"),
-    );
+    let (code, message) = refusal(&cases, dispatch("dcc-310104", "d-2", "case-r", Some(1))).await;
     assert_eq!(code, Code::Aborted, "{message}");
     assert!(message.contains("the case is at version 5"), "{message}");
-    let (code, _) = status(
-        care.execute(visit(CIVIL_AFFAIRS, "v-none", "care-none", "n"))
-            .await
-            .expect_err("no such record"),
-    );
+    let (code, _) = refusal(&care, visit(CIVIL_AFFAIRS, "v-none", "care-none", "n")).await;
     assert_eq!(code, Code::NotFound);
 }
 
@@ -500,12 +467,7 @@ async fn an_event_this_version_cannot_read_blocks_its_aggregate_and_no_other() {
             world.catch_up(None);
         }
         let rid = format!("d-a-{caught_up}");
-        let (code, message) = status(
-            cases
-                .execute(dispatch("dcc-310104", &rid, "case-a", None))
-                .await
-                .expect_err("blocked"),
-        );
+        let (code, message) = refusal(&cases, dispatch("dcc-310104", &rid, "case-a", None)).await;
         assert_eq!(code, Code::Unavailable, "{message}");
         assert!(
             message.contains("gov.hub.case.frobnicated.v9 at position 3"),
@@ -513,12 +475,7 @@ async fn an_event_this_version_cannot_read_blocks_its_aggregate_and_no_other() {
         );
         // A stranger still learns nothing: the role comes first.
         let rid = format!("s-a-{caught_up}");
-        let (code, _) = status(
-            cases
-                .execute(dispatch(STRANGER, &rid, "case-a", None))
-                .await
-                .expect_err("a stranger"),
-        );
+        let (code, _) = refusal(&cases, dispatch(STRANGER, &rid, "case-a", None)).await;
         assert_eq!(code, Code::PermissionDenied);
     }
     // Every other case goes on.
@@ -541,7 +498,7 @@ async fn a_view_behind_the_log_is_brought_up_by_reading_it_before_any_refusal() 
     let s = submitted::<Case>(URBAN, "acc", "case-a", Some(2), CaseCommand::Accept);
     assert_eq!(accepted(&cases, s).await.position, 3);
     let s = submitted::<Case>(URBAN, "acc-2", "case-a", Some(2), CaseCommand::Accept);
-    let (code, message) = status(cases.execute(s).await.expect_err("moved on"));
+    let (code, message) = refusal(&cases, s).await;
     assert_eq!(code, Code::Aborted, "{message}");
     assert!(message.contains("version 3"), "{message}");
     // Without a named version, a stale view is decided again on the log's state.
@@ -562,7 +519,7 @@ async fn a_new_command_waits_for_an_index_too_far_behind_and_is_unavailable_past
     let world = World::new();
     let cases = world.executor::<Case>();
     // The index has never known itself complete (just started, or rebuilding).
-    let (code, message) = status(cases.execute(report("a")).await.expect_err("not fresh"));
+    let (code, message) = refusal(&cases, report("a")).await;
     assert_eq!(code, Code::Unavailable, "{message}");
     assert!(message.contains("duplicate window"), "{message}");
     assert_eq!(world.log.appends(), 0, "nothing even tried");
@@ -609,21 +566,13 @@ async fn a_command_beaten_every_time_is_aborted_and_a_log_that_does_not_answer_i
     world
         .log
         .fail_next(AppendError::Unavailable("no answer in time".into()));
-    let (code, message) = status(
-        care.execute(visit(CIVIL_AFFAIRS, "v-1", "care-a", "n"))
-            .await
-            .expect_err("log down"),
-    );
+    let (code, message) = refusal(&care, visit(CIVIL_AFFAIRS, "v-1", "care-a", "n")).await;
     assert_eq!(code, Code::Unavailable, "{message}");
     assert!(message.contains("same request_id"), "{message}");
     accepted(&care, visit(CIVIL_AFFAIRS, "v-1", "care-a", "n")).await;
     // Another writer beats every append onto the record: decided again, then ABORTED.
     world.log.race_on("gov.events.care.care-a");
-    let (code, message) = status(
-        care.execute(visit(CIVIL_AFFAIRS, "v-2", "care-a", "n"))
-            .await
-            .expect_err("always beaten"),
-    );
+    let (code, message) = refusal(&care, visit(CIVIL_AFFAIRS, "v-2", "care-a", "n")).await;
     assert_eq!(code, Code::Aborted, "{message}");
     assert!(message.contains("changed 3 times"), "{message}");
     let ours = world
@@ -658,11 +607,7 @@ async fn an_index_that_catches_up_during_a_command_is_looked_at_again_before_any
     world
         .log
         .after_next_read(move || apply_log(&entries, &store, &model, &policy, None));
-    let (code, message) = status(
-        care.execute(visit(CIVIL_AFFAIRS, "r", "care-x", "on x"))
-            .await
-            .expect_err("a reuse of r"),
-    );
+    let (code, message) = refusal(&care, visit(CIVIL_AFFAIRS, "r", "care-x", "on x")).await;
     assert_eq!(code, Code::InvalidArgument, "{message}");
     assert_eq!(world.log.len(), 3, "nothing stored");
 }

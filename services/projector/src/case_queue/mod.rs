@@ -97,21 +97,7 @@ pub fn behind(store: &dyn ReadModelStore, case_id: &str) -> Result<Option<Blocke
 
 /// Every case whose row is behind, for the alarms at start.
 pub fn all_behind(store: &dyn ReadModelStore) -> Result<Vec<(String, Blocked)>, StoreError> {
-    let mut found = Vec::new();
-    let mut after: Option<Vec<u8>> = None;
-    loop {
-        let rows = store.scan(BEHIND_PREFIX, after.as_deref(), 256)?;
-        let Some((last, _)) = rows.last() else {
-            return Ok(found);
-        };
-        after = Some(last.clone());
-        for (key, value) in rows {
-            let case_id = String::from_utf8_lossy(&key[BEHIND_PREFIX.len()..]).into_owned();
-            let block = serde_json::from_slice(&value)
-                .map_err(|e| StoreError::Io(format!("behind row: {e}")))?;
-            found.push((case_id, block));
-        }
-    }
+    crate::command_state::blocks_under(store, BEHIND_PREFIX)
 }
 
 pub fn case_key(case_id: &str) -> Vec<u8> {

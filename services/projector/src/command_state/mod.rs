@@ -217,20 +217,32 @@ pub fn get_request(
 
 /// Every blocked aggregate, as (aggregate type, id, block), for the alarms at start.
 pub fn blocked(store: &dyn ReadModelStore) -> Result<Vec<(String, String, Blocked)>, StoreError> {
+    Ok(blocks_under(store, BLOCKED_PREFIX)?
+        .into_iter()
+        .filter_map(|(rest, block)| {
+            let (aggregate_type, id) = rest.split_once('/')?;
+            Some((aggregate_type.to_owned(), id.to_owned(), block))
+        })
+        .collect())
+}
+
+/// Every [`Blocked`] row under `prefix`, as (the key after the prefix, block), a page at a time.
+pub(crate) fn blocks_under(
+    store: &dyn ReadModelStore,
+    prefix: &[u8],
+) -> Result<Vec<(String, Blocked)>, StoreError> {
     let mut found = Vec::new();
     let mut after: Option<Vec<u8>> = None;
     loop {
-        let rows = store.scan(BLOCKED_PREFIX, after.as_deref(), 256)?;
+        let rows = store.scan(prefix, after.as_deref(), 256)?;
         let Some((last, _)) = rows.last() else {
             return Ok(found);
         };
         after = Some(last.clone());
         for (key, value) in rows {
-            let rest = String::from_utf8_lossy(&key[BLOCKED_PREFIX.len()..]).into_owned();
-            if let (Some((aggregate_type, id)), Some(block)) =
-                (rest.split_once('/'), read::<Blocked>(Some(value))?)
-            {
-                found.push((aggregate_type.to_owned(), id.to_owned(), block));
+            let rest = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            if let Some(block) = read::<Blocked>(Some(value))? {
+                found.push((rest, block));
             }
         }
     }
