@@ -36,11 +36,30 @@ async fn escalations_of(js: &async_nats::jetstream::Context, case_id: &str) -> u
         .count()
 }
 
+/// Waits until `hub` shows the case at `tier`; another instance's read model may not have
+/// applied the report yet, so not found counts as not yet.
 async fn tier_reached(hub: &Hub, case_id: &str, tier: u32) {
     wait_until(
         &format!("escalation tier {tier}"),
         Duration::from_secs(30),
-        || async { (read_case(hub, case_id, 0).await.escalation_tier >= tier).then_some(()) },
+        || async {
+            let found = hub
+                .queries()
+                .get_case(hub_api::v1::GetCaseRequest {
+                    case_id: case_id.into(),
+                    min_position: 0,
+                })
+                .await;
+            match found {
+                Ok(answer) => answer
+                    .into_inner()
+                    .r#case
+                    .filter(|c| c.escalation_tier >= tier)
+                    .map(|_| ()),
+                Err(status) if status.code() == tonic::Code::NotFound => None,
+                Err(status) => panic!("case {case_id}: {status:?}"),
+            }
+        },
     )
     .await;
 }
