@@ -23,6 +23,18 @@ fn registration(rid: &str) -> v1::RegisterCareRequest {
     }
 }
 
+/// Civil affairs registers the person of `registration` under request id `rid`.
+async fn register(hub: &hub_tests::Hub, rid: &str) -> Result<v1::CommandResult, tonic::Status> {
+    hub.care()
+        .register_care(from("civil-affairs", registration(rid)))
+        .await
+        .map(|r| {
+            r.into_inner()
+                .result
+                .expect("an accepted command has a result")
+        })
+}
+
 fn key_of(path: &std::path::Path) -> HashKey {
     let text = std::fs::read(path).expect("key file");
     HashKey::new(text.trim_ascii()).expect("a usable key")
@@ -46,14 +58,7 @@ async fn the_stored_hash_is_keyed_and_a_rotation_keeps_retries_recognised() {
     );
 
     let hub = HubBuilder::on(&nats).data_dir(data.path()).start().await;
-    let first = hub
-        .care()
-        .register_care(from("civil-affairs", registration("k-1")))
-        .await
-        .expect("register")
-        .into_inner()
-        .result
-        .expect("result");
+    let first = register(&hub, "k-1").await.expect("registered");
     hub.stop().await.expect("stop");
 
     // What the header carries: neither the unkeyed digest anyone could compute from a guess,
@@ -97,14 +102,7 @@ async fn the_stored_hash_is_keyed_and_a_rotation_keeps_retries_recognised() {
     rotating.config_mut().commands.hash_key_file = Some(new_key.clone());
     rotating.config_mut().commands.previous_hash_key_file = Some(old_key);
     let hub = rotating.start().await;
-    let again = hub
-        .care()
-        .register_care(from("civil-affairs", registration("k-1")))
-        .await
-        .expect("retry during the rotation")
-        .into_inner()
-        .result
-        .expect("result");
+    let again = register(&hub, "k-1").await.expect("registered");
     assert_eq!(again, first);
     hub.stop().await.expect("stop");
 
@@ -113,30 +111,18 @@ async fn the_stored_hash_is_keyed_and_a_rotation_keeps_retries_recognised() {
     let mut rotated = HubBuilder::on(&nats).data_dir(data.path());
     rotated.config_mut().commands.hash_key_file = Some(new_key);
     let hub = rotated.start().await;
-    let status = hub
-        .care()
-        .register_care(from("civil-affairs", registration("k-1")))
+    let status = register(&hub, "k-1")
         .await
         .expect_err("the old key is gone");
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    hub.care()
-        .register_care(from("civil-affairs", registration("k-2")))
-        .await
-        .expect("a new registration");
+    register(&hub, "k-2").await.expect("a new registration");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hub_on_its_own_nats_generates_a_key_once_and_keeps_it() {
     let data = tempfile::tempdir().expect("data dir");
     let hub = HubBuilder::dev().data_dir(data.path()).start().await;
-    let first = hub
-        .care()
-        .register_care(from("civil-affairs", registration("g-1")))
-        .await
-        .expect("register")
-        .into_inner()
-        .result
-        .expect("result");
+    let first = register(&hub, "g-1").await.expect("registered");
     hub.stop().await.expect("stop");
     let key = data.path().join("secrets").join("command-hash.key");
     let text = std::fs::read(&key).expect("a generated key");
@@ -153,14 +139,7 @@ async fn a_hub_on_its_own_nats_generates_a_key_once_and_keeps_it() {
     }
     // Started again, the hub keeps its key: the retry is recognised.
     let hub = HubBuilder::dev().data_dir(data.path()).start().await;
-    let again = hub
-        .care()
-        .register_care(from("civil-affairs", registration("g-1")))
-        .await
-        .expect("retry")
-        .into_inner()
-        .result
-        .expect("result");
+    let again = register(&hub, "g-1").await.expect("registered");
     assert_eq!(again, first);
     assert_eq!(std::fs::read(&key).expect("key"), text, "the same key");
     hub.stop().await.expect("stop");

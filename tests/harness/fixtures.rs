@@ -62,14 +62,7 @@ pub fn historic(request_id: &str, reported_at: i64) -> v1::HistoricCase {
     let report = incident(request_id);
     v1::HistoricCase {
         request_id: report.request_id,
-        kind: report.kind.map(|kind| match kind {
-            v1::report_case_request::Kind::GridIncident(g) => {
-                v1::historic_case::Kind::GridIncident(g)
-            }
-            v1::report_case_request::Kind::PropertyComplaint(p) => {
-                v1::historic_case::Kind::PropertyComplaint(p)
-            }
-        }),
+        kind: report.kind.map(Into::into),
         description: report.description,
         reporter: report.reporter,
         reported_at: Some(prost_types::Timestamp {

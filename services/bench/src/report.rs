@@ -165,14 +165,7 @@ impl Hub {
                         let r = report(format!("bulk-{i}"), i);
                         v1::HistoricCase {
                             request_id: r.request_id,
-                            kind: r.kind.map(|k| match k {
-                                v1::report_case_request::Kind::GridIncident(g) => {
-                                    v1::historic_case::Kind::GridIncident(g)
-                                }
-                                v1::report_case_request::Kind::PropertyComplaint(p) => {
-                                    v1::historic_case::Kind::PropertyComplaint(p)
-                                }
-                            }),
+                            kind: r.kind.map(Into::into),
                             description: r.description,
                             reporter: r.reporter,
                             reported_at: Some(prost_types::Timestamp {

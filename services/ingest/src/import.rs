@@ -48,14 +48,7 @@ impl CaseCommands {
     ) -> Result<(Submitted<Case>, Vec<StoredEvent>), Vec<FieldViolation>> {
         let report = ReportCaseRequest {
             request_id: historic.request_id.clone(),
-            kind: historic.kind.clone().map(|k| match k {
-                hub_api::v1::historic_case::Kind::GridIncident(g) => {
-                    hub_api::v1::report_case_request::Kind::GridIncident(g)
-                }
-                hub_api::v1::historic_case::Kind::PropertyComplaint(p) => {
-                    hub_api::v1::report_case_request::Kind::PropertyComplaint(p)
-                }
-            }),
+            kind: historic.kind.clone().map(Into::into),
             description: historic.description.clone(),
             reporter: historic.reporter.clone(),
         };

@@ -182,3 +182,23 @@ impl ValidReport {
         }
     }
 }
+
+/// A historic case's kind as a report's: an import is a batch of reports of the past.
+impl From<v1::historic_case::Kind> for v1::report_case_request::Kind {
+    fn from(kind: v1::historic_case::Kind) -> Self {
+        match kind {
+            v1::historic_case::Kind::GridIncident(g) => Self::GridIncident(g),
+            v1::historic_case::Kind::PropertyComplaint(p) => Self::PropertyComplaint(p),
+        }
+    }
+}
+
+/// A report's kind as a historic case's.
+impl From<v1::report_case_request::Kind> for v1::historic_case::Kind {
+    fn from(kind: v1::report_case_request::Kind) -> Self {
+        match kind {
+            v1::report_case_request::Kind::GridIncident(g) => Self::GridIncident(g),
+            v1::report_case_request::Kind::PropertyComplaint(p) => Self::PropertyComplaint(p),
+        }
+    }
+}
