@@ -111,14 +111,25 @@ fn every_problem_of_a_registration_is_named() {
 }
 
 #[test]
-fn request_ids_are_printable_ascii_up_to_64() {
-    for bad in ["", "has space", "请求", &"r".repeat(65)] {
+fn request_ids_are_safe_ids_up_to_64() {
+    for bad in [
+        "",
+        "has space",
+        "请求",
+        "r/1",
+        "50%",
+        "a\"b",
+        "x\\y",
+        &"r".repeat(65),
+    ] {
         let v = register_err(|r| r.request_id = bad.into());
         assert_eq!(fields(&v), ["request_id"], "{bad:?}");
     }
-    let mut ok = register();
-    ok.request_id = "r".repeat(64);
-    assert!(ValidRegisterCare::try_from(&ok).is_ok());
+    for good in ["tour-1", "a.b:c_d-9", &"r".repeat(64)] {
+        let mut ok = register();
+        ok.request_id = good.into();
+        assert!(ValidRegisterCare::try_from(&ok).is_ok(), "{good:?}");
+    }
 }
 
 #[test]

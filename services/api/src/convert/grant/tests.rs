@@ -88,10 +88,24 @@ fn every_problem_of_a_request_is_named() {
 }
 
 #[test]
-fn request_ids_are_printable_ascii_up_to_64() {
-    for bad in ["", "has space", "请求", &"r".repeat(65)] {
+fn request_ids_are_safe_ids_up_to_64() {
+    for bad in [
+        "",
+        "has space",
+        "请求",
+        "r/1",
+        "50%",
+        "a\"b",
+        "x\\y",
+        &"r".repeat(65),
+    ] {
         let v = request_err(|r| r.request_id = bad.into());
         assert_eq!(names(&v), ["request_id"], "{bad:?}");
+    }
+    for good in ["tour-1", "a.b:c_d-9", &"r".repeat(64)] {
+        let mut r = request();
+        r.request_id = good.into();
+        assert!(ValidRequestGrant::try_from(&r).is_ok(), "{good:?}");
     }
 }
 
