@@ -10,11 +10,13 @@
 //! passes the same suite (`tests` below).
 
 mod batch;
+mod digest;
 pub mod failpoint;
 mod mem;
 mod sled_store;
 
 pub use batch::Batch;
+pub use digest::{Digest, digest};
 pub use mem::MemStore;
 pub use sled_store::{Opened, SledStore};
 
