@@ -9,6 +9,7 @@
 mod alarm;
 pub mod case_queue;
 pub mod command_state;
+pub mod datasets;
 mod model;
 mod projection;
 mod runner;

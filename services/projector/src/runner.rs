@@ -367,7 +367,7 @@ async fn apply_batch(
 
 /// Applies the events above the checkpoint and commits them with the new checkpoint.
 /// Returns the new checkpoint, or `None` when every event was already applied.
-fn apply_and_commit(
+pub(crate) fn apply_and_commit(
     store: &dyn ReadModelStore,
     projection: &dyn Projection,
     entries: &[Entry],

@@ -1,0 +1,141 @@
+//! What the dataset models share: labels, the city's days and months, and passing over an
+//! event a model cannot read.
+
+use hub_domain::case::{ComplaintCategory, IncidentCategory};
+use hub_log::names::parse_event_subject;
+use hub_store::Batch;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde_json::{Map, Value};
+
+use crate::alarm::Alarms;
+use crate::command_state::Blocked;
+use crate::projection::ProjectionError;
+
+pub fn incident_category(category: IncidentCategory) -> &'static str {
+    match category {
+        IncidentCategory::SafetyHazard => "safety_hazard",
+        IncidentCategory::Dispute => "dispute",
+        IncidentCategory::Sanitation => "sanitation",
+        IncidentCategory::IllegalConstruction => "illegal_construction",
+        IncidentCategory::GroupRenting => "group_renting",
+        IncidentCategory::FireHazard => "fire_hazard",
+        IncidentCategory::Other => "other",
+    }
+}
+
+pub fn complaint_category(category: ComplaintCategory) -> &'static str {
+    match category {
+        ComplaintCategory::Fees => "fees",
+        ComplaintCategory::PublicRevenue => "public_revenue",
+        ComplaintCategory::MaintenanceFund => "maintenance_fund",
+        ComplaintCategory::ServiceQuality => "service_quality",
+        ComplaintCategory::Other => "other",
+    }
+}
+
+/// The city's calendar day of an instant, `YYYY-MM-DD`.
+pub fn day(tz: &TimeZone, at: Timestamp) -> String {
+    at.to_zoned(tz.clone()).date().to_string()
+}
+
+/// The city's calendar month of an instant, `YYYY-MM`.
+pub fn month(tz: &TimeZone, at: Timestamp) -> String {
+    let date = at.to_zoned(tz.clone()).date();
+    format!("{:04}-{:02}", date.year(), date.month())
+}
+
+/// An instant as rows carry it: RFC 3339, UTC.
+pub fn instant(at: Timestamp) -> Value {
+    Value::from(at.to_string())
+}
+
+/// The department that issued an event, from its CloudEvents source `/departments/<code>`.
+pub fn issuer(source: &str) -> &str {
+    source.strip_prefix("/departments/").unwrap_or(source)
+}
+
+/// Builds a row from (field, value) pairs.
+pub fn row<const N: usize>(fields: [(&str, Value); N]) -> Map<String, Value> {
+    fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+const PASSED_PREFIX: &[u8] = b"b/";
+
+/// Passes over an event the model cannot read or place: the first such event of an
+/// aggregate is recorded under `b/<id>` and raises an alarm, and the model goes on with
+/// every other aggregate (a rolling upgrade that brings a new event type must not stop the
+/// city's statistics). The alarm names the event, never its content.
+pub fn pass_over(
+    model: &str,
+    alarms: &Alarms,
+    batch: &mut Batch<'_>,
+    (subject, position, event_type): (&str, u64, &str),
+    why: &str,
+) -> Result<(), ProjectionError> {
+    let Some((_, id)) = parse_event_subject(subject) else {
+        return Ok(());
+    };
+    let key = [PASSED_PREFIX, id.as_bytes()].concat();
+    if batch.get(&key)?.is_some() {
+        return Ok(());
+    }
+    let block = Blocked {
+        event_type: event_type.to_owned(),
+        position,
+        why: why.to_owned(),
+    };
+    let bytes = serde_json::to_vec(&block).map_err(|e| ProjectionError::Decode {
+        position,
+        reason: e.to_string(),
+    })?;
+    batch.put(key, bytes);
+    let (key, text) = passed_alarm(model, id, &block);
+    alarms.raise(key, text);
+    Ok(())
+}
+
+/// The alarm key and text of an event a dataset passed over.
+pub fn passed_alarm(model: &str, id: &str, block: &Blocked) -> (String, String) {
+    (
+        format!("{model}/{id}"),
+        format!(
+            "read model {model} passed over event {} at position {} of {id}: it {}",
+            block.event_type, block.position, block.why
+        ),
+    )
+}
+
+/// Every aggregate a dataset passed an event of, for the alarms at start.
+pub fn passed_over(
+    store: &dyn hub_store::ReadModelStore,
+) -> Result<Vec<(String, Blocked)>, hub_store::StoreError> {
+    crate::command_state::blocks_under(store, PASSED_PREFIX)
+}
+
+/// Reads a bookkeeping record of the model (serde JSON) at `key`.
+pub fn load<T: serde::de::DeserializeOwned>(
+    batch: &Batch<'_>,
+    key: &[u8],
+    position: u64,
+) -> Result<Option<T>, ProjectionError> {
+    match batch.get(key)? {
+        None => Ok(None),
+        Some(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| ProjectionError::Decode {
+                    position,
+                    reason: format!("stored record: {e}"),
+                })
+        }
+    }
+}
+
+/// Writes a bookkeeping record of the model.
+pub fn save<T: serde::Serialize>(batch: &mut Batch<'_>, key: Vec<u8>, value: &T) {
+    // Serialising plain structs of strings and numbers cannot fail.
+    if let Ok(bytes) = serde_json::to_vec(value) {
+        batch.put(key, bytes);
+    }
+}
