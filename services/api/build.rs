@@ -5,8 +5,10 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = ["envelope", "case", "ingest", "query", "care", "grant"]
-        .map(|name| root.join(format!("gov/hub/v1/{name}.proto")));
+    let files = [
+        "envelope", "case", "ingest", "query", "care", "grant", "catalog",
+    ]
+    .map(|name| root.join(format!("gov/hub/v1/{name}.proto")));
     let include = protoc_bin_vendored::include_path()?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
 

@@ -4,6 +4,7 @@ mod bad_input;
 mod care;
 mod command_hash;
 mod commands;
+mod datasets;
 mod due;
 mod grants;
 mod guard;

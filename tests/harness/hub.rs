@@ -9,6 +9,8 @@ use hub::Config;
 use hub_api::v1::care_command_service_client::CareCommandServiceClient;
 use hub_api::v1::case_command_service_client::CaseCommandServiceClient;
 use hub_api::v1::case_query_service_client::CaseQueryServiceClient;
+use hub_api::v1::catalog_service_client::CatalogServiceClient;
+use hub_api::v1::dataset_service_client::DatasetServiceClient;
 use hub_api::v1::grant_command_service_client::GrantCommandServiceClient;
 use hub_domain::clock::Clock;
 use tempfile::TempDir;
@@ -158,6 +160,7 @@ impl HubBuilder {
                     && let Ok(started) = started_rx.try_recv()
                 {
                     return Ok(Hub {
+                        addr,
                         started,
                         instance,
                         channel,
@@ -179,6 +182,7 @@ impl HubBuilder {
 
 /// A running hub. Dropping it stops it without waiting; [`Hub::stop`] waits.
 pub struct Hub {
+    addr: std::net::SocketAddr,
     started: hub::Started,
     instance: String,
     channel: Channel,
@@ -203,6 +207,19 @@ impl Hub {
 
     pub fn queries(&self) -> CaseQueryServiceClient<Channel> {
         CaseQueryServiceClient::new(self.channel.clone())
+    }
+
+    pub fn catalog(&self) -> CatalogServiceClient<Channel> {
+        CatalogServiceClient::new(self.channel.clone())
+    }
+
+    pub fn datasets(&self) -> DatasetServiceClient<Channel> {
+        DatasetServiceClient::new(self.channel.clone())
+    }
+
+    /// The hub's HTTP endpoints (catalogue, dataset rows), on its gRPC port.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     pub fn channel(&self) -> Channel {

@@ -10,6 +10,7 @@ mod hub;
 mod nats;
 mod process;
 mod rebuild;
+mod shacl;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -19,6 +20,7 @@ pub use hub::{Hub, HubBuilder};
 pub use nats::Nats;
 pub use process::{HubProcess, ProcessBuilder};
 pub use rebuild::{assert_read_models_equal_a_rebuild, default_policy, open_stopped};
+pub use shacl::dcat_ap_conforms;
 
 /// Waits until NATS no longer recognises a message id it stored: its duplicate window has
 /// passed. Probes are well-formed events of a type no read model consumes.

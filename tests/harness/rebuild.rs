@@ -57,10 +57,17 @@ pub async fn assert_read_models_equal_a_rebuild(
     policy: Arc<Policy>,
 ) -> Vec<(&'static str, u64)> {
     let stream = js.get_stream("GOV_EVENTS").await.expect("events stream");
-    let projections: Vec<Arc<dyn Projection>> = vec![
+    let tz = hub::Config::default().time_zone().expect("time zone");
+    let mut projections: Vec<Arc<dyn Projection>> = vec![
         Arc::new(CaseQueue::new(Alarms::default())),
         Arc::new(CommandState::new(policy.clone(), Alarms::default())),
     ];
+    // Every dataset of the catalogue too.
+    projections.extend(
+        hub::dataset_projections(&tz, &Alarms::default())
+            .into_iter()
+            .map(|(_, projection)| projection),
+    );
     let mut checkpoints = Vec::new();
     for projection in projections {
         let name = projection.name();
@@ -107,6 +114,12 @@ pub async fn assert_read_models_equal_a_rebuild(
                 String::from_utf8_lossy(&live_row.0)
             );
         }
+        // The same rows give the same digest: what two builds or a replica compare.
+        assert_eq!(
+            hub_store::digest(&live).expect("digest"),
+            hub_store::digest(&fresh).expect("digest"),
+            "read model {name}: digest differs from a rebuild"
+        );
         checkpoints.push((name, checkpoint));
     }
     checkpoints

@@ -359,24 +359,6 @@ mod tests {
     }
 
     #[test]
-    fn the_demo_catalogue_holds_the_care_roster_and_an_open_dataset() {
-        let registry = load(include_str!("../../../deploy/reference/demo.toml")).expect("demo");
-        let roster = registry.dataset("care_roster").expect("care roster");
-        assert_eq!(roster.owner.as_str(), crate::care::CIVIL_AFFAIRS);
-        let identity = roster.field("identity_number").expect("identity number");
-        assert_eq!(identity.sensitivity, Sensitivity::Sensitive);
-        let stats = registry
-            .dataset("property_complaint_stats")
-            .expect("complaint statistics");
-        assert!(
-            stats
-                .fields
-                .iter()
-                .all(|f| f.sensitivity == Sensitivity::Public)
-        );
-    }
-
-    #[test]
     fn a_command_centre_must_be_a_dispatch_unit() {
         let err = load(&format!(
             r#"{UNITS}

@@ -125,9 +125,6 @@ impl CaseQueryService for CaseQueries {
                 "no such department or dispatch unit in the registry",
             );
         }
-        if req.page_size > MAX_PAGE_SIZE {
-            violations.push("page_size", format!("must be at most {MAX_PAGE_SIZE}"));
-        }
         let cursor = if req.page_token.is_empty() {
             None
         } else {
@@ -140,10 +137,10 @@ impl CaseQueryService for CaseQueries {
         let holder = violations
             .finish(|| holder.map(String::from).unwrap_or_default())
             .map_err(ApiError::from)?;
-        let limit = if req.page_size == 0 {
-            DEFAULT_PAGE_SIZE
-        } else {
-            req.page_size
+        // AIP-158: a page size above the maximum is lowered to it, not refused.
+        let limit = match req.page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n => n.min(MAX_PAGE_SIZE),
         } as usize;
 
         let position = self.reach(request.metadata(), req.min_position).await?;

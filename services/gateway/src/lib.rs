@@ -4,7 +4,14 @@
 //! read model has applied the log up to it, so a client reads its own writes.
 
 mod cases;
+pub mod catalog;
+mod catalog_service;
+mod counts;
+pub mod datasets;
 mod deadline;
+pub mod http;
 
 pub use cases::CaseQueries;
+pub use catalog_service::Catalog;
+pub use datasets::Datasets;
 pub use deadline::{grpc_timeout, read_wait};

@@ -29,6 +29,30 @@ pub struct Config {
     pub commands: CommandsConfig,
     pub read_models: ReadModelsConfig,
     pub query: QueryConfig,
+    pub catalogue: CatalogueConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogueConfig {
+    /// Where users reach the hub's HTTP endpoints (the catalogue's access URLs); empty:
+    /// `http://` and the listen address.
+    pub base_url: Option<String>,
+    /// Who publishes the catalogue, as its DCAT publisher.
+    pub publisher: String,
+    /// Open count tables withhold counts below this (and enough others that none can be
+    /// worked out from the rest).
+    pub small_count_threshold: u64,
+}
+
+impl Default for CatalogueConfig {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            publisher: "城市数据共享枢纽 city data-sharing hub".to_owned(),
+            small_count_threshold: 5,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -90,6 +114,7 @@ impl Default for Config {
             commands: CommandsConfig::default(),
             read_models: ReadModelsConfig::default(),
             query: QueryConfig::default(),
+            catalogue: CatalogueConfig::default(),
         }
     }
 }
@@ -183,6 +208,14 @@ impl Config {
         }
         if self.nats.replicas == 0 {
             return Err("nats.replicas must be at least 1".into());
+        }
+        if self.catalogue.small_count_threshold == 0 {
+            return Err("catalogue.small_count_threshold must be at least 1".into());
+        }
+        if let Some(url) = &self.catalogue.base_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err("catalogue.base_url must start with http:// or https://".into());
         }
         if self.read_models.max_batch == 0 {
             return Err("read_models.max_batch must be at least 1".into());

@@ -3,7 +3,9 @@
 use std::path::Path;
 
 use anyhow::Context;
-use hub_domain::registry::{Registry, RegistryData};
+use hub_domain::codes::DepartmentCode;
+use hub_domain::registry::{Dataset, DatasetField, Registry, RegistryData};
+use hub_projector::datasets::{self, Owner};
 
 /// The demo reference data, `deploy/reference/demo.toml`.
 pub const DEMO: &str = include_str!("../../../deploy/reference/demo.toml");
@@ -17,9 +19,40 @@ pub fn load_registry(path: Option<&Path>) -> anyhow::Result<Registry> {
         ),
         None => (DEMO.to_owned(), "built-in demo data".to_owned()),
     };
-    let data: RegistryData =
+    let mut data: RegistryData =
         toml::from_str(&text).with_context(|| format!("parsing reference data ({origin})"))?;
+    data.datasets.extend(grantable_datasets()?);
     Registry::new(data).with_context(|| format!("checking reference data ({origin})"))
+}
+
+/// The datasets a department owns, as the registry knows them for grants: declared by the
+/// read models that build them, so the reference data does not list them (a dataset listed
+/// there too is refused as listed twice). Datasets the hub keeps across departments have no
+/// owner to decide a grant.
+fn grantable_datasets() -> anyhow::Result<Vec<Dataset>> {
+    datasets::catalogue()
+        .into_iter()
+        .filter_map(|d| match d.owner {
+            Owner::Department(owner) => Some((d, owner)),
+            Owner::Hub => None,
+        })
+        .map(|(d, owner)| {
+            Ok(Dataset {
+                id: d.id.to_owned(),
+                title: format!("{} {}", d.title_zh, d.title_en),
+                owner: DepartmentCode::parse(owner)
+                    .with_context(|| format!("dataset {} names owner {owner:?}", d.id))?,
+                fields: d
+                    .fields
+                    .iter()
+                    .map(|f| DatasetField {
+                        name: f.name.to_owned(),
+                        sensitivity: f.sensitivity,
+                    })
+                    .collect(),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -45,6 +78,29 @@ mod tests {
         assert!(
             calendar.is_working_day(jiff::civil::date(2026, 10, 10)),
             "a saturday worked in its place"
+        );
+    }
+
+    #[test]
+    fn the_registry_knows_the_datasets_departments_own_from_the_read_models() {
+        use hub_domain::registry::Sensitivity;
+        let registry = super::load_registry(None).expect("demo data loads");
+        let roster = registry.dataset("care_roster").expect("care roster");
+        assert_eq!(roster.owner.as_str(), "civil-affairs");
+        let identity = roster.field("identity_number").expect("identity number");
+        assert_eq!(identity.sensitivity, Sensitivity::Sensitive);
+        let stats = registry
+            .dataset("property_complaint_stats")
+            .expect("complaint statistics");
+        assert!(
+            stats
+                .fields
+                .iter()
+                .all(|f| f.sensitivity == Sensitivity::Public)
+        );
+        assert!(
+            registry.dataset("transfer_ledger").is_none(),
+            "the hub's own datasets have no owner to grant them"
         );
     }
 }

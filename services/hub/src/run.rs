@@ -9,10 +9,13 @@ use hub_api::aggregate::{Care, Case, Grant};
 use hub_api::v1::care_command_service_server::CareCommandServiceServer;
 use hub_api::v1::case_command_service_server::CaseCommandServiceServer;
 use hub_api::v1::case_query_service_server::CaseQueryServiceServer;
+use hub_api::v1::catalog_service_server::CatalogServiceServer;
+use hub_api::v1::dataset_service_server::DatasetServiceServer;
 use hub_api::v1::grant_command_service_server::GrantCommandServiceServer;
 use hub_domain::clock::Clock;
 use hub_domain::policy::Policy;
-use hub_gateway::CaseQueries;
+use hub_gateway::catalog::Publisher;
+use hub_gateway::{CaseQueries, Catalog, Datasets, http};
 use hub_ingest::{
     CareCommands, CaseCommands, CommandHasher, Executor, ExecutorContext, Freshness, GrantCommands,
     Index, Supervisor, SystemClock,
@@ -24,7 +27,7 @@ use hub_log::stream::{EventsStreamSettings, ensure_events_stream};
 use hub_projector::case_queue::CaseQueue;
 use hub_projector::command_state::CommandState;
 use hub_projector::{Alarms, Projection, ProjectorOptions, ReadModel};
-use hub_store::{ReadModelStore, SledStore};
+use hub_store::ReadModelStore;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
@@ -192,7 +195,7 @@ async fn serve(
     );
 
     let tz = config.time_zone().map_err(anyhow::Error::msg)?;
-    let policy = Arc::new(Policy::with_defaults(registry.calendar(tz)));
+    let policy = Arc::new(Policy::with_defaults(registry.calendar(tz.clone())));
 
     // Read models: one sled database, one consumer and one task each.
     let stop = CancellationToken::new();
@@ -202,7 +205,7 @@ async fn serve(
     let mut projectors = tokio::task::JoinSet::new();
     let mut stores = Vec::new();
     let mut start = async |projection: Arc<dyn Projection>,
-                           prepare: fn(&SledStore, &Policy, &Alarms) -> anyhow::Result<()>|
+                           prepare: read_models::Prepare|
            -> anyhow::Result<ReadModel> {
         let store = read_models::open_read_model(
             &config.data_dir,
@@ -212,8 +215,9 @@ async fn serve(
         .await?;
         let checkpoint = {
             let (store, policy, alarms) = (store.clone(), policy.clone(), alarms.clone());
+            let name = projection.name();
             tokio::task::spawn_blocking(move || {
-                prepare(&store, &policy, &alarms)?;
+                prepare(name, &store, &policy, &alarms)?;
                 anyhow::Ok(store.checkpoint()?)
             })
             .await??
@@ -243,6 +247,12 @@ async fn serve(
         read_models::prepare_command_state,
     )
     .await?;
+    // The datasets of the catalogue, each on its own read model.
+    let mut dataset_models = Vec::new();
+    for (dataset, projection) in read_models::dataset_projections(&tz, &alarms) {
+        let model = start(projection, read_models::prepare_dataset).await?;
+        dataset_models.push((dataset, model));
+    }
 
     // gRPC.
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -288,15 +298,40 @@ async fn serve(
     let grants = GrantCommands::new(grant_executor);
     let queries = CaseQueries::new(
         model.clone(),
-        registry,
+        registry.clone(),
         Duration::from_millis(config.query.max_wait_ms),
     );
     let addr = listener.local_addr()?;
-    info!(%addr, nats = %url, data_dir = %config.data_dir.display(), "hub serving gRPC");
+    let base_url = config
+        .catalogue
+        .base_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let all_read_models: Vec<ReadModel> = [model.clone(), command_state.clone()]
+        .into_iter()
+        .chain(dataset_models.iter().map(|(_, m)| m.clone()))
+        .collect();
+    let datasets = Datasets::new(
+        dataset_models,
+        appender.clone(),
+        registry.clone(),
+        Duration::from_millis(config.query.max_wait_ms),
+        config.catalogue.small_count_threshold,
+    );
+    let publisher = Publisher {
+        name: config.catalogue.publisher.clone(),
+        departments: registry
+            .units()
+            .map(|u| (u.code.to_string(), u.name.clone()))
+            .collect(),
+    };
+    let catalog = Catalog::new(datasets.clone(), base_url.clone());
+    info!(%addr, nats = %url, data_dir = %config.data_dir.display(), catalogue = %format!("{base_url}/catalog"), "hub serving gRPC and HTTP");
 
     let serving = {
         let stop = stop.clone();
-        tonic::transport::Server::builder()
+        let mut routes = tonic::service::Routes::builder();
+        routes
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -304,6 +339,15 @@ async fn serve(
             .add_service(CareCommandServiceServer::new(care))
             .add_service(GrantCommandServiceServer::new(grants))
             .add_service(CaseQueryServiceServer::new(queries))
+            .add_service(CatalogServiceServer::new(catalog.clone()))
+            .add_service(DatasetServiceServer::new(catalog));
+        let mut routes = routes.routes();
+        let grpc = std::mem::take(routes.axum_router_mut());
+        *routes.axum_router_mut() = grpc.merge(http::router(datasets, publisher, base_url));
+        // HTTP/1.1 too, for the catalogue and dataset rows; gRPC stays on HTTP/2.
+        tonic::transport::Server::builder()
+            .accept_http1(true)
+            .add_routes(routes)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
                 stop.cancelled().await
             })
@@ -312,7 +356,7 @@ async fn serve(
     if let Some(started) = started {
         // The receiver may be gone; the hub serves either way.
         let _ = started.send(Started {
-            read_models: vec![model.clone(), command_state.clone()],
+            read_models: all_read_models,
             alarms: alarms.clone(),
         });
     }

@@ -28,6 +28,18 @@ use crate::hash::{CommandHasher, HashKey};
 use crate::index::{Freshness, Index};
 
 const DEMO: &str = include_str!("../../../../deploy/reference/demo.toml");
+/// The dataset grants in these tests name. The hub adds it to the registry from the read
+/// model that builds it; these tests run without the hub, so they list it themselves.
+const ROSTER: &str = r#"
+[[datasets]]
+id = "care_roster"
+title = "key-population care roster"
+owner = "civil-affairs"
+fields = [
+  { name = "name", sensitivity = "personal" },
+  { name = "community_code", sensitivity = "internal" },
+]
+"#;
 const CIVIL_AFFAIRS: &str = "civil-affairs";
 const URBAN: &str = "urban-management";
 const STRANGER: &str = "public-security";
@@ -81,7 +93,8 @@ fn index_over(store: Arc<MemStore>) -> ReadModel {
 
 impl World {
     fn new() -> Self {
-        let data: RegistryData = toml::from_str(DEMO).expect("demo reference data");
+        let data: RegistryData =
+            toml::from_str(&format!("{DEMO}\n{ROSTER}")).expect("demo reference data");
         let registry = Registry::new(data).expect("consistent");
         let tz = jiff::tz::TimeZone::fixed(jiff::tz::offset(8));
         let policy = Policy::with_defaults(registry.calendar(tz));

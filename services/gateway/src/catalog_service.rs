@@ -1,0 +1,154 @@
+//! `gov.hub.v1.CatalogService` and `gov.hub.v1.DatasetService`.
+
+use hub_api::v1;
+use hub_api::v1::catalog_service_server::CatalogService;
+use hub_api::v1::dataset_service_server::DatasetService;
+use hub_projector::datasets::{
+    Dataset, FieldType, OpenType, Owner, Sensitivity, ShareType, UpdateCycle,
+};
+use tonic::{Request, Response, Status};
+
+use crate::catalog::Entry;
+use crate::datasets::{Datasets, reader};
+use crate::deadline::read_wait;
+
+#[derive(Clone)]
+pub struct Catalog {
+    datasets: Datasets,
+    base_url: String,
+}
+
+impl Catalog {
+    /// `base_url`: where the hub's HTTP endpoints are reached, for the access URLs.
+    pub fn new(datasets: Datasets, base_url: String) -> Self {
+        Self {
+            datasets,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    fn to_proto(&self, entry: Entry) -> v1::Dataset {
+        let d: &Dataset = entry.dataset;
+        let s = entry.status;
+        v1::Dataset {
+            id: d.id.into(),
+            version: d.version,
+            title_zh: d.title_zh.into(),
+            title_en: d.title_en.into(),
+            description_zh: d.description_zh.into(),
+            description_en: d.description_en.into(),
+            owner: match d.owner {
+                Owner::Department(code) => code.into(),
+                Owner::Hub => "hub".into(),
+            },
+            share_type: share(d.share) as i32,
+            open_type: open(d.open) as i32,
+            update_cycle: cycle(d.cycle) as i32,
+            keywords: d.keywords.iter().map(|k| (*k).into()).collect(),
+            fields: d
+                .fields
+                .iter()
+                .map(|f| v1::DatasetField {
+                    name: f.name.into(),
+                    r#type: field_type(f.kind) as i32,
+                    sensitivity: sensitivity(f.sensitivity) as i32,
+                    title_zh: f.title_zh.into(),
+                    title_en: f.title_en.into(),
+                })
+                .collect(),
+            department_field: d.filters.department.unwrap_or_default().into(),
+            district_field: d.filters.district.unwrap_or_default().into(),
+            grid_field: d.filters.grid.unwrap_or_default().into(),
+            time_field: d.filters.time.unwrap_or_default().into(),
+            status: Some(v1::DatasetStatus {
+                position: s.position,
+                log_position: s.log_position,
+                lag_seconds: s.lag_seconds,
+                rows: s.rows,
+                halted: s.halted.unwrap_or_default(),
+            }),
+            access_url: format!("{}/datasets/{}", self.base_url, d.id),
+        }
+    }
+}
+
+fn share(t: ShareType) -> v1::ShareType {
+    match t {
+        ShareType::Unconditional => v1::ShareType::Unconditional,
+        ShareType::Conditional => v1::ShareType::Conditional,
+        ShareType::NotShared => v1::ShareType::NotShared,
+    }
+}
+
+fn open(t: OpenType) -> v1::OpenType {
+    match t {
+        OpenType::Open => v1::OpenType::Open,
+        OpenType::Conditional => v1::OpenType::Conditional,
+        OpenType::NotOpen => v1::OpenType::NotOpen,
+    }
+}
+
+fn cycle(c: UpdateCycle) -> v1::UpdateCycle {
+    match c {
+        UpdateCycle::Continuous => v1::UpdateCycle::Continuous,
+        UpdateCycle::Daily => v1::UpdateCycle::Daily,
+        UpdateCycle::Monthly => v1::UpdateCycle::Monthly,
+    }
+}
+
+fn field_type(t: FieldType) -> v1::FieldType {
+    match t {
+        FieldType::Text => v1::FieldType::Text,
+        FieldType::Integer => v1::FieldType::Integer,
+        FieldType::Decimal => v1::FieldType::Decimal,
+        FieldType::Timestamp => v1::FieldType::Timestamp,
+        FieldType::Date => v1::FieldType::Date,
+        FieldType::Month => v1::FieldType::Month,
+    }
+}
+
+fn sensitivity(s: Sensitivity) -> v1::Sensitivity {
+    match s {
+        Sensitivity::Public => v1::Sensitivity::Public,
+        Sensitivity::Internal => v1::Sensitivity::Internal,
+        Sensitivity::Personal => v1::Sensitivity::Personal,
+        Sensitivity::Sensitive => v1::Sensitivity::Sensitive,
+    }
+}
+
+#[tonic::async_trait]
+impl CatalogService for Catalog {
+    async fn list_datasets(
+        &self,
+        _request: Request<v1::ListDatasetsRequest>,
+    ) -> Result<Response<v1::ListDatasetsResponse>, Status> {
+        let entries = self.datasets.catalogue().await?;
+        Ok(Response::new(v1::ListDatasetsResponse {
+            datasets: entries.into_iter().map(|e| self.to_proto(e)).collect(),
+        }))
+    }
+
+    async fn get_dataset(
+        &self,
+        request: Request<v1::GetDatasetRequest>,
+    ) -> Result<Response<v1::GetDatasetResponse>, Status> {
+        let entry = self.datasets.entry(&request.get_ref().dataset_id).await?;
+        Ok(Response::new(v1::GetDatasetResponse {
+            dataset: Some(self.to_proto(entry)),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl DatasetService for Catalog {
+    async fn read_dataset(
+        &self,
+        request: Request<v1::ReadDatasetRequest>,
+    ) -> Result<Response<v1::ReadDatasetResponse>, Status> {
+        let headers = request.metadata().clone().into_headers();
+        let who = reader(&headers, self.datasets.registry())?;
+        let wait = read_wait(request.metadata(), self.datasets.max_wait());
+        let rows = self.datasets.read(&who, request.get_ref(), wait).await?;
+        Ok(Response::new(rows.into()))
+    }
+}

@@ -1,0 +1,394 @@
+//! Reads of any dataset, shared by `gov.hub.v1.DatasetService` and the HTTP rows endpoint,
+//! and the catalogue's live view of every dataset.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hub_api::ApiError;
+use hub_api::v1;
+use hub_domain::FieldViolation;
+use hub_domain::codes::DepartmentCode;
+use hub_domain::registry::Registry;
+use hub_log::Appender;
+use hub_projector::datasets::read::{Query, TimeBound, read_page};
+use hub_projector::datasets::rows::{Row, row_count};
+use hub_projector::datasets::{Dataset, OpenType, Owner, Publication};
+use hub_projector::{ReadModel, WaitError};
+use hub_store::ReadModelStore;
+use jiff::Timestamp;
+use tracing::error;
+
+use crate::catalog::{Entry, Status};
+use crate::counts::publish_counts;
+
+/// The development identity header: the calling department's code.
+pub const DEPARTMENT_HEADER: &str = "x-hub-department";
+
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+/// Who reads: a department (named by the development header for now), or the anonymous
+/// public.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reader {
+    Public,
+    Department(DepartmentCode),
+}
+
+/// A page of a dataset as read.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Rows {
+    pub rows: Vec<Row>,
+    /// Empty when there are no more.
+    pub next_page_token: String,
+    /// The dataset's position when it answered.
+    pub position: u64,
+}
+
+impl From<Rows> for v1::ReadDatasetResponse {
+    fn from(rows: Rows) -> Self {
+        Self {
+            rows: rows.rows.into_iter().map(to_struct).collect(),
+            next_page_token: rows.next_page_token,
+            position: rows.position,
+        }
+    }
+}
+
+/// Every dataset with its read model.
+#[derive(Clone)]
+pub struct Datasets {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    models: BTreeMap<&'static str, (&'static Dataset, ReadModel)>,
+    order: Vec<&'static str>,
+    log: Appender,
+    registry: Arc<Registry>,
+    max_wait: Duration,
+    /// Counts below this are withheld from suppressed count tables.
+    threshold: u64,
+}
+
+impl std::fmt::Debug for Datasets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Datasets")
+            .field("datasets", &self.inner.order)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Datasets {
+    /// `models` in catalogue order.
+    pub fn new(
+        models: Vec<(&'static Dataset, ReadModel)>,
+        log: Appender,
+        registry: Arc<Registry>,
+        max_wait: Duration,
+        threshold: u64,
+    ) -> Self {
+        let order = models.iter().map(|(d, _)| d.id).collect();
+        Self {
+            inner: Arc::new(Inner {
+                models: models.into_iter().map(|(d, m)| (d.id, (d, m))).collect(),
+                order,
+                log,
+                registry,
+                max_wait,
+                threshold,
+            }),
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    pub fn max_wait(&self) -> Duration {
+        self.inner.max_wait
+    }
+
+    fn model(&self, id: &str) -> Result<&(&'static Dataset, ReadModel), ApiError> {
+        self.inner
+            .models
+            .get(id)
+            .ok_or(ApiError::NotFound { what: "dataset" })
+    }
+
+    /// The catalogue: every dataset with its live state, in catalogue order.
+    pub async fn catalogue(&self) -> Result<Vec<Entry>, ApiError> {
+        let log_position = self.log_position().await;
+        let mut entries = Vec::with_capacity(self.inner.order.len());
+        for id in &self.inner.order {
+            let (dataset, model) = self.model(id)?;
+            entries.push(Entry {
+                dataset,
+                status: status(model, log_position).await?,
+            });
+        }
+        Ok(entries)
+    }
+
+    /// One dataset with its live state.
+    pub async fn entry(&self, id: &str) -> Result<Entry, ApiError> {
+        let (dataset, model) = self.model(id)?;
+        let log_position = self.log_position().await;
+        Ok(Entry {
+            dataset,
+            status: status(model, log_position).await?,
+        })
+    }
+
+    async fn log_position(&self) -> u64 {
+        match self.inner.log.last_position().await {
+            Ok(position) => position,
+            Err(err) => {
+                // The catalogue still answers; its lag figures show the log as unknown.
+                error!(error = %err, "catalogue: the log's position is unknown");
+                0
+            }
+        }
+    }
+
+    /// Reads a page of a dataset for `reader`.
+    pub async fn read(
+        &self,
+        reader: &Reader,
+        request: &v1::ReadDatasetRequest,
+        wait: Duration,
+    ) -> Result<Rows, ApiError> {
+        let (dataset, model) = self.model(&request.dataset_id)?;
+        let dataset: &'static Dataset = dataset;
+        let party = may_read(dataset, reader)?;
+        let mut query = parse_query(dataset, request)?;
+        query.party = party;
+        let position = reach(model, request.min_position, wait).await?;
+        let threshold = self.inner.threshold;
+        let page = blocking(model, move |store| match dataset.publication {
+            Publication::Rows => read_page(store, dataset, &query),
+            Publication::SuppressedCounts { .. } => {
+                publish_counts(store, dataset, &query, threshold)
+            }
+        })
+        .await?;
+        Ok(Rows {
+            rows: page.rows,
+            next_page_token: page.next.map(|k| to_hex(&k)).unwrap_or_default(),
+            position,
+        })
+    }
+}
+
+/// Who reads, from the request's headers: a department known to the registry named by
+/// `x-hub-department` (development identity, until certificates and tokens come), or, with
+/// no such header, the anonymous public.
+pub fn reader(headers: &http::HeaderMap, registry: &Registry) -> Result<Reader, ApiError> {
+    let Some(value) = headers.get(DEPARTMENT_HEADER) else {
+        return Ok(Reader::Public);
+    };
+    let invalid = |reason: String| {
+        ApiError::InvalidArgument(vec![FieldViolation::new(DEPARTMENT_HEADER, reason)])
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| invalid("must be ascii".into()))?;
+    let department = DepartmentCode::parse(text).map_err(|e| invalid(e.to_string()))?;
+    if registry.unit(&department).is_none() {
+        return Err(invalid("no such department in the registry".into()));
+    }
+    Ok(Reader::Department(department))
+}
+
+/// Whether `reader` may read `dataset`, and if only the rows naming it, which party.
+/// Open datasets: anyone. Otherwise, until the sharing rules come: the owning department,
+/// or for the hub's cross-department datasets the rows a department is a party to.
+fn may_read(dataset: &Dataset, reader: &Reader) -> Result<Option<String>, ApiError> {
+    if dataset.open == OpenType::Open {
+        return Ok(None);
+    }
+    let Reader::Department(department) = reader else {
+        return Err(ApiError::Unauthenticated(
+            "this dataset is not open: name the calling department",
+        ));
+    };
+    match dataset.owner {
+        Owner::Department(owner) if owner == department.as_str() => Ok(None),
+        Owner::Department(_) => Err(ApiError::PermissionDenied(
+            "the dataset is readable by its owning department only".into(),
+        )),
+        Owner::Hub => Ok(Some(department.as_str().to_owned())),
+    }
+}
+
+fn parse_query(dataset: &Dataset, request: &v1::ReadDatasetRequest) -> Result<Query, ApiError> {
+    let mut violations = Vec::new();
+    let mut dimension = |name: &'static str, field: Option<&str>, value: &str| {
+        if value.is_empty() {
+            return None;
+        }
+        if field.is_none() {
+            violations.push(FieldViolation::new(
+                name,
+                "this dataset has no such dimension to filter on",
+            ));
+        } else if value.len() > 64 {
+            violations.push(FieldViolation::new(name, "must be at most 64 characters"));
+        }
+        Some(value.to_owned())
+    };
+    let filters = &dataset.filters;
+    let department = dimension("department", filters.department, &request.department);
+    let district = dimension("district_code", filters.district, &request.district_code);
+    let grid = dimension("grid_code", filters.grid, &request.grid_code);
+    let time_kind = filters.time.and_then(|f| dataset.field(f)).map(|f| f.kind);
+    let mut bound = |name: &'static str, value: &str| {
+        if value.is_empty() {
+            return None;
+        }
+        let Some(kind) = time_kind else {
+            violations.push(FieldViolation::new(
+                name,
+                "this dataset has no time to filter on",
+            ));
+            return None;
+        };
+        let parsed = TimeBound::parse(kind, value);
+        if parsed.is_none() {
+            violations.push(FieldViolation::new(
+                name,
+                "must be in the form of the dataset's time field (an RFC 3339 instant, YYYY-MM-DD or YYYY-MM)",
+            ));
+        }
+        parsed
+    };
+    let time_from = bound("time_from", &request.time_from);
+    let time_to = bound("time_to", &request.time_to);
+    let after = if request.page_token.is_empty() {
+        None
+    } else {
+        let key = from_hex(&request.page_token);
+        if key.is_none() {
+            violations.push(FieldViolation::new(
+                "page_token",
+                "is not a token from a previous response",
+            ));
+        }
+        key
+    };
+    if !violations.is_empty() {
+        return Err(ApiError::InvalidArgument(violations));
+    }
+    // AIP-158: a page size above the maximum is lowered to it, not refused.
+    let limit = match request.page_size {
+        0 => DEFAULT_PAGE_SIZE,
+        n => n.min(MAX_PAGE_SIZE),
+    } as usize;
+    Ok(Query {
+        department,
+        district,
+        grid,
+        time_from,
+        time_to,
+        party: None,
+        after,
+        limit,
+    })
+}
+
+async fn reach(model: &ReadModel, min_position: u64, wait: Duration) -> Result<u64, ApiError> {
+    model
+        .wait_for(min_position, wait)
+        .await
+        .map_err(|err| match err {
+            WaitError::NotReached { reached } => ApiError::PositionNotReached {
+                read_model: model.name(),
+                reached,
+                wanted: min_position,
+            },
+            WaitError::Halted(_) => {
+                ApiError::Unavailable(format!("read model {} is halted", model.name()))
+            }
+        })
+}
+
+/// Runs a read of the store off the async threads (sled may block on disk).
+async fn blocking<T: Send + 'static>(
+    model: &ReadModel,
+    f: impl FnOnce(&dyn ReadModelStore) -> Result<T, hub_store::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let name = model.name();
+    let model = model.clone();
+    tokio::task::spawn_blocking(move || f(model.store()))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+        .map_err(|reason| {
+            error!(read_model = name, reason = %reason, "read failed");
+            ApiError::Internal
+        })
+}
+
+async fn status(model: &ReadModel, log_position: u64) -> Result<Status, ApiError> {
+    let state = model.state();
+    let rows = blocking(model, row_count).await?;
+    Ok(Status {
+        position: state.position,
+        log_position: log_position.max(state.position),
+        lag_seconds: state.lag_age(Timestamp::now()).map(|age| age.as_secs_f64()),
+        rows,
+        halted: state.halted,
+    })
+}
+
+fn to_hex(key: &[u8]) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(token: &str) -> Option<Vec<u8>> {
+    if token.len() % 2 != 0 || token.len() > 1024 {
+        return None;
+    }
+    (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(token.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// A JSON row as a protobuf Struct.
+pub fn to_struct(row: Row) -> prost_types::Struct {
+    prost_types::Struct {
+        fields: row.into_iter().map(|(k, v)| (k, to_value(v))).collect(),
+    }
+}
+
+fn to_value(value: serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    use serde_json::Value as J;
+    let kind = match value {
+        J::Null => Kind::NullValue(0),
+        J::Bool(b) => Kind::BoolValue(b),
+        J::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        J::String(s) => Kind::StringValue(s),
+        J::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.into_iter().map(to_value).collect(),
+        }),
+        J::Object(map) => Kind::StructValue(to_struct(map)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_garbage_is_refused() {
+        let key = b"2026-12/310104001001001/urban-management".to_vec();
+        assert_eq!(from_hex(&to_hex(&key)), Some(key));
+        assert_eq!(from_hex("abc"), None);
+        assert_eq!(from_hex("zz"), None);
+        assert_eq!(from_hex(""), Some(Vec::new()));
+    }
+}

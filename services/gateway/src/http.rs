@@ -1,0 +1,256 @@
+//! The hub's HTTP face, on the gRPC port: the catalogue as DCAT-AP 3.0.1 for catalogue
+//! software (CKAN's DCAT harvester, for one) and each dataset's rows as JSON, the access URL
+//! every distribution names.
+//!
+//! - `GET /catalog.ttl`, `GET /catalog.jsonld`: the catalogue, `?page=N` (Hydra paging);
+//! - `GET /catalog`: the same, the form chosen by the `Accept` header (`text/turtle`,
+//!   `application/ld+json`; JSON-LD when the client takes anything);
+//! - `GET /datasets/{id}`: a page of rows, with the query parameters of `ReadDataset`
+//!   (`page_size`, `page_token`, `min_position`, `department`, `district_code`, `grid_code`,
+//!   `time_from`, `time_to`). Open datasets need no identity.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use hub_api::ApiError;
+use hub_api::v1;
+use serde::Deserialize;
+
+use crate::catalog::{Publisher, dcat};
+use crate::datasets::{Datasets, reader};
+
+/// Datasets per catalogue page.
+pub const CATALOG_PAGE_SIZE: u64 = 50;
+
+struct AppState {
+    datasets: Datasets,
+    publisher: Publisher,
+    base_url: String,
+}
+
+/// The HTTP routes, to merge with the gRPC services on one port.
+pub fn router(datasets: Datasets, publisher: Publisher, base_url: String) -> Router {
+    let state = Arc::new(AppState {
+        datasets,
+        publisher,
+        base_url: base_url.trim_end_matches('/').to_owned(),
+    });
+    Router::new()
+        .route("/catalog", get(catalog_negotiated))
+        .route("/catalog.ttl", get(catalog_turtle))
+        .route("/catalog.jsonld", get(catalog_jsonld))
+        .route("/datasets/{id}", get(dataset_rows))
+        .with_state(state)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Turtle,
+    JsonLd,
+}
+
+impl Form {
+    fn content_type(self) -> &'static str {
+        match self {
+            Form::Turtle => "text/turtle; charset=utf-8",
+            Form::JsonLd => "application/ld+json",
+        }
+    }
+}
+
+/// The form an `Accept` header asks for, by q-value; `None` when it takes neither.
+fn negotiate(accept: Option<&str>) -> Option<Form> {
+    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
+        return Some(Form::JsonLd);
+    };
+    let mut best: Option<(f32, Form)> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.strip_prefix("q="))
+            .find_map(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let form = match media.as_str() {
+            "text/turtle" | "application/x-turtle" => Form::Turtle,
+            "application/ld+json" | "application/json" | "*/*" | "application/*" => Form::JsonLd,
+            "text/*" => Form::Turtle,
+            _ => continue,
+        };
+        if q > 0.0 && best.is_none_or(|(b, _)| q > b) {
+            best = Some((q, form));
+        }
+    }
+    best.map(|(_, form)| form)
+}
+
+#[derive(Debug, Deserialize)]
+struct CatalogParams {
+    page: Option<u64>,
+}
+
+async fn catalog_negotiated(
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<CatalogParams>,
+    headers: HeaderMap,
+) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let mut response = match negotiate(accept) {
+        Some(form) => catalog(&state, form, params.page).await,
+        None => (
+            StatusCode::NOT_ACCEPTABLE,
+            "the catalogue is served as text/turtle or application/ld+json\n",
+        )
+            .into_response(),
+    };
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept"));
+    response
+}
+
+async fn catalog_turtle(
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<CatalogParams>,
+) -> Response {
+    catalog(&state, Form::Turtle, params.page).await
+}
+
+async fn catalog_jsonld(
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<CatalogParams>,
+) -> Response {
+    catalog(&state, Form::JsonLd, params.page).await
+}
+
+async fn catalog(state: &AppState, form: Form, page: Option<u64>) -> Response {
+    let entries = match state.datasets.catalogue().await {
+        Ok(entries) => entries,
+        Err(err) => return error_response(err),
+    };
+    let total = entries.len() as u64;
+    let pages = total.div_ceil(CATALOG_PAGE_SIZE).max(1);
+    let page = page.unwrap_or(1);
+    if page == 0 || page > pages {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("the catalogue has pages 1 to {pages}\n"),
+        )
+            .into_response();
+    }
+    let start = ((page - 1) * CATALOG_PAGE_SIZE) as usize;
+    let end = (start + CATALOG_PAGE_SIZE as usize).min(entries.len());
+    let view = dcat::Page {
+        entries: &entries[start..end],
+        base_url: &state.base_url,
+        page,
+        page_size: CATALOG_PAGE_SIZE,
+        total,
+        publisher: &state.publisher,
+        modified: Some(jiff::Timestamp::now()),
+    };
+    let body = match form {
+        Form::Turtle => dcat::turtle(&view),
+        Form::JsonLd => dcat::jsonld(&view),
+    };
+    ([(header::CONTENT_TYPE, form.content_type())], body).into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RowParams {
+    #[serde(default)]
+    min_position: u64,
+    #[serde(default)]
+    page_size: u32,
+    #[serde(default)]
+    page_token: String,
+    #[serde(default)]
+    department: String,
+    #[serde(default)]
+    district_code: String,
+    #[serde(default)]
+    grid_code: String,
+    #[serde(default)]
+    time_from: String,
+    #[serde(default)]
+    time_to: String,
+}
+
+async fn dataset_rows(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    params: Result<Query<RowParams>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    let Ok(Query(p)) = params else {
+        return error_response(ApiError::InvalidArgument(vec![
+            hub_domain::FieldViolation::new("query", "a parameter is not of its type"),
+        ]));
+    };
+    let who = match reader(&headers, state.datasets.registry()) {
+        Ok(who) => who,
+        Err(err) => return error_response(err),
+    };
+    let request = v1::ReadDatasetRequest {
+        dataset_id: id,
+        min_position: p.min_position,
+        page_size: p.page_size,
+        page_token: p.page_token,
+        department: p.department,
+        district_code: p.district_code,
+        grid_code: p.grid_code,
+        time_from: p.time_from,
+        time_to: p.time_to,
+    };
+    match state
+        .datasets
+        .read(&who, &request, state.datasets.max_wait())
+        .await
+    {
+        Ok(rows) => axum::Json(rows).into_response(),
+        Err(err) => error_response(err),
+    }
+}
+
+/// An error as HTTP: the status the gRPC code maps to, and the same text and field
+/// violations as JSON.
+fn error_response(err: ApiError) -> Response {
+    let status: tonic::Status = err.into();
+    let http = match status.code() {
+        tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
+        tonic::Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        tonic::Code::PermissionDenied => StatusCode::FORBIDDEN,
+        tonic::Code::NotFound => StatusCode::NOT_FOUND,
+        tonic::Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let body = serde_json::json!({
+        "code": format!("{:?}", status.code()),
+        "message": status.message(),
+    });
+    (http, axum::Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_accept_header_picks_the_form() {
+        assert_eq!(negotiate(None), Some(Form::JsonLd));
+        assert_eq!(negotiate(Some("text/turtle")), Some(Form::Turtle));
+        assert_eq!(negotiate(Some("application/ld+json")), Some(Form::JsonLd));
+        assert_eq!(
+            negotiate(Some("application/ld+json;q=0.5, text/turtle;q=0.9")),
+            Some(Form::Turtle)
+        );
+        assert_eq!(negotiate(Some("*/*")), Some(Form::JsonLd));
+        assert_eq!(negotiate(Some("image/png")), None);
+        assert_eq!(negotiate(Some("text/turtle;q=0")), None);
+    }
+}
