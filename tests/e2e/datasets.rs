@@ -264,6 +264,10 @@ async fn a_datasets_rows_beyond_the_open_ones_are_its_owners_alone() {
     .await
     .expect("another department reads no rows of it");
     assert!(stranger.rows.is_empty(), "{stranger:?}");
+    assert!(
+        stranger.next_page_token.is_empty(),
+        "a stranger's cursor names no row of others: {stranger:?}"
+    );
 
     // The complaint counts for its company, openly.
     let complaints = rows_as(
@@ -381,9 +385,9 @@ async fn the_catalogue_lists_every_dataset_with_its_live_state() {
         .find(|d| d.id == "incident_stats")
         .expect("listed");
     let status = stats.status.as_ref().expect("status");
-    assert_eq!(status.rows, 1);
+    assert_eq!(status.rows, Some(1));
     assert!(
-        status.position >= last && status.log_position >= last,
+        status.position >= Some(last) && status.log_position >= Some(last),
         "{status:?}"
     );
     assert_eq!(stats.open_type, v1::OpenType::Open as i32);
@@ -396,6 +400,12 @@ async fn the_catalogue_lists_every_dataset_with_its_live_state() {
         .find(|d| d.id == "care_roster")
         .expect("listed");
     assert_eq!(roster.share_type, v1::ShareType::Conditional as i32);
+    let hidden = roster.status.as_ref().expect("status");
+    assert_eq!(
+        (hidden.rows, hidden.position),
+        (None, None),
+        "the public catalogue shows no count or position of a dataset that is not open"
+    );
     let identity = roster
         .fields
         .iter()
@@ -621,6 +631,16 @@ async fn care_counts_withhold_small_counts_so_that_no_subtraction_recovers_them(
 
     // The attack: in any line (a community, a category, or the totals) with its total shown
     // and exactly one entry withheld, subtraction recovers that entry. There is none.
+    let margin_row = {
+        let mut line = table.column_totals.clone();
+        line.push(table.total);
+        line
+    };
+    let margin_column = {
+        let mut line = table.row_totals.clone();
+        line.push(table.total);
+        line
+    };
     let lines = (0..communities.len())
         .map(|i| {
             let mut line: Vec<Cell> = table.cells[i].clone();
@@ -631,7 +651,8 @@ async fn care_counts_withhold_small_counts_so_that_no_subtraction_recovers_them(
             let mut line: Vec<Cell> = table.cells.iter().map(|row| row[j]).collect();
             line.push(table.column_totals[j]);
             line
-        }));
+        }))
+        .chain([margin_row, margin_column]);
     for line in lines {
         let withheld = line.iter().filter(|c| **c == Cell::Suppressed).count();
         assert_ne!(

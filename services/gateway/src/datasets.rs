@@ -125,7 +125,7 @@ impl Datasets {
             let (dataset, model) = self.model(id)?;
             entries.push(Entry {
                 dataset,
-                status: status(model, log_position).await?,
+                status: status(dataset, model, log_position).await?,
             });
         }
         Ok(entries)
@@ -137,17 +137,17 @@ impl Datasets {
         let log_position = self.log_position().await;
         Ok(Entry {
             dataset,
-            status: status(model, log_position).await?,
+            status: status(dataset, model, log_position).await?,
         })
     }
 
-    async fn log_position(&self) -> u64 {
+    async fn log_position(&self) -> Option<u64> {
         match self.inner.log.last_position().await {
-            Ok(position) => position,
+            Ok(position) => Some(position),
             Err(err) => {
-                // The catalogue still answers; its lag figures show the log as unknown.
+                // The catalogue still answers, without the log's position.
                 error!(error = %err, "catalogue: the log's position is unknown");
-                0
+                None
             }
         }
     }
@@ -330,12 +330,21 @@ async fn blocking<T: Send + 'static>(
         })
 }
 
-async fn status(model: &ReadModel, log_position: u64) -> Result<Status, ApiError> {
+async fn status(
+    dataset: &Dataset,
+    model: &ReadModel,
+    log_position: Option<u64>,
+) -> Result<Status, ApiError> {
     let state = model.state();
-    let rows = blocking(model, row_count).await?;
+    let open = dataset.open == OpenType::Open;
+    let rows = if open {
+        Some(blocking(model, row_count).await?)
+    } else {
+        None
+    };
     Ok(Status {
-        position: state.position,
-        log_position: log_position.max(state.position),
+        position: open.then_some(state.position),
+        log_position: log_position.map(|p| p.max(state.position)),
         lag_seconds: state.lag_age(Timestamp::now()).map(|age| age.as_secs_f64()),
         rows,
         halted: state.halted,

@@ -62,33 +62,68 @@ impl Form {
     }
 }
 
-/// The form an `Accept` header asks for, by q-value; `None` when it takes neither.
+/// The form an `Accept` header asks for (RFC 9110): each form takes the q-value of the most
+/// specific range that matches one of its media types; the highest q above 0 wins, JSON-LD
+/// on a tie. `None` when the header takes neither.
 fn negotiate(accept: Option<&str>) -> Option<Form> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
         return Some(Form::JsonLd);
     };
-    let mut best: Option<(f32, Form)> = None;
-    for range in accept.split(',') {
-        let mut parts = range.split(';').map(str::trim);
-        let media = parts.next().unwrap_or_default().to_ascii_lowercase();
-        let q = parts
-            .filter_map(|p| p.strip_prefix("q="))
-            .find_map(|q| q.parse::<f32>().ok())
-            .unwrap_or(1.0);
-        let form = match media.as_str() {
-            "text/turtle" | "application/x-turtle" => Form::Turtle,
-            "application/ld+json" | "application/json" | "*/*" | "application/*" => Form::JsonLd,
-            "text/*" => Form::Turtle,
-            _ => continue,
-        };
-        if q > 0.0 && best.is_none_or(|(b, _)| q > b) {
-            best = Some((q, form));
+    let ranges: Vec<(String, f32)> = accept
+        .split(',')
+        .map(|range| {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| {
+                    let (name, value) = p.split_once('=')?;
+                    name.trim()
+                        .eq_ignore_ascii_case("q")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .next()
+                .unwrap_or(1.0);
+            (media, q)
+        })
+        .collect();
+    // Specificity: 2 for the exact type, 1 for `type/*`, 0 for `*/*`.
+    let q_of = |types: &[&str]| -> f32 {
+        let mut best: Option<(u8, f32)> = None;
+        for (media, q) in &ranges {
+            let specificity = types
+                .iter()
+                .filter_map(|t| {
+                    let major = t.split('/').next().unwrap_or_default();
+                    if media == t {
+                        Some(2)
+                    } else if media.strip_suffix("/*") == Some(major) {
+                        Some(1)
+                    } else if media == "*/*" {
+                        Some(0)
+                    } else {
+                        None
+                    }
+                })
+                .max();
+            if let Some(s) = specificity
+                && best.is_none_or(|(b, _)| s > b)
+            {
+                best = Some((s, *q));
+            }
         }
+        best.map_or(0.0, |(_, q)| q)
+    };
+    let jsonld = q_of(&["application/ld+json", "application/json"]);
+    let turtle = q_of(&["text/turtle", "application/x-turtle"]);
+    match (jsonld > 0.0, turtle > 0.0) {
+        (false, false) => None,
+        _ if turtle > jsonld => Some(Form::Turtle),
+        _ => Some(Form::JsonLd),
     }
-    best.map(|(_, form)| form)
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CatalogParams {
     page: Option<u64>,
 }
@@ -161,6 +196,7 @@ async fn catalog(state: &AppState, form: Form, page: Option<u64>) -> Response {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RowParams {
     #[serde(default)]
     min_position: u64,
@@ -186,10 +222,14 @@ async fn dataset_rows(
     params: Result<Query<RowParams>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
-    let Ok(Query(p)) = params else {
-        return error_response(ApiError::InvalidArgument(vec![
-            hub_domain::FieldViolation::new("query", "a parameter is not of its type"),
-        ]));
+    let p = match params {
+        Ok(Query(p)) => p,
+        // An unknown parameter (a misspelt filter) is refused, not ignored; serde names it.
+        Err(rejection) => {
+            return error_response(ApiError::InvalidArgument(vec![
+                hub_domain::FieldViolation::new("query", rejection.body_text()),
+            ]));
+        }
     };
     let who = match reader(&headers, state.datasets.registry()) {
         Ok(who) => who,
@@ -252,5 +292,16 @@ mod tests {
         assert_eq!(negotiate(Some("*/*")), Some(Form::JsonLd));
         assert_eq!(negotiate(Some("image/png")), None);
         assert_eq!(negotiate(Some("text/turtle;q=0")), None);
+        // The most specific range decides: a refusal is not undone by a wildcard.
+        assert_eq!(
+            negotiate(Some("application/ld+json;q=0, */*")),
+            Some(Form::Turtle)
+        );
+        assert_eq!(negotiate(Some("text/turtle;q=0, text/*")), None);
+        assert_eq!(negotiate(Some("text/*")), Some(Form::Turtle));
+        assert_eq!(
+            negotiate(Some("text/turtle;Q=0.2, application/ld+json;q=0.5")),
+            Some(Form::JsonLd)
+        );
     }
 }

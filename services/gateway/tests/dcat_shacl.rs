@@ -238,10 +238,10 @@ fn entry(
     Entry {
         dataset,
         status: Status {
-            position,
-            log_position: 1045,
+            position: Some(position),
+            log_position: Some(1045),
             lag_seconds: lag,
-            rows: 48,
+            rows: Some(48),
             halted: halted.map(str::to_owned),
         },
     }

@@ -11,6 +11,10 @@ pub enum ProjectionError {
     /// The event contradicts the read model (e.g. an update to a row that does not exist).
     #[error("event at position {position} does not fit the read model: {reason}")]
     Inconsistent { position: u64, reason: String },
+    /// A row or record the model stored earlier does not decode: the model halts (it is
+    /// rebuilt from the log), the rest of the hub goes on.
+    #[error("a stored row of the read model is corrupt: {0}")]
+    CorruptRow(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -4,17 +4,19 @@ pub mod dcat;
 
 use hub_projector::datasets::Dataset;
 
-/// Where a dataset's read model stands now.
+/// Where a dataset's read model stands now. The catalogue is public: the position and row
+/// count of a dataset that is not open are left out (a roster's row count, say, is a count
+/// the open statistics withhold, and its position moves with each care event).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Status {
     /// Every event at or below this log position that the dataset consumes is applied.
-    pub position: u64,
-    /// The log's last position when the status was taken.
-    pub log_position: u64,
+    pub position: Option<u64>,
+    /// The log's last position when the status was taken; `None` when the log did not say.
+    pub log_position: Option<u64>,
     /// How far behind the log the dataset is in time, in seconds; `None` until known.
     pub lag_seconds: Option<f64>,
     /// Rows the dataset holds.
-    pub rows: u64,
+    pub rows: Option<u64>,
     /// Set when the read model stopped rather than serve wrong data.
     pub halted: Option<String>,
 }

@@ -15,7 +15,7 @@ use hub_store::Batch;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::common::{instant, load, pass_over, row, save};
+use super::common::{instant, load, pass_over, passed, row, save};
 use super::rows::Rows;
 use super::{
     Dataset, FieldType as T, Filters, OpenType, Owner, Publication, Sensitivity as S, ShareType,
@@ -334,6 +334,9 @@ impl Projection for CareModel {
     fn apply(&self, stored: &StoredEvent, batch: &mut Batch<'_>) -> Result<(), ProjectionError> {
         let event_type = stored.envelope.event_type.as_str();
         let at = (stored.subject.as_str(), stored.position, event_type);
+        if passed(batch, &stored.subject)? {
+            return Ok(());
+        }
         let event = match Care::decode(event_type, &stored.body) {
             Ok(Some(event)) => event,
             Ok(None) => {
@@ -346,9 +349,17 @@ impl Projection for CareModel {
             }
         };
         let mut rows = Rows::new(batch);
-        match self.which {
+        let applied = match self.which {
             CareDataset::Roster => Self::roster(&mut rows, &event, stored.position),
             CareDataset::Counts => Self::counts(&mut rows, &event, stored.position),
+        };
+        match applied {
+            // An event of a record whose registration the model did not apply is passed over.
+            Err(ProjectionError::Inconsistent { reason, .. }) => {
+                let why = format!("does not fit the record as the model saw it ({reason})");
+                pass_over(self.name(), &self.alarms, batch, at, &why)
+            }
+            other => other,
         }
     }
 

@@ -11,7 +11,7 @@ use jiff::tz::TimeZone;
 
 use super::Dataset;
 use super::case_facts::{CaseFacts, track};
-use super::common::pass_over;
+use super::common::{pass_over, passed};
 use super::rows::Rows;
 use crate::alarm::Alarms;
 use crate::projection::{Projection, ProjectionError};
@@ -60,6 +60,9 @@ impl<M: CaseRows> Projection for CaseModel<M> {
     fn apply(&self, stored: &StoredEvent, batch: &mut Batch<'_>) -> Result<(), ProjectionError> {
         let event_type = stored.envelope.event_type.as_str();
         let at = (stored.subject.as_str(), stored.position, event_type);
+        if passed(batch, &stored.subject)? {
+            return Ok(());
+        }
         let event = match decode_case_event(event_type, &stored.body) {
             Ok(Some(event)) => event,
             Ok(None) => {
@@ -82,7 +85,15 @@ impl<M: CaseRows> Projection for CaseModel<M> {
             after: &after,
             tz: &self.tz,
         };
-        self.rows.apply(&mut Rows::new(batch), &change)
+        match self.rows.apply(&mut Rows::new(batch), &change) {
+            // An event that does not fit what the model saw of its case (a decision on a
+            // transfer it never saw requested) is passed over like an unreadable one.
+            Err(ProjectionError::Inconsistent { reason, .. }) => {
+                let why = format!("does not fit the case as the model saw it ({reason})");
+                pass_over(self.name(), &self.alarms, batch, at, &why)
+            }
+            other => other,
+        }
     }
 
     fn apply_unreadable(

@@ -20,7 +20,8 @@ pub static DATASET: Dataset = Dataset {
     description_zh: "每个案件的全部事件：事件类型、发出部门、时间、在事件日志中的位置，以及事件后的承办单位。",
     description_en: "Every event of every case: its type, the issuing department, its time, its position in the event log, and the unit holding the case after it.",
     owner: Owner::Hub,
-    share: ShareType::Conditional,
+    // Each department reads the rows it is a party to; the hub has no owner to grant more.
+    share: ShareType::NotShared,
     open: OpenType::NotOpen,
     cycle: UpdateCycle::Continuous,
     keywords: &["案件", "时间线", "case", "timeline"],
@@ -81,7 +82,8 @@ impl CaseRows for CaseTimeline {
         let envelope = &c.stored.envelope;
         let case_id = c.event.case_id().as_str();
         let key = format!("{case_id}/{:020}", c.stored.position);
-        rows.put(
+        rows.put_for_parties(
+            &DATASET,
             key.as_bytes(),
             &row([
                 ("case_id", Value::from(case_id)),

@@ -113,6 +113,17 @@ pub fn passed_over(
     crate::command_state::blocks_under(store, PASSED_PREFIX)
 }
 
+/// Whether an earlier event of aggregate `id` was passed over: its later events are passed
+/// over too, since the model's view of the aggregate is missing that event.
+pub fn passed(batch: &Batch<'_>, subject: &str) -> Result<bool, ProjectionError> {
+    let Some((_, id)) = parse_event_subject(subject) else {
+        return Ok(false);
+    };
+    Ok(batch
+        .get(&[PASSED_PREFIX, id.as_bytes()].concat())?
+        .is_some())
+}
+
 /// Reads a bookkeeping record of the model (serde JSON) at `key`.
 pub fn load<T: serde::de::DeserializeOwned>(
     batch: &Batch<'_>,
@@ -121,14 +132,9 @@ pub fn load<T: serde::de::DeserializeOwned>(
 ) -> Result<Option<T>, ProjectionError> {
     match batch.get(key)? {
         None => Ok(None),
-        Some(bytes) => {
-            serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| ProjectionError::Decode {
-                    position,
-                    reason: format!("stored record: {e}"),
-                })
-        }
+        Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            ProjectionError::CorruptRow(format!("record read at position {position}: {e}"))
+        }),
     }
 }
 

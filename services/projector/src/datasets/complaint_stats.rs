@@ -1,7 +1,7 @@
 //! Dataset `property_complaint_stats` (open): property complaints per company (unified
 //! social credit code), compound, category and month: received, resolved, and the ratings
-//! residents gave. Row key `<month>/<company>/<compound>/<category>`; the month is the
-//! city's calendar month of the event.
+//! residents gave. Row key `<month>/<district>/<company>/<category>/<compound>` (the compound,
+//! free text, last); the month is the city's calendar month of the event.
 
 use hub_domain::case::CaseEvent;
 use serde_json::Value;
@@ -112,7 +112,7 @@ impl CaseRows for ComplaintStats {
             _ => return Ok(()),
         };
         let month = month(c.tz, at);
-        let key = format!("{month}/{company}/{compound}/{category}");
+        let key = format!("{month}/{}/{company}/{category}/{compound}", facts.district);
         for &(counter, by) in counters {
             let new = || {
                 row([

@@ -4,7 +4,7 @@ use hub_store::{ReadModelStore, StoreError};
 use jiff::Timestamp;
 use serde_json::Value;
 
-use super::rows::{Row, decode_row};
+use super::rows::{Row, data_key, decode_row, party_prefix};
 use super::{DATA_PREFIX, Dataset, FieldType};
 
 /// Rows looked at, at most, per call: a filter that matches little returns a short (even
@@ -105,21 +105,41 @@ fn matches(dataset: &Dataset, query: &Query, row: &Row) -> bool {
 
 /// Reads up to `query.limit` matching rows after the cursor, looking at no more than
 /// [`SCAN_BUDGET`] rows. The returned cursor is the key of the last row looked at, so
-/// the next page starts where this one stopped even when nothing matched.
+/// the next page starts where this one stopped even when nothing matched. A read for a
+/// party walks that party's index, so the rows it looks at, and the cursor it returns, are
+/// the party's own: a cursor never names another department's row.
 pub fn read_page(
     store: &dyn ReadModelStore,
     dataset: &Dataset,
     query: &Query,
 ) -> Result<Page, StoreError> {
+    let prefix = match &query.party {
+        Some(party) => party_prefix(party),
+        None => DATA_PREFIX.to_vec(),
+    };
     let mut page = Page::default();
-    let mut after = query.after.as_ref().map(|k| [DATA_PREFIX, k].concat());
+    let mut after = query
+        .after
+        .as_ref()
+        .map(|k| [prefix.as_slice(), k].concat());
     let mut scanned = 0;
     while page.rows.len() < query.limit && scanned < SCAN_BUDGET {
         let chunk = (SCAN_BUDGET - scanned).min(512);
-        let rows = store.scan(DATA_PREFIX, after.as_deref(), chunk)?;
+        let rows = store.scan(&prefix, after.as_deref(), chunk)?;
         let done = rows.len() < chunk;
         for (key, value) in rows {
             scanned += 1;
+            let value = match &query.party {
+                None => value,
+                // An index entry: the row is under its data key.
+                Some(_) => match store.get(&data_key(&key[prefix.len()..]))? {
+                    Some(value) => value,
+                    None => {
+                        after = Some(key);
+                        continue;
+                    }
+                },
+            };
             let row = decode_row(&value)?;
             after = Some(key);
             if matches(dataset, query, &row) {
@@ -133,6 +153,6 @@ pub fn read_page(
             return Ok(page); // the end of the dataset: no cursor
         }
     }
-    page.next = after.map(|k| k[DATA_PREFIX.len()..].to_vec());
+    page.next = after.map(|k| k[prefix.len()..].to_vec());
     Ok(page)
 }

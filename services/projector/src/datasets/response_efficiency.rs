@@ -1,7 +1,7 @@
 //! Dataset `response_efficiency` (open): how fast each department answers the cases of each
 //! grid, per month, for the performance assessment of district leadership (考核). Row key
-//! `<month>/<grid or "-">/<department>`; property complaints, which have no grid, count under
-//! `-` with their district. Each measure counts in the city's month of the event it measures.
+//! `<month>/<district>/<grid or "-">/<department>`; property complaints, which have no grid,
+//! count under `-` in their district. Each measure counts in the city's month of the event it measures.
 //!
 //! - time to accept: from dispatch to acceptance (a transfer accepted counts in
 //!   `transfers_accepted`, not here: its clock is the transfer's);
@@ -249,7 +249,7 @@ impl CaseRows for ResponseEfficiency {
         };
         let month = month(c.tz, at);
         let grid = after.grid.as_deref().unwrap_or("-");
-        let key = format!("{month}/{grid}/{department}");
+        let key = format!("{month}/{}/{grid}/{department}", after.district);
         let mut entry = match rows.get(key.as_bytes())? {
             Some(entry) => entry,
             None => {

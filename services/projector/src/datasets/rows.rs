@@ -3,7 +3,7 @@
 use hub_store::{Batch, ReadModelStore, StoreError};
 use serde_json::{Map, Value};
 
-use super::DATA_PREFIX;
+use super::{DATA_PREFIX, Dataset};
 use crate::projection::ProjectionError;
 
 /// A row: a JSON object whose members are the dataset's fields.
@@ -14,6 +14,16 @@ const COUNT_KEY: &[u8] = b"#rows";
 
 pub fn data_key(key: &[u8]) -> Vec<u8> {
     [DATA_PREFIX, key].concat()
+}
+
+/// Where a party's rows are indexed: `p/<party>/`.
+pub fn party_prefix(party: &str) -> Vec<u8> {
+    [b"p/", party.as_bytes(), b"/"].concat()
+}
+
+/// The index entry of row `key` under `party`.
+pub fn party_key(party: &str, key: &[u8]) -> Vec<u8> {
+    [party_prefix(party).as_slice(), key].concat()
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -49,7 +59,9 @@ impl<'b, 'a> Rows<'b, 'a> {
     pub fn get(&self, key: &[u8]) -> Result<Option<Row>, ProjectionError> {
         match self.batch.get(&data_key(key))? {
             None => Ok(None),
-            Some(bytes) => Ok(Some(decode_row(&bytes)?)),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| ProjectionError::CorruptRow(e.to_string())),
         }
     }
 
@@ -68,6 +80,24 @@ impl<'b, 'a> Rows<'b, 'a> {
         if self.batch.get(&key)?.is_some() {
             self.add_to_count(-1)?;
             self.batch.delete(key);
+        }
+        Ok(())
+    }
+
+    /// Puts a row of a dataset whose rows belong to parties (see [`Dataset::parties`]), and
+    /// indexes it under each party it names, so a party's reads walk its own rows only.
+    /// A row's parties never change once it is written.
+    pub fn put_for_parties(
+        &mut self,
+        dataset: &Dataset,
+        key: &[u8],
+        row: &Row,
+    ) -> Result<(), ProjectionError> {
+        self.put(key, row)?;
+        for field in dataset.parties {
+            if let Some(party) = row.get(*field).and_then(Value::as_str) {
+                self.batch.put(party_key(party, key), Vec::new());
+            }
         }
         Ok(())
     }
@@ -99,7 +129,7 @@ impl<'b, 'a> Rows<'b, 'a> {
                 bytes
                     .as_slice()
                     .try_into()
-                    .map_err(|_| corrupt("row count", "not 8 bytes"))?,
+                    .map_err(|_| ProjectionError::CorruptRow("row count: not 8 bytes".into()))?,
             ),
         };
         let next = now.saturating_add_signed(by);

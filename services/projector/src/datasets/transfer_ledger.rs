@@ -22,7 +22,8 @@ pub static DATASET: Dataset = Dataset {
     description_zh: "案件在部门之间的每一次流转申请：由谁转给谁、何时、理由，以及接收或退回的结果。",
     description_en: "Every request to pass a case from one department to another: from whom to whom, when, why, and whether it was accepted or rejected.",
     owner: Owner::Hub,
-    share: ShareType::Unconditional,
+    // Each department reads the rows it is a party to; the hub has no owner to grant more.
+    share: ShareType::NotShared,
     open: OpenType::NotOpen,
     cycle: UpdateCycle::Continuous,
     keywords: &["流转", "交办", "transfer", "accountability"],
@@ -138,7 +139,8 @@ impl CaseRows for TransferLedger {
         match c.event {
             CaseEvent::TransferRequested(e) => {
                 let key = transfer_key(e.case_id.as_str(), c.stored.position);
-                rows.put(
+                rows.put_for_parties(
+                    &DATASET,
                     key.as_bytes(),
                     &row([
                         ("case_id", Value::from(e.case_id.as_str())),

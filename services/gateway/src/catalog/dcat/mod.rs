@@ -279,14 +279,21 @@ fn distribution(base: &str, d: &Dataset) -> Node {
 
 fn status(status: &Status) -> Node {
     let mut node = Node::blank("hub:Status");
-    node.count("hub:position", status.position)
-        .count("hub:logPosition", status.log_position);
+    if let Some(position) = status.position {
+        node.count("hub:position", position);
+    }
+    if let Some(position) = status.log_position {
+        node.count("hub:logPosition", position);
+    }
     // xsd:decimal has no exponent, infinity or NaN, and Rust writes a finite f64 without an
     // exponent: a lag that is not finite is as good as unknown.
     if let Some(lag) = status.lag_seconds.filter(|lag| lag.is_finite()) {
         node.typed("hub:lagSeconds", lag.to_string(), "xsd:decimal");
     }
-    node.count("hub:rows", status.rows).typed(
+    if let Some(rows) = status.rows {
+        node.count("hub:rows", rows);
+    }
+    node.typed(
         "hub:halted",
         status.halted.is_some().to_string(),
         "xsd:boolean",

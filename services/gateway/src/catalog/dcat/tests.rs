@@ -36,10 +36,10 @@ fn entry(dataset: &'static Dataset, halted: Option<&str>) -> Entry {
     Entry {
         dataset,
         status: Status {
-            position: 41,
-            log_position: 42,
+            position: Some(41),
+            log_position: Some(42),
             lag_seconds: Some(0.25),
-            rows: 3,
+            rows: Some(3),
             halted: halted.map(str::to_owned),
         },
     }
