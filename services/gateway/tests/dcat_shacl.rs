@@ -12,8 +12,8 @@ use std::{fs, thread};
 use hub_gateway::catalog::dcat::{self, Page};
 use hub_gateway::catalog::{Entry, Publisher, Status};
 use hub_projector::datasets::{
-    Dataset, Field, FieldType, Filters, OpenType, Owner, Publication, Sensitivity, ShareType,
-    UpdateCycle,
+    Dataset, FieldType, Filters, OpenType, Owner, Publication, Sensitivity, ShareType, UpdateCycle,
+    field,
 };
 use serde_json::Value;
 
@@ -212,22 +212,6 @@ static TRANSFERS: Dataset = Dataset {
     parties: &["from_department", "to_department"],
     publication: Publication::Rows,
 };
-
-const fn field(
-    name: &'static str,
-    kind: FieldType,
-    sensitivity: Sensitivity,
-    title_zh: &'static str,
-    title_en: &'static str,
-) -> Field {
-    Field {
-        name,
-        kind,
-        sensitivity,
-        title_zh,
-        title_en,
-    }
-}
 
 fn entry(
     dataset: &'static Dataset,

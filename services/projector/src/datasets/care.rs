@@ -15,7 +15,9 @@ use hub_store::Batch;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::common::{instant, load, pass_over, passed, row, save};
+use super::common::{
+    decoded_or_passed, instant, load, misfit_passed, passed, row, save, unreadable_passed,
+};
 use super::rows::Rows;
 use super::{
     Dataset, FieldType as T, Filters, OpenType, Owner, Publication, Sensitivity as S, ShareType,
@@ -337,30 +339,16 @@ impl Projection for CareModel {
         if passed(batch, &stored.subject)? {
             return Ok(());
         }
-        let event = match Care::decode(event_type, &stored.body) {
-            Ok(Some(event)) => event,
-            Ok(None) => {
-                let why = "has a type this version does not know";
-                return pass_over(self.name(), &self.alarms, batch, at, why);
-            }
-            Err(_) => {
-                let why = "has a body this version cannot decode";
-                return pass_over(self.name(), &self.alarms, batch, at, why);
-            }
+        let decoded = Care::decode(event_type, &stored.body);
+        let Some(event) = decoded_or_passed(self.name(), &self.alarms, batch, at, decoded)? else {
+            return Ok(());
         };
         let mut rows = Rows::new(batch);
         let applied = match self.which {
             CareDataset::Roster => Self::roster(&mut rows, &event, stored.position),
             CareDataset::Counts => Self::counts(&mut rows, &event, stored.position),
         };
-        match applied {
-            // An event of a record whose registration the model did not apply is passed over.
-            Err(ProjectionError::Inconsistent { reason, .. }) => {
-                let why = format!("does not fit the record as the model saw it ({reason})");
-                pass_over(self.name(), &self.alarms, batch, at, &why)
-            }
-            other => other,
-        }
+        misfit_passed(self.name(), &self.alarms, batch, at, applied)
     }
 
     fn apply_unreadable(
@@ -368,12 +356,6 @@ impl Projection for CareModel {
         unreadable: &Unreadable,
         batch: &mut Batch<'_>,
     ) -> Result<(), ProjectionError> {
-        let at = (
-            unreadable.subject.as_str(),
-            unreadable.position,
-            unreadable.event_type.as_str(),
-        );
-        let why = "has an envelope this version cannot read";
-        pass_over(self.name(), &self.alarms, batch, at, why)
+        unreadable_passed(self.name(), &self.alarms, batch, unreadable)
     }
 }

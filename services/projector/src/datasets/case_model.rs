@@ -11,7 +11,7 @@ use jiff::tz::TimeZone;
 
 use super::Dataset;
 use super::case_facts::{CaseFacts, track};
-use super::common::{pass_over, passed};
+use super::common::{decoded_or_passed, misfit_passed, pass_over, passed, unreadable_passed};
 use super::rows::Rows;
 use crate::alarm::Alarms;
 use crate::projection::{Projection, ProjectionError};
@@ -63,16 +63,9 @@ impl<M: CaseRows> Projection for CaseModel<M> {
         if passed(batch, &stored.subject)? {
             return Ok(());
         }
-        let event = match decode_case_event(event_type, &stored.body) {
-            Ok(Some(event)) => event,
-            Ok(None) => {
-                let why = "has a type this version does not know";
-                return pass_over(self.name(), &self.alarms, batch, at, why);
-            }
-            Err(_) => {
-                let why = "has a body this version cannot decode";
-                return pass_over(self.name(), &self.alarms, batch, at, why);
-            }
+        let decoded = decode_case_event(event_type, &stored.body);
+        let Some(event) = decoded_or_passed(self.name(), &self.alarms, batch, at, decoded)? else {
+            return Ok(());
         };
         let Some((before, after)) = track(batch, &event, stored.position)? else {
             let why = "belongs to a case whose report it has not applied";
@@ -85,15 +78,8 @@ impl<M: CaseRows> Projection for CaseModel<M> {
             after: &after,
             tz: &self.tz,
         };
-        match self.rows.apply(&mut Rows::new(batch), &change) {
-            // An event that does not fit what the model saw of its case (a decision on a
-            // transfer it never saw requested) is passed over like an unreadable one.
-            Err(ProjectionError::Inconsistent { reason, .. }) => {
-                let why = format!("does not fit the case as the model saw it ({reason})");
-                pass_over(self.name(), &self.alarms, batch, at, &why)
-            }
-            other => other,
-        }
+        let applied = self.rows.apply(&mut Rows::new(batch), &change);
+        misfit_passed(self.name(), &self.alarms, batch, at, applied)
     }
 
     fn apply_unreadable(
@@ -101,12 +87,6 @@ impl<M: CaseRows> Projection for CaseModel<M> {
         unreadable: &Unreadable,
         batch: &mut Batch<'_>,
     ) -> Result<(), ProjectionError> {
-        let at = (
-            unreadable.subject.as_str(),
-            unreadable.position,
-            unreadable.event_type.as_str(),
-        );
-        let why = "has an envelope this version cannot read";
-        pass_over(self.name(), &self.alarms, batch, at, why)
+        unreadable_passed(self.name(), &self.alarms, batch, unreadable)
     }
 }

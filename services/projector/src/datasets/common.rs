@@ -70,7 +70,7 @@ pub fn pass_over(
     model: &str,
     alarms: &Alarms,
     batch: &mut Batch<'_>,
-    (subject, position, event_type): (&str, u64, &str),
+    (subject, position, event_type): At<'_>,
     why: &str,
 ) -> Result<(), ProjectionError> {
     let Some((_, id)) = parse_event_subject(subject) else {
@@ -93,6 +93,67 @@ pub fn pass_over(
     let (key, text) = passed_alarm(model, id, &block);
     alarms.raise(key, text);
     Ok(())
+}
+
+/// Where an event stands, for [`pass_over`]: its subject, position and type.
+pub type At<'a> = (&'a str, u64, &'a str);
+
+/// The decoded event, or `None` once an event of a type this version does not know, or
+/// with a body it cannot decode, is passed over.
+pub fn decoded_or_passed<E, D>(
+    model: &str,
+    alarms: &Alarms,
+    batch: &mut Batch<'_>,
+    at: At<'_>,
+    decoded: Result<Option<E>, D>,
+) -> Result<Option<E>, ProjectionError> {
+    let why = match decoded {
+        Ok(Some(event)) => return Ok(Some(event)),
+        Ok(None) => "has a type this version does not know",
+        Err(_) => "has a body this version cannot decode",
+    };
+    pass_over(model, alarms, batch, at, why)?;
+    Ok(None)
+}
+
+/// Passes over a message whose envelope cannot be read.
+pub fn unreadable_passed(
+    model: &str,
+    alarms: &Alarms,
+    batch: &mut Batch<'_>,
+    unreadable: &hub_log::Unreadable,
+) -> Result<(), ProjectionError> {
+    let at = (
+        unreadable.subject.as_str(),
+        unreadable.position,
+        unreadable.event_type.as_str(),
+    );
+    pass_over(
+        model,
+        alarms,
+        batch,
+        at,
+        "has an envelope this version cannot read",
+    )
+}
+
+/// An event that did not fit what the model saw of its aggregate (a decision on a transfer it
+/// never saw requested, a visit to a record it never saw registered) is passed over like an
+/// unreadable one; any other outcome stands.
+pub fn misfit_passed(
+    model: &str,
+    alarms: &Alarms,
+    batch: &mut Batch<'_>,
+    at: At<'_>,
+    applied: Result<(), ProjectionError>,
+) -> Result<(), ProjectionError> {
+    match applied {
+        Err(ProjectionError::Inconsistent { reason, .. }) => {
+            let why = format!("does not fit the aggregate as the model saw it ({reason})");
+            pass_over(model, alarms, batch, at, &why)
+        }
+        other => other,
+    }
 }
 
 /// The alarm key and text of an event a dataset passed over.
