@@ -356,7 +356,7 @@ fn to_hex(key: &[u8]) -> String {
 }
 
 fn from_hex(token: &str) -> Option<Vec<u8>> {
-    if token.len() % 2 != 0 || token.len() > 1024 {
+    if !token.len().is_multiple_of(2) || token.len() > 1024 {
         return None;
     }
     (0..token.len())

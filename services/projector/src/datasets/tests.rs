@@ -106,7 +106,7 @@ fn events(n: usize, s: &Story, start: Timestamp) -> Vec<CaseEvent> {
     let id = CaseId::new(format!("case-{n}"));
     let mut at = start;
     let mut next = || {
-        at = at + Span::new().minutes(s.gap);
+        at += Span::new().minutes(s.gap);
         at
     };
     let reported_at = next();
