@@ -157,6 +157,39 @@ async fn open_statistics_are_read_by_anyone_and_count_each_event_once() {
             .len(),
         1
     );
+    // Other bad input, each refused by field (or as no such dataset); nothing else read.
+    let mut early = read("incident_stats", last);
+    early.time_from = "yesterday".into();
+    let status = rows_as(&hub, None, early).await.expect_err("not a date");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let field = &status
+        .get_details_bad_request()
+        .expect("details")
+        .field_violations[0]
+        .field;
+    assert_eq!(field, "time_from");
+    let status = rows_as(&hub, None, read("no_such_dataset", last))
+        .await
+        .expect_err("no such dataset");
+    assert_eq!(status.code(), Code::NotFound);
+    let status = rows_as(
+        &hub,
+        Some("no-such-department"),
+        read("incident_stats", last),
+    )
+    .await
+    .expect_err("an unknown department");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let field = &status
+        .get_details_bad_request()
+        .expect("details")
+        .field_violations[0]
+        .field;
+    assert_eq!(field, "x-hub-department");
+    let misspelt = format!("{}/datasets/incident_stats?district=310104", hub.http_url());
+    let refused = reqwest::get(&misspelt).await.expect("http");
+    assert_eq!(refused.status(), reqwest::StatusCode::BAD_REQUEST);
+    assert!(refused.text().await.expect("body").contains("district"));
     let mut elsewhere = read("incident_stats", last);
     elsewhere.grid_code = "310105001001001".into();
     assert!(

@@ -5,6 +5,7 @@
 pub mod aggregate;
 mod convert;
 mod error;
+pub mod identity;
 #[cfg(test)]
 mod roundtrip;
 #[cfg(test)]

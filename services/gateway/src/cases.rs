@@ -9,13 +9,13 @@ use hub_api::v1::{GetCaseRequest, GetCaseResponse, ListCasesRequest, ListCasesRe
 use hub_domain::Violations;
 use hub_domain::codes::DepartmentCode;
 use hub_domain::registry::Registry;
+use hub_projector::ReadModel;
 use hub_projector::case_queue::{self, QueueCursor};
-use hub_projector::{ReadModel, WaitError};
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
-use tracing::error;
 
 use crate::deadline::read_wait;
+use crate::model_read::{blocking, reach};
 
 const DEFAULT_PAGE_SIZE: u32 = 100;
 const MAX_PAGE_SIZE: u32 = 500;
@@ -37,20 +37,12 @@ impl CaseQueries {
 
     /// Waits until the model has reached `min_position`; returns the position it stands at.
     async fn reach(&self, metadata: &MetadataMap, min_position: u64) -> Result<u64, ApiError> {
-        let wait = read_wait(metadata, self.max_wait);
-        self.model
-            .wait_for(min_position, wait)
-            .await
-            .map_err(|err| match err {
-                WaitError::NotReached { reached } => ApiError::PositionNotReached {
-                    read_model: self.model.name(),
-                    reached,
-                    wanted: min_position,
-                },
-                WaitError::Halted(_) => {
-                    ApiError::Unavailable(format!("read model {} is halted", self.model.name()))
-                }
-            })
+        reach(
+            &self.model,
+            min_position,
+            read_wait(metadata, self.max_wait),
+        )
+        .await
     }
 
     /// Runs a read of the store off the async threads (sled may block on disk).
@@ -60,15 +52,7 @@ impl CaseQueries {
         + Send
         + 'static,
     ) -> Result<T, ApiError> {
-        let model = self.model.clone();
-        tokio::task::spawn_blocking(move || f(model.store()))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()))
-            .map_err(|reason| {
-                error!(read_model = self.model.name(), reason = %reason, "read failed");
-                ApiError::Internal
-            })
+        blocking(&self.model, f).await
     }
 }
 

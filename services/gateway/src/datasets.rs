@@ -6,24 +6,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hub_api::ApiError;
+use hub_api::identity::{DEPARTMENT_HEADER, named_department};
 use hub_api::v1;
 use hub_domain::FieldViolation;
 use hub_domain::codes::DepartmentCode;
 use hub_domain::registry::Registry;
 use hub_log::Appender;
+use hub_projector::ReadModel;
 use hub_projector::datasets::read::{Query, TimeBound, read_page};
 use hub_projector::datasets::rows::{Row, row_count};
 use hub_projector::datasets::{Dataset, OpenType, Owner, Publication};
-use hub_projector::{ReadModel, WaitError};
-use hub_store::ReadModelStore;
 use jiff::Timestamp;
 use tracing::error;
 
 use crate::catalog::{Entry, Status};
 use crate::counts::publish_counts;
-
-/// The development identity header: the calling department's code.
-pub const DEPARTMENT_HEADER: &str = "x-hub-department";
+use crate::model_read::{blocking, reach};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 pub const MAX_PAGE_SIZE: u32 = 1000;
@@ -185,20 +183,11 @@ impl Datasets {
 /// `x-hub-department` (development identity, until certificates and tokens come), or, with
 /// no such header, the anonymous public.
 pub fn reader(headers: &http::HeaderMap, registry: &Registry) -> Result<Reader, ApiError> {
-    let Some(value) = headers.get(DEPARTMENT_HEADER) else {
-        return Ok(Reader::Public);
-    };
-    let invalid = |reason: String| {
-        ApiError::InvalidArgument(vec![FieldViolation::new(DEPARTMENT_HEADER, reason)])
-    };
-    let text = value
-        .to_str()
-        .map_err(|_| invalid("must be ascii".into()))?;
-    let department = DepartmentCode::parse(text).map_err(|e| invalid(e.to_string()))?;
-    if registry.unit(&department).is_none() {
-        return Err(invalid("no such department in the registry".into()));
-    }
-    Ok(Reader::Department(department))
+    let value = headers.get(DEPARTMENT_HEADER).map(|v| v.as_bytes());
+    Ok(match named_department(value, registry)? {
+        Some(department) => Reader::Department(department),
+        None => Reader::Public,
+    })
 }
 
 /// Whether `reader` may read `dataset`, and if only the rows naming it, which party.
@@ -295,39 +284,6 @@ fn parse_query(dataset: &Dataset, request: &v1::ReadDatasetRequest) -> Result<Qu
         after,
         limit,
     })
-}
-
-async fn reach(model: &ReadModel, min_position: u64, wait: Duration) -> Result<u64, ApiError> {
-    model
-        .wait_for(min_position, wait)
-        .await
-        .map_err(|err| match err {
-            WaitError::NotReached { reached } => ApiError::PositionNotReached {
-                read_model: model.name(),
-                reached,
-                wanted: min_position,
-            },
-            WaitError::Halted(_) => {
-                ApiError::Unavailable(format!("read model {} is halted", model.name()))
-            }
-        })
-}
-
-/// Runs a read of the store off the async threads (sled may block on disk).
-async fn blocking<T: Send + 'static>(
-    model: &ReadModel,
-    f: impl FnOnce(&dyn ReadModelStore) -> Result<T, hub_store::StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let name = model.name();
-    let model = model.clone();
-    tokio::task::spawn_blocking(move || f(model.store()))
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()))
-        .map_err(|reason| {
-            error!(read_model = name, reason = %reason, "read failed");
-            ApiError::Internal
-        })
 }
 
 async fn status(

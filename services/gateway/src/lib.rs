@@ -10,6 +10,7 @@ mod counts;
 pub mod datasets;
 mod deadline;
 pub mod http;
+mod model_read;
 
 pub use cases::CaseQueries;
 pub use catalog_service::Catalog;

@@ -1,6 +1,8 @@
 //! Who is calling. For now the department comes from request metadata; identity by client
 //! certificate or signed token comes with the identity work.
 
+pub use hub_api::identity::DEPARTMENT_HEADER;
+use hub_api::identity::named_department;
 use hub_api::{ApiError, is_safe_id};
 use hub_domain::codes::DepartmentCode;
 use hub_domain::registry::Registry;
@@ -8,8 +10,6 @@ use hub_domain::{Actor, FieldViolation};
 use hub_log::names::department_source;
 use tonic::metadata::MetadataMap;
 
-/// Request header naming the calling department, e.g. `urban-management`.
-pub const DEPARTMENT_HEADER: &str = "x-hub-department";
 /// W3C trace context header, passed through into the events.
 const TRACEPARENT: &str = "traceparent";
 /// A client's conversation id, passed through into the events.
@@ -80,32 +80,14 @@ fn traceparent(metadata: &MetadataMap) -> String {
     }
 }
 
-pub fn caller_department(metadata: &MetadataMap) -> Result<DepartmentCode, ApiError> {
+/// The caller of a command: a department known to the registry, which a command must name.
+pub fn caller(metadata: &MetadataMap, registry: &Registry) -> Result<Caller, ApiError> {
     let value = metadata
         .get(DEPARTMENT_HEADER)
-        .ok_or(ApiError::Unauthenticated(
-            "request header x-hub-department is missing",
-        ))?;
-    let text = value.to_str().map_err(|_| {
-        ApiError::InvalidArgument(vec![FieldViolation::new(
-            DEPARTMENT_HEADER,
-            "must be ascii",
-        )])
-    })?;
-    DepartmentCode::parse(text).map_err(|e| {
-        ApiError::InvalidArgument(vec![FieldViolation::new(DEPARTMENT_HEADER, e.to_string())])
-    })
-}
-
-/// The caller of a command: a department known to the registry.
-pub fn caller(metadata: &MetadataMap, registry: &Registry) -> Result<Caller, ApiError> {
-    let department = caller_department(metadata)?;
-    if registry.unit(&department).is_none() {
-        return Err(ApiError::InvalidArgument(vec![FieldViolation::new(
-            DEPARTMENT_HEADER,
-            "no such department in the registry",
-        )]));
-    }
+        .map(|v| v.as_encoded_bytes());
+    let department = named_department(value, registry)?.ok_or(ApiError::Unauthenticated(
+        "request header x-hub-department is missing",
+    ))?;
     Ok(Caller {
         department,
         traceparent: traceparent(metadata),
