@@ -239,6 +239,11 @@ impl Hub {
             .unwrap_or_else(|| panic!("no read model {name}"))
     }
 
+    /// The alarms the hub has raised.
+    pub fn alarms(&self) -> &hub_projector::Alarms {
+        &self.started.alarms
+    }
+
     /// The durable consumer of this hub's read model `name` (what [`crate::Hold`] names).
     pub fn consumer(&self, read_model: &str) -> String {
         hub_log::names::projector_consumer(read_model, &self.instance)

@@ -16,9 +16,10 @@ use hub_projector::datasets::incident_stats::{self, IncidentStats};
 use hub_projector::datasets::response_efficiency::{self, ResponseEfficiency};
 use hub_projector::datasets::transfer_ledger::{self, TransferLedger};
 use hub_projector::datasets::{Dataset, common};
-use hub_projector::{Alarms, Projection};
+use hub_projector::{Alarms, Projection, ReadModel};
 use hub_store::{Opened, ReadModelStore, SledStore};
 use jiff::tz::TimeZone;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 /// What is done with a read model's store before its projector starts: given the model's
@@ -92,6 +93,23 @@ pub fn prepare_dataset(
         alarms.raise(key, text);
     }
     Ok(())
+}
+
+/// Raises an alarm (`halted/<model>`) when a read model halts rather than serve wrong data.
+pub async fn alarm_when_halted(model: ReadModel, alarms: Alarms, stop: CancellationToken) {
+    let mut state = model.subscribe();
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        halted = state.wait_for(|s| s.halted.is_some()) => {
+            if let Ok(s) = halted {
+                let reason = s.halted.clone().unwrap_or_default();
+                alarms.raise(
+                    format!("halted/{}", model.name()),
+                    format!("read model {} halted: {reason}", model.name()),
+                );
+            }
+        }
+    }
 }
 
 pub async fn open_read_model(

@@ -234,6 +234,11 @@ async fn serve(
             options,
             stop.child_token(),
         ));
+        tokio::spawn(read_models::alarm_when_halted(
+            model.clone(),
+            alarms.clone(),
+            stop.child_token(),
+        ));
         stores.push(store);
         Ok(model)
     };

@@ -115,13 +115,16 @@ async fn consume(
         .get_stream(EVENTS_STREAM)
         .await
         .map_err(|e| nats_failure("get stream")(&e))?;
-    let state = events_stream
+    let info = events_stream
         .info()
         .await
-        .map_err(|e| nats_failure("stream info")(&e))?
-        .state
-        .clone();
+        .map_err(|e| nats_failure("stream info")(&e))?;
+    let state = info.state.clone();
     if let Some(reason) = gap_at_start(checkpoint, &state) {
+        return Ok(Stop::Halt(reason));
+    }
+    let identity = info.created.unix_timestamp_nanos().to_string();
+    if let Some(reason) = same_log(model, &identity).await.map_err(Failure::Store)? {
         return Ok(Stop::Halt(reason));
     }
     let filter = projection.filter_subject();
@@ -319,6 +322,29 @@ async fn idle_check(events_stream: &mut stream::Stream, filter: &str, model: &Re
         Err(err) if err.kind() == stream::DirectGetErrorKind::NotFound => caught_up(model),
         Err(err) => warn!(read_model = model.name(), error = %err, "idle check failed"),
     }
+}
+
+/// Whether the model was built from this log: its stream's identity (the stream's creation
+/// time) is recorded the first time and compared on every start after. A log deleted and
+/// created again under the same name, whose sequence has grown past the checkpoint again,
+/// is caught here where no sequence rule can catch it. `Some(reason)`: halt.
+async fn same_log(
+    model: &ReadModel,
+    identity: &str,
+) -> Result<Option<String>, hub_store::StoreError> {
+    let store = model.store_arc();
+    let identity = identity.to_owned();
+    tokio::task::spawn_blocking(move || match store.log_identity()? {
+        Some(recorded) if recorded == identity => Ok(None),
+        Some(_) => Ok(Some(
+            "the log was created again under the same name since the read model was built: \
+             its rows belong to another log"
+                .to_owned(),
+        )),
+        None => store.set_log_identity(&identity).map(|()| None),
+    })
+    .await
+    .map_err(|e| hub_store::StoreError::Io(e.to_string()))?
 }
 
 /// The model's checkpoint, read off the async threads.

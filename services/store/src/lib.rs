@@ -66,6 +66,13 @@ pub trait ReadModelStore: Send + Sync {
     /// Makes everything written so far durable.
     fn flush(&self) -> Result<(), StoreError>;
 
+    /// Which log the rows were built from (the events stream's identity, e.g. its creation
+    /// time), kept beside the checkpoint and outside the rows; `None` until recorded.
+    fn log_identity(&self) -> Result<Option<String>, StoreError>;
+
+    /// Records which log the rows are built from, durably.
+    fn set_log_identity(&self, identity: &str) -> Result<(), StoreError>;
+
     /// [`ReadModelStore::write`], then [`ReadModelStore::flush`].
     fn commit(&self, writes: Vec<Write>, checkpoint: u64) -> Result<(), StoreError> {
         self.write(writes, checkpoint)?;

@@ -8,6 +8,7 @@ use crate::{ReadModelStore, StoreError, Write};
 #[derive(Debug, Default)]
 pub struct MemStore {
     inner: Mutex<(BTreeMap<Vec<u8>, Vec<u8>>, u64)>,
+    log: Mutex<Option<String>>,
 }
 
 impl MemStore {
@@ -49,6 +50,22 @@ impl ReadModelStore for MemStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn log_identity(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone())
+    }
+
+    fn set_log_identity(&self, identity: &str) -> Result<(), StoreError> {
+        *self
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(identity.to_owned());
         Ok(())
     }
 

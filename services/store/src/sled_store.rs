@@ -10,6 +10,7 @@ use crate::{ReadModelStore, StoreError, Write};
 
 const ROW_PREFIX: &[u8] = b"r/";
 const CHECKPOINT_KEY: &[u8] = b"m/checkpoint";
+const LOG_IDENTITY_KEY: &[u8] = b"m/log";
 
 /// How a store came to be open.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,6 +163,21 @@ impl ReadModelStore for SledStore {
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
+    }
+
+    fn log_identity(&self) -> Result<Option<String>, StoreError> {
+        self.db
+            .get(LOG_IDENTITY_KEY)?
+            .map(|bytes| {
+                String::from_utf8(bytes.to_vec())
+                    .map_err(|_| StoreError::Io("stored log identity is corrupt".into()))
+            })
+            .transpose()
+    }
+
+    fn set_log_identity(&self, identity: &str) -> Result<(), StoreError> {
+        self.db.insert(LOG_IDENTITY_KEY, identity.as_bytes())?;
+        self.flush()
     }
 
     fn write(&self, writes: Vec<Write>, checkpoint: u64) -> Result<(), StoreError> {

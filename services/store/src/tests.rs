@@ -21,6 +21,18 @@ fn suite(store: &dyn ReadModelStore) {
         0,
         "a new store starts before the first event"
     );
+    assert_eq!(store.log_identity().expect("log identity"), None);
+    store
+        .set_log_identity("1764000000000000000")
+        .expect("record");
+    assert_eq!(
+        store.log_identity().expect("log identity").as_deref(),
+        Some("1764000000000000000")
+    );
+    assert!(
+        store.scan(b"", None, usize::MAX).expect("scan").is_empty(),
+        "the log's identity is not a row"
+    );
 
     store
         .commit(
@@ -95,6 +107,10 @@ fn sled_store_passes_the_suite_and_keeps_rows_and_checkpoint_across_reopen() {
     assert_eq!(opened, crate::Opened::Existing);
     assert_eq!(store.checkpoint().expect("checkpoint"), 9);
     assert_eq!(store.get(b"c/1").expect("get"), Some(b"v3".to_vec()));
+    assert_eq!(
+        store.log_identity().expect("log identity").as_deref(),
+        Some("1764000000000000000")
+    );
 }
 
 #[test]
