@@ -13,6 +13,7 @@ mod idempotency;
 mod import;
 mod lifecycle;
 mod log_reads;
+mod rebuild;
 mod report;
 mod restart;
 mod serving;

@@ -71,7 +71,7 @@ pub async fn assert_read_models_equal_a_rebuild(
     let mut checkpoints = Vec::new();
     for projection in projections {
         let name = projection.name();
-        let live = open_stopped(&data_dir.join("read-models").join(name)).await;
+        let live = open_stopped(&hub::read_model_dir(data_dir, name)).await;
         let checkpoint = live.checkpoint().expect("checkpoint");
         let fresh = MemStore::new();
         let mut batch = Batch::new(&fresh);

@@ -37,7 +37,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     let name = model.name();
     let model = model.clone();
-    tokio::task::spawn_blocking(move || f(model.store()))
+    tokio::task::spawn_blocking(move || f(&*model.store()))
         .await
         .map_err(|e| e.to_string())
         .and_then(|r| r.map_err(|e| e.to_string()))

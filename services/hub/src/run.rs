@@ -207,18 +207,21 @@ async fn serve(
     let mut start = async |projection: Arc<dyn Projection>,
                            prepare: read_models::Prepare|
            -> anyhow::Result<ReadModel> {
+        let version = projection.version();
         let store = read_models::open_read_model(
             &config.data_dir,
             projection.name(),
             config.read_models.cache_mb,
+            version,
         )
         .await?;
-        let checkpoint = {
+        let (checkpoint, stored) = {
             let (store, policy, alarms) = (store.clone(), policy.clone(), alarms.clone());
             let name = projection.name();
             tokio::task::spawn_blocking(move || {
                 prepare(name, &store, &policy, &alarms)?;
-                anyhow::Ok(store.checkpoint()?)
+                let stored = read_models::check_version(&store, version)?;
+                anyhow::Ok((store.checkpoint()?, stored))
             })
             .await??
         };
@@ -227,13 +230,36 @@ async fn serve(
         options.max_batch = config.read_models.max_batch;
         // An idle model asks the log how far it stands often enough to stay fresh for commands.
         options.idle_check = options.idle_check.min(freshness.max_age() / 4);
-        projectors.spawn(hub_projector::run(
-            projector_js.clone(),
-            model.clone(),
-            projection,
-            options,
-            stop.child_token(),
-        ));
+        match stored {
+            read_models::Version::Current => {
+                projectors.spawn(hub_projector::run(
+                    projector_js.clone(),
+                    model.clone(),
+                    projection,
+                    options,
+                    stop.child_token(),
+                ));
+            }
+            read_models::Version::Older(stored) => {
+                info!(
+                    read_model = model.name(),
+                    stored, version, "read model built by older code"
+                );
+                let rebuild = read_models::Rebuild {
+                    js: projector_js.clone(),
+                    data_dir: config.data_dir.clone(),
+                    cache_mb: config.read_models.cache_mb,
+                    alarms: alarms.clone(),
+                };
+                projectors.spawn(read_models::rebuild_then_run(
+                    rebuild,
+                    model.clone(),
+                    projection,
+                    options,
+                    stop.child_token(),
+                ));
+            }
+        }
         tokio::spawn(read_models::alarm_when_halted(
             model.clone(),
             alarms.clone(),

@@ -117,7 +117,7 @@ impl Index {
     ) -> Result<T, ApiError> {
         self.usable()?;
         let model = self.model.clone();
-        tokio::task::spawn_blocking(move || read(model.store()))
+        tokio::task::spawn_blocking(move || read(&*model.store()))
             .await
             .map_err(|e| {
                 error!(error = %e, "command state read task failed");

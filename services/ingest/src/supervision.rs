@@ -109,7 +109,7 @@ impl Supervisor {
             let model = self.command_state.clone();
             let after = cursor.take();
             let (page, next) = tokio::task::spawn_blocking(move || {
-                due_page(model.store(), now, after.as_deref(), PAGE)
+                due_page(&*model.store(), now, after.as_deref(), PAGE)
             })
             .await
             .map_err(|e| {

@@ -1,6 +1,6 @@
 //! A read model as the query side sees it: its store, its position, and whether it is live.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use hub_store::ReadModelStore;
@@ -41,7 +41,8 @@ pub enum WaitError {
 
 struct Inner {
     name: &'static str,
-    store: Arc<dyn ReadModelStore>,
+    /// The live store; a rebuild beside it is swapped in whole.
+    store: RwLock<Arc<dyn ReadModelStore>>,
     state: watch::Sender<ModelState>,
     nudge: Notify,
 }
@@ -71,7 +72,7 @@ impl ReadModel {
         Self {
             inner: Arc::new(Inner {
                 name,
-                store,
+                store: RwLock::new(store),
                 state,
                 nudge: Notify::new(),
             }),
@@ -82,12 +83,34 @@ impl ReadModel {
         self.inner.name
     }
 
-    pub fn store(&self) -> &dyn ReadModelStore {
-        self.inner.store.as_ref()
+    /// The live store. A read holds it for as long as it reads, so a swap never pulls it away
+    /// from under a read.
+    pub fn store(&self) -> Arc<dyn ReadModelStore> {
+        self.inner
+            .store
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub(crate) fn store_arc(&self) -> Arc<dyn ReadModelStore> {
-        self.inner.store.clone()
+        self.store()
+    }
+
+    /// Swaps in `store`, built beside the live one up to `position` (at or past the live
+    /// position: the position never moves back), and returns the store it replaced. Its
+    /// projector must not be running meanwhile.
+    pub fn swap(&self, store: Arc<dyn ReadModelStore>, position: u64) -> Arc<dyn ReadModelStore> {
+        let old = std::mem::replace(
+            &mut *self
+                .inner
+                .store
+                .write()
+                .unwrap_or_else(PoisonError::into_inner),
+            store,
+        );
+        self.advance(position);
+        old
     }
 
     pub fn state(&self) -> ModelState {

@@ -27,6 +27,12 @@ pub trait Projection: Send + Sync + 'static {
     /// The subjects it consumes, e.g. `gov.events.case.>`.
     fn filter_subject(&self) -> String;
 
+    /// The version of the code that builds the rows: raised when the rows change, so a store
+    /// built by older code is rebuilt beside the live one.
+    fn version(&self) -> u32 {
+        1
+    }
+
     /// Applies one event. Reads through `batch` see the writes of earlier events of the batch.
     /// Event types the model does not know are ignored.
     fn apply(&self, event: &StoredEvent, batch: &mut Batch<'_>) -> Result<(), ProjectionError>;

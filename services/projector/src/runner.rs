@@ -334,14 +334,16 @@ async fn same_log(
 ) -> Result<Option<String>, hub_store::StoreError> {
     let store = model.store_arc();
     let identity = identity.to_owned();
-    tokio::task::spawn_blocking(move || match store.log_identity()? {
+    tokio::task::spawn_blocking(move || match store.meta(hub_store::LOG_IDENTITY)? {
         Some(recorded) if recorded == identity => Ok(None),
         Some(_) => Ok(Some(
             "the log was created again under the same name since the read model was built: \
              its rows belong to another log"
                 .to_owned(),
         )),
-        None => store.set_log_identity(&identity).map(|()| None),
+        None => store
+            .set_meta(hub_store::LOG_IDENTITY, &identity)
+            .map(|()| None),
     })
     .await
     .map_err(|e| hub_store::StoreError::Io(e.to_string()))?

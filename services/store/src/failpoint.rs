@@ -8,6 +8,9 @@
 //! - `after-batch-write`: a read model's rows and checkpoint are written, not yet flushed;
 //! - `after-flush`: a read model's batch is durable, its events not yet acknowledged;
 //! - `between-import-batches`: an import has stored some of its batches;
+//! - `rebuild-before-pointer`: a rebuild beside a read model is complete and durable, not yet
+//!   named live;
+//! - `rebuild-after-pointer`: it is named live, the old folder not yet removed;
 //! - `projector-hold`: with `return(<consumer name>,...)`, those read models apply nothing
 //!   and learn nothing of the log until the point changes (a model held behind the log,
 //!   deterministically).

@@ -43,6 +43,11 @@ impl From<sled::Error> for StoreError {
     }
 }
 
+/// Meta: which log the rows were built from (the events stream's creation time).
+pub const LOG_IDENTITY: &str = "log";
+/// Meta: the version of the code that built the rows.
+pub const MODEL_VERSION: &str = "version";
+
 /// Rows of a read model plus its checkpoint.
 pub trait ReadModelStore: Send + Sync {
     /// The last stream sequence applied (0: none).
@@ -66,12 +71,12 @@ pub trait ReadModelStore: Send + Sync {
     /// Makes everything written so far durable.
     fn flush(&self) -> Result<(), StoreError>;
 
-    /// Which log the rows were built from (the events stream's identity, e.g. its creation
-    /// time), kept beside the checkpoint and outside the rows; `None` until recorded.
-    fn log_identity(&self) -> Result<Option<String>, StoreError>;
+    /// A fact about the rows kept beside the checkpoint and outside the rows (so digests and
+    /// scans never see it): [`LOG_IDENTITY`], [`MODEL_VERSION`]. `None` until recorded.
+    fn meta(&self, name: &str) -> Result<Option<String>, StoreError>;
 
-    /// Records which log the rows are built from, durably.
-    fn set_log_identity(&self, identity: &str) -> Result<(), StoreError>;
+    /// Records a fact about the rows, durably.
+    fn set_meta(&self, name: &str, value: &str) -> Result<(), StoreError>;
 
     /// [`ReadModelStore::write`], then [`ReadModelStore::flush`].
     fn commit(&self, writes: Vec<Write>, checkpoint: u64) -> Result<(), StoreError> {

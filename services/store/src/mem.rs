@@ -8,7 +8,7 @@ use crate::{ReadModelStore, StoreError, Write};
 #[derive(Debug, Default)]
 pub struct MemStore {
     inner: Mutex<(BTreeMap<Vec<u8>, Vec<u8>>, u64)>,
-    log: Mutex<Option<String>>,
+    meta: Mutex<BTreeMap<String, String>>,
 }
 
 impl MemStore {
@@ -53,19 +53,20 @@ impl ReadModelStore for MemStore {
         Ok(())
     }
 
-    fn log_identity(&self) -> Result<Option<String>, StoreError> {
+    fn meta(&self, name: &str) -> Result<Option<String>, StoreError> {
         Ok(self
-            .log
+            .meta
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone())
+            .get(name)
+            .cloned())
     }
 
-    fn set_log_identity(&self, identity: &str) -> Result<(), StoreError> {
-        *self
-            .log
+    fn set_meta(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        self.meta
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(identity.to_owned());
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(name.to_owned(), value.to_owned());
         Ok(())
     }
 

@@ -10,7 +10,6 @@ use crate::{ReadModelStore, StoreError, Write};
 
 const ROW_PREFIX: &[u8] = b"r/";
 const CHECKPOINT_KEY: &[u8] = b"m/checkpoint";
-const LOG_IDENTITY_KEY: &[u8] = b"m/log";
 
 /// How a store came to be open.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +31,11 @@ impl std::fmt::Debug for SledStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SledStore").finish_non_exhaustive()
     }
+}
+
+/// Meta facts live beside the checkpoint (`m/checkpoint`), outside the rows.
+fn meta_key(name: &str) -> Vec<u8> {
+    [b"m/", name.as_bytes(), b"/"].concat()
 }
 
 fn row_key(key: &[u8]) -> Vec<u8> {
@@ -165,18 +169,18 @@ impl ReadModelStore for SledStore {
         Ok(())
     }
 
-    fn log_identity(&self) -> Result<Option<String>, StoreError> {
+    fn meta(&self, name: &str) -> Result<Option<String>, StoreError> {
         self.db
-            .get(LOG_IDENTITY_KEY)?
+            .get(meta_key(name))?
             .map(|bytes| {
                 String::from_utf8(bytes.to_vec())
-                    .map_err(|_| StoreError::Io("stored log identity is corrupt".into()))
+                    .map_err(|_| StoreError::Io(format!("stored {name} is corrupt")))
             })
             .transpose()
     }
 
-    fn set_log_identity(&self, identity: &str) -> Result<(), StoreError> {
-        self.db.insert(LOG_IDENTITY_KEY, identity.as_bytes())?;
+    fn set_meta(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        self.db.insert(meta_key(name), value.as_bytes())?;
         self.flush()
     }
 

@@ -21,12 +21,15 @@ fn suite(store: &dyn ReadModelStore) {
         0,
         "a new store starts before the first event"
     );
-    assert_eq!(store.log_identity().expect("log identity"), None);
+    assert_eq!(store.meta(crate::LOG_IDENTITY).expect("log identity"), None);
     store
-        .set_log_identity("1764000000000000000")
+        .set_meta(crate::LOG_IDENTITY, "1764000000000000000")
         .expect("record");
     assert_eq!(
-        store.log_identity().expect("log identity").as_deref(),
+        store
+            .meta(crate::LOG_IDENTITY)
+            .expect("log identity")
+            .as_deref(),
         Some("1764000000000000000")
     );
     assert!(
@@ -108,7 +111,10 @@ fn sled_store_passes_the_suite_and_keeps_rows_and_checkpoint_across_reopen() {
     assert_eq!(store.checkpoint().expect("checkpoint"), 9);
     assert_eq!(store.get(b"c/1").expect("get"), Some(b"v3".to_vec()));
     assert_eq!(
-        store.log_identity().expect("log identity").as_deref(),
+        store
+            .meta(crate::LOG_IDENTITY)
+            .expect("log identity")
+            .as_deref(),
         Some("1764000000000000000")
     );
 }

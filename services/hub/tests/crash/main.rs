@@ -11,10 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hub_api::v1;
+use hub_api::v1::dataset_service_client::DatasetServiceClient;
+use hub_store::ReadModelStore;
 use hub_tests::fixtures::{from, historic, import_chunks, incident};
 use hub_tests::{
     HubProcess, Nats, ProcessBuilder, assert_read_models_equal_a_rebuild, default_policy,
-    wait_for_duplicate_window,
+    open_stopped, wait_for_duplicate_window,
 };
 
 const HUB: &str = env!("CARGO_BIN_EXE_hub");
@@ -280,6 +282,62 @@ async fn a_crash_between_import_batches_and_the_import_sent_again() {
     assert_once_each(&events);
     hub.stop().await;
     assert_read_models_equal_a_rebuild(dir.path(), &js, default_policy()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_on_either_side_of_a_rebuilds_swap() {
+    for point in ["rebuild-before-pointer", "rebuild-after-pointer"] {
+        let nats = Nats::start().await;
+        let js = nats.jetstream().await;
+        let dir = tempfile::tempdir().expect("data dir");
+        let models = dir.path().join("read-models");
+        let hub = process(dir.path(), &nats).start().await;
+        report(&hub, "r-1").await.expect("report");
+        hub.stop().await;
+        // Older code built incident_stats: the next start rebuilds it beside the live one.
+        {
+            let store = open_stopped(&models.join("incident_stats")).await;
+            store.set_meta(hub_store::MODEL_VERSION, "0").expect("set");
+        }
+        let failpoints = format!("{point}=return");
+        let mut hub = process(dir.path(), &nats)
+            .failpoints(&failpoints)
+            .start()
+            .await;
+        stopped_at(&mut hub, &failpoints).await;
+
+        // Started again, the model ends up rebuilt, in one folder, at version 1.
+        let hub = process(dir.path(), &nats).start().await;
+        let at = report(&hub, "r-2").await.expect("report").position;
+        let mut datasets = DatasetServiceClient::new(hub.channel());
+        datasets
+            .read_dataset(v1::ReadDatasetRequest {
+                dataset_id: "incident_stats".into(),
+                min_position: at,
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|s| panic!("{point}: read after the restart: {s:?}"));
+        hub.stop().await;
+        let folders: Vec<String> = std::fs::read_dir(&models)
+            .expect("read-models")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|f| f.starts_with("incident_stats") && !f.ends_with(".current"))
+            .collect();
+        assert_eq!(folders, ["incident_stats.v1"], "{point}");
+        let store = open_stopped(&hub::read_model_dir(dir.path(), "incident_stats")).await;
+        assert_eq!(
+            store
+                .meta(hub_store::MODEL_VERSION)
+                .expect("meta")
+                .as_deref(),
+            Some("1"),
+            "{point}"
+        );
+        drop(store);
+        assert_read_models_equal_a_rebuild(dir.path(), &js, default_policy()).await;
+    }
 }
 
 /// A number from the clock, for kill times: which instant is hit must not matter.

@@ -333,6 +333,10 @@ impl Projection for CareModel {
         aggregate_filter(Care::TYPE)
     }
 
+    fn version(&self) -> u32 {
+        self.dataset().version
+    }
+
     fn apply(&self, stored: &StoredEvent, batch: &mut Batch<'_>) -> Result<(), ProjectionError> {
         let event_type = stored.envelope.event_type.as_str();
         let at = (stored.subject.as_str(), stored.position, event_type);

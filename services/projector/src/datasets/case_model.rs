@@ -57,6 +57,10 @@ impl<M: CaseRows> Projection for CaseModel<M> {
         aggregate_filter(Case::TYPE)
     }
 
+    fn version(&self) -> u32 {
+        self.rows.dataset().version
+    }
+
     fn apply(&self, stored: &StoredEvent, batch: &mut Batch<'_>) -> Result<(), ProjectionError> {
         let event_type = stored.envelope.event_type.as_str();
         let at = (stored.subject.as_str(), stored.position, event_type);

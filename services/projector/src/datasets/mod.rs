@@ -110,7 +110,7 @@ pub struct Dataset {
     /// The dataset id: also the read model's name, its folder and its consumer.
     pub id: &'static str,
     /// The version of the code that builds it, shown in the catalogue. Raise it when the rows
-    /// change; the rebuild a raised version will start beside the live model is still to come.
+    /// change: a stored model of a lower version is rebuilt beside the live one and swapped in.
     pub version: u32,
     pub title_zh: &'static str,
     pub title_en: &'static str,
