@@ -34,6 +34,34 @@ pub struct ProcessBuilder {
 }
 
 impl ProcessBuilder {
+    /// [`ProcessBuilder::start`], then waits until the command services serve: until
+    /// `command_state` has caught up with the log far enough to rule out an earlier use of any
+    /// request id (they answer UNAVAILABLE before, as a client would be told by health).
+    pub async fn start_serving_commands(self) -> HubProcess {
+        let hub = self.start().await;
+        let mut health = tonic_health::pb::health_client::HealthClient::new(hub.channel());
+        let started = Instant::now();
+        loop {
+            let answer = health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: "gov.hub.v1.CaseCommandService".into(),
+                })
+                .await;
+            if answer.is_ok_and(|a| {
+                a.get_ref().status
+                    == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+            }) {
+                return hub;
+            }
+            assert!(
+                started.elapsed() < START_LIMIT,
+                "the command services did not serve within {START_LIMIT:?}:\n{}",
+                tail(&hub.log)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// `binary` is the `hub` executable (`env!("CARGO_BIN_EXE_hub")` in the hub's tests).
     pub fn new(binary: &Path, data_dir: &Path, nats: &Nats) -> Self {
         Self {

@@ -37,6 +37,32 @@ pub async fn open_stopped(dir: &Path) -> SledStore {
     }
 }
 
+/// Every entry of the log from position 1 up to `last`, in order, read with one ordered
+/// consumer rather than a request per event.
+async fn read_log(js: &async_nats::jetstream::Context, last: u64) -> Vec<Entry> {
+    use futures::StreamExt;
+    let mut entries = Vec::with_capacity(last as usize);
+    if last == 0 {
+        return entries;
+    }
+    let stream = js.get_stream("GOV_EVENTS").await.expect("events stream");
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+        .await
+        .expect("ordered consumer");
+    let mut messages = consumer.messages().await.expect("messages");
+    while let Some(message) = messages.next().await {
+        let message = message.expect("message");
+        let entry = Entry::from_message(&message).expect("a stored event");
+        let position = entry.position();
+        entries.push(entry);
+        if position >= last {
+            break;
+        }
+    }
+    entries
+}
+
 fn rows(store: &dyn ReadModelStore) -> Vec<(Vec<u8>, Vec<u8>)> {
     store.scan(b"", None, usize::MAX).expect("scan")
 }
@@ -56,7 +82,6 @@ pub async fn assert_read_models_equal_a_rebuild(
     js: &async_nats::jetstream::Context,
     policy: Arc<Policy>,
 ) -> Vec<(&'static str, u64)> {
-    let stream = js.get_stream("GOV_EVENTS").await.expect("events stream");
     let tz = hub::Config::default().time_zone().expect("time zone");
     let mut projections: Vec<Arc<dyn Projection>> = vec![
         Arc::new(CaseQueue::new(Alarms::default())),
@@ -68,24 +93,27 @@ pub async fn assert_read_models_equal_a_rebuild(
             .into_iter()
             .map(|(_, projection)| projection),
     );
-    let mut checkpoints = Vec::new();
-    for projection in projections {
-        let name = projection.name();
-        let live = open_stopped(&hub::read_model_dir(data_dir, name)).await;
+    let mut lives = Vec::new();
+    for projection in &projections {
+        let live = open_stopped(&hub::read_model_dir(data_dir, projection.name())).await;
         let checkpoint = live.checkpoint().expect("checkpoint");
+        lives.push((live, checkpoint));
+    }
+    // The log up to the furthest checkpoint, read once for every model.
+    let furthest = lives.iter().map(|(_, c)| *c).max().unwrap_or(0);
+    let log = read_log(js, furthest).await;
+    let mut checkpoints = Vec::new();
+    for (projection, (live, checkpoint)) in projections.into_iter().zip(lives) {
+        let name = projection.name();
         let fresh = MemStore::new();
         let mut batch = Batch::new(&fresh);
         let filter = projection.filter_subject();
-        for position in 1..=checkpoint {
-            let message = stream
-                .get_raw_message(position)
-                .await
-                .unwrap_or_else(|e| panic!("event {position}: {e}"));
-            let entry = Entry::from_stream_message(&message);
+        for entry in log.iter().take_while(|e| e.position() <= checkpoint) {
             if !consumes(&filter, entry.subject()) {
                 continue;
             }
-            match &entry {
+            let position = entry.position();
+            match entry {
                 Entry::Event(event) => projection.apply(event, &mut batch),
                 Entry::Unreadable(unreadable) => {
                     projection.apply_unreadable(unreadable, &mut batch)

@@ -81,7 +81,7 @@ async fn crash_at(failpoints: &str, rid: &str) {
 
     let hub = process(dir.path(), &nats)
         .duplicate_window_secs(1)
-        .start()
+        .start_serving_commands()
         .await;
     let again = report(&hub, rid).await.expect("the retry after the crash");
     let events = reports(&js).await;
@@ -213,7 +213,7 @@ async fn a_crash_after_a_two_event_command_is_appended_and_its_retry_after_the_w
 
     let hub = process(dir.path(), &nats)
         .duplicate_window_secs(1)
-        .start()
+        .start_serving_commands()
         .await;
     let again = hub
         .commands()
@@ -269,7 +269,7 @@ async fn a_crash_between_import_batches_and_the_import_sent_again() {
     // Batches whose commit reached the server before the crash are stored even so (the
     // server may still be storing them): at least the one acknowledged, at most the four in
     // flight. Sent again, the import stores the rest and answers those with their records.
-    let hub = process(dir.path(), &nats).start().await;
+    let hub = process(dir.path(), &nats).start_serving_commands().await;
     let done = import(&hub).await.expect("the import sent again");
     let (imported, already) = (done.imported as usize, done.already_imported as usize);
     assert_eq!(imported + already, 6000);
@@ -307,7 +307,7 @@ async fn a_crash_on_either_side_of_a_rebuilds_swap() {
         stopped_at(&mut hub, &failpoints).await;
 
         // Started again, the model ends up rebuilt, in one folder, at version 1.
-        let hub = process(dir.path(), &nats).start().await;
+        let hub = process(dir.path(), &nats).start_serving_commands().await;
         let at = report(&hub, "r-2").await.expect("report").position;
         let mut datasets = DatasetServiceClient::new(hub.channel());
         datasets
@@ -338,6 +338,123 @@ async fn a_crash_on_either_side_of_a_rebuilds_swap() {
         drop(store);
         assert_read_models_equal_a_rebuild(dir.path(), &js, default_policy()).await;
     }
+}
+
+/// `name` from the environment, or `default`.
+fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_random_points_while_projecting_a_bulk_import() {
+    let events = setting("CRASH_SCALE_EVENTS", 100_000);
+    let kills = setting("CRASH_SCALE_KILLS", 20);
+    let nats = Nats::start().await;
+    let js = nats.jetstream().await;
+    let dir = tempfile::tempdir().expect("data dir");
+    let cases: Vec<v1::HistoricCase> = (0..events)
+        .map(|i| historic(&format!("bulk-{i}"), 1_700_000_000 + i as i64 * 60))
+        .collect();
+    // The import runs with every read model held (the failpoint names their consumers, so
+    // the instance name is fixed beforehand): the projection of all of it is still ahead
+    // when the kills begin.
+    std::fs::write(dir.path().join("instance-id"), "bulk").expect("instance id");
+    let mut models: Vec<&str> = vec!["case_queue", "command_state"];
+    models.extend(hub_projector::datasets::catalogue().iter().map(|d| d.id));
+    let held: Vec<String> = models
+        .iter()
+        .map(|m| hub_log::names::projector_consumer(m, "bulk"))
+        .collect();
+    let hold = format!("projector-hold=return({})", held.join(","));
+    let importing = std::time::Instant::now();
+    let mut hub = process(dir.path(), &nats).failpoints(&hold).start().await;
+    let imported = hub
+        .commands()
+        .import_cases(import_chunks(&cases, 1000))
+        .await
+        .expect("the import")
+        .into_inner();
+    assert_eq!(imported.imported as usize, events);
+    let last = stored(&js).await.len() as u64;
+    eprintln!("imported {events} events in {:?}", importing.elapsed());
+    hub.kill();
+    let projecting = std::time::Instant::now();
+    let mut hub = process(dir.path(), &nats).start().await;
+
+    // The read models project the import; kill the hub at random moments while they do, and
+    // start it again each time.
+    let mut behind_at_a_kill = 0;
+    for _ in 0..kills {
+        tokio::time::sleep(Duration::from_millis(jitter(50..700))).await;
+        let mut datasets = DatasetServiceClient::new(hub.channel());
+        let mut probe = tonic::Request::new(v1::ReadDatasetRequest {
+            dataset_id: "incident_stats".into(),
+            min_position: last,
+            ..Default::default()
+        });
+        probe.set_timeout(Duration::from_millis(200));
+        if datasets.read_dataset(probe).await.is_err() {
+            behind_at_a_kill += 1;
+        }
+        hub.kill();
+        hub = process(dir.path(), &nats).start().await;
+    }
+    assert!(
+        behind_at_a_kill > 0,
+        "some kills landed while the models were still projecting"
+    );
+
+    // Let the last run finish projecting, then compare every model with a fresh build.
+    let mut datasets = DatasetServiceClient::new(hub.channel());
+    hub_tests::wait_until("incident_stats caught up", Duration::from_secs(600), || {
+        let mut datasets = datasets.clone();
+        async move {
+            datasets
+                .read_dataset(v1::ReadDatasetRequest {
+                    dataset_id: "incident_stats".into(),
+                    min_position: last,
+                    ..Default::default()
+                })
+                .await
+                .ok()
+        }
+    })
+    .await;
+    let rows = datasets
+        .read_dataset(v1::ReadDatasetRequest {
+            dataset_id: "incident_stats".into(),
+            min_position: last,
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("read")
+        .into_inner()
+        .rows;
+    let counted: f64 = rows
+        .iter()
+        .filter_map(|r| match r.fields["reported"].kind {
+            Some(prost_types::value::Kind::NumberValue(n)) => Some(n),
+            _ => None,
+        })
+        .sum();
+    hub.stop().await;
+    eprintln!(
+        "{kills} kills over {events} imported events, {behind_at_a_kill} while behind; \
+         incident_stats complete {:?} after the import",
+        projecting.elapsed()
+    );
+    let comparing = std::time::Instant::now();
+    let checkpoints = assert_read_models_equal_a_rebuild(dir.path(), &js, default_policy()).await;
+    eprintln!(
+        "every model equals a rebuild at its checkpoint ({:?}): {checkpoints:?}",
+        comparing.elapsed()
+    );
+    assert!(rows.len() < 1000, "one page holds every day's row");
+    assert_eq!(counted as usize, events, "each event counted once");
 }
 
 /// A number from the clock, for kill times: which instant is hit must not matter.
@@ -402,7 +519,7 @@ async fn killed_at_random_moments_under_concurrent_reports() {
 
     // After the last kill: every report sent is retried; those answered before get their
     // first result, the rest are stored now; none is stored twice.
-    let hub = process(dir.path(), &nats).start().await;
+    let hub = process(dir.path(), &nats).start_serving_commands().await;
     let sent = sent.lock().expect("sent").clone();
     let answered = answered.lock().expect("answered").clone();
     assert!(
