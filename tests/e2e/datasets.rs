@@ -446,6 +446,32 @@ async fn the_catalogue_lists_every_dataset_with_its_live_state() {
         .expect("field");
     assert_eq!(identity.sensitivity, v1::Sensitivity::Sensitive as i32);
 
+    // Each department's case queue is a dataset too: the holder reads its own queue.
+    assert!(ids.contains(&"case_queue"), "{ids:?}");
+    let queue = rows_as(&hub, Some("urban-management"), read("case_queue", last))
+        .await
+        .expect("the holder reads its queue");
+    assert_eq!(queue.rows.len(), 1, "{queue:?}");
+    assert_eq!(
+        text(&queue.rows[0], "status").as_deref(),
+        Some("CASE_STATUS_RATED")
+    );
+    assert_eq!(
+        text(&queue.rows[0], "grid_code").as_deref(),
+        Some("310104001001001")
+    );
+    let other = rows_as(&hub, Some("housing"), read("case_queue", last))
+        .await
+        .expect("another department reads its own, empty, queue");
+    assert!(
+        other.rows.is_empty() && other.next_page_token.is_empty(),
+        "{other:?}"
+    );
+    let anonymous = rows_as(&hub, None, read("case_queue", last))
+        .await
+        .expect_err("not open");
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+
     let missing = hub
         .catalog()
         .get_dataset(v1::GetDatasetRequest {

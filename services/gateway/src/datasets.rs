@@ -22,6 +22,7 @@ use tracing::error;
 use crate::catalog::{Entry, Status};
 use crate::counts::publish_counts;
 use crate::model_read::{blocking, reach};
+use crate::queue::read_queue;
 
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 pub const MAX_PAGE_SIZE: u32 = 1000;
@@ -161,6 +162,16 @@ impl Datasets {
         let dataset: &'static Dataset = dataset;
         let party = may_read(dataset, reader)?;
         let mut query = parse_query(dataset, request)?;
+        // A queue's page token is a key of the reader's own queue.
+        if dataset.publication == Publication::CaseQueue
+            && let (Some(after), Some(party)) = (&query.after, &party)
+            && !after.starts_with(&hub_projector::case_queue::queue_prefix(party))
+        {
+            return Err(ApiError::InvalidArgument(vec![FieldViolation::new(
+                "page_token",
+                "is not a token from a previous response",
+            )]));
+        }
         query.party = party;
         let position = reach(model, request.min_position, wait).await?;
         let threshold = self.inner.threshold;
@@ -169,6 +180,7 @@ impl Datasets {
             Publication::SuppressedCounts { .. } => {
                 publish_counts(store, dataset, &query, threshold)
             }
+            Publication::CaseQueue => read_queue(store, dataset, &query),
         })
         .await?;
         Ok(Rows {

@@ -11,6 +11,7 @@ pub mod datasets;
 mod deadline;
 pub mod http;
 mod model_read;
+mod queue;
 
 pub use cases::CaseQueries;
 pub use catalog_service::Catalog;

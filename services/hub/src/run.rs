@@ -24,7 +24,7 @@ use hub_log::Appender;
 use hub_log::guard;
 use hub_log::names::projector_consumer;
 use hub_log::stream::{EventsStreamSettings, ensure_events_stream};
-use hub_projector::case_queue::CaseQueue;
+use hub_projector::case_queue::{self, CaseQueue};
 use hub_projector::command_state::CommandState;
 use hub_projector::{Alarms, Projection, ProjectorOptions, ReadModel};
 use hub_store::ReadModelStore;
@@ -342,8 +342,12 @@ async fn serve(
         .into_iter()
         .chain(dataset_models.iter().map(|(_, m)| m.clone()))
         .collect();
+    // The catalogue: each department's case queue first, then the datasets.
+    let catalogued = std::iter::once((&case_queue::DATASET, model.clone()))
+        .chain(dataset_models)
+        .collect();
     let datasets = Datasets::new(
-        dataset_models,
+        catalogued,
         appender.clone(),
         registry.clone(),
         Duration::from_millis(config.query.max_wait_ms),

@@ -18,9 +18,101 @@ use prost::Message;
 
 use crate::alarm::Alarms;
 use crate::command_state::Blocked;
+use crate::datasets::{
+    Dataset, FieldType as T, Filters, OpenType, Owner, Publication, Sensitivity as S, ShareType,
+    UpdateCycle, field as f,
+};
 use crate::projection::{Projection, ProjectionError};
 
 pub const NAME: &str = "case_queue";
+
+/// The case queue as the catalogue lists it: each department's (and dispatch unit's) queue
+/// of the open cases it holds, read by that department alone.
+pub static DATASET: Dataset = Dataset {
+    id: NAME,
+    version: 1,
+    title_zh: "部门案件待办队列",
+    title_en: "Each department's case queue",
+    description_zh: "每个部门及区网格化服务管理中心手上尚未结案的案件，按上报先后排列：状态、类别、网格、时限和督办层级。各部门只读自己的队列。",
+    description_en: "The open cases each department or district command centre holds, oldest report first: status, category, grid, deadlines and supervision tier. Each reads its own queue only.",
+    owner: Owner::Hub,
+    share: ShareType::NotShared,
+    open: OpenType::NotOpen,
+    cycle: UpdateCycle::Continuous,
+    keywords: &["案件", "待办", "case queue", "dispatch"],
+    fields: &[
+        f("case_id", T::Text, S::Internal, "案件编号", "case id"),
+        f("status", T::Text, S::Internal, "状态", "status"),
+        f("holder", T::Text, S::Internal, "承办单位", "holding unit"),
+        f(
+            "kind",
+            T::Text,
+            S::Internal,
+            "案件种类",
+            "kind (grid_incident, property_complaint)",
+        ),
+        f("category", T::Text, S::Internal, "类别", "category"),
+        f("grid_code", T::Text, S::Internal, "网格编码", "grid code"),
+        f(
+            "district_code",
+            T::Text,
+            S::Internal,
+            "区划代码",
+            "district code",
+        ),
+        f("urgency", T::Text, S::Internal, "紧急程度", "urgency"),
+        f(
+            "reported_at",
+            T::Timestamp,
+            S::Internal,
+            "上报时间",
+            "reported at",
+        ),
+        f(
+            "accept_by",
+            T::Timestamp,
+            S::Internal,
+            "受理时限",
+            "accept by",
+        ),
+        f(
+            "resolve_by",
+            T::Timestamp,
+            S::Internal,
+            "办结时限",
+            "resolve by",
+        ),
+        f(
+            "escalation_tier",
+            T::Integer,
+            S::Internal,
+            "督办层级",
+            "supervision tier",
+        ),
+        f(
+            "pending_transfer_to",
+            T::Text,
+            S::Internal,
+            "待接收流转部门",
+            "transfer asked of",
+        ),
+        f(
+            "last_position",
+            T::Integer,
+            S::Internal,
+            "最新日志位置",
+            "last log position",
+        ),
+    ],
+    filters: Filters {
+        department: None,
+        district: Some("district_code"),
+        grid: Some("grid_code"),
+        time: Some("reported_at"),
+    },
+    parties: &["holder"],
+    publication: Publication::CaseQueue,
+};
 
 /// The case queue. An event it cannot read or place (a newer type during a rolling upgrade,
 /// a corrupt body, an event of a case it never saw reported) is passed over with an alarm,

@@ -135,6 +135,9 @@ pub struct Dataset {
 pub enum Publication {
     /// As stored.
     Rows,
+    /// The case queue's own rows (protobuf case views, a queue per holder), each reader's
+    /// queue read as rows.
+    CaseQueue,
     /// The stored rows are exact counts; readers get each `group`'s table of `row` by
     /// `column` with totals, small counts and their complements withheld.
     SuppressedCounts {

@@ -74,7 +74,8 @@ pub struct Page {
     pub next: Option<Vec<u8>>,
 }
 
-fn matches(dataset: &Dataset, query: &Query, row: &Row) -> bool {
+/// Whether `row` passes the query's filters and, for a party's read, names the party.
+pub fn matches(dataset: &Dataset, query: &Query, row: &Row) -> bool {
     let equal = |field: Option<&str>, wanted: &Option<String>| match (field, wanted) {
         (_, None) => true,
         (Some(field), Some(wanted)) => row.get(field).and_then(Value::as_str) == Some(wanted),
