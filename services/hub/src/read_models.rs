@@ -241,7 +241,7 @@ pub async fn rebuild_then_run(
     build_options.max_batch = options.max_batch.max(4096);
     let began = Timestamp::now();
     let build_stop = stop.child_token();
-    let task = tokio::spawn(hub_projector::run(
+    let mut task = tokio::spawn(hub_projector::run(
         rebuild.js.clone(),
         building.clone(),
         projection.clone(),
@@ -257,6 +257,10 @@ pub async fn rebuild_then_run(
     let done = tokio::select! {
         _ = stop.cancelled() => false,
         caught_up = state.wait_for(|s| s.halted.is_none() && s.complete_as_of.is_some_and(|t| t >= began)) => caught_up.is_ok(),
+        // The rebuild's projector ended by itself: a storage failure, which restarts the hub.
+        ended = &mut task => {
+            return ended.map_err(|e| failed(anyhow::anyhow!("rebuild task: {e}")))?;
+        }
     };
     build_stop.cancel();
     task.await
