@@ -5,9 +5,8 @@ use hub_api::v1;
 use hub_tests::{Hub, HubBuilder, Nats};
 use prost_types::value::Kind;
 use tonic::Code;
-use tonic_types::StatusExt;
 
-use crate::{cmd, complaint, from, incident};
+use crate::{cmd, complaint, from, incident, violated_field};
 
 fn read(dataset: &str, min_position: u64) -> v1::ReadDatasetRequest {
     v1::ReadDatasetRequest {
@@ -139,13 +138,7 @@ async fn open_statistics_are_read_by_anyone_and_count_each_event_once() {
     let status = rows_as(&hub, None, wrong)
         .await
         .expect_err("no such dimension");
-    assert_eq!(status.code(), Code::InvalidArgument);
-    let field = &status
-        .get_details_bad_request()
-        .expect("details")
-        .field_violations[0]
-        .field;
-    assert_eq!(field, "department");
+    assert_eq!(violated_field(&status), "department");
     let mut right = read("incident_stats", last);
     right.grid_code = "310104001001001".into();
     right.time_from = "2000-01-01".into();
@@ -161,13 +154,7 @@ async fn open_statistics_are_read_by_anyone_and_count_each_event_once() {
     let mut early = read("incident_stats", last);
     early.time_from = "yesterday".into();
     let status = rows_as(&hub, None, early).await.expect_err("not a date");
-    assert_eq!(status.code(), Code::InvalidArgument);
-    let field = &status
-        .get_details_bad_request()
-        .expect("details")
-        .field_violations[0]
-        .field;
-    assert_eq!(field, "time_from");
+    assert_eq!(violated_field(&status), "time_from");
     let status = rows_as(&hub, None, read("no_such_dataset", last))
         .await
         .expect_err("no such dataset");
@@ -179,13 +166,7 @@ async fn open_statistics_are_read_by_anyone_and_count_each_event_once() {
     )
     .await
     .expect_err("an unknown department");
-    assert_eq!(status.code(), Code::InvalidArgument);
-    let field = &status
-        .get_details_bad_request()
-        .expect("details")
-        .field_violations[0]
-        .field;
-    assert_eq!(field, "x-hub-department");
+    assert_eq!(violated_field(&status), "x-hub-department");
     let misspelt = format!("{}/datasets/incident_stats?district=310104", hub.http_url());
     let refused = reqwest::get(&misspelt).await.expect("http");
     assert_eq!(refused.status(), reqwest::StatusCode::BAD_REQUEST);

@@ -8,7 +8,7 @@ use hub_log::stream::{EventsStreamSettings, events_stream_config};
 use hub_tests::{Hub, HubBuilder, Nats};
 use tonic::Code;
 
-use crate::{from, incident};
+use crate::report_incident as report;
 
 /// Waits (within a limit) until the hub's `model` halts and its alarm is raised; returns why.
 async fn halted(hub: &Hub, model: &str) -> String {
@@ -32,15 +32,6 @@ async fn halted(hub: &Hub, model: &str) -> String {
     .await
     .unwrap_or_else(|_| panic!("no alarm {key}"));
     why
-}
-
-async fn report(hub: &Hub, rid: &str) -> u64 {
-    hub.commands()
-        .report_case(from("urban-management", incident(rid)))
-        .await
-        .expect("report")
-        .into_inner()
-        .position
 }
 
 /// Reads incident_stats at `min_position`.

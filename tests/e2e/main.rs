@@ -34,6 +34,28 @@ pub async fn events_in_log(js: &async_nats::jetstream::Context) -> u64 {
     stream.info().await.expect("stream info").state.messages
 }
 
+/// Reports the demo grid incident as urban management; returns the report's position.
+pub async fn report_incident(hub: &hub_tests::Hub, rid: &str) -> u64 {
+    hub.commands()
+        .report_case(from("urban-management", incident(rid)))
+        .await
+        .expect("report")
+        .into_inner()
+        .position
+}
+
+/// The field the first violation of an INVALID_ARGUMENT status names.
+pub fn violated_field(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    status
+        .get_details_bad_request()
+        .expect("bad request details")
+        .field_violations[0]
+        .field
+        .clone()
+}
+
 /// Reads one case at `min_position`; panics with the status if it cannot.
 pub async fn read_case(hub: &hub_tests::Hub, case_id: &str, min_position: u64) -> v1::CaseView {
     hub.queries()

@@ -9,16 +9,7 @@ use hub_tests::{
     Hold, Hub, HubBuilder, Nats, assert_read_models_equal_a_rebuild, default_policy, open_stopped,
 };
 
-use crate::{from, incident};
-
-async fn report(hub: &Hub, rid: &str) -> u64 {
-    hub.commands()
-        .report_case(from("urban-management", incident(rid)))
-        .await
-        .expect("report")
-        .into_inner()
-        .position
-}
+use crate::report_incident as report;
 
 /// incident_stats' `reported` count at `min_position`.
 async fn reported(hub: &Hub, min_position: u64) -> Result<String, tonic::Status> {
