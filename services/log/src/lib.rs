@@ -11,6 +11,7 @@
 
 pub mod append;
 pub mod envelope;
+pub mod feeds;
 pub mod guard;
 pub mod names;
 pub mod read;

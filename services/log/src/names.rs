@@ -33,6 +33,38 @@ pub fn projector_consumer(read_model: &str, instance: &str) -> String {
     format!("projector-{read_model}-{instance}")
 }
 
+/// A department's feed stream, `FEED_<DEPT>`: the code upper-cased, `-` as `_`
+/// (`urban-management` -> `FEED_URBAN_MANAGEMENT`).
+pub fn feed_stream(department: &str) -> String {
+    format!("FEED_{}", department.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// Every subject of a department's feed, `gov.feed.<department>.>`.
+pub fn feed_subjects(department: &str) -> String {
+    format!("gov.feed.{department}.>")
+}
+
+/// Where one event of an aggregate lands in a department's feed:
+/// `gov.feed.<department>.<aggregate_type>.<aggregate_id>`.
+pub fn feed_subject(department: &str, aggregate_type: &str, id: &str) -> String {
+    format!("gov.feed.{department}.{aggregate_type}.{id}")
+}
+
+/// The durable pull consumer the hub creates on a department's feed stream; the department
+/// binds to it by name (it may not create consumers or look streams up).
+pub fn feed_consumer(department: &str) -> String {
+    format!("feed-{department}")
+}
+
+/// The JetStream API prefix a department's account reaches the hub's feed API under (its
+/// imports map it onto the hub account's `$JS.API`).
+pub const DEPARTMENT_JS_API_PREFIX: &str = "$JS.hub.API";
+
+/// The inbox prefix a department's users subscribe under (their replies come there).
+pub fn department_inbox_prefix(department: &str) -> String {
+    format!("_INBOX_{department}")
+}
+
 /// Header names: NATS's own and the CloudEvents binary-mode attributes.
 pub mod headers {
     pub const MSG_ID: &str = "Nats-Msg-Id";
@@ -58,6 +90,10 @@ pub mod headers {
 
     /// Set by the server on a direct get's answers.
     pub const NUM_PENDING: &str = "Nats-Num-Pending";
+
+    /// On a feed message: the event's position in GOV_EVENTS (its stream sequence). Feed
+    /// cursors, lag and resumption speak in it, never in the feed stream's own sequence.
+    pub const HUB_POSITION: &str = "hub-position";
 
     pub const BATCH_ID: &str = "Nats-Batch-Id";
     pub const BATCH_SEQUENCE: &str = "Nats-Batch-Sequence";
@@ -87,5 +123,12 @@ mod tests {
         assert_eq!(parse_event_subject("gov.feed.care.x-1"), None);
         assert_eq!(parse_event_subject("gov.events.care"), None);
         assert!(EVENTS_SUBJECTS.starts_with("gov.events."));
+        assert_eq!(feed_stream("urban-management"), "FEED_URBAN_MANAGEMENT");
+        assert_eq!(feed_subjects("civil-affairs"), "gov.feed.civil-affairs.>");
+        assert_eq!(
+            feed_subject("civil-affairs", "care", "c-1"),
+            "gov.feed.civil-affairs.care.c-1"
+        );
+        assert_eq!(feed_consumer("public-security"), "feed-public-security");
     }
 }
