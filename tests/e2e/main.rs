@@ -17,6 +17,7 @@ mod rebuild;
 mod report;
 mod restart;
 mod serving;
+mod sharing;
 mod supervision;
 mod unreadable;
 mod who_asks;

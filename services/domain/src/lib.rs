@@ -14,6 +14,7 @@ pub mod codes;
 #[cfg(test)]
 mod fixture;
 pub mod grant;
+pub mod masking;
 pub mod policy;
 #[cfg(test)]
 mod props;

@@ -151,4 +151,21 @@ impl DatasetService for Catalog {
         let rows = self.datasets.read(&who, request.get_ref(), wait).await?;
         Ok(Response::new(rows.into()))
     }
+
+    async fn list_readable(
+        &self,
+        request: Request<v1::ListReadableRequest>,
+    ) -> Result<Response<v1::ListReadableResponse>, Status> {
+        let headers = request.metadata().clone().into_headers();
+        let who = reader(&headers, self.datasets.registry())?;
+        let wait = read_wait(request.metadata(), self.datasets.max_wait());
+        let (datasets, position) = self
+            .datasets
+            .readable(&who, request.get_ref().min_position, wait)
+            .await?;
+        Ok(Response::new(v1::ListReadableResponse {
+            datasets,
+            position,
+        }))
+    }
 }

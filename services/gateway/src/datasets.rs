@@ -9,13 +9,16 @@ use hub_api::ApiError;
 use hub_api::identity::{DEPARTMENT_HEADER, named_department};
 use hub_api::v1;
 use hub_domain::FieldViolation;
+use hub_domain::clock::Clock;
 use hub_domain::codes::DepartmentCode;
 use hub_domain::registry::Registry;
 use hub_log::Appender;
 use hub_projector::ReadModel;
+use hub_projector::datasets::access::{Access, Denied, access, release};
+use hub_projector::datasets::grant_register::{self, grants_of};
 use hub_projector::datasets::read::{Query, TimeBound, read_page};
 use hub_projector::datasets::rows::{Row, row_count};
-use hub_projector::datasets::{Dataset, OpenType, Owner, Publication};
+use hub_projector::datasets::{Dataset, Mask, OpenType, Owner, Publication, ShareType};
 use jiff::Timestamp;
 use tracing::error;
 
@@ -69,6 +72,8 @@ struct Inner {
     max_wait: Duration,
     /// Counts below this are withheld from suppressed count tables.
     threshold: u64,
+    /// Decides whether a grant is still in force.
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Datasets {
@@ -87,6 +92,7 @@ impl Datasets {
         registry: Arc<Registry>,
         max_wait: Duration,
         threshold: u64,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         let order = models.iter().map(|(d, _)| d.id).collect();
         Self {
@@ -97,6 +103,7 @@ impl Datasets {
                 registry,
                 max_wait,
                 threshold,
+                clock,
             }),
         }
     }
@@ -151,7 +158,69 @@ impl Datasets {
         }
     }
 
-    /// Reads a page of a dataset for `reader`.
+    /// What `reader` may read of `dataset` now, with the grants register at least at
+    /// `min_position` (so a read right after an approval sees it).
+    pub async fn access(
+        &self,
+        dataset: &'static Dataset,
+        reader: &Reader,
+        min_position: u64,
+        wait: Duration,
+    ) -> Result<Access, ApiError> {
+        let department = match reader {
+            Reader::Public => None,
+            Reader::Department(d) => Some(d.as_str().to_owned()),
+        };
+        // Only a department reading another's dataset needs its grants looked up.
+        let needs_grants = dataset.open != OpenType::Open
+            && matches!((&department, dataset.owner), (Some(d), Owner::Department(o)) if d != o);
+        let grants = match (&department, needs_grants) {
+            (Some(department), true) => {
+                let (_, register) = self.model(grant_register::DATASET.id)?;
+                reach(register, min_position, wait).await?;
+                let department = department.clone();
+                blocking(register, move |store| grants_of(store, &department)).await?
+            }
+            _ => Vec::new(),
+        };
+        access(
+            dataset,
+            department.as_deref(),
+            &grants,
+            self.inner.clock.now(),
+        )
+        .map_err(|denied| match denied {
+            Denied::Anonymous => ApiError::Unauthenticated(denied.reason()),
+            Denied::NotShared | Denied::NoGrant => {
+                ApiError::PermissionDenied(denied.reason().into())
+            }
+        })
+    }
+
+    /// Every dataset `reader` may read, with the basis and what it gets of each field, and
+    /// the grants register's position.
+    pub async fn readable(
+        &self,
+        reader: &Reader,
+        min_position: u64,
+        wait: Duration,
+    ) -> Result<(Vec<v1::Readable>, u64), ApiError> {
+        let (_, register) = self.model(grant_register::DATASET.id)?;
+        let position = reach(register, min_position, wait).await?;
+        let mut readable = Vec::new();
+        for id in &self.inner.order {
+            let (dataset, _) = self.model(id)?;
+            let access = match self.access(dataset, reader, 0, wait).await {
+                Ok(access) => access,
+                Err(ApiError::PermissionDenied(_) | ApiError::Unauthenticated(_)) => continue,
+                Err(err) => return Err(err),
+            };
+            readable.push(describe(dataset, &access));
+        }
+        Ok((readable, position))
+    }
+
+    /// Reads a page of a dataset for `reader`, masked as its access says.
     pub async fn read(
         &self,
         reader: &Reader,
@@ -160,7 +229,14 @@ impl Datasets {
     ) -> Result<Rows, ApiError> {
         let (dataset, model) = self.model(&request.dataset_id)?;
         let dataset: &'static Dataset = dataset;
-        let party = may_read(dataset, reader)?;
+        // Who asks first: a refused reader learns nothing of the request's other fields.
+        let access = self
+            .access(dataset, reader, request.min_position, wait)
+            .await?;
+        let party = match &access {
+            Access::Party(party) => Some(party.clone()),
+            _ => None,
+        };
         let mut query = parse_query(dataset, request)?;
         // A queue's page token is a key of the reader's own queue.
         if dataset.publication == Publication::CaseQueue
@@ -175,12 +251,21 @@ impl Datasets {
         query.party = party;
         let position = reach(model, request.min_position, wait).await?;
         let threshold = self.inner.threshold;
-        let page = blocking(model, move |store| match dataset.publication {
-            Publication::Rows => read_page(store, dataset, &query),
-            Publication::SuppressedCounts { .. } => {
-                publish_counts(store, dataset, &query, threshold)
-            }
-            Publication::CaseQueue => read_queue(store, dataset, &query),
+        let page = blocking(model, move |store| {
+            let mut page = match dataset.publication {
+                Publication::Rows => read_page(store, dataset, &query),
+                Publication::SuppressedCounts { .. } => {
+                    publish_counts(store, dataset, &query, threshold)
+                }
+                Publication::CaseQueue => read_queue(store, dataset, &query),
+            }?;
+            // Masked before the rows leave the read model's thread.
+            page.rows = page
+                .rows
+                .into_iter()
+                .map(|row| release(dataset, &access, row))
+                .collect();
+            Ok(page)
         })
         .await?;
         Ok(Rows {
@@ -202,25 +287,45 @@ pub fn reader(headers: &http::HeaderMap, registry: &Registry) -> Result<Reader, 
     })
 }
 
-/// Whether `reader` may read `dataset`, and if only the rows naming it, which party.
-/// Open datasets: anyone. Otherwise, until the sharing rules come: the owning department,
-/// or for the hub's cross-department datasets the rows a department is a party to.
-fn may_read(dataset: &Dataset, reader: &Reader) -> Result<Option<String>, ApiError> {
-    if dataset.open == OpenType::Open {
-        return Ok(None);
-    }
-    let Reader::Department(department) = reader else {
-        return Err(ApiError::Unauthenticated(
-            "this dataset is not open: name the calling department",
-        ));
+/// What `access` gives of `dataset`, field by field.
+fn describe(dataset: &Dataset, access: &Access) -> v1::Readable {
+    use v1::ReadBasis as B;
+    let mut readable = v1::Readable {
+        dataset_id: dataset.id.to_owned(),
+        ..Default::default()
     };
-    match dataset.owner {
-        Owner::Department(owner) if owner == department.as_str() => Ok(None),
-        Owner::Department(_) => Err(ApiError::PermissionDenied(
-            "the dataset is readable by its owning department only".into(),
-        )),
-        Owner::Hub => Ok(Some(department.as_str().to_owned())),
+    let granted = match access {
+        Access::Full if dataset.open == OpenType::Open => {
+            readable.set_basis(B::Open);
+            None
+        }
+        Access::Full => {
+            readable.set_basis(B::Own);
+            None
+        }
+        Access::Party(_) => {
+            readable.set_basis(B::Party);
+            None
+        }
+        Access::Masked { granted, grants } => {
+            readable.set_basis(match dataset.share {
+                ShareType::Unconditional => B::Unconditional,
+                _ => B::Grant,
+            });
+            readable.grant_ids = grants.clone();
+            Some(granted)
+        }
+    };
+    for field in dataset.fields {
+        let name = field.name.to_owned();
+        match (granted, field.mask) {
+            (None, _) | (_, Mask::Clear) => readable.clear_fields.push(name),
+            (Some(granted), _) if granted.contains(field.name) => readable.clear_fields.push(name),
+            (Some(_), Mask::Drop) => readable.withheld_fields.push(name),
+            (Some(_), _) => readable.masked_fields.push(name),
+        }
     }
+    readable
 }
 
 fn parse_query(dataset: &Dataset, request: &v1::ReadDatasetRequest) -> Result<Query, ApiError> {

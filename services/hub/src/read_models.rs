@@ -13,6 +13,7 @@ use hub_projector::datasets::care::{self, CareDataset, CareModel};
 use hub_projector::datasets::case_model::CaseModel;
 use hub_projector::datasets::case_timeline::{self, CaseTimeline};
 use hub_projector::datasets::complaint_stats::{self, ComplaintStats};
+use hub_projector::datasets::grant_register::{self, GrantRegister};
 use hub_projector::datasets::incident_stats::{self, IncidentStats};
 use hub_projector::datasets::response_efficiency::{self, ResponseEfficiency};
 use hub_projector::datasets::transfer_ledger::{self, TransferLedger};
@@ -79,6 +80,10 @@ pub fn dataset_projections(
         (
             &care::ROSTER,
             Arc::new(CareModel::new(CareDataset::Roster, alarms.clone())),
+        ),
+        (
+            &grant_register::DATASET,
+            Arc::new(GrantRegister::new(alarms.clone())),
         ),
     ]
 }

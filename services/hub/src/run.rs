@@ -352,6 +352,7 @@ async fn serve(
         registry.clone(),
         Duration::from_millis(config.query.max_wait_ms),
         config.catalogue.small_count_threshold,
+        clock.clone(),
     );
     let publisher = Publisher {
         name: config.catalogue.publisher.clone(),

@@ -20,8 +20,8 @@ use super::common::{
 };
 use super::rows::Rows;
 use super::{
-    Dataset, FieldType as T, Filters, OpenType, Owner, Publication, Sensitivity as S, ShareType,
-    UpdateCycle, field as f,
+    Dataset, FieldType as T, Filters, Mask, OpenType, Owner, Publication, Sensitivity as S,
+    ShareType, UpdateCycle, field as f,
 };
 use crate::alarm::Alarms;
 use crate::projection::{Projection, ProjectionError};
@@ -46,14 +46,15 @@ pub static ROSTER: Dataset = Dataset {
             "关爱记录编号",
             "care record id",
         ),
-        f("name", T::Text, S::Personal, "姓名", "name"),
+        f("name", T::Text, S::Personal, "姓名", "name").masked(Mask::Name),
         f(
             "identity_number",
             T::Text,
             S::Sensitive,
             "居民身份证号码",
             "resident identity number",
-        ),
+        )
+        .masked(Mask::IdentityNumber),
         f(
             "category",
             T::Text,

@@ -7,12 +7,14 @@
 //! order; a page cursor is the key of the last row returned, so it stays valid while new rows
 //! arrive.
 
+pub mod access;
 pub mod care;
 pub mod case_facts;
 pub mod case_model;
 pub mod case_timeline;
 pub mod common;
 pub mod complaint_stats;
+pub mod grant_register;
 pub mod incident_stats;
 pub mod read;
 pub mod response_efficiency;
@@ -23,6 +25,7 @@ pub mod transfer_ledger;
 #[cfg(test)]
 mod tests;
 
+pub use hub_domain::masking::Mask;
 pub use hub_domain::registry::Sensitivity;
 
 /// How a dataset may be shared between departments (政务数据共享).
@@ -81,6 +84,8 @@ pub struct Field {
     pub sensitivity: Sensitivity,
     pub title_zh: &'static str,
     pub title_en: &'static str,
+    /// How the field reaches a department whose grant does not name it (see `access`).
+    pub mask: Mask,
 }
 
 /// Who provides a dataset.
@@ -162,11 +167,23 @@ pub const fn field(
         sensitivity,
         title_zh,
         title_en,
+        // Personal data is withheld unless a masking form says what of it may be shown.
+        mask: match sensitivity {
+            Sensitivity::Public | Sensitivity::Internal => Mask::Clear,
+            Sensitivity::Personal | Sensitivity::Sensitive => Mask::Drop,
+        },
+    }
+}
+
+impl Field {
+    /// The field with its masking form, for a personal field part of which may be shown.
+    pub const fn masked(self, mask: Mask) -> Self {
+        Self { mask, ..self }
     }
 }
 
 /// Every dataset the hub builds, in catalogue order.
-pub fn catalogue() -> [&'static Dataset; 7] {
+pub fn catalogue() -> [&'static Dataset; 8] {
     [
         &incident_stats::DATASET,
         &response_efficiency::DATASET,
@@ -175,6 +192,7 @@ pub fn catalogue() -> [&'static Dataset; 7] {
         &case_timeline::DATASET,
         &transfer_ledger::DATASET,
         &care::ROSTER,
+        &grant_register::DATASET,
     ]
 }
 

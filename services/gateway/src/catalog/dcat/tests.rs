@@ -21,6 +21,7 @@ static ROSTER: Dataset = Dataset {
         sensitivity: Sensitivity::Personal,
         title_zh: "居民编号",
         title_en: "Resident id",
+        mask: hub_projector::datasets::Mask::Drop,
     }],
     filters: Filters {
         department: None,
