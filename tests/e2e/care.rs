@@ -17,6 +17,7 @@ fn register(rid: &str, identity: &str) -> v1::RegisterCareRequest {
         category: v1::CareCategory::ElderlyInHardship as i32,
         community_code: "310104001001".into(),
         risk_level: v1::RiskLevel::Medium as i32,
+        ..Default::default()
     }
 }
 

@@ -20,6 +20,7 @@ fn registration(rid: &str) -> v1::RegisterCareRequest {
         category: v1::CareCategory::SevereMentalDisorder as i32,
         community_code: "310104001001".into(),
         risk_level: v1::RiskLevel::High as i32,
+        ..Default::default()
     }
 }
 

@@ -345,6 +345,7 @@ async fn retries_are_recognised_however_much_happened_since_and_ids_are_not_shar
         category: v1::CareCategory::LeftBehindChild as i32,
         community_code: "310104001001".into(),
         risk_level: v1::RiskLevel::Low as i32,
+        ..Default::default()
     };
     let status = hub
         .care()

@@ -197,6 +197,7 @@ async fn a_datasets_rows_beyond_the_open_ones_are_its_owners_alone() {
                 category: v1::CareCategory::ElderlyInHardship as i32,
                 community_code: "310104001001".into(),
                 risk_level: v1::RiskLevel::Medium as i32,
+                ..Default::default()
             },
         ))
         .await
@@ -583,6 +584,7 @@ async fn care_counts_withhold_small_counts_so_that_no_subtraction_recovers_them(
                         category: category as i32,
                         community_code: community.into(),
                         risk_level: v1::RiskLevel::Low as i32,
+                        ..Default::default()
                     },
                 ))
                 .await

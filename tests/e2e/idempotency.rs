@@ -28,6 +28,7 @@ fn register(rid: &str) -> v1::RegisterCareRequest {
         category: v1::CareCategory::LeftBehindChild as i32,
         community_code: "310104001001".into(),
         risk_level: v1::RiskLevel::Low as i32,
+        ..Default::default()
     }
 }
 

@@ -14,8 +14,10 @@ use tonic::Code;
 
 use crate::from;
 
-const NAME: &str = "欧阳娜娜";
-const IDENTITY: &str = "11010519491231002X";
+pub const NAME: &str = "欧阳娜娜";
+pub const IDENTITY: &str = "11010519491231002X";
+pub const PHONE: &str = "13812345678";
+pub const ADDRESS: &str = "徐汇区漕溪北路88号3号楼501室";
 
 fn read(dataset: &str, min_position: u64) -> v1::ReadDatasetRequest {
     v1::ReadDatasetRequest {
@@ -54,9 +56,38 @@ async fn masked_roster(hub: &Hub, by: &str, at: u64, name_in_clear: bool) -> pro
     let contains = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
     assert!(!contains(IDENTITY), "identity number in the bytes sent");
     assert!(!contains("1949"), "the birth date in the bytes sent");
+    assert!(
+        !contains(PHONE) && !contains("1234"),
+        "phone number in the bytes sent"
+    );
+    assert!(!contains("漕溪北路"), "address in the bytes sent");
     assert_eq!(contains(NAME), name_in_clear, "name in the bytes sent");
     assert_eq!(answer.rows.len(), 1);
     answer.rows[0].clone()
+}
+
+/// Civil affairs registers the same person under request id `rid`; returns the position.
+pub async fn register(hub: &Hub, rid: &str) -> u64 {
+    hub.care()
+        .register_care(from(
+            "civil-affairs",
+            v1::RegisterCareRequest {
+                request_id: rid.into(),
+                name: NAME.into(),
+                identity_number: IDENTITY.into(),
+                category: v1::CareCategory::SevereMentalDisorder as i32,
+                community_code: "310104001001".into(),
+                risk_level: v1::RiskLevel::High as i32,
+                phone: PHONE.into(),
+                address: ADDRESS.into(),
+            },
+        ))
+        .await
+        .expect("register")
+        .into_inner()
+        .result
+        .expect("result")
+        .position
 }
 
 /// What `by` (`None`: the anonymous public) is told it may read.
@@ -74,7 +105,7 @@ async fn readable(hub: &Hub, by: Option<&str>, at: u64) -> Vec<v1::Readable> {
         .datasets
 }
 
-async fn grant(hub: &Hub, rid: &str, fields: &[&str], expires: jiff::Timestamp) -> String {
+pub async fn grant(hub: &Hub, rid: &str, fields: &[&str], expires: jiff::Timestamp) -> String {
     let request = v1::RequestGrantRequest {
         request_id: rid.into(),
         dataset: "care_roster".into(),
@@ -95,7 +126,7 @@ async fn grant(hub: &Hub, rid: &str, fields: &[&str], expires: jiff::Timestamp) 
         .id
 }
 
-async fn approve(hub: &Hub, rid: &str, id: &str) -> u64 {
+pub async fn approve(hub: &Hub, rid: &str, id: &str) -> u64 {
     let request = v1::ApproveGrantRequest {
         request_id: rid.into(),
         grant_id: id.into(),
@@ -116,23 +147,7 @@ async fn the_care_roster_is_read_masked_under_a_grant_in_force_and_not_at_all_wi
     let nats = Nats::start().await;
     let clock = Arc::new(ManualClock::new(jiff::Timestamp::now()));
     let hub = HubBuilder::on(&nats).clock(clock.clone()).start().await;
-    let registered = hub
-        .care()
-        .register_care(from(
-            "civil-affairs",
-            v1::RegisterCareRequest {
-                request_id: "care-1".into(),
-                name: NAME.into(),
-                identity_number: IDENTITY.into(),
-                category: v1::CareCategory::SevereMentalDisorder as i32,
-                community_code: "310104001001".into(),
-                risk_level: v1::RiskLevel::High as i32,
-            },
-        ))
-        .await
-        .expect("register")
-        .into_inner();
-    let at = registered.result.expect("result").position;
+    let at = register(&hub, "care-1").await;
 
     // The owner reads its roster whole (the positive control for every refusal below).
     let own = rows(&hub, "civil-affairs", "care_roster", at)
@@ -143,6 +158,8 @@ async fn the_care_roster_is_read_masked_under_a_grant_in_force_and_not_at_all_wi
         text(&own.rows[0], "identity_number").as_deref(),
         Some(IDENTITY)
     );
+    assert_eq!(text(&own.rows[0], "phone").as_deref(), Some(PHONE));
+    assert_eq!(text(&own.rows[0], "address").as_deref(), Some(ADDRESS));
 
     // No grant, then a grant asked for but not yet approved: refused.
     let refused = rows(&hub, "public-security", "care_roster", at)
@@ -171,6 +188,8 @@ async fn the_care_roster_is_read_masked_under_a_grant_in_force_and_not_at_all_wi
         text(&row, "community_code").as_deref(),
         Some("310104001001")
     );
+    assert_eq!(text(&row, "phone").as_deref(), Some("138****5678"));
+    assert_eq!(text(&row, "address").as_deref(), Some("310104001001"));
     // Over HTTP the same, and the bytes hold no cleartext identity number.
     let url = format!(
         "{}/datasets/care_roster?min_position={approved}",
@@ -200,7 +219,10 @@ async fn the_care_roster_is_read_masked_under_a_grant_in_force_and_not_at_all_wi
     assert_eq!(roster.basis(), v1::ReadBasis::Grant);
     assert_eq!(roster.grant_ids, vec![id.clone()]);
     assert!(roster.clear_fields.contains(&"name".to_owned()));
-    assert_eq!(roster.masked_fields, vec!["identity_number"]);
+    assert_eq!(
+        roster.masked_fields,
+        vec!["identity_number", "phone", "address"]
+    );
     assert_eq!(roster.withheld_fields, vec!["category", "risk_level"]);
     let basis = |listed: &[v1::Readable], id: &str| {
         listed

@@ -140,6 +140,7 @@ async fn a_stranger_gets_one_answer_for_an_existing_and_a_missing_aggregate_of_e
                 category: v1::CareCategory::ElderlyInHardship as i32,
                 community_code: "310104001001".into(),
                 risk_level: v1::RiskLevel::Medium as i32,
+                ..Default::default()
             },
         ))
         .await

@@ -29,6 +29,8 @@ fn registered(category: CareCategory, risk_level: RiskLevel) -> CareEvent {
         risk_level,
         registered_by: dept("civil-affairs"),
         registered_at: t("2026-11-23T02:00:00.123456789Z"),
+        phone: "021-64870000".into(),
+        address: "徐汇区漕溪北路88号3号楼501室".into(),
     })
 }
 

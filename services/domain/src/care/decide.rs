@@ -125,5 +125,7 @@ fn register_care(
         risk_level: register.risk_level,
         registered_by: by,
         registered_at: ctx.now,
+        phone: register.phone,
+        address: register.address,
     }))
 }

@@ -20,6 +20,10 @@ pub struct CareRegistered {
     pub risk_level: RiskLevel,
     pub registered_by: DepartmentCode,
     pub registered_at: Timestamp,
+    /// Empty when none was given.
+    pub phone: String,
+    /// Empty when none was given.
+    pub address: String,
 }
 
 impl fmt::Debug for CareRegistered {
@@ -34,6 +38,8 @@ impl fmt::Debug for CareRegistered {
             .field("risk_level", &self.risk_level)
             .field("registered_by", &self.registered_by)
             .field("registered_at", &self.registered_at)
+            .field("phone", &"****")
+            .field("address", &"****")
             .finish()
     }
 }

@@ -97,6 +97,10 @@ pub struct RegisterCare {
     pub category: CareCategory,
     pub community: CommunityCode,
     pub risk_level: RiskLevel,
+    /// Validated at the edge; empty when none was given.
+    pub phone: String,
+    /// Validated at the edge; empty when none was given.
+    pub address: String,
 }
 
 impl std::fmt::Debug for RegisterCare {
@@ -108,6 +112,8 @@ impl std::fmt::Debug for RegisterCare {
             .field("category", &self.category)
             .field("community", &self.community)
             .field("risk_level", &self.risk_level)
+            .field("phone", &"****")
+            .field("address", &"****")
             .finish()
     }
 }

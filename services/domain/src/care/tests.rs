@@ -20,6 +20,8 @@ fn register_in(community: &str) -> RegisterCare {
         category: CareCategory::ElderlyInHardship,
         community: CommunityCode::parse(community).expect("community code"),
         risk_level: RiskLevel::Medium,
+        phone: "13812345678".into(),
+        address: "漕溪北路88号".into(),
     }
 }
 

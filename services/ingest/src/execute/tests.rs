@@ -186,6 +186,8 @@ fn register(rid: &str) -> Submitted<Care> {
         category: CareCategory::ElderlyInHardship,
         community: CommunityCode::parse("310104001001").expect("community"),
         risk_level: RiskLevel::Medium,
+        phone: String::new(),
+        address: String::new(),
     });
     submitted(CIVIL_AFFAIRS, rid, &id, None, command)
 }

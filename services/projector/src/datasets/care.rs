@@ -28,7 +28,8 @@ use crate::projection::{Projection, ProjectionError};
 
 pub static ROSTER: Dataset = Dataset {
     id: "care_roster",
-    version: 1,
+    // 2: a phone number and an address.
+    version: 2,
     title_zh: "重点人群关爱名册",
     title_en: "Key-population care roster",
     description_zh: "民政部门登记的重点人群（社区戒毒康复人员、严重精神障碍患者、困难老人、留守儿童）及其走访和风险等级。敏感个人信息，经批准的共享申请方可使用，并按策略脱敏。",
@@ -62,6 +63,9 @@ pub static ROSTER: Dataset = Dataset {
             "人群类别",
             "key-population category",
         ),
+        f("phone", T::Text, S::Personal, "联系电话", "phone number").masked(Mask::Phone),
+        f("address", T::Text, S::Personal, "住址", "home address")
+            .masked(Mask::Community("community_code")),
         f(
             "community_code",
             T::Text,
@@ -193,6 +197,15 @@ pub static COUNTS: Dataset = Dataset {
     },
 };
 
+/// A text that may be empty, as a row holds it: null when empty.
+fn text_or_null(text: &str) -> Value {
+    if text.is_empty() {
+        Value::Null
+    } else {
+        Value::from(text)
+    }
+}
+
 /// What a care model remembers of each record (`i/<care_id>`): never a name or number.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct CareFacts {
@@ -243,6 +256,8 @@ impl CareModel {
                     ("care_id", Value::from(id)),
                     ("name", Value::from(e.name.as_str())),
                     ("identity_number", Value::from(e.identity_number.expose())),
+                    ("phone", text_or_null(&e.phone)),
+                    ("address", text_or_null(&e.address)),
                     ("category", Value::from(e.category.as_str())),
                     ("community_code", Value::from(e.community.as_str())),
                     ("district_code", Value::from(e.district.as_str())),

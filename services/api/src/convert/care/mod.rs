@@ -33,6 +33,8 @@ event_types! {
 
 /// Longest name accepted for a person in care.
 pub const MAX_CARE_NAME_CHARS: usize = 50;
+/// Longest home address, in characters.
+pub const MAX_ADDRESS_CHARS: usize = 100;
 /// Longest staff id accepted for a visitor.
 pub const MAX_VISITOR_CHARS: usize = 32;
 
@@ -91,6 +93,8 @@ pub fn encode_care_event(event: &CareEvent) -> (EventType, Vec<u8>) {
                 risk_level: risk_level_to_proto(e.risk_level) as i32,
                 registered_by: e.registered_by.to_string(),
                 registered_at: ts(&e.registered_at),
+                phone: e.phone.clone(),
+                address: e.address.clone(),
             }
             .encode_to_vec(),
         ),
@@ -198,6 +202,8 @@ pub fn decode_care_event(event_type: &str, body: &[u8]) -> Result<Option<CareEve
                 risk_level: r.some("risk_level", risk_level_from_proto(e.risk_level))?,
                 registered_by: r.dept("registered_by", &e.registered_by)?,
                 registered_at: r.time("registered_at", &e.registered_at)?,
+                phone: e.phone,
+                address: e.address,
             })
         }
         t if t == CARE_VISIT_LOGGED.name => {
@@ -299,6 +305,10 @@ pub struct ValidRegisterCare {
     pub category: CareCategory,
     pub community: CommunityCode,
     pub risk_level: RiskLevel,
+    /// Empty when none was given.
+    pub phone: String,
+    /// Empty when none was given.
+    pub address: String,
 }
 
 impl fmt::Debug for ValidRegisterCare {
@@ -310,6 +320,8 @@ impl fmt::Debug for ValidRegisterCare {
             .field("category", &self.category)
             .field("community", &self.community)
             .field("risk_level", &self.risk_level)
+            .field("phone", &"****")
+            .field("address", &"****")
             .finish()
     }
 }
@@ -326,6 +338,12 @@ impl TryFrom<&v1::RegisterCareRequest> for ValidRegisterCare {
         let category = category(&mut violations, r.category);
         let community = violations.check("community_code", CommunityCode::parse(&r.community_code));
         let risk_level = risk_level(&mut violations, r.risk_level);
+        let phone = phone(&mut violations, &r.phone);
+        let address = if r.address.trim().is_empty() {
+            Some(String::new())
+        } else {
+            text(&mut violations, "address", &r.address, MAX_ADDRESS_CHARS)
+        };
         match (
             request_id,
             name,
@@ -333,6 +351,8 @@ impl TryFrom<&v1::RegisterCareRequest> for ValidRegisterCare {
             category,
             community,
             risk_level,
+            phone,
+            address,
         ) {
             (
                 Some(request_id),
@@ -341,6 +361,8 @@ impl TryFrom<&v1::RegisterCareRequest> for ValidRegisterCare {
                 Some(category),
                 Some(community),
                 Some(risk_level),
+                Some(phone),
+                Some(address),
             ) if violations.is_empty() => Ok(ValidRegisterCare {
                 request_id,
                 name,
@@ -348,6 +370,8 @@ impl TryFrom<&v1::RegisterCareRequest> for ValidRegisterCare {
                 category,
                 community,
                 risk_level,
+                phone,
+                address,
             }),
             _ => Err(violations),
         }
@@ -363,7 +387,33 @@ impl ValidRegisterCare {
             category: self.category,
             community: self.community,
             risk_level: self.risk_level,
+            phone: self.phone,
+            address: self.address,
         }
+    }
+}
+
+/// A phone number, empty or well-formed: a mainland mobile number (`1` and 10 digits) or a
+/// fixed line (`0`, 2 or 3 more digits of area code, `-`, 7 or 8 digits). The value is never
+/// echoed in the violation.
+fn phone(violations: &mut Violations, value: &str) -> Option<String> {
+    let value = value.trim();
+    let digits = |s: &str, lengths: std::ops::RangeInclusive<usize>| {
+        lengths.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+    };
+    let mobile = value.len() == 11 && value.starts_with('1') && digits(value, 11..=11);
+    let fixed = value.split_once('-').is_some_and(|(area, number)| {
+        area.starts_with('0') && digits(area, 3..=4) && digits(number, 7..=8)
+    });
+    if value.is_empty() || mobile || fixed {
+        Some(value.to_owned())
+    } else {
+        violations.push(
+            "phone",
+            "must be a mobile number (11 digits starting with 1) or an area code and number \
+             (e.g. 021-12345678)",
+        );
+        None
     }
 }
 
@@ -394,6 +444,8 @@ impl fmt::Debug for ValidCareCommand {
                     .field("category", &r.category)
                     .field("community", &r.community)
                     .field("risk_level", &r.risk_level)
+                    .field("phone", &"****")
+                    .field("address", &"****")
                     .finish()
             }
         }

@@ -21,6 +21,8 @@ fn register() -> v1::RegisterCareRequest {
         category: v1::CareCategory::ElderlyInHardship as i32,
         community_code: "310104001002".into(),
         risk_level: v1::RiskLevel::Medium as i32,
+        phone: "13812345678".into(),
+        address: " 徐汇区漕溪北路88号 ".into(),
     }
 }
 
@@ -84,6 +86,8 @@ fn a_good_registration_becomes_the_domain_command() {
             category: CareCategory::ElderlyInHardship,
             community: CommunityCode::parse("310104001002").expect("community"),
             risk_level: RiskLevel::Medium,
+            phone: "13812345678".into(),
+            address: "徐汇区漕溪北路88号".into(),
         }
     );
     // A lowercase check character is normalised.
@@ -163,6 +167,47 @@ fn identity_numbers_are_checked_and_never_echoed() {
         assert!(bad.is_empty() || !shown.contains(bad), "{shown}");
         assert!(!shown.contains("110105"), "{shown}");
     }
+}
+
+#[test]
+fn phone_numbers_and_addresses_are_optional_but_checked_and_never_echoed() {
+    for good in ["", "13812345678", "021-64870000", "0571-8765432"] {
+        let mut request = register();
+        request.phone = good.into();
+        let valid = ValidRegisterCare::try_from(&request).expect(good);
+        assert_eq!(valid.phone, good);
+    }
+    for bad in [
+        "1381234567",
+        "23812345678",
+        "138-1234-5678",
+        "21-64870000",
+        "021-648700001",
+        "+8613812345678",
+    ] {
+        let v = register_err(|r| r.phone = bad.into());
+        assert_eq!(fields(&v), ["phone"], "{bad:?}");
+        let shown = format!("{v} {v:?}");
+        assert!(!shown.contains(bad), "{shown}");
+    }
+    let mut request = register();
+    request.address = "  ".into();
+    assert_eq!(
+        ValidRegisterCare::try_from(&request).expect("none").address,
+        ""
+    );
+    let v = register_err(|r| r.address = "路".repeat(101));
+    assert_eq!(fields(&v), ["address"]);
+    let v = register_err(|r| r.address = "漕溪北路\u{7}88号".into());
+    assert_eq!(fields(&v), ["address"]);
+    let shown = format!(
+        "{:?}",
+        ValidRegisterCare::try_from(&register()).expect("valid")
+    );
+    assert!(
+        !shown.contains("5678") && !shown.contains("漕溪"),
+        "{shown}"
+    );
 }
 
 #[test]

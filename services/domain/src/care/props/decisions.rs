@@ -28,6 +28,8 @@ fn every_command(now: jiff::Timestamp) -> Vec<CareCommand> {
             category: CareCategory::LeftBehindChild,
             community: CommunityCode::parse("310104001002").expect("community code"),
             risk_level: RiskLevel::Low,
+            phone: "13812345678".into(),
+            address: "徐汇区漕溪北路88号".into(),
         }),
         CareCommand::Close { reason: "x".into() },
     ];

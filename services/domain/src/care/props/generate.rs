@@ -103,6 +103,8 @@ fn register(name: impl Strategy<Value = String>) -> impl Strategy<Value = Regist
                 category,
                 community,
                 risk_level,
+                phone: String::new(),
+                address: String::new(),
             },
         )
 }
