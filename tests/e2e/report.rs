@@ -86,7 +86,8 @@ async fn a_reported_incident_is_on_the_log_with_cloudevents_headers_and_readable
         header("ce-dataschema"),
         "type.googleapis.com/gov.hub.v1.CaseReported"
     );
-    assert_eq!(header("ce-department"), "urban-management");
+    // The owner, not the issuer: an undispatched case is its district command centre's.
+    assert_eq!(header("ce-department"), "dcc-310104");
     assert_eq!(header("ce-classification"), "internal");
     assert_eq!(header("ce-requestid"), "gw-app-0001");
     assert!(

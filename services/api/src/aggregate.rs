@@ -47,6 +47,11 @@ pub trait Aggregate: Send + Sync + 'static {
     fn due(state: &Self::State, policy: &Policy) -> Option<Timestamp>;
     /// Whether the command creates the aggregate (so it expects no events before it).
     fn creates(command: &Self::Command) -> bool;
+    /// The department that owns the aggregate in `state` (`ce-department`), whoever issued
+    /// the command: feeds and masking follow it. A case is owned by its holder (its district
+    /// command centre until dispatched), a care record by civil affairs, a grant by the
+    /// dataset's owner.
+    fn owner(state: &Self::State) -> String;
 }
 
 /// Cases: grid incidents and property complaints.
@@ -97,6 +102,10 @@ impl Aggregate for Case {
     fn creates(command: &Self::Command) -> bool {
         matches!(command, case::CaseCommand::Report(_))
     }
+
+    fn owner(state: &Self::State) -> String {
+        state.holder.to_string()
+    }
 }
 
 /// Key-population care records: sensitive personal information, owned by civil affairs.
@@ -146,6 +155,10 @@ impl Aggregate for Care {
 
     fn creates(command: &Self::Command) -> bool {
         matches!(command, care::CareCommand::Register(_))
+    }
+
+    fn owner(_state: &Self::State) -> String {
+        care::CIVIL_AFFAIRS.to_owned()
     }
 }
 
@@ -201,5 +214,9 @@ impl Aggregate for Grant {
 
     fn creates(command: &Self::Command) -> bool {
         matches!(command, grant::GrantCommand::Request(_))
+    }
+
+    fn owner(state: &Self::State) -> String {
+        state.owner.to_string()
     }
 }

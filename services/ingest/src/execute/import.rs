@@ -38,7 +38,7 @@ impl<A: Aggregate> Executor<A> {
     /// check every item before storing any.
     pub fn prepare_new(&self, submitted: &Submitted<A>) -> Result<Vec<StoredEvent>, Refusal> {
         let events = self.decide(submitted, None)?;
-        Ok(self.stored_events(submitted, &events))
+        Ok(self.stored_events(submitted, None, &events))
     }
 
     /// The records of `source` under each request id, from an index that has applied the

@@ -72,7 +72,8 @@ pub struct Submitted<A: Aggregate> {
     /// CloudEvents `source`: who issued it (`/departments/<code>` or the hub itself).
     pub source: String,
     pub actor: Actor,
-    /// The department that owns the resulting data (`ce-department`).
+    /// The department owning the aggregate when no state says (`ce-department` is the
+    /// aggregate's owner after each event, see [`Aggregate::owner`]).
     pub owner: String,
     pub request_id: String,
     /// Keyed hash of the command's content.
@@ -339,7 +340,7 @@ impl<A: Aggregate> Executor<A> {
         }
         // 8. Append.
         let version = view.version();
-        match self.append(submitted, &events, version).await {
+        match self.append(submitted, view.state(), &events, version).await {
             Ok(Appended::Duplicate { position }) => self.duplicate(view, submitted, position).await,
             Ok(Appended::Stored(record)) => {
                 info!(source = %submitted.source, position = record.position, events = record.event_ids.len(), "command accepted");
@@ -431,14 +432,26 @@ impl<A: Aggregate> Executor<A> {
     }
 
     /// The events as they will be stored (position 0 until appended).
-    fn stored_events(&self, submitted: &Submitted<A>, events: &[A::Event]) -> Vec<StoredEvent> {
+    /// Each event's `ce-department` is the aggregate's owner once the event is applied to
+    /// `state`, the aggregate before the command.
+    fn stored_events(
+        &self,
+        submitted: &Submitted<A>,
+        state: Option<&A::State>,
+        events: &[A::Event],
+    ) -> Vec<StoredEvent> {
         let id = submitted.id.as_str();
         let subject = event_subject(A::TYPE, id);
         let time = self.clock.now();
+        let mut state = state.cloned();
         events
             .iter()
             .enumerate()
             .map(|(index, event)| {
+                state = A::apply(state.take(), event);
+                let owner = state
+                    .as_ref()
+                    .map_or_else(|| submitted.owner.clone(), A::owner);
                 let (event_type, body) = A::encode(event);
                 StoredEvent {
                     position: 0,
@@ -450,7 +463,7 @@ impl<A: Aggregate> Executor<A> {
                         subject: format!("{}/{id}", A::TYPE),
                         time,
                         dataschema: event_type.dataschema.to_owned(),
-                        department: submitted.owner.clone(),
+                        department: owner,
                         classification: classification(A::SENSITIVITY),
                         schema_version: event_type.schema_version,
                         correlation_id: submitted.correlation_id.clone(),
@@ -470,10 +483,11 @@ impl<A: Aggregate> Executor<A> {
     async fn append(
         &self,
         submitted: &Submitted<A>,
+        state: Option<&A::State>,
         events: &[A::Event],
         version: u64,
     ) -> Result<Appended, AppendError> {
-        let stored = self.stored_events(submitted, events);
+        let stored = self.stored_events(submitted, state, events);
         let batch = stored
             .iter()
             .enumerate()
