@@ -6,6 +6,7 @@ mod command_hash;
 mod commands;
 mod datasets;
 mod due;
+mod feeds;
 mod gaps;
 mod grants;
 mod guard;

@@ -11,6 +11,7 @@ use hub_api::v1::case_command_service_client::CaseCommandServiceClient;
 use hub_api::v1::case_query_service_client::CaseQueryServiceClient;
 use hub_api::v1::catalog_service_client::CatalogServiceClient;
 use hub_api::v1::dataset_service_client::DatasetServiceClient;
+use hub_api::v1::feed_service_client::FeedServiceClient;
 use hub_api::v1::grant_command_service_client::GrantCommandServiceClient;
 use hub_domain::clock::Clock;
 use tempfile::TempDir;
@@ -215,6 +216,10 @@ impl Hub {
 
     pub fn datasets(&self) -> DatasetServiceClient<Channel> {
         DatasetServiceClient::new(self.channel.clone())
+    }
+
+    pub fn feeds(&self) -> FeedServiceClient<Channel> {
+        FeedServiceClient::new(self.channel.clone())
     }
 
     /// The hub's HTTP endpoints (catalogue, dataset rows), on its gRPC port.

@@ -220,6 +220,40 @@ impl Datasets {
         Ok((readable, position))
     }
 
+    /// The grants of `department` in force now, by id.
+    pub async fn grants_in_force(
+        &self,
+        department: &str,
+    ) -> Result<std::collections::BTreeSet<String>, ApiError> {
+        self.grants_in_force_at(department, 0, Duration::ZERO).await
+    }
+
+    /// The grants of `department` in force now, with the register at least at `min_position`.
+    pub async fn grants_in_force_at(
+        &self,
+        department: &str,
+        min_position: u64,
+        wait: Duration,
+    ) -> Result<std::collections::BTreeSet<String>, ApiError> {
+        let (_, register) = self.model(grant_register::DATASET.id)?;
+        reach(register, min_position, wait).await?;
+        let department = department.to_owned();
+        let grants = blocking(register, move |store| grants_of(store, &department)).await?;
+        let now = self.inner.clock.now();
+        Ok(grants
+            .into_iter()
+            .filter(|g| g.in_force(now))
+            .map(|g| g.grant_id)
+            .collect())
+    }
+
+    /// Changes of the grant register (a new position: a grant may have changed).
+    pub fn grant_register_changes(
+        &self,
+    ) -> Result<tokio::sync::watch::Receiver<hub_projector::ModelState>, ApiError> {
+        Ok(self.model(grant_register::DATASET.id)?.1.subscribe())
+    }
+
     /// Reads a page of a dataset for `reader`, masked as its access says.
     pub async fn read(
         &self,

@@ -348,6 +348,11 @@ pub async fn store_flush(store: &Arc<SledStore>) {
     }
 }
 
+/// Before the feed publisher starts: nothing to do (what it has not sent is in its outbox).
+pub fn prepare_feed(_: &str, _: &SledStore, _: &Policy, _: &Alarms) -> anyhow::Result<()> {
+    Ok(())
+}
+
 /// Before case_queue's projector starts: the alarms of cases whose rows are behind raised
 /// again.
 pub fn prepare_case_queue(

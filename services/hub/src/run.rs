@@ -11,11 +11,12 @@ use hub_api::v1::case_command_service_server::CaseCommandServiceServer;
 use hub_api::v1::case_query_service_server::CaseQueryServiceServer;
 use hub_api::v1::catalog_service_server::CatalogServiceServer;
 use hub_api::v1::dataset_service_server::DatasetServiceServer;
+use hub_api::v1::feed_service_server::FeedServiceServer;
 use hub_api::v1::grant_command_service_server::GrantCommandServiceServer;
 use hub_domain::clock::Clock;
 use hub_domain::policy::Policy;
 use hub_gateway::catalog::Publisher;
-use hub_gateway::{CaseQueries, Catalog, Datasets, http};
+use hub_gateway::{CaseQueries, Catalog, Datasets, Feeds, http};
 use hub_ingest::{
     CareCommands, CaseCommands, CommandHasher, Executor, ExecutorContext, Freshness, GrantCommands,
     Index, Supervisor, SystemClock,
@@ -26,6 +27,7 @@ use hub_log::names::projector_consumer;
 use hub_log::stream::{EventsStreamSettings, ensure_events_stream};
 use hub_projector::case_queue::{self, CaseQueue};
 use hub_projector::command_state::CommandState;
+use hub_projector::feed::FeedPublisher;
 use hub_projector::{Alarms, Projection, ProjectorOptions, ReadModel};
 use hub_store::ReadModelStore;
 use tokio::net::TcpListener;
@@ -177,6 +179,17 @@ async fn serve(
         .await
         .context("refusing to start")?;
     info!(stream = %stream.config.name, last_position = stream.state.last_sequence, "event log ready");
+    // TEMPORARY until the accounts work lands: the feed streams.
+    for unit in registry.units() {
+        appender
+            .context()
+            .get_or_create_stream(hub_log::feeds::feed_stream_config(
+                unit.code.as_str(),
+                &hub_log::feeds::FeedSettings::default(),
+            ))
+            .await
+            .map_err(|e| anyhow::anyhow!("feed stream: {e}"))?;
+    }
 
     // How fresh command_state must be for new commands: by the stream's own duplicate window,
     // which is what the server enforces.
@@ -285,6 +298,21 @@ async fn serve(
         dataset_models.push((dataset, model));
     }
 
+    // The feed publisher: decides each department's feed with its checkpoint, then sends.
+    let units = registry.units().map(|u| u.code.to_string());
+    let feed_model = start(
+        Arc::new(FeedPublisher::new(units, clock.clone())),
+        read_models::prepare_feed,
+    )
+    .await?;
+    let (feed_published, _) = tokio::sync::watch::channel(0);
+    tokio::spawn(hub_projector::feed::outbox::drain(
+        projector_js.clone(),
+        feed_model.clone(),
+        feed_published.clone(),
+        stop.child_token(),
+    ));
+
     // gRPC.
     let (health, health_service) = tonic_health::server::health_reporter();
     tokio::spawn(health::watch(
@@ -362,6 +390,12 @@ async fn serve(
             .collect(),
     };
     let catalog = Catalog::new(datasets.clone(), base_url.clone());
+    let feeds = Feeds::new(
+        datasets.clone(),
+        appender.clone(),
+        feed_published.subscribe(),
+        stop.child_token(),
+    );
     info!(%addr, nats = %url, data_dir = %config.data_dir.display(), catalogue = %format!("{base_url}/catalog"), "hub serving gRPC and HTTP");
 
     let serving = {
@@ -376,7 +410,8 @@ async fn serve(
             .add_service(GrantCommandServiceServer::new(grants))
             .add_service(CaseQueryServiceServer::new(queries))
             .add_service(CatalogServiceServer::new(catalog.clone()))
-            .add_service(DatasetServiceServer::new(catalog));
+            .add_service(DatasetServiceServer::new(catalog))
+            .add_service(FeedServiceServer::new(feeds));
         let mut routes = routes.routes();
         let grpc = std::mem::take(routes.axum_router_mut());
         *routes.axum_router_mut() = grpc.merge(http::router(datasets, publisher, base_url));

@@ -90,7 +90,34 @@ impl Envelope {
     pub fn to_headers(&self) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert(h::MSG_ID, encode(&self.id).as_ref());
-        let attributes: [(&str, Cow<'_, str>); 16] = [
+        for (name, value) in self.attributes() {
+            if !value.is_empty() {
+                headers.insert(name, value.as_ref());
+            }
+        }
+        headers
+    }
+
+    /// The headers of the event as a department's feed carries it: `Nats-Msg-Id` and the
+    /// CloudEvents attributes, without the hub's internal ones (request id, command hash,
+    /// correlation and causation ids), which say nothing a receiver needs and identify
+    /// another department's requests.
+    pub fn to_feed_headers(&self) -> Vec<(String, String)> {
+        const INTERNAL: [&str; 4] = [
+            h::CE_REQUESTID,
+            h::CE_COMMANDHASH,
+            h::CE_CORRELATIONID,
+            h::CE_CAUSATIONID,
+        ];
+        std::iter::once((h::MSG_ID, encode(&self.id)))
+            .chain(self.attributes())
+            .filter(|(name, value)| !value.is_empty() && !INTERNAL.contains(name))
+            .map(|(name, value)| (name.to_owned(), value.into_owned()))
+            .collect()
+    }
+
+    fn attributes(&self) -> [(&'static str, Cow<'_, str>); 16] {
+        [
             (h::CE_SPECVERSION, SPEC_VERSION.into()),
             (h::CE_ID, encode(&self.id)),
             (h::CE_SOURCE, encode(&self.source)),
@@ -107,13 +134,7 @@ impl Envelope {
             (h::CE_TRACEPARENT, encode(&self.traceparent)),
             (h::CE_REQUESTID, encode(&self.request_id)),
             (h::CE_COMMANDHASH, encode(&self.command_hash)),
-        ];
-        for (name, value) in attributes {
-            if !value.is_empty() {
-                headers.insert(name, value.as_ref());
-            }
-        }
-        headers
+        ]
     }
 
     /// Reads the attributes back from a stored message's headers.

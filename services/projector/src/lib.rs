@@ -10,6 +10,7 @@ mod alarm;
 pub mod case_queue;
 pub mod command_state;
 pub mod datasets;
+pub mod feed;
 mod model;
 mod projection;
 mod runner;

@@ -34,6 +34,32 @@ impl<'a> Batch<'a> {
         self.pending.insert(key.into(), None);
     }
 
+    /// Every row under `prefix`, the batch's own writes included, in key order. For small
+    /// sets of bookkeeping rows: it reads them all.
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let mut rows: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let chunk = self.store.scan(prefix, after.as_deref(), 1024)?;
+            let done = chunk.len() < 1024;
+            after = chunk.last().map(|(k, _)| k.clone());
+            rows.extend(chunk);
+            if done {
+                break;
+            }
+        }
+        for (key, value) in self.pending.range(prefix.to_vec()..) {
+            if !key.starts_with(prefix) {
+                break;
+            }
+            match value {
+                Some(value) => rows.insert(key.clone(), value.clone()),
+                None => rows.remove(key),
+            };
+        }
+        Ok(rows.into_iter().collect())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()
     }

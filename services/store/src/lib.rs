@@ -78,6 +78,11 @@ pub trait ReadModelStore: Send + Sync {
     /// Records a fact about the rows, durably.
     fn set_meta(&self, name: &str, value: &str) -> Result<(), StoreError>;
 
+    /// Removes rows outside the checkpoint's atomic step, durable at the next flush. Only for
+    /// bookkeeping whose survival or loss in a crash is harmless either way (an outbox entry
+    /// already sent is sent again, and de-duplicated by its receiver).
+    fn forget(&self, keys: Vec<Vec<u8>>) -> Result<(), StoreError>;
+
     /// [`ReadModelStore::write`], then [`ReadModelStore::flush`].
     fn commit(&self, writes: Vec<Write>, checkpoint: u64) -> Result<(), StoreError> {
         self.write(writes, checkpoint)?;

@@ -53,6 +53,14 @@ impl ReadModelStore for MemStore {
         Ok(())
     }
 
+    fn forget(&self, keys: Vec<Vec<u8>>) -> Result<(), StoreError> {
+        let mut guard = self.lock();
+        for key in keys {
+            guard.0.remove(&key);
+        }
+        Ok(())
+    }
+
     fn meta(&self, name: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .meta

@@ -169,6 +169,15 @@ impl ReadModelStore for SledStore {
         Ok(())
     }
 
+    fn forget(&self, keys: Vec<Vec<u8>>) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for key in keys {
+            batch.remove(row_key(&key));
+        }
+        self.db.apply_batch(batch)?;
+        Ok(())
+    }
+
     fn meta(&self, name: &str) -> Result<Option<String>, StoreError> {
         self.db
             .get(meta_key(name))?

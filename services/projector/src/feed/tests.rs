@@ -1,0 +1,333 @@
+//! The publisher's decisions, read back from its outbox: who gets each event, in which view,
+//! with which headers; and the purge a revocation leaves.
+
+use std::sync::Arc;
+
+use hub_api::{
+    CARE_REGISTERED, CARE_VISIT_LOGGED, EventType, GRANT_APPROVED, GRANT_REQUESTED, GRANT_REVOKED,
+    v1,
+};
+use hub_domain::clock::ManualClock;
+use hub_log::{Classification, Envelope, StoredEvent};
+use hub_store::{Batch, MemStore, ReadModelStore};
+use jiff::{SignedDuration, Timestamp};
+use prost::Message;
+
+use super::outbox::{OUTBOX_PREFIX, Outgoing};
+use super::*;
+
+const NAME: &str = "欧阳娜娜";
+const IDENTITY: &str = "11010519491231002X";
+const PHONE: &str = "13812345678";
+
+fn start() -> Timestamp {
+    Timestamp::from_second(1_800_000_000).expect("instant")
+}
+
+fn ts(at: Timestamp) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp {
+        seconds: at.as_second(),
+        nanos: 0,
+    })
+}
+
+fn stored(
+    position: u64,
+    aggregate: &str,
+    id: &str,
+    owner: &str,
+    event_type: EventType,
+    body: Vec<u8>,
+) -> StoredEvent {
+    StoredEvent {
+        position,
+        subject: format!("gov.events.{aggregate}.{id}"),
+        envelope: Envelope {
+            id: format!("e{position}"),
+            source: "/departments/civil-affairs".into(),
+            event_type: event_type.name.into(),
+            subject: format!("{aggregate}/{id}"),
+            time: start(),
+            dataschema: event_type.dataschema.into(),
+            department: owner.into(),
+            classification: Classification::Sensitive,
+            schema_version: event_type.schema_version,
+            correlation_id: "corr-1".into(),
+            causation_id: "req-1".into(),
+            traceparent: String::new(),
+            request_id: "req-1".into(),
+            command_hash: "k1.0123456789abcdef0123456789abcdef".into(),
+        },
+        body: body.into(),
+    }
+}
+
+fn registered(position: u64) -> StoredEvent {
+    let body = v1::CareRegistered {
+        care_id: "care-1".into(),
+        name: NAME.into(),
+        identity_number: IDENTITY.into(),
+        category: v1::CareCategory::SevereMentalDisorder as i32,
+        community_code: "310104001001".into(),
+        district_code: "310104".into(),
+        risk_level: v1::RiskLevel::High as i32,
+        registered_by: "civil-affairs".into(),
+        registered_at: ts(start()),
+        phone: PHONE.into(),
+        address: "漕溪北路88号".into(),
+    };
+    stored(
+        position,
+        "care",
+        "care-1",
+        "civil-affairs",
+        CARE_REGISTERED,
+        body.encode_to_vec(),
+    )
+}
+
+fn visited(position: u64) -> StoredEvent {
+    let body = v1::CareVisitLogged {
+        care_id: "care-1".into(),
+        visited_at: ts(start()),
+        visitor: "staff-9".into(),
+        notes: "情绪稳定，家属陪同".into(),
+        logged_by: "civil-affairs".into(),
+        logged_at: ts(start()),
+    };
+    stored(
+        position,
+        "care",
+        "care-1",
+        "civil-affairs",
+        CARE_VISIT_LOGGED,
+        body.encode_to_vec(),
+    )
+}
+
+fn grant_events(first: u64, fields: &[&str]) -> Vec<StoredEvent> {
+    let requested = v1::GrantRequested {
+        grant_id: "grant-1".into(),
+        requester: "public-security".into(),
+        owner: "civil-affairs".into(),
+        dataset: "care_roster".into(),
+        fields: fields.iter().map(|f| f.to_string()).collect(),
+        purpose: "排查".into(),
+        expires_at: ts(start() + SignedDuration::from_hours(24)),
+        requested_at: ts(start()),
+    };
+    let approved = v1::GrantApproved {
+        grant_id: "grant-1".into(),
+        approved_by: "civil-affairs".into(),
+        approved_at: ts(start()),
+    };
+    vec![
+        stored(
+            first,
+            "grant",
+            "grant-1",
+            "civil-affairs",
+            GRANT_REQUESTED,
+            requested.encode_to_vec(),
+        ),
+        stored(
+            first + 1,
+            "grant",
+            "grant-1",
+            "civil-affairs",
+            GRANT_APPROVED,
+            approved.encode_to_vec(),
+        ),
+    ]
+}
+
+fn revoked(position: u64) -> StoredEvent {
+    let body = v1::GrantRevoked {
+        grant_id: "grant-1".into(),
+        revoked_by: "civil-affairs".into(),
+        reason: "done".into(),
+        revoked_at: ts(start()),
+    };
+    stored(
+        position,
+        "grant",
+        "grant-1",
+        "civil-affairs",
+        GRANT_REVOKED,
+        body.encode_to_vec(),
+    )
+}
+
+/// Applies `events` one batch each and returns the outbox, in order.
+fn publish(events: &[StoredEvent], clock: Arc<ManualClock>) -> Vec<(String, Outgoing)> {
+    let units = ["civil-affairs", "public-security", "housing"].map(String::from);
+    let publisher = FeedPublisher::new(units, clock);
+    let store = MemStore::new();
+    for event in events {
+        let mut batch = Batch::new(&store);
+        publisher.apply(event, &mut batch).expect("apply");
+        store
+            .commit(batch.into_writes(), event.position)
+            .expect("commit");
+    }
+    store
+        .scan(OUTBOX_PREFIX, None, 1000)
+        .expect("scan")
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                String::from_utf8(k).expect("key"),
+                Outgoing::decode(&v).expect("entry"),
+            )
+        })
+        .collect()
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn the_owner_gets_care_events_whole_and_a_grantee_masked_after_approval_only() {
+    let clock = Arc::new(ManualClock::new(start()));
+    let mut log = vec![registered(1)];
+    log.extend(grant_events(2, &["name"]));
+    log.push(registered(4));
+    log.push(visited(5));
+    let outbox = publish(&log, clock);
+    let to = |department: &str| -> Vec<&Outgoing> {
+        outbox
+            .iter()
+            .filter(|(k, _)| k.ends_with(&format!("/{department}")))
+            .map(|(_, o)| o)
+            .collect()
+    };
+    // Civil affairs: every event, whole (its care records, and its grant's events).
+    assert_eq!(to("civil-affairs").len(), 5);
+    // Public security: its grant's two events, then the care events after the approval only.
+    let received = to("public-security");
+    assert_eq!(received.len(), 4, "{received:#?}");
+    let Outgoing::Publish {
+        stream,
+        subject,
+        headers,
+        body,
+    } = received[2]
+    else {
+        panic!("a publish");
+    };
+    assert_eq!(stream, "FEED_PUBLIC_SECURITY");
+    assert_eq!(subject, "gov.feed.public-security.care.care-1");
+    assert_eq!(header(headers, "hub-position"), Some("4"));
+    assert_eq!(header(headers, "Nats-Msg-Id"), Some("e4"));
+    assert_eq!(header(headers, "ce-id"), Some("e4"));
+    assert_eq!(header(headers, "ce-department"), Some("civil-affairs"));
+    assert_eq!(header(headers, "hub-grants"), Some("grant-1"));
+    assert_eq!(header(headers, "hub-district"), Some("310104"));
+    assert_eq!(
+        header(headers, "hub-masked"),
+        Some("identity_number,phone,address")
+    );
+    assert_eq!(header(headers, "hub-withheld"), Some("category,risk_level"));
+    for internal in [
+        "ce-requestid",
+        "ce-commandhash",
+        "ce-correlationid",
+        "ce-causationid",
+    ] {
+        assert_eq!(header(headers, internal), None, "{internal}");
+    }
+    let event = v1::CareRegistered::decode(body.as_slice()).expect("body");
+    assert_eq!(event.name, NAME, "granted");
+    assert_eq!(event.identity_number, "110105********002X");
+    assert_eq!(event.phone, "138****5678");
+    assert_eq!(event.address, "310104001001");
+    assert_eq!(event.category, 0);
+    assert_eq!(event.risk_level, 0);
+    // The visit goes out without its free text.
+    let Outgoing::Publish { body, .. } = received[3] else {
+        panic!("a publish");
+    };
+    let visit = v1::CareVisitLogged::decode(body.as_slice()).expect("body");
+    assert!(visit.notes.is_empty() && visit.visitor.is_empty());
+    // Housing, with no grant, gets nothing; no message anywhere holds the cleartext number.
+    assert!(to("housing").is_empty());
+    for (key, entry) in &outbox {
+        if key.ends_with("/civil-affairs") {
+            continue;
+        }
+        let bytes = entry.encode();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains("19491231"), "{key}");
+        let Outgoing::Publish { body, .. } = entry else {
+            continue;
+        };
+        assert!(
+            !body
+                .windows(IDENTITY.len())
+                .any(|w| w == IDENTITY.as_bytes())
+        );
+        assert!(!body.windows(PHONE.len()).any(|w| w == PHONE.as_bytes()));
+    }
+}
+
+#[test]
+fn a_revocation_purges_the_grantees_care_events_and_stops_new_ones() {
+    let clock = Arc::new(ManualClock::new(start()));
+    let mut log = grant_events(1, &["name"]);
+    log.push(registered(3));
+    log.push(revoked(4));
+    log.push(visited(5));
+    let outbox = publish(&log, clock.clone());
+    let keys: Vec<&str> = outbox
+        .iter()
+        .filter(|(k, _)| k.contains("public-security"))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "o/00000000000000000001/public-security",
+            "o/00000000000000000002/public-security",
+            "o/00000000000000000003/public-security",
+            "o/00000000000000000004/public-security",
+            "o/00000000000000000004/~purge/public-security",
+        ],
+        "nothing after the revocation"
+    );
+    let purge = &outbox
+        .iter()
+        .find(|(k, _)| k.contains("~purge"))
+        .expect("purge")
+        .1;
+    assert_eq!(
+        *purge,
+        Outgoing::Purge {
+            stream: "FEED_PUBLIC_SECURITY".into(),
+            subject: "gov.feed.public-security.care.>".into(),
+        }
+    );
+
+    // Expiry acts by the clock, before any expiry event: nothing goes out past it.
+    let clock = Arc::new(ManualClock::new(start()));
+    let mut log = grant_events(1, &["name"]);
+    log.push(registered(3));
+    let before = publish(&log, clock.clone());
+    clock.advance(SignedDuration::from_hours(25));
+    let after = publish(&log, clock);
+    let count = |outbox: &[(String, Outgoing)]| {
+        outbox
+            .iter()
+            .filter(|(k, _)| k.ends_with("/public-security"))
+            .count()
+    };
+    assert_eq!(count(&before), 3);
+    assert_eq!(
+        count(&after),
+        2,
+        "only the grant's own events once it expired"
+    );
+}

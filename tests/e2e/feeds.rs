@@ -1,0 +1,444 @@
+//! Department feeds on NATS: each department's stream holds its own data whole, the cases it
+//! is a party to, and another department's care records only under a grant in force, masked;
+//! a revocation purges them at once.
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::message::StreamMessage;
+use hub_api::v1;
+use hub_tests::{Hub, HubBuilder, Nats, wait_until};
+use prost::Message;
+
+use crate::sharing::{ADDRESS, IDENTITY, NAME, PHONE, approve, grant, register};
+use crate::{cmd, from, incident};
+
+/// Every message a department's feed stream holds now, in order.
+async fn feed(js: &async_nats::jetstream::Context, stream: &str) -> Vec<StreamMessage> {
+    let Ok(stream) = js.get_stream(stream).await else {
+        return Vec::new();
+    };
+    let Ok(info) = stream.get_info().await else {
+        return Vec::new();
+    };
+    let mut messages = Vec::new();
+    if info.state.messages == 0 {
+        return messages;
+    }
+    for sequence in info.state.first_sequence..=info.state.last_sequence {
+        // A purged message is gone: skip it.
+        if let Ok(message) = stream.get_raw_message(sequence).await {
+            messages.push(message);
+        }
+    }
+    messages
+}
+
+fn header(message: &StreamMessage, name: &str) -> Option<String> {
+    message.headers.get(name).map(|v| v.as_str().to_owned())
+}
+
+/// Waits until `stream` holds a message at hub position `position` or later.
+async fn feed_reaches(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+    position: u64,
+) -> Vec<StreamMessage> {
+    wait_until(
+        &format!("{stream} to reach {position}"),
+        Duration::from_secs(20),
+        || async {
+            let messages = feed(js, stream).await;
+            messages
+                .iter()
+                .any(|m| {
+                    header(m, "hub-position").and_then(|p| p.parse::<u64>().ok()) >= Some(position)
+                })
+                .then_some(messages)
+        },
+    )
+    .await
+}
+
+fn contains(message: &StreamMessage, needle: &str) -> bool {
+    let in_body = message
+        .payload
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes());
+    let in_headers = message
+        .headers
+        .iter()
+        .any(|(_, values)| values.iter().any(|v| v.as_str().contains(needle)));
+    in_body || in_headers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_feed_holds_what_its_department_may_read_and_a_revocation_purges_it() {
+    let nats = Nats::start().await;
+    let js = nats.jetstream().await;
+    let hub: Hub = HubBuilder::on(&nats).start().await;
+
+    // A case reported by urban management belongs to its district command centre until
+    // dispatched; both are parties, and so is housing once it is dispatched there.
+    let reported = hub
+        .commands()
+        .report_case(from("urban-management", incident("inc-1")))
+        .await
+        .expect("report")
+        .into_inner();
+    let dispatched = cmd::dispatch(
+        &hub,
+        "dcc-310104",
+        "d-1",
+        &reported.case_id,
+        "housing",
+        None,
+    )
+    .await
+    .expect("dispatch");
+    // Housing is a party from the dispatch on: it gets the events from there.
+    let housing = feed_reaches(&js, "FEED_HOUSING", dispatched.position).await;
+    let types: Vec<String> = housing
+        .iter()
+        .filter_map(|m| header(m, "ce-type"))
+        .collect();
+    assert_eq!(types, ["gov.hub.case.dispatched.v1"]);
+    for stream in ["FEED_URBAN_MANAGEMENT", "FEED_DCC_310104"] {
+        let messages = feed_reaches(&js, stream, dispatched.position).await;
+        let types: Vec<String> = messages
+            .iter()
+            .filter_map(|m| header(m, "ce-type"))
+            .collect();
+        assert_eq!(
+            types,
+            ["gov.hub.case.reported.v1", "gov.hub.case.dispatched.v1"],
+            "{stream}"
+        );
+        let first = &messages[0];
+        assert_eq!(
+            first.subject.as_str(),
+            format!(
+                "gov.feed.{}.case.{}",
+                &stream[5..].to_lowercase().replace('_', "-"),
+                reported.case_id
+            )
+        );
+        assert_eq!(
+            header(first, "hub-position"),
+            Some(reported.position.to_string())
+        );
+        assert_eq!(header(first, "ce-id"), header(first, "Nats-Msg-Id"));
+        assert_eq!(header(first, "ce-specversion").as_deref(), Some("1.0"));
+        for internal in [
+            "ce-requestid",
+            "ce-commandhash",
+            "ce-correlationid",
+            "ce-causationid",
+        ] {
+            assert_eq!(header(first, internal), None, "{stream}: {internal}");
+        }
+    }
+
+    // Care records: civil affairs's own, whole; public security's only under its grant.
+    let care = register(&hub, "care-1").await;
+    let id = grant(
+        &hub,
+        "g-1",
+        &["name"],
+        jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24),
+    )
+    .await;
+    let approved = approve(&hub, "ap-1", &id).await;
+    let after = register(&hub, "care-2").await;
+    let own = feed_reaches(&js, "FEED_CIVIL_AFFAIRS", after).await;
+    let registrations: Vec<&StreamMessage> = own
+        .iter()
+        .filter(|m| header(m, "ce-type").as_deref() == Some("gov.hub.care.registered.v1"))
+        .collect();
+    assert_eq!(registrations.len(), 2);
+    let whole = v1::CareRegistered::decode(registrations[0].payload.as_ref()).expect("body");
+    assert_eq!(
+        (whole.name.as_str(), whole.identity_number.as_str()),
+        (NAME, IDENTITY)
+    );
+    assert_eq!(
+        (whole.phone.as_str(), whole.address.as_str()),
+        (PHONE, ADDRESS)
+    );
+
+    let theirs = feed_reaches(&js, "FEED_PUBLIC_SECURITY", after).await;
+    let positions: Vec<Option<String>> = theirs.iter().map(|m| header(m, "hub-position")).collect();
+    assert!(
+        !positions.contains(&Some(care.to_string())),
+        "the registration before the approval is not in the feed: {positions:?}"
+    );
+    let masked: Vec<&StreamMessage> = theirs
+        .iter()
+        .filter(|m| header(m, "ce-type").as_deref() == Some("gov.hub.care.registered.v1"))
+        .collect();
+    assert_eq!(masked.len(), 1, "{positions:?}");
+    let event = v1::CareRegistered::decode(masked[0].payload.as_ref()).expect("body");
+    assert_eq!(event.name, NAME, "the grant names it");
+    assert_eq!(event.identity_number, "110105********002X");
+    assert_eq!(event.phone, "138****5678");
+    assert_eq!(event.address, "310104001001");
+    assert_eq!(header(masked[0], "hub-grants"), Some(id.clone()));
+    for message in &theirs {
+        for cleartext in [IDENTITY, PHONE, ADDRESS] {
+            assert!(
+                !contains(message, cleartext),
+                "{cleartext} in public security's feed"
+            );
+        }
+    }
+    assert!(
+        theirs
+            .iter()
+            .all(|m| header(m, "hub-position") > Some(String::new()))
+    );
+    assert!(approved < after);
+    // Housing has no grant: no care record reaches its feed.
+    let housing = feed(&js, "FEED_HOUSING").await;
+    assert!(housing.iter().all(|m| !m.subject.contains(".care.")));
+
+    // Revoked: public security's feed is purged of care records at once.
+    let started = Instant::now();
+    hub.grants()
+        .revoke_grant(from(
+            "civil-affairs",
+            v1::RevokeGrantRequest {
+                request_id: "rv-1".into(),
+                grant_id: id,
+                expected_version: None,
+                reason: "purpose fulfilled".into(),
+            },
+        ))
+        .await
+        .expect("revoke");
+    wait_until("the purge", Duration::from_secs(20), || async {
+        let messages = feed(&js, "FEED_PUBLIC_SECURITY").await;
+        messages
+            .iter()
+            .all(|m| !m.subject.contains(".care."))
+            .then_some(())
+    })
+    .await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "the purge took {took:?}");
+    let last = register(&hub, "care-3").await;
+    feed_reaches(&js, "FEED_CIVIL_AFFAIRS", last).await;
+    let after_revocation = feed(&js, "FEED_PUBLIC_SECURITY").await;
+    assert!(
+        after_revocation
+            .iter()
+            .all(|m| !m.subject.contains(".care.")),
+        "nothing new after the revocation"
+    );
+    hub.stop().await.expect("clean stop");
+}
+
+/// The next event of a subscription, skipping progress reports.
+async fn next_event(
+    stream: &mut tonic::Streaming<v1::SubscribeResponse>,
+) -> Result<v1::FeedEvent, tonic::Status> {
+    loop {
+        let item = tokio::time::timeout(Duration::from_secs(20), stream.message())
+            .await
+            .expect("an item within 20 s")?
+            .expect("the stream goes on");
+        if let Some(v1::subscribe_response::Item::Event(event)) = item.item {
+            return Ok(event);
+        }
+    }
+}
+
+async fn subscribe(
+    hub: &Hub,
+    by: Option<&str>,
+    request: v1::SubscribeRequest,
+) -> Result<tonic::Streaming<v1::SubscribeResponse>, tonic::Status> {
+    let request = match by {
+        Some(department) => from(department, request),
+        None => tonic::Request::new(request),
+    };
+    hub.feeds().subscribe(request).await.map(|r| r.into_inner())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_subscription_filters_resumes_reports_its_lag_and_ends_on_revocation() {
+    let nats = Nats::start().await;
+    let hub: Hub = HubBuilder::on(&nats).start().await;
+
+    // Who asks first: the public has no feed; a malformed filter is refused by field.
+    let refused = subscribe(&hub, None, v1::SubscribeRequest::default())
+        .await
+        .expect_err("the public has no feed");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let refused = subscribe(
+        &hub,
+        Some("housing"),
+        v1::SubscribeRequest {
+            district_code: "31010".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect_err("a district is 6 digits");
+    assert_eq!(crate::violated_field(&refused), "district_code");
+
+    // Housing: two cases dispatched to it, in two districts; filtered to one district.
+    let first = hub
+        .commands()
+        .report_case(from("urban-management", incident("inc-1")))
+        .await
+        .expect("report")
+        .into_inner();
+    let dispatched = cmd::dispatch(&hub, "dcc-310104", "d-1", &first.case_id, "housing", None)
+        .await
+        .expect("dispatch");
+    let second = hub
+        .commands()
+        .report_case(from("housing", crate::complaint("cmp-1")))
+        .await
+        .expect("report")
+        .into_inner();
+    let mut xuhui = subscribe(
+        &hub,
+        Some("housing"),
+        v1::SubscribeRequest {
+            district_code: "310104".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("subscribe");
+    // Housing became a party to the first case at its dispatch.
+    let event = next_event(&mut xuhui).await.expect("event");
+    assert_eq!(event.position, dispatched.position);
+    assert_eq!(event.attributes["ce-type"], "gov.hub.case.dispatched.v1");
+    assert_eq!(event.attributes["hub-district"], "310104");
+    assert_eq!(event.attributes["hub-grid"], "310104001001001");
+    // Changning's complaint is filtered out: the next thing is progress past it.
+    let progress = loop {
+        let item = tokio::time::timeout(Duration::from_secs(20), xuhui.message())
+            .await
+            .expect("progress within 20 s")
+            .expect("item")
+            .expect("open");
+        match item.item {
+            Some(v1::subscribe_response::Item::Progress(p)) if p.position >= second.position => {
+                break p;
+            }
+            Some(v1::subscribe_response::Item::Event(e)) => {
+                panic!("an event outside the filter: {e:?}")
+            }
+            _ => {}
+        }
+    };
+    assert_eq!(progress.lag, progress.log_position - progress.position);
+
+    // Resumed from a position, filtered to a type: only what comes at or after it.
+    let mut resumed = subscribe(
+        &hub,
+        Some("housing"),
+        v1::SubscribeRequest {
+            start_position: first.position + 1,
+            event_types: vec!["gov.hub.case.reported.v1".into()],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("subscribe");
+    let event = next_event(&mut resumed).await.expect("event");
+    assert_eq!(
+        event.position, second.position,
+        "the first report is before the cursor"
+    );
+
+    // A subscription under a grant: masked care records, ended by the revocation.
+    let id = grant(
+        &hub,
+        "g-1",
+        &["name"],
+        jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24),
+    )
+    .await;
+    let approved = approve(&hub, "ap-1", &id).await;
+    let mut under_grant = subscribe(
+        &hub,
+        Some("public-security"),
+        v1::SubscribeRequest {
+            start_position: approved + 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("subscribe");
+    // A slow subscriber that never reads holds up nobody (on a connection of its own, as a
+    // department system has: on a shared one, HTTP/2 flow control would stall the others).
+    let channel = tonic::transport::Endpoint::from_shared(hub.http_url())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let _stalled = hub_api::v1::feed_service_client::FeedServiceClient::new(channel)
+        .subscribe(from("public-security", v1::SubscribeRequest::default()))
+        .await
+        .expect("subscribe");
+    let mut last = 0;
+    for n in 0..100 {
+        last = register(&hub, &format!("care-{n}")).await;
+    }
+    let mut received = 0;
+    while received < 100 {
+        let event = next_event(&mut under_grant).await.expect("event");
+        assert_eq!(event.attributes["ce-type"], "gov.hub.care.registered.v1");
+        assert_eq!(event.attributes["hub-grants"], id);
+        let body = v1::CareRegistered::decode(event.data.as_slice()).expect("body");
+        assert_eq!(body.identity_number, "110105********002X");
+        received += 1;
+    }
+    assert_eq!(received, 100);
+    // The projector went on too: the roster has every registration.
+    hub.read_model("care_roster")
+        .wait_for(last, Duration::from_secs(20))
+        .await
+        .expect("the roster reaches the last registration");
+
+    let started = Instant::now();
+    hub.grants()
+        .revoke_grant(from(
+            "civil-affairs",
+            v1::RevokeGrantRequest {
+                request_id: "rv-1".into(),
+                grant_id: id,
+                expected_version: None,
+                reason: "purpose fulfilled".into(),
+            },
+        ))
+        .await
+        .expect("revoke");
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match under_grant.message().await {
+                Err(status) => break status,
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("ended without a status"),
+            }
+        }
+    })
+    .await
+    .expect("the stream ends");
+    let took = started.elapsed();
+    assert_eq!(ended.code(), tonic::Code::PermissionDenied, "{ended:?}");
+    assert!(took < Duration::from_secs(1), "ended after {took:?}");
+    // Housing, with no grant, kept its subscription through it all.
+    let more = hub
+        .commands()
+        .report_case(from("housing", crate::complaint("cmp-2")))
+        .await
+        .expect("report")
+        .into_inner();
+    let event = next_event(&mut resumed).await.expect("event");
+    assert_eq!(event.position, more.position);
+    hub.stop().await.expect("clean stop");
+}
