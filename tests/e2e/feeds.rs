@@ -442,3 +442,132 @@ async fn a_grpc_subscription_filters_resumes_reports_its_lag_and_ends_on_revocat
     assert_eq!(event.position, more.position);
     hub.stop().await.expect("clean stop");
 }
+
+/// A department's own system on NATS, as that department's user: the JetStream API under its
+/// prefix, replies under its inbox prefix.
+async fn department_js(nats: &Nats, unit: &str) -> async_nats::jetstream::Context {
+    let client = nats
+        .unit_options(unit)
+        .connect(nats.url())
+        .await
+        .expect("the unit connects with its seed");
+    async_nats::jetstream::ContextBuilder::new()
+        .api_prefix(hub_log::names::DEPARTMENT_JS_API_PREFIX)
+        .build(client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_department_reads_its_masked_feed_over_nats_and_another_is_refused_it() {
+    use async_nats::jetstream::consumer::{Consumer, pull};
+    use futures::StreamExt;
+
+    let nats = Nats::start_with_accounts().await;
+    let hub: Hub = HubBuilder::on(&nats).start().await;
+    register(&hub, "care-0").await;
+    let id = grant(
+        &hub,
+        "g-1",
+        &["name"],
+        jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24),
+    )
+    .await;
+    approve(&hub, "ap-1", &id).await;
+    let last = register(&hub, "care-1").await;
+
+    // Public security binds to its consumer by name and reads: the grant's events and the
+    // registration after the approval, masked; it acknowledges what it read.
+    let js = department_js(&nats, "public-security").await;
+    let consumer: Consumer<pull::Config> = js
+        .get_consumer_from_stream("feed-public-security", "FEED_PUBLIC_SECURITY")
+        .await
+        .expect("public security binds to its own consumer");
+    let mut received: Vec<async_nats::jetstream::Message> = Vec::new();
+    let reached = |m: &async_nats::jetstream::Message| {
+        m.headers
+            .as_ref()
+            .and_then(|h| h.get("hub-position"))
+            .is_some_and(|p| p.as_str() == last.to_string())
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !received.iter().any(reached) {
+        assert!(Instant::now() < deadline, "the feed never reached {last}");
+        let mut batch = consumer
+            .fetch()
+            .max_messages(10)
+            .expires(Duration::from_millis(500))
+            .messages()
+            .await
+            .expect("public security asks its consumer for messages");
+        while let Some(message) = batch.next().await {
+            let message = message.expect("a feed message");
+            message.ack().await.expect("ack");
+            received.push(message);
+        }
+    }
+    let types: Vec<&str> = received
+        .iter()
+        .filter_map(|m| m.headers.as_ref()?.get("ce-type").map(|t| t.as_str()))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "gov.hub.grant.requested.v1",
+            "gov.hub.grant.approved.v1",
+            "gov.hub.care.registered.v1"
+        ],
+        "not the registration before the approval"
+    );
+    let registration = received.last().expect("the registration");
+    let body = v1::CareRegistered::decode(registration.payload.as_ref()).expect("body");
+    assert_eq!(body.name, NAME);
+    assert_eq!(body.identity_number, "110105********002X");
+    for message in &received {
+        for cleartext in [IDENTITY, PHONE, ADDRESS] {
+            assert!(
+                !message
+                    .payload
+                    .windows(cleartext.len())
+                    .any(|w| w == cleartext.as_bytes()),
+                "{cleartext} reached public security"
+            );
+        }
+    }
+
+    // Housing reads its own (empty) consumer, and is refused public security's: it cannot
+    // bind to it, ask it for messages, or listen to its subjects.
+    let housing = department_js(&nats, "housing").await;
+    let own: Result<Consumer<pull::Config>, _> = housing
+        .get_consumer_from_stream("feed-housing", "FEED_HOUSING")
+        .await;
+    assert!(own.is_ok(), "housing binds to its own consumer");
+    let theirs: Result<Consumer<pull::Config>, _> = housing
+        .get_consumer_from_stream("feed-public-security", "FEED_PUBLIC_SECURITY")
+        .await;
+    assert!(
+        theirs.is_err(),
+        "housing bound to public security's consumer"
+    );
+    let client = housing.client();
+    let next = "$JS.hub.API.CONSUMER.MSG.NEXT.FEED_PUBLIC_SECURITY.feed-public-security";
+    let answer = tokio::time::timeout(
+        Duration::from_secs(2),
+        client.request(next, r#"{"batch":1,"no_wait":true}"#.into()),
+    )
+    .await;
+    assert!(
+        !matches!(answer, Ok(Ok(_))),
+        "housing was answered from public security's consumer"
+    );
+    let mut snoop = client
+        .subscribe("gov.feed.public-security.>")
+        .await
+        .expect("subscribe call");
+    let more = register(&hub, "care-2").await;
+    assert!(more > last);
+    let heard = tokio::time::timeout(Duration::from_secs(2), snoop.next()).await;
+    assert!(
+        !matches!(heard, Ok(Some(_))),
+        "housing heard public security's feed"
+    );
+    hub.stop().await.expect("clean stop");
+}

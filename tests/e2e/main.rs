@@ -14,6 +14,7 @@ mod idempotency;
 mod import;
 mod lifecycle;
 mod log_reads;
+mod nats_accounts;
 mod rebuild;
 mod report;
 mod restart;

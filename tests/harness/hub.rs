@@ -69,6 +69,7 @@ impl HubBuilder {
             .nats_url(nats.url())
             .monitor_url(Some(nats.monitor_url()));
         builder.config.commands.hash_key_file = Some(nats.hash_key_file());
+        builder.config.nats.nkey_file = nats.hub_seed().map(|s| s.path().to_owned());
         builder
     }
 
@@ -242,6 +243,11 @@ impl Hub {
             .iter()
             .find(|m| m.name() == name)
             .unwrap_or_else(|| panic!("no read model {name}"))
+    }
+
+    /// The NATS this hub uses (its own child's, for a hub from [`HubBuilder::dev`]).
+    pub fn nats_url(&self) -> &str {
+        &self.started.nats_url
     }
 
     /// The alarms the hub has raised.

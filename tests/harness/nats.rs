@@ -1,6 +1,8 @@
 //! A real nats-server for a test.
 
 use async_nats::jetstream;
+use hub_log::credentials::{Credentials, Seed};
+use hub_log::names::department_inbox_prefix;
 use hub_log::server::{NatsServer, ServerOptions, locate_binary};
 use tempfile::TempDir;
 
@@ -8,6 +10,8 @@ use tempfile::TempDir;
 /// dir removed.
 pub struct Nats {
     server: NatsServer,
+    /// With accounts: the seeds of the hub's user and of every unit's.
+    credentials: Option<Credentials>,
     dir: TempDir,
 }
 
@@ -28,15 +32,23 @@ fn random_key() -> String {
 impl Nats {
     /// A server as the hub requires it: JetStream with `sync_interval: always`, monitoring on.
     pub async fn start() -> Self {
-        Self::start_with(true).await
+        Self::start_with(true, false).await
     }
 
     /// A server with JetStream's default fsync interval (two minutes): one the hub must refuse.
     pub async fn start_unsafe() -> Self {
-        Self::start_with(false).await
+        Self::start_with(false, false).await
     }
 
-    async fn start_with(sync_always: bool) -> Self {
+    /// A server as the hub's own runs: the hub's account (JetStream) and one account per unit
+    /// of the demo registry, keys generated for this server. Clients connect as the hub
+    /// ([`Nats::client`]) or as a unit ([`Nats::unit_options`]); a hub built with
+    /// [`crate::HubBuilder::on`] connects with the hub's seed.
+    pub async fn start_with_accounts() -> Self {
+        Self::start_with(true, true).await
+    }
+
+    async fn start_with(sync_always: bool, accounts: bool) -> Self {
         let binary = locate_binary().unwrap_or_else(|e| panic!("{e}"));
         let dir = tempfile::Builder::new()
             .prefix("hub-test-nats-")
@@ -44,11 +56,46 @@ impl Nats {
             .expect("temp dir");
         let mut options = ServerOptions::new(dir.path(), "test");
         options.sync_always = sync_always;
+        let credentials = accounts.then(|| {
+            let registry = hub::load_registry(None).expect("demo reference data");
+            let (credentials, block) =
+                hub::nats_accounts::prepare(&dir.path().join("secrets"), &registry)
+                    .expect("keys and accounts");
+            options.accounts = Some(block);
+            credentials
+        });
         let server = NatsServer::start(&binary, options)
             .await
             .unwrap_or_else(|e| panic!("starting nats-server: {e}"));
         std::fs::write(dir.path().join(HASH_KEY_FILE), random_key()).expect("hash key file");
-        Self { server, dir }
+        Self {
+            server,
+            credentials,
+            dir,
+        }
+    }
+
+    /// The seeds of the hub and of every unit, on a server started with accounts.
+    pub fn credentials(&self) -> Option<&Credentials> {
+        self.credentials.as_ref()
+    }
+
+    /// The hub user's seed, on a server started with accounts.
+    pub fn hub_seed(&self) -> Option<&Seed> {
+        self.credentials.as_ref().map(|c| &c.hub)
+    }
+
+    /// How unit `code` connects: its seed and its own inbox prefix. Panics on a server
+    /// without accounts or for a unit the registry does not have.
+    pub fn unit_options(&self, code: &str) -> async_nats::ConnectOptions {
+        let seed = self
+            .credentials
+            .as_ref()
+            .and_then(|c| c.unit(code))
+            .unwrap_or_else(|| panic!("no seed for unit {code}: start the server with accounts"));
+        async_nats::ConnectOptions::with_nkey(seed.seed().to_owned())
+            .custom_inbox_prefix(department_inbox_prefix(code))
+            .name(format!("test-{code}"))
     }
 
     /// The command hash key every hub on this server shares, as production requires of all
@@ -65,8 +112,14 @@ impl Nats {
         self.server.monitor_url()
     }
 
+    /// A client of the hub's account (as the hub's user, on a server with accounts).
     pub async fn client(&self) -> async_nats::Client {
-        async_nats::connect(self.url())
+        let options = match self.hub_seed() {
+            Some(seed) => async_nats::ConnectOptions::with_nkey(seed.seed().to_owned()),
+            None => async_nats::ConnectOptions::new(),
+        };
+        options
+            .connect(self.url())
             .await
             .expect("connect to test nats-server")
     }

@@ -29,6 +29,8 @@ pub struct ProcessBuilder {
     nats_url: String,
     monitor_url: String,
     key_file: PathBuf,
+    /// The hub user's seed, on a server with accounts.
+    nkey_file: Option<PathBuf>,
     failpoints: String,
     duplicate_window_secs: u64,
 }
@@ -70,6 +72,7 @@ impl ProcessBuilder {
             nats_url: nats.url().to_owned(),
             monitor_url: nats.monitor_url().to_owned(),
             key_file: nats.hash_key_file(),
+            nkey_file: nats.hub_seed().map(|s| s.path().to_owned()),
             failpoints: String::new(),
             duplicate_window_secs: 120,
         }
@@ -123,6 +126,9 @@ impl ProcessBuilder {
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
+        if let Some(nkey_file) = &self.nkey_file {
+            command.env("HUB_NATS__NKEY_FILE", nkey_file);
+        }
         hub_log::server::stop_with_parent(&mut command);
         let mut child = command.spawn().expect("spawn the hub binary");
         let started = Instant::now();

@@ -83,6 +83,9 @@ pub struct NatsConfig {
     pub replicas: usize,
     /// How long an append waits for the server's acknowledgement.
     pub ack_timeout_ms: u64,
+    /// The seed of the hub's NATS user (an NKey, as `hub nats-accounts` writes it) on that NATS;
+    /// unset: no authentication. The hub's own nats-server uses keys it generates instead.
+    pub nkey_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,6 +131,7 @@ impl Default for NatsConfig {
             duplicate_window_secs: 120,
             replicas: 1,
             ack_timeout_ms: 5000,
+            nkey_file: None,
         }
     }
 }
@@ -220,6 +224,13 @@ impl Config {
         if self.read_models.max_batch == 0 {
             return Err("read_models.max_batch must be at least 1".into());
         }
+        if self.nats.url.is_none() && self.nats.nkey_file.is_some() {
+            return Err(
+                "nats.nkey_file is set but nats.url is not: the child nats-server uses keys the \
+                 hub generates under data_dir/secrets/nats"
+                    .into(),
+            );
+        }
         if self.nats.url.is_none() && self.nats.monitor_url.is_some() {
             return Err(
                 "nats.monitor_url is set but nats.url is not: the child nats-server has its own"
@@ -260,6 +271,23 @@ mod tests {
                 "deploy/hub.example.toml does not show key `{key}`"
             );
         }
+    }
+
+    #[test]
+    fn a_nats_seed_is_for_an_external_nats() {
+        let with_seed = |url: Option<&str>| Config {
+            nats: NatsConfig {
+                url: url.map(str::to_owned),
+                nkey_file: Some(PathBuf::from("nats-keys/hub.nk")),
+                ..NatsConfig::default()
+            },
+            ..Config::default()
+        };
+        let err = with_seed(None).validate().expect_err("no url");
+        assert!(err.contains("nats.nkey_file"), "{err}");
+        with_seed(Some("nats://127.0.0.1:4222"))
+            .validate()
+            .expect("a seed for an external NATS");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod config;
 mod health;
+pub mod nats_accounts;
 mod nats_child;
 mod read_models;
 mod reference;

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use figment::providers::Serialized;
 use figment::value::{Dict, Value};
 use tokio::net::TcpListener;
@@ -19,6 +19,8 @@ use tokio::net::TcpListener;
     about = "The city data-sharing hub: event-sourced on NATS JetStream"
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Configuration file (TOML); see deploy/hub.example.toml.
     #[arg(long, short)]
     config: Option<PathBuf>,
@@ -37,6 +39,19 @@ struct Cli {
     /// Start against a NATS whose durability cannot be checked (no monitoring URL).
     #[arg(long)]
     accept_durability_risk: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Writes the NATS accounts of the hub and of every unit of the reference data (the
+    /// configured file, else the demo data) for a nats-server you run yourself: DIR/accounts.conf
+    /// to include in its configuration, and the users' seeds DIR/hub.nk and DIR/<unit>.nk
+    /// (mode 0600; seeds already in DIR are kept).
+    NatsAccounts {
+        /// Folder to write into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 impl Cli {
@@ -117,8 +132,44 @@ async fn main() -> ExitCode {
 
 async fn start(cli: Cli) -> anyhow::Result<()> {
     let config = hub::Config::load(cli.config.as_deref(), cli.overrides())?;
+    if let Some(Command::NatsAccounts { out }) = &cli.command {
+        return nats_accounts(&config, out);
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("binding {}: {e}", config.listen))?;
     hub::run(config, listener, shutdown_signal()).await
+}
+
+/// `hub nats-accounts --out DIR`: says what it wrote, never a seed.
+fn nats_accounts(config: &hub::Config, out: &std::path::Path) -> anyhow::Result<()> {
+    let registry = hub::load_registry(config.reference_data.as_deref())?;
+    let (file, credentials) = hub::nats_accounts::write(out, &registry)?;
+    println!("accounts configuration: {}", file.display());
+    println!(
+        "hub seed (nats.nkey_file): {}",
+        credentials.hub.path().display()
+    );
+    for (code, seed) in &credentials.units {
+        println!("{code} seed: {}", seed.path().display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nats_accounts_is_a_subcommand_with_an_out_dir() {
+        let cli =
+            Cli::try_parse_from(["hub", "nats-accounts", "--out", "nats-keys"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Some(Command::NatsAccounts { out }) if out == std::path::Path::new("nats-keys")
+        ));
+        assert!(Cli::try_parse_from(["hub", "nats-accounts"]).is_err());
+        let plain = Cli::try_parse_from(["hub", "--nats-url", "nats://x"]).expect("parses");
+        assert!(plain.command.is_none());
+    }
 }

@@ -25,10 +25,12 @@ fn port_of(url: &str) -> Option<u16> {
 }
 
 impl ChildNats {
-    /// Starts nats-server with its store in `dir` and supervises it.
-    pub async fn start(dir: &Path) -> Result<Self, ServerError> {
+    /// Starts nats-server with its store in `dir` and supervises it; `accounts` is its
+    /// `accounts { ... }` block (`hub_log::accounts::render`), kept across restarts.
+    pub async fn start(dir: &Path, accounts: Option<String>) -> Result<Self, ServerError> {
         let binary = locate_binary()?;
-        let options = ServerOptions::new(dir, "hub-dev");
+        let mut options = ServerOptions::new(dir, "hub-dev");
+        options.accounts = accounts;
         let server = NatsServer::start(&binary, options).await?;
         let client_url = server.client_url().to_owned();
         let monitor_url = server.monitor_url().to_owned();

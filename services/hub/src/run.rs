@@ -22,6 +22,8 @@ use hub_ingest::{
     Index, Supervisor, SystemClock,
 };
 use hub_log::Appender;
+use hub_log::credentials::Seed;
+use hub_log::feeds::{FeedSettings, ensure_feeds};
 use hub_log::guard;
 use hub_log::names::projector_consumer;
 use hub_log::stream::{EventsStreamSettings, ensure_events_stream};
@@ -38,7 +40,7 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::nats_child::ChildNats;
 use crate::reference::load_registry;
-use crate::{health, read_models};
+use crate::{health, nats_accounts, read_models};
 
 /// Runs the hub until `shutdown` completes or a part fails for good.
 ///
@@ -79,6 +81,8 @@ pub struct Started {
     /// Every read model, with its position and freshness.
     pub read_models: Vec<ReadModel>,
     pub alarms: Alarms,
+    /// The NATS the hub uses (its own child's, in development mode).
+    pub nats_url: String,
 }
 
 /// How [`run_with`] runs the hub besides its configuration.
@@ -106,17 +110,36 @@ pub async fn run_with(
     // Before anything is started or opened: a hub that must refuse does so at once.
     let hasher = Arc::new(crate::secrets::command_hasher(&config).await?);
 
-    let child = match &config.nats.url {
-        None => Some(
-            ChildNats::start(&config.data_dir.join("nats"))
+    // On its own nats-server the hub runs every unit in an account of its own, with keys it
+    // generates once; on an external one it authenticates with the configured seed, if any.
+    let (child, hub_seed) = match &config.nats.url {
+        None => {
+            let secrets = nats_accounts::secrets_dir(&config.data_dir);
+            let prepared = {
+                let registry = registry.clone();
+                tokio::task::spawn_blocking(move || nats_accounts::prepare(&secrets, &registry))
+                    .await??
+            };
+            let (credentials, accounts) = prepared;
+            let child = ChildNats::start(&config.data_dir.join("nats"), Some(accounts))
                 .await
-                .context("starting the nats-server child")?,
-        ),
-        Some(_) => None,
+                .context("starting the nats-server child")?;
+            nats_accounts::announce(child.client_url(), &credentials);
+            (Some(child), Some(credentials.hub))
+        }
+        Some(_) => {
+            let seed = match &config.nats.nkey_file {
+                Some(path) => {
+                    Some(Seed::read(path).context("reading the hub's NATS seed (nats.nkey_file)")?)
+                }
+                None => None,
+            };
+            (None, seed)
+        }
     };
     let outcome = serve(
         &config,
-        (registry, hasher),
+        (registry, hasher, hub_seed),
         child.as_ref(),
         listener,
         shutdown,
@@ -131,7 +154,11 @@ pub async fn run_with(
 
 async fn serve(
     config: &Config,
-    (registry, hasher): (Arc<hub_domain::registry::Registry>, Arc<CommandHasher>),
+    (registry, hasher, hub_seed): (
+        Arc<hub_domain::registry::Registry>,
+        Arc<CommandHasher>,
+        Option<Seed>,
+    ),
     child: Option<&ChildNats>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -152,8 +179,14 @@ async fn serve(
     // never queues behind the other.
     let connect = |name: &'static str| {
         let url = url.clone();
+        let seed = hub_seed.as_ref().map(|s| s.seed().to_owned());
         async move {
-            async_nats::ConnectOptions::new()
+            let options = async_nats::ConnectOptions::new();
+            let options = match seed {
+                Some(seed) => options.nkey(seed),
+                None => options,
+            };
+            options
                 .name(name)
                 .connection_timeout(Duration::from_secs(5))
                 .connect(&url)
@@ -179,17 +212,16 @@ async fn serve(
         .await
         .context("refusing to start")?;
     info!(stream = %stream.config.name, last_position = stream.state.last_sequence, "event log ready");
-    // TEMPORARY until the accounts work lands: the feed streams.
-    for unit in registry.units() {
-        appender
-            .context()
-            .get_or_create_stream(hub_log::feeds::feed_stream_config(
-                unit.code.as_str(),
-                &hub_log::feeds::FeedSettings::default(),
-            ))
-            .await
-            .map_err(|e| anyhow::anyhow!("feed stream: {e}"))?;
-    }
+    // Each unit's feed and the durable consumer it binds to (the feed publisher fills them).
+    let feed_settings = FeedSettings {
+        replicas: config.nats.replicas,
+        ..FeedSettings::default()
+    };
+    let units: Vec<String> = registry.units().map(|u| u.code.to_string()).collect();
+    ensure_feeds(appender.context(), &units, &feed_settings)
+        .await
+        .context("refusing to start")?;
+    info!(units = units.len(), "department feeds ready");
 
     // How fresh command_state must be for new commands: by the stream's own duplicate window,
     // which is what the server enforces.
@@ -429,6 +461,7 @@ async fn serve(
         let _ = started.send(Started {
             read_models: all_read_models,
             alarms: alarms.clone(),
+            nats_url: url.clone(),
         });
     }
     tokio::pin!(shutdown);

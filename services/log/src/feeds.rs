@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{consumer, stream};
+use async_nats::jetstream::{self, consumer, stream};
 
 use crate::names::{feed_consumer, feed_stream, feed_subjects};
 
@@ -65,6 +65,48 @@ pub fn feed_consumer_config(department: &str) -> consumer::pull::Config {
         max_ack_pending: 10_000,
         ..Default::default()
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("feed stream {stream} could not be created or updated: {reason}")]
+    Stream { stream: String, reason: String },
+    #[error("feed consumer {consumer} on {stream} could not be created or updated: {reason}")]
+    Consumer {
+        stream: String,
+        consumer: String,
+        reason: String,
+    },
+}
+
+/// Creates, or updates to the current settings, the feed stream of every department in
+/// `departments` and the durable pull consumer on it that the department binds to. Running it
+/// again changes nothing; the messages and the consumers' positions are kept.
+pub async fn ensure_feeds(
+    js: &jetstream::Context,
+    departments: impl IntoIterator<Item = impl AsRef<str>>,
+    settings: &FeedSettings,
+) -> Result<(), FeedError> {
+    for department in departments {
+        let department = department.as_ref();
+        let config = feed_stream_config(department, settings);
+        let stream = config.name.clone();
+        js.create_or_update_stream(config)
+            .await
+            .map_err(|e| FeedError::Stream {
+                stream: stream.clone(),
+                reason: e.to_string(),
+            })?;
+        let consumer = feed_consumer_config(department);
+        js.create_consumer_on_stream(consumer, stream.as_str())
+            .await
+            .map_err(|e| FeedError::Consumer {
+                stream: stream.clone(),
+                consumer: feed_consumer(department),
+                reason: e.to_string(),
+            })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,8 +8,13 @@
 //! - [`stored`]: an event read back from the log.
 //! - [`read`]: one aggregate's events read back in batches, and where the log ends.
 //! - [`server`]: starts and stops a real `nats-server` process (the hub's child, the tests' servers).
+//! - [`feeds`]: each department's feed stream and the durable consumer it binds to.
+//! - [`accounts`]: the NATS accounts that keep the departments apart, rendered for nats-server.
+//! - [`credentials`]: the NKeys of the hub's and the departments' NATS users.
 
+pub mod accounts;
 pub mod append;
+pub mod credentials;
 pub mod envelope;
 pub mod feeds;
 pub mod guard;

@@ -60,6 +60,40 @@ pub fn feed_consumer(department: &str) -> String {
 /// imports map it onto the hub account's `$JS.API`).
 pub const DEPARTMENT_JS_API_PREFIX: &str = "$JS.hub.API";
 
+/// The JetStream API prefix in the account whose JetStream it is (the hub's).
+pub const JS_API_PREFIX: &str = "$JS.API";
+
+/// Where the next messages of a department's feed consumer are asked for, under the API
+/// prefix `api` ([`JS_API_PREFIX`] in the hub's account, [`DEPARTMENT_JS_API_PREFIX`] in the
+/// department's): `<api>.CONSUMER.MSG.NEXT.FEED_<DEPT>.feed-<dept>`.
+pub fn feed_next_subject(api: &str, department: &str) -> String {
+    format!(
+        "{api}.CONSUMER.MSG.NEXT.{}.{}",
+        feed_stream(department),
+        feed_consumer(department)
+    )
+}
+
+/// Where the state of a department's feed consumer is asked for, under the API prefix `api`:
+/// `<api>.CONSUMER.INFO.FEED_<DEPT>.feed-<dept>`.
+pub fn feed_info_subject(api: &str, department: &str) -> String {
+    format!(
+        "{api}.CONSUMER.INFO.{}.{}",
+        feed_stream(department),
+        feed_consumer(department)
+    )
+}
+
+/// The acknowledgements of a department's feed consumer, `$JS.ACK.FEED_<DEPT>.feed-<dept>.>`
+/// (the reply subject of every message it delivers is one of them).
+pub fn feed_ack_subjects(department: &str) -> String {
+    format!(
+        "$JS.ACK.{}.{}.>",
+        feed_stream(department),
+        feed_consumer(department)
+    )
+}
+
 /// The inbox prefix a department's users subscribe under (their replies come there).
 pub fn department_inbox_prefix(department: &str) -> String {
     format!("_INBOX_{department}")
@@ -130,5 +164,18 @@ mod tests {
             "gov.feed.civil-affairs.care.c-1"
         );
         assert_eq!(feed_consumer("public-security"), "feed-public-security");
+        assert_eq!(
+            feed_next_subject(DEPARTMENT_JS_API_PREFIX, "dcc-310104"),
+            "$JS.hub.API.CONSUMER.MSG.NEXT.FEED_DCC_310104.feed-dcc-310104"
+        );
+        assert_eq!(
+            feed_info_subject(JS_API_PREFIX, "housing"),
+            "$JS.API.CONSUMER.INFO.FEED_HOUSING.feed-housing"
+        );
+        assert_eq!(
+            feed_ack_subjects("housing"),
+            "$JS.ACK.FEED_HOUSING.feed-housing.>"
+        );
+        assert_eq!(department_inbox_prefix("housing"), "_INBOX_housing");
     }
 }

@@ -84,6 +84,9 @@ pub struct ServerOptions {
     pub monitor_port: Option<u16>,
     /// `sync_interval: always`. Only the guard's tests turn this off.
     pub sync_always: bool,
+    /// An `accounts { ... }` block ([`crate::accounts::render`]); `None`: no accounts and no
+    /// authentication (everyone in the global account, as in the tests that need no more).
+    pub accounts: Option<String>,
 }
 
 impl ServerOptions {
@@ -94,6 +97,7 @@ impl ServerOptions {
             client_port: None,
             monitor_port: None,
             sync_always: true,
+            accounts: None,
         }
     }
 
@@ -109,7 +113,8 @@ impl ServerOptions {
         self.dir.join("nats-server.log")
     }
 
-    /// The server's configuration file, in nats-server's own format.
+    /// The server's configuration file, in nats-server's own format. With accounts, the
+    /// server's JetStream serves the one account that enables it (the hub's).
     pub fn render(&self) -> String {
         let port = |p: Option<u16>| p.map_or("-1".to_owned(), |p| p.to_string());
         let quote =
@@ -125,12 +130,13 @@ impl ServerOptions {
              listen: \"127.0.0.1:{client}\"\n\
              http: \"127.0.0.1:{monitor}\"\n\
              ports_file_dir: {ports}\n\
-             jetstream {{\n  store_dir: {store}{sync}\n}}\n",
+             jetstream {{\n  store_dir: {store}{sync}\n}}\n{accounts}",
             name = serde_json::to_string(&self.server_name).unwrap_or_default(),
             client = port(self.client_port),
             monitor = port(self.monitor_port),
             ports = quote(self.ports_dir()),
             store = quote(self.store_dir()),
+            accounts = self.accounts.as_deref().unwrap_or_default(),
         )
     }
 }
@@ -344,5 +350,17 @@ mod tests {
         }
         .render();
         assert!(!unsafe_text.contains("sync_interval"), "{unsafe_text}");
+    }
+
+    #[test]
+    fn accounts_follow_the_jetstream_block() {
+        let mut options = ServerOptions::new("/tmp/x", "hub-dev");
+        assert!(!options.render().contains("accounts"));
+        options.accounts = Some("accounts {\n}\n".into());
+        let text = options.render();
+        assert!(
+            text.contains("sync_interval: always\n}\naccounts {\n}\n"),
+            "{text}"
+        );
     }
 }
