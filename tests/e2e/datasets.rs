@@ -8,7 +8,7 @@ use tonic::Code;
 
 use crate::{cmd, complaint, from, incident, violated_field};
 
-fn read(dataset: &str, min_position: u64) -> v1::ReadDatasetRequest {
+pub fn read(dataset: &str, min_position: u64) -> v1::ReadDatasetRequest {
     v1::ReadDatasetRequest {
         dataset_id: dataset.into(),
         min_position,
@@ -17,7 +17,7 @@ fn read(dataset: &str, min_position: u64) -> v1::ReadDatasetRequest {
 }
 
 /// A field of a row: text, a number, or null as None.
-fn text(row: &prost_types::Struct, field: &str) -> Option<String> {
+pub fn text(row: &prost_types::Struct, field: &str) -> Option<String> {
     match row.fields.get(field)?.kind.as_ref()? {
         Kind::StringValue(s) => Some(s.clone()),
         Kind::NumberValue(n) => Some(n.to_string()),
@@ -26,7 +26,7 @@ fn text(row: &prost_types::Struct, field: &str) -> Option<String> {
     }
 }
 
-async fn rows_as(
+pub async fn rows_as(
     hub: &Hub,
     by: Option<&str>,
     request: v1::ReadDatasetRequest,

@@ -9,7 +9,7 @@ use hub_api::v1;
 use hub_tests::{Hub, HubBuilder, Nats, wait_until};
 use prost::Message;
 
-use crate::sharing::{ADDRESS, IDENTITY, NAME, PHONE, approve, grant, register};
+use crate::sharing::{ADDRESS, IDENTITY, NAME, PHONE, approve, grant, register, revoke};
 use crate::{cmd, from, incident};
 
 /// Every message a department's feed stream holds now, in order.
@@ -202,18 +202,7 @@ async fn each_feed_holds_what_its_department_may_read_and_a_revocation_purges_it
 
     // Revoked: public security's feed is purged of care records at once.
     let started = Instant::now();
-    hub.grants()
-        .revoke_grant(from(
-            "civil-affairs",
-            v1::RevokeGrantRequest {
-                request_id: "rv-1".into(),
-                grant_id: id,
-                expected_version: None,
-                reason: "purpose fulfilled".into(),
-            },
-        ))
-        .await
-        .expect("revoke");
+    revoke(&hub, "rv-1", &id).await;
     wait_until("the purge", Duration::from_secs(20), || async {
         let messages = feed(&js, "FEED_PUBLIC_SECURITY").await;
         messages
@@ -405,18 +394,7 @@ async fn a_grpc_subscription_filters_resumes_reports_its_lag_and_ends_on_revocat
         .expect("the roster reaches the last registration");
 
     let started = Instant::now();
-    hub.grants()
-        .revoke_grant(from(
-            "civil-affairs",
-            v1::RevokeGrantRequest {
-                request_id: "rv-1".into(),
-                grant_id: id,
-                expected_version: None,
-                reason: "purpose fulfilled".into(),
-            },
-        ))
-        .await
-        .expect("revoke");
+    revoke(&hub, "rv-1", &id).await;
     let ended = tokio::time::timeout(Duration::from_secs(20), async {
         loop {
             match under_grant.message().await {

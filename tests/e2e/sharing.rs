@@ -9,9 +9,9 @@ use hub_domain::clock::{Clock, ManualClock};
 use hub_tests::{Hub, HubBuilder, Nats};
 use jiff::SignedDuration;
 use prost::Message;
-use prost_types::value::Kind;
 use tonic::Code;
 
+use crate::datasets::{read, rows_as, text};
 use crate::from;
 
 pub const NAME: &str = "欧阳娜娜";
@@ -19,31 +19,13 @@ pub const IDENTITY: &str = "11010519491231002X";
 pub const PHONE: &str = "13812345678";
 pub const ADDRESS: &str = "徐汇区漕溪北路88号3号楼501室";
 
-fn read(dataset: &str, min_position: u64) -> v1::ReadDatasetRequest {
-    v1::ReadDatasetRequest {
-        dataset_id: dataset.into(),
-        min_position,
-        ..Default::default()
-    }
-}
-
 async fn rows(
     hub: &Hub,
     by: &str,
     dataset: &str,
     at: u64,
 ) -> Result<v1::ReadDatasetResponse, tonic::Status> {
-    hub.datasets()
-        .read_dataset(from(by, read(dataset, at)))
-        .await
-        .map(|r| r.into_inner())
-}
-
-fn text(row: &prost_types::Struct, field: &str) -> Option<String> {
-    match row.fields.get(field)?.kind.as_ref()? {
-        Kind::StringValue(s) => Some(s.clone()),
-        _ => None,
-    }
+    rows_as(hub, Some(by), read(dataset, at)).await
 }
 
 /// The roster as `by` reads it, with proof that the answer's bytes hold neither the cleartext
@@ -84,6 +66,24 @@ pub async fn register(hub: &Hub, rid: &str) -> u64 {
         ))
         .await
         .expect("register")
+        .into_inner()
+        .result
+        .expect("result")
+        .position
+}
+
+/// Civil affairs revokes grant `id`; returns the revocation's position.
+pub async fn revoke(hub: &Hub, rid: &str, id: &str) -> u64 {
+    let request = v1::RevokeGrantRequest {
+        request_id: rid.into(),
+        grant_id: id.into(),
+        expected_version: None,
+        reason: "purpose fulfilled".into(),
+    };
+    hub.grants()
+        .revoke_grant(from("civil-affairs", request))
+        .await
+        .expect("revoke")
         .into_inner()
         .result
         .expect("result")
@@ -263,23 +263,7 @@ async fn the_care_roster_is_read_masked_under_a_grant_in_force_and_not_at_all_wi
     assert!(stranger.rows.is_empty());
 
     // Revoked: refused from the revocation's position on.
-    let revoked = hub
-        .grants()
-        .revoke_grant(from(
-            "civil-affairs",
-            v1::RevokeGrantRequest {
-                request_id: "rv-1".into(),
-                grant_id: id,
-                expected_version: None,
-                reason: "purpose fulfilled".into(),
-            },
-        ))
-        .await
-        .expect("revoke")
-        .into_inner()
-        .result
-        .expect("result")
-        .position;
+    let revoked = revoke(&hub, "rv-1", &id).await;
     let refused = rows(&hub, "public-security", "care_roster", revoked)
         .await
         .expect_err("revoked");
