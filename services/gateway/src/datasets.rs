@@ -284,6 +284,8 @@ impl Datasets {
         }
         query.party = party;
         let position = reach(model, request.min_position, wait).await?;
+        // A grant may have been revoked, or its expiry come, while the read waited.
+        let access = self.access(dataset, reader, 0, Duration::ZERO).await?;
         let threshold = self.inner.threshold;
         let page = blocking(model, move |store| {
             let mut page = match dataset.publication {

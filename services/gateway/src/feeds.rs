@@ -156,7 +156,8 @@ async fn first_sequence_at(
             Err(_) => high = middle,
         }
     }
-    Ok(low)
+    // Sequences start at 1 (an empty stream reports 0 as its first).
+    Ok(low.max(1))
 }
 
 type Events = Pin<Box<dyn Stream<Item = Result<v1::SubscribeResponse, Status>> + Send>>;
@@ -246,7 +247,9 @@ impl FeedService for Feeds {
             .map_err(|e| unavailable(&e))?;
         let messages = consumer.messages().await.map_err(|e| unavailable(&e))?;
         let (tx, rx) = mpsc::channel(QUEUE);
+        let (ended, end) = watch::channel(None);
         let subscription = Subscription {
+            ended,
             datasets: self.datasets.clone(),
             log: self.log.clone(),
             published: self.published.clone(),
@@ -259,14 +262,50 @@ impl FeedService for Feeds {
             position: request.start_position.saturating_sub(1),
         };
         tokio::spawn(subscription.pump(messages, register, tx, self.shutdown.clone()));
-        let stream = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        });
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(Box::pin(responses(rx, end))))
     }
 }
 
+/// What the client receives: the queued items, unless the subscription was ended (a grant
+/// revoked, say), whose status then goes first and the queued items not at all.
+fn responses(
+    rx: mpsc::Receiver<Result<v1::SubscribeResponse, Status>>,
+    end: watch::Receiver<Option<Status>>,
+) -> impl Stream<Item = Result<v1::SubscribeResponse, Status>> {
+    futures::stream::unfold(
+        (rx, end, false, true),
+        |(mut rx, mut end, done, mut alive)| async move {
+            if done {
+                return None;
+            }
+            let ended = end.borrow_and_update().clone();
+            if let Some(status) = ended {
+                return Some((Err(status), (rx, end, true, alive)));
+            }
+            let item = loop {
+                tokio::select! {
+                    biased;
+                    changed = end.changed(), if alive => match changed {
+                        Ok(()) => {
+                            let ended = end.borrow_and_update().clone();
+                            if let Some(status) = ended {
+                                return Some((Err(status), (rx, end, true, alive)));
+                            }
+                        }
+                        // The subscription ended by itself: what it queued still goes out.
+                        Err(_) => alive = false,
+                    },
+                    item = rx.recv() => break item,
+                }
+            };
+            item.map(|item| (item, (rx, end, false, alive)))
+        },
+    )
+}
+
 struct Subscription {
+    /// Ends the stream at once with a status, ahead of anything queued.
+    ended: watch::Sender<Option<Status>>,
     datasets: Datasets,
     log: Appender,
     published: watch::Receiver<u64>,
@@ -298,7 +337,7 @@ impl Subscription {
             tokio::select! {
                 _ = tx.closed() => return,
                 _ = shutdown.cancelled() => {
-                    let _ = tx.send(Err(Status::unavailable("the hub is stopping; resume from the last position received + 1 on another"))).await;
+                    self.end(Status::unavailable("the hub is stopping; resume from the last position received + 1"));
                     return;
                 }
                 next = messages.next() => {
@@ -306,7 +345,7 @@ impl Subscription {
                         Some(Ok(message)) => message,
                         Some(Err(err)) => {
                             warn!(error = %err, "feed subscription lost its consumer");
-                            let _ = tx.send(Err(Status::unavailable("the feed was interrupted; resume from the last position received + 1"))).await;
+                            self.end(Status::unavailable("the feed was interrupted; resume from the last position received + 1"));
                             return;
                         }
                         None => return,
@@ -316,12 +355,12 @@ impl Subscription {
                     }
                 }
                 _ = register.changed() => {
-                    if !self.grants_hold(&tx).await {
+                    if !self.grants_hold().await {
                         return;
                     }
                 }
                 _ = check.tick() => {
-                    if !self.grants_hold(&tx).await {
+                    if !self.grants_hold().await {
                         return;
                     }
                     if last_progress.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY) {
@@ -351,7 +390,7 @@ impl Subscription {
             let unknown =
                 |grants: &BTreeSet<String>| under.as_str().split(',').any(|g| !grants.contains(g));
             if unknown(&self.grants) {
-                if !self.grants_hold(tx).await {
+                if !self.grants_hold().await {
                     return false;
                 }
                 if unknown(&self.grants) {
@@ -385,15 +424,24 @@ impl Subscription {
         .is_ok()
     }
 
+    fn end(&self, status: Status) {
+        self.ended.send_replace(Some(status));
+    }
+
     /// Whether every grant in force since it started still is (and takes note of new ones);
     /// if not, ends the stream with PERMISSION_DENIED and says `false`.
-    async fn grants_hold(&mut self, tx: &Sender) -> bool {
+    async fn grants_hold(&mut self) -> bool {
         let now = match self.datasets.grants_in_force(&self.department).await {
             Ok(now) => now,
-            Err(err) => {
+            // Fail closed: without the register, a revocation could go unseen.
+            Err(err) if !self.grants.is_empty() => {
                 debug!(error = ?err, "feed subscription: grants not readable now");
-                return true;
+                self.end(Status::unavailable(
+                    "the grants this subscription reads under cannot be checked now; resume later",
+                ));
+                return false;
             }
+            Err(_) => return true,
         };
         match self.grants.iter().find(|g| !now.contains(*g)) {
             None => {
@@ -401,12 +449,10 @@ impl Subscription {
                 true
             }
             Some(ended) => {
-                let _ = tx
-                    .send(Err(Status::permission_denied(format!(
-                        "grant {ended} is no longer in force (revoked or expired); subscribe \
-                         again to go on with what remains readable"
-                    ))))
-                    .await;
+                self.end(Status::permission_denied(format!(
+                    "grant {ended} is no longer in force (revoked or expired); subscribe \
+                     again to go on with what remains readable"
+                )));
                 false
             }
         }

@@ -341,6 +341,7 @@ async fn serve(
     tokio::spawn(hub_projector::feed::outbox::drain(
         projector_js.clone(),
         feed_model.clone(),
+        clock.clone(),
         feed_published.clone(),
         stop.child_token(),
     ));

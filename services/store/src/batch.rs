@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{ReadModelStore, StoreError, Write};
+use crate::{KeyValues, ReadModelStore, StoreError, Write};
 
 /// Pending writes over a store. Reads see the batch's own writes first; several writes to one
 /// key collapse into the last, so a row touched by many events of a batch is written once.
@@ -36,7 +36,7 @@ impl<'a> Batch<'a> {
 
     /// Every row under `prefix`, the batch's own writes included, in key order. For small
     /// sets of bookkeeping rows: it reads them all.
-    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<KeyValues, StoreError> {
         let mut rows: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         let mut after: Option<Vec<u8>> = None;
         loop {

@@ -20,6 +20,9 @@ pub use digest::{Digest, digest};
 pub use mem::MemStore;
 pub use sled_store::{Opened, SledStore};
 
+/// Rows as a scan returns them: (key, value) in key order.
+pub type KeyValues = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// One change to a read model's rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
@@ -61,7 +64,7 @@ pub trait ReadModelStore: Send + Sync {
         prefix: &[u8],
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    ) -> Result<KeyValues, StoreError>;
 
     /// Applies `writes` and moves the checkpoint to `checkpoint` in one atomic step: after a
     /// crash, both are there or neither. Durable only once [`ReadModelStore::flush`] returns.

@@ -3,11 +3,14 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use crate::{ReadModelStore, StoreError, Write};
+use crate::{KeyValues, ReadModelStore, StoreError, Write};
+
+/// The rows and the checkpoint.
+type Rows = (BTreeMap<Vec<u8>, Vec<u8>>, u64);
 
 #[derive(Debug, Default)]
 pub struct MemStore {
-    inner: Mutex<(BTreeMap<Vec<u8>, Vec<u8>>, u64)>,
+    inner: Mutex<Rows>,
     meta: Mutex<BTreeMap<String, String>>,
 }
 
@@ -16,7 +19,7 @@ impl MemStore {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (BTreeMap<Vec<u8>, Vec<u8>>, u64)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Rows> {
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -37,7 +40,7 @@ impl ReadModelStore for MemStore {
         prefix: &[u8],
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<KeyValues, StoreError> {
         let guard = self.lock();
         Ok(guard
             .0

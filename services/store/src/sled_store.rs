@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{ReadModelStore, StoreError, Write};
+use crate::{KeyValues, ReadModelStore, StoreError, Write};
 
 const ROW_PREFIX: &[u8] = b"r/";
 const CHECKPOINT_KEY: &[u8] = b"m/checkpoint";
@@ -143,7 +143,7 @@ impl ReadModelStore for SledStore {
         prefix: &[u8],
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<KeyValues, StoreError> {
         let full_prefix = row_key(prefix);
         let iter = match after {
             Some(after) => {

@@ -61,8 +61,8 @@ pub static DATASET: Dataset = Dataset {
             "status",
             T::Text,
             S::Internal,
-            "状态（requested/approved/rejected/revoked/expired）",
-            "status (requested, approved, rejected, revoked, expired)",
+            "状态（requested/approved/rejected/revoked/expired/unreadable）",
+            "status (requested, approved, rejected, revoked, expired; unreadable: an event of the grant this version cannot read, so it no longer counts)",
         ),
         f(
             "requested_at",
@@ -221,6 +221,22 @@ impl GrantRegister {
     }
 }
 
+impl GrantRegister {
+    /// An event of a grant that cannot be read might revoke it: the grant stops counting
+    /// (status `unreadable`), rather than stay in force on what the model last understood.
+    fn fail_closed(batch: &mut Batch<'_>, subject: &str) -> Result<(), ProjectionError> {
+        let Some((_, id)) = hub_log::names::parse_event_subject(subject) else {
+            return Ok(());
+        };
+        let mut rows = Rows::new(batch);
+        if let Some(mut entry) = rows.get(id.as_bytes())? {
+            entry.insert("status".into(), Value::from("unreadable"));
+            rows.put(id.as_bytes(), &entry)?;
+        }
+        Ok(())
+    }
+}
+
 impl Projection for GrantRegister {
     fn name(&self) -> &'static str {
         DATASET.id
@@ -241,6 +257,9 @@ impl Projection for GrantRegister {
             return Ok(());
         }
         let decoded = Grant::decode(event_type, &stored.body);
+        if !matches!(decoded, Ok(Some(_))) {
+            Self::fail_closed(batch, &stored.subject)?;
+        }
         let Some(event) = decoded_or_passed(self.name(), &self.alarms, batch, at, decoded)? else {
             return Ok(());
         };
@@ -254,6 +273,7 @@ impl Projection for GrantRegister {
         unreadable: &Unreadable,
         batch: &mut Batch<'_>,
     ) -> Result<(), ProjectionError> {
+        Self::fail_closed(batch, &unreadable.subject)?;
         unreadable_passed(self.name(), &self.alarms, batch, unreadable)
     }
 }

@@ -144,35 +144,44 @@ impl FeedPublisher {
         Ok(facts)
     }
 
-    /// The grant's requester, once `stored` is applied; a revocation or expiry also purges
-    /// the requester's feed of what no other grant of its covers.
+    /// The grant's requester, once `stored` is applied. When a grant ends (revoked, expired,
+    /// or an event of it this version cannot read: it fails closed), the requester's feed is
+    /// purged of every event of the dataset: what another grant still covers was sent masked
+    /// to the union of both grants' fields, more than that grant alone allows.
     fn grant_event(
         &self,
         batch: &mut Batch<'_>,
         stored: &StoredEvent,
+        id: &str,
     ) -> Result<Vec<String>, ProjectionError> {
-        let Ok(Some(event)) = Grant::decode(&stored.envelope.event_type, &stored.body) else {
-            return Ok(Vec::new());
+        let key = grant_key(id);
+        let before: Option<FeedGrant> = Self::load(batch, &key)?;
+        let (grant, ended) = match Grant::decode(&stored.envelope.event_type, &stored.body) {
+            Ok(Some(event)) => {
+                let ended = matches!(event, GrantEvent::Revoked(_) | GrantEvent::Expired(_));
+                (grant_after(before, &event), ended)
+            }
+            // Unreadable: whatever it says, the grant no longer counts as in force.
+            _ => (
+                before.map(|g| FeedGrant {
+                    status: "unreadable".into(),
+                    ..g
+                }),
+                true,
+            ),
         };
-        let key = grant_key(event.grant_id().as_str());
-        let Some(grant) = grant_after(Self::load(batch, &key)?, &event) else {
+        let Some(grant) = grant else {
             return Ok(Vec::new());
         };
         Self::save(batch, key, &grant)?;
-        if matches!(event, GrantEvent::Revoked(_) | GrantEvent::Expired(_)) {
-            let now = self.clock.now();
-            let still_covered = Self::grants(batch)?.iter().any(|g| {
-                g.requester == grant.requester && g.dataset == grant.dataset && g.in_force(now)
-            });
-            if !still_covered && self.units.contains(&grant.requester) {
-                for aggregate_type in covered_types(&grant.dataset) {
-                    let purge = Outgoing::Purge {
-                        stream: feed_stream(&grant.requester),
-                        subject: format!("gov.feed.{}.{aggregate_type}.>", grant.requester),
-                    };
-                    let key = outbox_key(stored.position, &format!("~purge/{}", grant.requester));
-                    batch.put(key, purge.encode());
-                }
+        if ended && self.units.contains(&grant.requester) {
+            for aggregate_type in covered_types(&grant.dataset) {
+                let purge = Outgoing::Purge {
+                    stream: feed_stream(&grant.requester),
+                    subject: format!("gov.feed.{}.{aggregate_type}.>", grant.requester),
+                };
+                let key = outbox_key(stored.position, &format!("~purge/{}", grant.requester));
+                batch.put(key, purge.encode());
             }
         }
         Ok(vec![grant.requester])
@@ -232,7 +241,7 @@ impl Projection for FeedPublisher {
         let facts = match aggregate_type {
             t if t == Case::TYPE || t == Care::TYPE => Self::facts(batch, stored, t, id)?,
             t if t == Grant::TYPE => Facts {
-                parties: self.grant_event(batch, stored)?,
+                parties: self.grant_event(batch, stored, id)?,
                 ..Facts::default()
             },
             _ => Facts::default(),

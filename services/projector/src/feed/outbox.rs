@@ -5,7 +5,15 @@
 //! in log order. [`drain`] sends them in that order, waits for every acknowledgement of a
 //! round, and only then forgets them: after a crash the unacknowledged ones are sent again
 //! with the same `Nats-Msg-Id`.
+//!
+//! Two checks at sending time keep a late send from saying more than the log now allows:
+//! a message masked under grants is sent only if every one of them is still in force (a
+//! revocation stored after it, whose purge has not run yet, stops it: a purge cannot call
+//! back what a live subscriber already heard); and a message at or below the position its
+//! feed already holds is not sent again (a resend after a crash or a rebuilt publisher
+//! beyond the duplicate window), so positions in a feed only grow.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -15,7 +23,12 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use super::HUB_GRANTS;
+use super::route::{FeedGrant, grant_key};
 use crate::model::ReadModel;
+use hub_domain::clock::Clock;
+use hub_log::names::feed_subjects;
+use hub_log::names::headers::HUB_POSITION;
 
 /// Key prefix of the outbox.
 pub const OUTBOX_PREFIX: &[u8] = b"o/";
@@ -61,13 +74,21 @@ fn position_of(key: &[u8]) -> Option<u64> {
 pub async fn drain(
     js: jetstream::Context,
     model: ReadModel,
+    clock: std::sync::Arc<dyn Clock>,
     published: watch::Sender<u64>,
     shutdown: CancellationToken,
 ) {
     let mut changes = model.subscribe();
     let mut backoff = Duration::from_millis(50);
+    let mut sender = Sender {
+        js,
+        clock,
+        last: HashMap::new(),
+    };
     loop {
-        match round(&js, &model).await {
+        // Read before the outbox: whatever was decided up to here is in this round or sent.
+        let decided = model.state().position;
+        match sender.round(&model).await {
             Ok(Some(pending_from)) => {
                 published.send_if_modified(|p| {
                     let moved = pending_from.saturating_sub(1) > *p;
@@ -78,10 +99,9 @@ pub async fn drain(
                 continue; // more to send
             }
             Ok(None) => {
-                let at = model.state().position;
                 published.send_if_modified(|p| {
-                    let moved = at > *p;
-                    *p = (*p).max(at);
+                    let moved = decided > *p;
+                    *p = (*p).max(decided);
                     moved
                 });
                 backoff = Duration::from_millis(50);
@@ -97,6 +117,8 @@ pub async fn drain(
                 }
             }
             Err(reason) => {
+                // What the failed round sent may not be stored: ask the feeds again.
+                sender.last.clear();
                 warn!(reason = %reason, ?backoff, "feed publisher: sending failed; retrying");
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -108,9 +130,80 @@ pub async fn drain(
     }
 }
 
+struct Sender {
+    js: jetstream::Context,
+    clock: std::sync::Arc<dyn Clock>,
+    /// The last position each feed stream holds, as far as known.
+    last: HashMap<String, u64>,
+}
+
+impl Sender {
+    /// The position of the last message `stream` holds (0: none), asked once, then kept.
+    async fn last_in(&mut self, stream: &str, subject: &str) -> Result<u64, String> {
+        if let Some(last) = self.last.get(stream) {
+            return Ok(*last);
+        }
+        let department = subject
+            .strip_prefix("gov.feed.")
+            .and_then(|rest| rest.split('.').next())
+            .unwrap_or_default();
+        let handle = self
+            .js
+            .get_stream(stream)
+            .await
+            .map_err(|e| format!("feed {stream}: {e}"))?;
+        let last = match handle
+            .get_last_raw_message_by_subject(&feed_subjects(department))
+            .await
+        {
+            Ok(message) => message
+                .headers
+                .get(HUB_POSITION)
+                .and_then(|p| p.as_str().parse().ok())
+                .unwrap_or(0),
+            Err(err)
+                if err.kind()
+                    == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+            {
+                0
+            }
+            Err(err) => return Err(format!("feed {stream}: {err}")),
+        };
+        self.last.insert(stream.to_owned(), last);
+        Ok(last)
+    }
+
+    /// Whether every grant a masked message was decided under is still in force, by the
+    /// publisher's own record of the grants.
+    fn grants_in_force(
+        &self,
+        store: &dyn hub_store::ReadModelStore,
+        headers: &[(String, String)],
+    ) -> Result<bool, String> {
+        let Some((_, grants)) = headers.iter().find(|(name, _)| name == HUB_GRANTS) else {
+            return Ok(true);
+        };
+        let now = self.clock.now();
+        for id in grants.split(',') {
+            let grant: Option<FeedGrant> = store
+                .get(&grant_key(id))
+                .map_err(|e| e.to_string())?
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+            if !grant.is_some_and(|g| g.in_force(now)) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn round(&mut self, model: &ReadModel) -> Result<Option<u64>, String> {
+        round(self, model).await
+    }
+}
+
 /// Sends one round of the outbox. `Ok(None)`: it was empty; `Ok(Some(p))`: entries were sent
 /// and forgotten, and entries from position `p` on may remain.
-async fn round(js: &jetstream::Context, model: &ReadModel) -> Result<Option<u64>, String> {
+async fn round(sender: &mut Sender, model: &ReadModel) -> Result<Option<u64>, String> {
     let store = model.store();
     let entries = {
         let store = store.clone();
@@ -128,16 +221,26 @@ async fn round(js: &jetstream::Context, model: &ReadModel) -> Result<Option<u64>
     for (key, value) in &entries {
         match Outgoing::decode(value) {
             Some(Outgoing::Publish {
+                stream,
                 subject,
                 headers,
                 body,
-                ..
             }) => {
+                let position = position_of(key).unwrap_or(0);
+                let last = sender.last_in(&stream, &subject).await?;
+                let allowed = sender.grants_in_force(&*store, &headers)?;
+                if position <= last || !allowed {
+                    sent.push(key.clone());
+                    next = position;
+                    continue;
+                }
+                sender.last.insert(stream, position);
                 let mut map = HeaderMap::new();
                 for (name, value) in &headers {
                     map.insert(name.as_str(), value.as_str());
                 }
-                let ack = js
+                let ack = sender
+                    .js
                     .publish_with_headers(subject, map, body.into())
                     .await
                     .map_err(|e| format!("publish: {e}"))?;
@@ -148,7 +251,8 @@ async fn round(js: &jetstream::Context, model: &ReadModel) -> Result<Option<u64>
                 for ack in acks.drain(..) {
                     ack.await.map_err(|e| format!("feed ack: {e}"))?;
                 }
-                let stream = js
+                let stream = sender
+                    .js
                     .get_stream(&stream)
                     .await
                     .map_err(|e| format!("purge {stream}: {e}"))?;

@@ -106,8 +106,12 @@ fn visited(position: u64) -> StoredEvent {
 }
 
 fn grant_events(first: u64, fields: &[&str]) -> Vec<StoredEvent> {
+    grant_events_of("grant-1", first, fields)
+}
+
+fn grant_events_of(id: &str, first: u64, fields: &[&str]) -> Vec<StoredEvent> {
     let requested = v1::GrantRequested {
-        grant_id: "grant-1".into(),
+        grant_id: id.into(),
         requester: "public-security".into(),
         owner: "civil-affairs".into(),
         dataset: "care_roster".into(),
@@ -117,7 +121,7 @@ fn grant_events(first: u64, fields: &[&str]) -> Vec<StoredEvent> {
         requested_at: ts(start()),
     };
     let approved = v1::GrantApproved {
-        grant_id: "grant-1".into(),
+        grant_id: id.into(),
         approved_by: "civil-affairs".into(),
         approved_at: ts(start()),
     };
@@ -125,7 +129,7 @@ fn grant_events(first: u64, fields: &[&str]) -> Vec<StoredEvent> {
         stored(
             first,
             "grant",
-            "grant-1",
+            id,
             "civil-affairs",
             GRANT_REQUESTED,
             requested.encode_to_vec(),
@@ -133,7 +137,7 @@ fn grant_events(first: u64, fields: &[&str]) -> Vec<StoredEvent> {
         stored(
             first + 1,
             "grant",
-            "grant-1",
+            id,
             "civil-affairs",
             GRANT_APPROVED,
             approved.encode_to_vec(),
@@ -142,8 +146,12 @@ fn grant_events(first: u64, fields: &[&str]) -> Vec<StoredEvent> {
 }
 
 fn revoked(position: u64) -> StoredEvent {
+    revoked_of("grant-1", position)
+}
+
+fn revoked_of(id: &str, position: u64) -> StoredEvent {
     let body = v1::GrantRevoked {
-        grant_id: "grant-1".into(),
+        grant_id: id.into(),
         revoked_by: "civil-affairs".into(),
         reason: "done".into(),
         revoked_at: ts(start()),
@@ -151,7 +159,7 @@ fn revoked(position: u64) -> StoredEvent {
     stored(
         position,
         "grant",
-        "grant-1",
+        id,
         "civil-affairs",
         GRANT_REVOKED,
         body.encode_to_vec(),
@@ -329,5 +337,46 @@ fn a_revocation_purges_the_grantees_care_events_and_stops_new_ones() {
         count(&after),
         2,
         "only the grant's own events once it expired"
+    );
+}
+
+#[test]
+fn ending_one_of_two_grants_purges_the_feed_and_an_unreadable_grant_event_fails_closed() {
+    let clock = Arc::new(ManualClock::new(start()));
+    let mut log = grant_events_of("grant-1", 1, &["name"]);
+    log.extend(grant_events_of("grant-2", 3, &["phone"]));
+    log.push(registered(5));
+    log.push(revoked_of("grant-1", 6));
+    // What was sent under both grants showed more than grant-2 allows: purged all the same.
+    let outbox = publish(&log, clock.clone());
+    assert!(
+        outbox
+            .iter()
+            .any(|(k, _)| k == "o/00000000000000000006/~purge/public-security"),
+        "{:?}",
+        outbox.iter().map(|(k, _)| k).collect::<Vec<_>>()
+    );
+
+    // An event of grant-1 this version cannot read: the grant no longer counts.
+    let mut log = grant_events_of("grant-1", 1, &["name"]);
+    let mut unreadable = revoked_of("grant-1", 3);
+    unreadable.envelope.event_type = "gov.hub.grant.amended.v9".into();
+    log.push(unreadable);
+    log.push(registered(4));
+    let outbox = publish(&log, clock);
+    let keys: Vec<&str> = outbox
+        .iter()
+        .filter(|(k, _)| k.contains("public-security"))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "o/00000000000000000001/public-security",
+            "o/00000000000000000002/public-security",
+            "o/00000000000000000003/public-security",
+            "o/00000000000000000003/~purge/public-security",
+        ],
+        "purged, and the registration after it not sent"
     );
 }
