@@ -67,6 +67,33 @@ async fn without_a_monitoring_url_the_hub_refuses_unless_the_risk_is_accepted() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_hub_seed_the_hub_refuses_a_nats_that_isolates_nobody_unless_accepted() {
+    let nats = Nats::start().await;
+    let err = HubBuilder::on(&nats)
+        .accept_no_isolation(false)
+        .try_start()
+        .await
+        .err()
+        .expect("a NATS without accounts refused");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("nats.nkey_file") && text.contains("accept_no_isolation"),
+        "{text}"
+    );
+    assert!(
+        !has_events_stream(&nats).await,
+        "refused before opening anything"
+    );
+
+    let hub = HubBuilder::on(&nats)
+        .accept_no_isolation(true)
+        .start()
+        .await;
+    assert!(has_events_stream(&nats).await);
+    hub.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_monitoring_url_of_another_server_is_refused() {
     let nats = Nats::start().await;
     let other = Nats::start().await;

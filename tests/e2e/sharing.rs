@@ -236,6 +236,26 @@ async fn the_care_roster_is_read_masked_under_a_grant_in_force_and_not_at_all_wi
     assert_eq!(basis(&owner, "care_roster"), Some(v1::ReadBasis::Own));
     let housing = readable(&hub, Some("housing"), approved).await;
     assert_eq!(basis(&housing, "care_roster"), None);
+    let feed = hub
+        .datasets()
+        .list_readable(from("public-security", v1::ListReadableRequest::default()))
+        .await
+        .expect("list")
+        .into_inner()
+        .feed
+        .expect("a department's feed");
+    assert_eq!(
+        (
+            feed.stream.as_str(),
+            feed.consumer.as_str(),
+            feed.js_api_prefix.as_str()
+        ),
+        (
+            "FEED_PUBLIC_SECURITY",
+            "feed-public-security",
+            "$JS.hub.API"
+        )
+    );
     let public = readable(&hub, None, approved).await;
     assert!(public.iter().all(|r| r.basis() == v1::ReadBasis::Open));
     assert_eq!(basis(&public, "care_counts"), Some(v1::ReadBasis::Open));

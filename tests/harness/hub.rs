@@ -70,6 +70,8 @@ impl HubBuilder {
             .monitor_url(Some(nats.monitor_url()));
         builder.config.commands.hash_key_file = Some(nats.hash_key_file());
         builder.config.nats.nkey_file = nats.hub_seed().map(|s| s.path().to_owned());
+        // A server started without accounts isolates nobody: say so, as an operator must.
+        builder.config.nats.accept_no_isolation = nats.hub_seed().is_none();
         builder
     }
 
@@ -80,6 +82,12 @@ impl HubBuilder {
 
     pub fn monitor_url(mut self, url: Option<&str>) -> Self {
         self.config.nats.monitor_url = url.map(str::to_owned);
+        self
+    }
+
+    /// Whether the hub may start on a NATS without a hub seed (see `nats.accept_no_isolation`).
+    pub fn accept_no_isolation(mut self, accept: bool) -> Self {
+        self.config.nats.accept_no_isolation = accept;
         self
     }
 

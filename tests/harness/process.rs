@@ -126,9 +126,10 @@ impl ProcessBuilder {
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
-        if let Some(nkey_file) = &self.nkey_file {
-            command.env("HUB_NATS__NKEY_FILE", nkey_file);
-        }
+        match &self.nkey_file {
+            Some(nkey_file) => command.env("HUB_NATS__NKEY_FILE", nkey_file),
+            None => command.env("HUB_NATS__ACCEPT_NO_ISOLATION", "true"),
+        };
         hub_log::server::stop_with_parent(&mut command);
         let mut child = command.spawn().expect("spawn the hub binary");
         let started = Instant::now();

@@ -9,7 +9,7 @@ use hub_projector::datasets::{
 use tonic::{Request, Response, Status};
 
 use crate::catalog::Entry;
-use crate::datasets::{Datasets, reader};
+use crate::datasets::{Datasets, Reader, reader};
 use crate::deadline::read_wait;
 
 #[derive(Clone)]
@@ -139,6 +139,21 @@ impl CatalogService for Catalog {
     }
 }
 
+/// Where `department` reads its feed on NATS.
+fn feed_access(department: &str) -> v1::FeedAccess {
+    use hub_log::names::{
+        DEPARTMENT_JS_API_PREFIX, department_inbox_prefix, feed_consumer, feed_stream,
+        feed_subjects,
+    };
+    v1::FeedAccess {
+        stream: feed_stream(department),
+        subjects: feed_subjects(department),
+        consumer: feed_consumer(department),
+        js_api_prefix: DEPARTMENT_JS_API_PREFIX.to_owned(),
+        inbox_prefix: department_inbox_prefix(department),
+    }
+}
+
 #[tonic::async_trait]
 impl DatasetService for Catalog {
     async fn read_dataset(
@@ -163,9 +178,14 @@ impl DatasetService for Catalog {
             .datasets
             .readable(&who, request.get_ref().min_position, wait)
             .await?;
+        let feed = match &who {
+            Reader::Public => None,
+            Reader::Department(department) => Some(feed_access(department.as_str())),
+        };
         Ok(Response::new(v1::ListReadableResponse {
             datasets,
             position,
+            feed,
         }))
     }
 }

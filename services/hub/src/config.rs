@@ -86,6 +86,9 @@ pub struct NatsConfig {
     /// The seed of the hub's NATS user (an NKey, as `hub nats-accounts` writes it) on that NATS;
     /// unset: no authentication. The hub's own nats-server uses keys it generates instead.
     pub nkey_file: Option<PathBuf>,
+    /// Start against a NATS without `nkey_file`: no account isolates the departments' feeds
+    /// from each other there, so the hub refuses unless this is set (and then says so).
+    pub accept_no_isolation: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -132,6 +135,7 @@ impl Default for NatsConfig {
             replicas: 1,
             ack_timeout_ms: 5000,
             nkey_file: None,
+            accept_no_isolation: false,
         }
     }
 }

@@ -39,6 +39,9 @@ struct Cli {
     /// Start against a NATS whose durability cannot be checked (no monitoring URL).
     #[arg(long)]
     accept_durability_risk: bool,
+    /// Start against a NATS without a hub seed (nats.nkey_file): departments not isolated.
+    #[arg(long)]
+    accept_no_isolation: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,6 +76,9 @@ impl Cli {
         }
         if self.accept_durability_risk {
             nats.insert("accept_durability_risk".into(), Value::from(true));
+        }
+        if self.accept_no_isolation {
+            nats.insert("accept_no_isolation".into(), Value::from(true));
         }
         if !nats.is_empty() {
             top.insert("nats".into(), Value::from(nats));

@@ -132,7 +132,21 @@ pub async fn run_with(
                 Some(path) => {
                     Some(Seed::read(path).context("reading the hub's NATS seed (nats.nkey_file)")?)
                 }
-                None => None,
+                None if config.nats.accept_no_isolation => {
+                    warn!(
+                        "departments NOT isolated on NATS: no nats.nkey_file, and \
+                         accept_no_isolation is set; any client of that NATS may read every feed"
+                    );
+                    None
+                }
+                None => anyhow::bail!(
+                    "refusing to start: the hub would connect to {} without nats.nkey_file, so \
+                     no NATS account keeps one department's feed from another; run that server \
+                     with the accounts `hub nats-accounts --out DIR` writes and set \
+                     nats.nkey_file to DIR/hub.nk, or accept the risk with \
+                     nats.accept_no_isolation (--accept-no-isolation)",
+                    config.nats.url.as_deref().unwrap_or_default()
+                ),
             };
             (None, seed)
         }
