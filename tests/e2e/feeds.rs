@@ -437,6 +437,20 @@ async fn a_grpc_subscription_filters_resumes_reports_its_lag_and_ends_on_revocat
     let took = started.elapsed();
     assert_eq!(ended.code(), tonic::Code::PermissionDenied, "{ended:?}");
     assert!(took < Duration::from_secs(1), "ended after {took:?}");
+    // The stalled subscriber's stream ended too, though it never read: after what was already
+    // on the wire, its next item is the refusal.
+    let stalled_end = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match stalled.message().await {
+                Err(status) => break status,
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("ended without a status"),
+            }
+        }
+    })
+    .await
+    .expect("the stalled stream ends");
+    assert_eq!(stalled_end.code(), tonic::Code::PermissionDenied);
     // Housing, with no grant, kept its subscription through it all.
     let more = hub
         .commands()

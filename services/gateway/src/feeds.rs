@@ -417,11 +417,25 @@ impl Subscription {
             attributes,
             data: message.payload.to_vec(),
         };
-        tx.send(Ok(v1::SubscribeResponse {
+        // While a slow client holds the queue full, the grants are still checked: a
+        // revocation ends the stream at once, whether or not the client reads.
+        let permit = loop {
+            tokio::select! {
+                permit = tx.reserve() => match permit {
+                    Ok(permit) => break permit,
+                    Err(_) => return false,
+                },
+                _ = tokio::time::sleep(CHECK_EVERY) => {
+                    if !self.grants_hold().await {
+                        return false;
+                    }
+                }
+            }
+        };
+        permit.send(Ok(v1::SubscribeResponse {
             item: Some(v1::subscribe_response::Item::Event(event)),
-        }))
-        .await
-        .is_ok()
+        }));
+        true
     }
 
     fn end(&self, status: Status) {
@@ -474,10 +488,12 @@ impl Subscription {
             log_position,
             lag: log_position.saturating_sub(self.position),
         };
-        tx.send(Ok(v1::SubscribeResponse {
-            item: Some(v1::subscribe_response::Item::Progress(progress)),
-        }))
-        .await
-        .is_ok()
+        // Progress is advisory: a client whose queue is full gets the next one.
+        !matches!(
+            tx.try_send(Ok(v1::SubscribeResponse {
+                item: Some(v1::subscribe_response::Item::Progress(progress)),
+            })),
+            Err(mpsc::error::TrySendError::Closed(_))
+        )
     }
 }
