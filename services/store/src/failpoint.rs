@@ -11,6 +11,8 @@
 //! - `rebuild-before-pointer`: a rebuild beside a read model is complete and durable, not yet
 //!   named live;
 //! - `rebuild-after-pointer`: it is named live, the old folder not yet removed;
+//! - `feed-after-publish`: feed messages are stored in their feeds, not yet forgotten by the
+//!   publisher's outbox;
 //! - `projector-hold`: with `return(<consumer name>,...)`, those read models apply nothing
 //!   and learn nothing of the log until the point changes (a model held behind the log,
 //!   deterministically).

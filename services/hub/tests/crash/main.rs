@@ -125,6 +125,46 @@ async fn stopped_at(hub: &mut HubProcess, failpoints: &str) {
     );
 }
 
+/// The event ids `stream` holds, in order; panics on one held twice or out of log order.
+async fn feed_ids(js: &async_nats::jetstream::Context, stream: &str) -> Vec<String> {
+    let stream = js.get_stream(stream).await.expect("feed stream");
+    let state = stream.get_info().await.expect("info").state.clone();
+    let mut ids = Vec::new();
+    let mut last_position = 0;
+    for sequence in state.first_sequence..=state.last_sequence {
+        let Ok(message) = stream.get_raw_message(sequence).await else {
+            continue;
+        };
+        let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_owned());
+        let position: u64 = header("hub-position")
+            .and_then(|p| p.parse().ok())
+            .expect("hub-position");
+        let id = header("ce-id").expect("ce-id");
+        assert!(
+            position > last_position,
+            "{id} at {position} after {last_position}: held twice or out of order"
+        );
+        last_position = position;
+        ids.push(id);
+    }
+    ids
+}
+
+/// Waits until the district command centre's feed holds every report stored, then checks it
+/// holds each exactly once: the publisher's outbox neither lost nor repeated one.
+async fn feed_holds_each_report_once(js: &async_nats::jetstream::Context) {
+    let stored: Vec<String> = reports(js).await.into_iter().map(|(_, id, _)| id).collect();
+    let ids = hub_tests::wait_until("the feed to catch up", Duration::from_secs(60), || async {
+        let ids = feed_ids(js, "FEED_DCC_310104").await;
+        (ids.len() >= stored.len()).then_some(ids)
+    })
+    .await;
+    assert_eq!(
+        ids, stored,
+        "the feed holds every report once, in log order"
+    );
+}
+
 /// The stored events of commands (the probes of the duplicate window left out).
 async fn reports(js: &async_nats::jetstream::Context) -> Vec<(u64, String, String)> {
     stored(js)
@@ -147,6 +187,31 @@ async fn a_crash_after_a_read_model_batch_is_written_before_its_flush() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_after_a_read_model_flush_before_the_ack() {
     crash_at("after-flush=return", "crash-3").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_feed_messages_are_published_before_the_outbox_forgets_them() {
+    let nats = Nats::start().await;
+    let js = nats.jetstream().await;
+    let dir = tempfile::tempdir().expect("data dir");
+    let mut hub = process(dir.path(), &nats)
+        .failpoints("feed-after-publish=return")
+        .duplicate_window_secs(1)
+        .start()
+        .await;
+    let _ = report(&hub, "feed-1").await;
+    stopped_at(&mut hub, "feed-after-publish=return").await;
+    // Past the duplicate window: the stream cannot drop the resend, the publisher must.
+    wait_for_duplicate_window(&js).await;
+    let hub = process(dir.path(), &nats)
+        .duplicate_window_secs(1)
+        .start_serving_commands()
+        .await;
+    report(&hub, "feed-2")
+        .await
+        .expect("a report after the restart");
+    feed_holds_each_report_once(&js).await;
+    hub.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -552,6 +617,7 @@ async fn killed_at_random_moments_under_concurrent_reports() {
         })
         .await
         .expect("the queue catches up");
+    feed_holds_each_report_once(&js).await;
     hub.stop().await;
     assert_read_models_equal_a_rebuild(dir.path(), &js, default_policy()).await;
 }

@@ -272,6 +272,7 @@ async fn round(sender: &mut Sender, model: &ReadModel) -> Result<Option<u64>, St
     for ack in acks {
         ack.await.map_err(|e| format!("feed ack: {e}"))?;
     }
+    hub_store::failpoint::crash("feed-after-publish");
     tokio::task::spawn_blocking(move || {
         store.forget(sent)?;
         store.flush()
