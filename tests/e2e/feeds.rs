@@ -10,7 +10,7 @@ use hub_api::v1;
 use hub_tests::{Hub, HubBuilder, Nats, wait_until};
 use prost::Message;
 
-use crate::sharing::{ADDRESS, IDENTITY, NAME, PHONE, approve, grant, register, revoke};
+use crate::sharing::{ADDRESS, IDENTITY, NAME, PHONE, approve, asked, grant, register, revoke};
 use crate::{cmd, from, incident};
 
 /// Every message a department's feed stream holds now, in order.
@@ -213,25 +213,14 @@ async fn each_feed_holds_what_its_department_may_read_and_a_revocation_purges_it
     // A registration after the revocation, then a later event public security does get (a
     // new request of its own): once that is in its feed, so would the registration be.
     register(&hub, "care-3").await;
-    let request = v1::RequestGrantRequest {
-        request_id: "g-2".into(),
-        dataset: "care_roster".into(),
-        fields: vec!["name".into()],
-        purpose: "复查 a follow-up".into(),
-        expires_at: Some(prost_types::Timestamp {
-            seconds: (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24)).as_second(),
-            nanos: 0,
-        }),
-    };
-    let asked = hub
-        .grants()
-        .request_grant(from("public-security", request))
-        .await
-        .expect("request")
-        .into_inner()
-        .result
-        .expect("result")
-        .position;
+    let asked = asked(
+        &hub,
+        "g-2",
+        &["name"],
+        jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24),
+    )
+    .await
+    .position;
     let after_revocation = feed_reaches(&js, "FEED_PUBLIC_SECURITY", asked).await;
     assert!(
         after_revocation
@@ -255,6 +244,21 @@ async fn next_event(
             return Ok(event);
         }
     }
+}
+
+/// The status a subscription ends with, whatever it sends before.
+async fn ending(stream: &mut tonic::Streaming<v1::SubscribeResponse>) -> tonic::Status {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match stream.message().await {
+                Err(status) => break status,
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("ended without a status"),
+            }
+        }
+    })
+    .await
+    .expect("the stream ends")
 }
 
 async fn subscribe(
@@ -423,33 +427,13 @@ async fn a_grpc_subscription_filters_resumes_reports_its_lag_and_ends_on_revocat
 
     let started = Instant::now();
     revoke(&hub, "rv-1", &id).await;
-    let ended = tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            match under_grant.message().await {
-                Err(status) => break status,
-                Ok(Some(_)) => continue,
-                Ok(None) => panic!("ended without a status"),
-            }
-        }
-    })
-    .await
-    .expect("the stream ends");
+    let ended = ending(&mut under_grant).await;
     let took = started.elapsed();
     assert_eq!(ended.code(), tonic::Code::PermissionDenied, "{ended:?}");
     assert!(took < Duration::from_secs(1), "ended after {took:?}");
     // The stalled subscriber's stream ended too, though it never read: after what was already
     // on the wire, its next item is the refusal.
-    let stalled_end = tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            match stalled.message().await {
-                Err(status) => break status,
-                Ok(Some(_)) => continue,
-                Ok(None) => panic!("ended without a status"),
-            }
-        }
-    })
-    .await
-    .expect("the stalled stream ends");
+    let stalled_end = ending(&mut stalled).await;
     assert_eq!(stalled_end.code(), tonic::Code::PermissionDenied);
     // Housing, with no grant, kept its subscription through it all.
     let more = hub

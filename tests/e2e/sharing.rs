@@ -106,6 +106,16 @@ async fn readable(hub: &Hub, by: Option<&str>, at: u64) -> Vec<v1::Readable> {
 }
 
 pub async fn grant(hub: &Hub, rid: &str, fields: &[&str], expires: jiff::Timestamp) -> String {
+    asked(hub, rid, fields, expires).await.id
+}
+
+/// Public security asks for `fields` of the care roster until `expires`; the request's result.
+pub async fn asked(
+    hub: &Hub,
+    rid: &str,
+    fields: &[&str],
+    expires: jiff::Timestamp,
+) -> v1::CommandResult {
     let request = v1::RequestGrantRequest {
         request_id: rid.into(),
         dataset: "care_roster".into(),
@@ -123,7 +133,6 @@ pub async fn grant(hub: &Hub, rid: &str, fields: &[&str], expires: jiff::Timesta
         .into_inner()
         .result
         .expect("result")
-        .id
 }
 
 pub async fn approve(hub: &Hub, rid: &str, id: &str) -> u64 {
