@@ -30,6 +30,20 @@ pub struct Config {
     pub read_models: ReadModelsConfig,
     pub query: QueryConfig,
     pub catalogue: CatalogueConfig,
+    pub feeds: FeedsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedsConfig {
+    /// How long a department's feed keeps an event, in days (older ones go first).
+    pub max_age_days: u64,
+}
+
+impl Default for FeedsConfig {
+    fn default() -> Self {
+        Self { max_age_days: 30 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -121,6 +135,7 @@ impl Default for Config {
             read_models: ReadModelsConfig::default(),
             query: QueryConfig::default(),
             catalogue: CatalogueConfig::default(),
+            feeds: FeedsConfig::default(),
         }
     }
 }
@@ -224,6 +239,9 @@ impl Config {
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
             return Err("catalogue.base_url must start with http:// or https://".into());
+        }
+        if self.feeds.max_age_days == 0 {
+            return Err("feeds.max_age_days must be at least 1".into());
         }
         if self.read_models.max_batch == 0 {
             return Err("read_models.max_batch must be at least 1".into());

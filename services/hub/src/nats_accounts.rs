@@ -72,9 +72,47 @@ pub fn write(out: &Path, registry: &Registry) -> anyhow::Result<(PathBuf, Creden
     Ok((path, credentials))
 }
 
+/// The hub's own nats-server keeps its streams in the hub's account. A data dir written before
+/// the accounts holds GOV_EVENTS in the server's global account (`$G`), where the hub would no
+/// longer see it: it would start on an empty log beside the old one. Refuse, saying what to do.
+pub fn refuse_a_log_from_before_accounts(nats_dir: &std::path::Path) -> anyhow::Result<()> {
+    for store in [
+        nats_dir.join("jetstream"),
+        nats_dir.join("jetstream/jetstream"),
+    ] {
+        let old = store.join("$G/streams").join(hub_log::names::EVENTS_STREAM);
+        if old.exists() {
+            anyhow::bail!(
+                "refusing to start: {} holds an event log from before the hub ran its nats-server \
+                 with department accounts (in the global account, where the hub no longer \
+                 looks); move that data dir aside to start afresh, or replay its log into a new \
+                 hub",
+                old.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_from_before_the_accounts_is_refused_and_none_is_fine() {
+        let dir = tempfile::tempdir().expect("dir");
+        refuse_a_log_from_before_accounts(dir.path()).expect("nothing there yet");
+        std::fs::create_dir_all(
+            dir.path()
+                .join("jetstream/jetstream/HUB/streams/GOV_EVENTS"),
+        )
+        .expect("dir");
+        refuse_a_log_from_before_accounts(dir.path()).expect("the hub's own account");
+        std::fs::create_dir_all(dir.path().join("jetstream/jetstream/$G/streams/GOV_EVENTS"))
+            .expect("dir");
+        let err = refuse_a_log_from_before_accounts(dir.path()).expect_err("the old log");
+        assert!(err.to_string().contains("before the hub ran"), "{err}");
+    }
 
     #[test]
     fn the_child_keys_are_generated_once_and_reused() {

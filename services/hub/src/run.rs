@@ -114,6 +114,7 @@ pub async fn run_with(
     // generates once; on an external one it authenticates with the configured seed, if any.
     let (child, hub_seed) = match &config.nats.url {
         None => {
+            nats_accounts::refuse_a_log_from_before_accounts(&config.data_dir.join("nats"))?;
             let secrets = nats_accounts::secrets_dir(&config.data_dir);
             let prepared = {
                 let registry = registry.clone();
@@ -228,6 +229,7 @@ async fn serve(
     info!(stream = %stream.config.name, last_position = stream.state.last_sequence, "event log ready");
     // Each unit's feed and the durable consumer it binds to (the feed publisher fills them).
     let feed_settings = FeedSettings {
+        max_age: Duration::from_secs(config.feeds.max_age_days * 24 * 3600),
         replicas: config.nats.replicas,
         ..FeedSettings::default()
     };
