@@ -294,6 +294,38 @@ async fn a_grpc_subscription_filters_resumes_reports_its_lag_and_ends_on_revocat
     .await
     .expect_err("a district is 6 digits");
     assert_eq!(crate::violated_field(&refused), "district_code");
+    for (bad, field) in [
+        (
+            v1::SubscribeRequest {
+                grid_code: "31010400100100".into(),
+                ..Default::default()
+            },
+            "grid_code",
+        ),
+        (
+            v1::SubscribeRequest {
+                event_types: vec!["Case Reported".into()],
+                ..Default::default()
+            },
+            "event_types",
+        ),
+        (
+            v1::SubscribeRequest {
+                start_position: 3,
+                start_time: Some(prost_types::Timestamp {
+                    seconds: 1,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            },
+            "start_time",
+        ),
+    ] {
+        let refused = subscribe(&hub, Some("housing"), bad)
+            .await
+            .expect_err(field);
+        assert_eq!(crate::violated_field(&refused), field);
+    }
 
     // Housing: two cases dispatched to it, in two districts; filtered to one district.
     let first = hub

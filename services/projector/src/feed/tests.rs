@@ -191,6 +191,15 @@ fn publish(events: &[StoredEvent], clock: Arc<ManualClock>) -> Vec<(String, Outg
         .collect()
 }
 
+/// The outbox keys of `department`'s messages and purges, in order.
+fn keys_for<'a>(outbox: &'a [(String, Outgoing)], department: &str) -> Vec<&'a str> {
+    outbox
+        .iter()
+        .filter(|(k, _)| k.contains(department))
+        .map(|(k, _)| k.as_str())
+        .collect()
+}
+
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()
@@ -290,11 +299,7 @@ fn a_revocation_purges_the_grantees_care_events_and_stops_new_ones() {
     log.push(revoked(4));
     log.push(visited(5));
     let outbox = publish(&log, clock.clone());
-    let keys: Vec<&str> = outbox
-        .iter()
-        .filter(|(k, _)| k.contains("public-security"))
-        .map(|(k, _)| k.as_str())
-        .collect();
+    let keys = keys_for(&outbox, "public-security");
     assert_eq!(
         keys,
         [
@@ -364,11 +369,7 @@ fn ending_one_of_two_grants_purges_the_feed_and_an_unreadable_grant_event_fails_
     log.push(unreadable);
     log.push(registered(4));
     let outbox = publish(&log, clock);
-    let keys: Vec<&str> = outbox
-        .iter()
-        .filter(|(k, _)| k.contains("public-security"))
-        .map(|(k, _)| k.as_str())
-        .collect();
+    let keys = keys_for(&outbox, "public-security");
     assert_eq!(
         keys,
         [
