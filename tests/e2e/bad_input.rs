@@ -304,7 +304,7 @@ async fn the_calling_department_must_be_named_and_known() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_queries_are_refused_by_field_and_a_missing_case_is_not_found() {
+async fn bad_queries_are_refused_by_field_and_a_case_is_read_only_by_departments_with_a_role() {
     let nats = Nats::start().await;
     let hub = HubBuilder::on(&nats).start().await;
     let reported = hub
@@ -314,39 +314,58 @@ async fn bad_queries_are_refused_by_field_and_a_missing_case_is_not_found() {
         .expect("report")
         .into_inner();
     let mut queries = hub.queries();
+    let get = |id: &str| v1::GetCaseRequest {
+        case_id: id.into(),
+        min_position: reported.position,
+    };
 
+    // The public reads no case; a department with a role reads it.
     let status = queries
-        .get_case(v1::GetCaseRequest {
-            case_id: String::new(),
-            min_position: 0,
-        })
+        .get_case(get(&reported.case_id))
         .await
-        .expect_err("empty id");
-    assert_eq!(status.code(), Code::InvalidArgument);
-    assert_eq!(
-        status
-            .get_details_bad_request()
-            .expect("details")
-            .field_violations[0]
-            .field,
-        "case_id"
-    );
-    let status = queries
-        .get_case(v1::GetCaseRequest {
-            case_id: "no/such".into(),
-            min_position: 0,
-        })
+        .expect_err("anonymous");
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    for (id, field) in [("", "case_id"), ("no/such", "case_id")] {
+        let status = queries
+            .get_case(from("dcc-310104", get(id)))
+            .await
+            .expect_err(field);
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(
+            status
+                .get_details_bad_request()
+                .expect("details")
+                .field_violations[0]
+                .field,
+            field
+        );
+    }
+    // Who asks first: a department without a role on the case, and a case that does not
+    // exist, get one and the same answer.
+    let stranger = queries
+        .get_case(from("housing", get(&reported.case_id)))
         .await
-        .expect_err("bad id");
-    assert_eq!(status.code(), Code::InvalidArgument);
-    let status = queries
-        .get_case(v1::GetCaseRequest {
-            case_id: "00000000-0000-0000-0000-000000000000".into(),
-            min_position: reported.position,
-        })
+        .expect_err("housing has no role");
+    let missing = queries
+        .get_case(from("housing", get("00000000-0000-0000-0000-000000000000")))
         .await
         .expect_err("no such case");
-    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    assert_eq!(stranger.code(), Code::PermissionDenied, "{stranger:?}");
+    assert_eq!(
+        (missing.code(), missing.message()),
+        (stranger.code(), stranger.message())
+    );
+    // The command centre (holder) and the reporting department read it.
+    for department in ["dcc-310104", "urban-management"] {
+        let found = queries
+            .get_case(from(department, get(&reported.case_id)))
+            .await
+            .unwrap_or_else(|s| panic!("{department}: {s:?}"));
+        assert_eq!(
+            found.into_inner().r#case.expect("case").case_id,
+            reported.case_id
+        );
+    }
 
     let list = |holder: &str, page_size: u32, page_token: &str| v1::ListCasesRequest {
         holder: holder.into(),
@@ -359,7 +378,10 @@ async fn bad_queries_are_refused_by_field_and_a_missing_case_is_not_found() {
         (list("nobody-here", 0, ""), "holder"),
         (list("dcc-310104", 10, "garbage"), "page_token"),
     ] {
-        let status = queries.list_cases(request).await.expect_err(field);
+        let status = queries
+            .list_cases(from("dcc-310104", request))
+            .await
+            .expect_err(field);
         assert_eq!(status.code(), Code::InvalidArgument, "{field}: {status:?}");
         assert_eq!(
             status
@@ -370,28 +392,26 @@ async fn bad_queries_are_refused_by_field_and_a_missing_case_is_not_found() {
             field
         );
     }
-
-    // The same queries, well-formed, succeed.
-    let found = queries
-        .get_case(v1::GetCaseRequest {
-            case_id: reported.case_id.clone(),
-            min_position: reported.position,
-        })
+    // A department lists its own queue, not another's, and the public none.
+    let status = queries
+        .list_cases(from("urban-management", list("dcc-310104", 500, "")))
         .await
-        .expect("found");
-    assert_eq!(
-        found.into_inner().r#case.expect("case").case_id,
-        reported.case_id
-    );
-    let page = queries
+        .expect_err("another's queue");
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    let status = queries
         .list_cases(list("dcc-310104", 500, ""))
+        .await
+        .expect_err("anonymous");
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    let page = queries
+        .list_cases(from("dcc-310104", list("dcc-310104", 500, "")))
         .await
         .expect("list")
         .into_inner();
     assert_eq!(page.cases.len(), 1);
     // A page size above the maximum is lowered to it, not refused (AIP-158).
     let page = queries
-        .list_cases(list("dcc-310104", 100_000, ""))
+        .list_cases(from("dcc-310104", list("dcc-310104", 100_000, "")))
         .await
         .expect("a big page is lowered")
         .into_inner();

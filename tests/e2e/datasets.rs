@@ -228,6 +228,8 @@ async fn a_datasets_rows_beyond_the_open_ones_are_its_owners_alone() {
     let served = client
         .get(&url)
         .header("x-hub-department", "civil-affairs")
+        .header("x-hub-user", "staff-0001")
+        .header("x-hub-purpose", "case:test")
         .send()
         .await
         .expect("http");

@@ -130,6 +130,7 @@ async fn each_feed_holds_what_its_department_may_read_and_a_revocation_purges_it
             "ce-commandhash",
             "ce-correlationid",
             "ce-causationid",
+            "ce-actingperson",
         ] {
             assert_eq!(header(first, internal), None, "{stream}: {internal}");
         }

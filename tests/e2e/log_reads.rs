@@ -25,6 +25,7 @@ fn event(subject: &str, n: usize) -> NewEvent {
             traceparent: String::new(),
             request_id: format!("r-{n}"),
             command_hash: String::new(),
+            acting_person: String::new(),
         },
         body: bytes::Bytes::from(n.to_string()),
         expected_last_subject_sequence: None,

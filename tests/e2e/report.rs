@@ -25,10 +25,13 @@ async fn a_reported_incident_is_on_the_log_with_cloudevents_headers_and_readable
     // The query reads its own write: it waits for the position, no sleeping.
     let got = hub
         .queries()
-        .get_case(v1::GetCaseRequest {
-            case_id: answer.case_id.clone(),
-            min_position: answer.position,
-        })
+        .get_case(from(
+            "urban-management",
+            v1::GetCaseRequest {
+                case_id: answer.case_id.clone(),
+                min_position: answer.position,
+            },
+        ))
         .await
         .expect("case readable")
         .into_inner();
@@ -90,6 +93,11 @@ async fn a_reported_incident_is_on_the_log_with_cloudevents_headers_and_readable
     assert_eq!(header("ce-department"), "dcc-310104");
     assert_eq!(header("ce-classification"), "internal");
     assert_eq!(header("ce-requestid"), "gw-app-0001");
+    // The person who acted for the department, as the request named them.
+    assert_eq!(
+        header("ce-actingperson"),
+        hub_tests::fixtures::ACTING_PERSON
+    );
     assert!(
         header("ce-time").ends_with('Z'),
         "ce-time is RFC 3339 UTC: {}",
@@ -187,6 +195,7 @@ async fn a_read_model_stands_at_the_logs_last_position_when_nothing_it_consumes_
         traceparent: String::new(),
         request_id: String::new(),
         command_hash: String::new(),
+        acting_person: String::new(),
     };
     let other = appender
         .append(hub_log::NewEvent {
@@ -202,10 +211,13 @@ async fn a_read_model_stands_at_the_logs_last_position_when_nothing_it_consumes_
 
     let got = hub
         .queries()
-        .get_case(v1::GetCaseRequest {
-            case_id: reported.case_id.clone(),
-            min_position: other,
-        })
+        .get_case(from(
+            "dcc-310104",
+            v1::GetCaseRequest {
+                case_id: reported.case_id.clone(),
+                min_position: other,
+            },
+        ))
         .await
         .expect("model reaches the log's end")
         .into_inner();
@@ -216,10 +228,13 @@ async fn a_read_model_stands_at_the_logs_last_position_when_nothing_it_consumes_
     );
 
     // A position the log has not reached fails at the call's deadline, saying where the model is.
-    let mut request = tonic::Request::new(v1::GetCaseRequest {
-        case_id: reported.case_id,
-        min_position: other + 100,
-    });
+    let mut request = from(
+        "dcc-310104",
+        v1::GetCaseRequest {
+            case_id: reported.case_id,
+            min_position: other + 100,
+        },
+    );
     request.set_timeout(Duration::from_millis(300));
     let status = hub
         .queries()

@@ -13,6 +13,7 @@ use tonic::Code;
 
 use crate::datasets::{read, rows_as, text};
 use crate::from;
+use hub_tests::fixtures::from_for;
 
 pub const NAME: &str = "欧阳娜娜";
 pub const IDENTITY: &str = "11010519491231002X";
@@ -28,10 +29,30 @@ async fn rows(
     rows_as(hub, Some(by), read(dataset, at)).await
 }
 
-/// The roster as `by` reads it, with proof that the answer's bytes hold neither the cleartext
-/// identity number nor (unless `name_in_clear`) the name.
-async fn masked_roster(hub: &Hub, by: &str, at: u64, name_in_clear: bool) -> prost_types::Struct {
-    let answer = rows(hub, by, "care_roster", at)
+/// `rows`, read for the purpose `purpose` (e.g. `grant:<id>`).
+async fn rows_for(
+    hub: &Hub,
+    by: &str,
+    purpose: &str,
+    dataset: &str,
+    at: u64,
+) -> Result<v1::ReadDatasetResponse, tonic::Status> {
+    hub.datasets()
+        .read_dataset(from_for(by, purpose, read(dataset, at)))
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// The roster as `by` reads it under grant `grant`, with proof that the answer's bytes hold
+/// neither the cleartext identity number nor (unless `name_in_clear`) the name.
+async fn masked_roster(
+    hub: &Hub,
+    by: &str,
+    grant: &str,
+    at: u64,
+    name_in_clear: bool,
+) -> prost_types::Struct {
+    let answer = rows_for(hub, by, &format!("grant:{grant}"), "care_roster", at)
         .await
         .expect("under a grant");
     let bytes = answer.encode_to_vec();
@@ -185,7 +206,15 @@ async fn the_care_roster_is_read_masked_under_a_grant_in_force_and_not_at_all_wi
     // Approved for the name: the name in clear, the identity number masked, the category and
     // risk level (sensitive, no masking form) left out, the rest as stored.
     let approved = approve(&hub, "ap-1", &id).await;
-    let row = masked_roster(&hub, "public-security", approved, true).await;
+    // A grant is bound to its purpose: a read that does not name it is refused, and says how.
+    for purpose in ["case:test", "grant:some-other-grant"] {
+        let refused = rows_for(&hub, "public-security", purpose, "care_roster", approved)
+            .await
+            .expect_err("the grant not named");
+        assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+        assert!(refused.message().contains("x-hub-purpose"), "{refused:?}");
+    }
+    let row = masked_roster(&hub, "public-security", &id, approved, true).await;
     assert_eq!(text(&row, "name").as_deref(), Some(NAME));
     assert_eq!(
         text(&row, "identity_number").as_deref(),
@@ -208,6 +237,8 @@ async fn the_care_roster_is_read_masked_under_a_grant_in_force_and_not_at_all_wi
     let body = client
         .get(&url)
         .header("x-hub-department", "public-security")
+        .header("x-hub-user", "staff-0001")
+        .header("x-hub-purpose", format!("grant:{id}"))
         .send()
         .await
         .expect("http")
@@ -293,9 +324,15 @@ async fn the_care_roster_is_read_masked_under_a_grant_in_force_and_not_at_all_wi
 
     // Revoked: refused from the revocation's position on.
     let revoked = revoke(&hub, "rv-1", &id).await;
-    let refused = rows(&hub, "public-security", "care_roster", revoked)
-        .await
-        .expect_err("revoked");
+    let refused = rows_for(
+        &hub,
+        "public-security",
+        &format!("grant:{id}"),
+        "care_roster",
+        revoked,
+    )
+    .await
+    .expect_err("revoked");
     assert_eq!(refused.code(), Code::PermissionDenied);
     let listed = readable(&hub, Some("public-security"), revoked).await;
     assert_eq!(basis(&listed, "care_roster"), None);
@@ -306,12 +343,18 @@ async fn the_care_roster_is_read_masked_under_a_grant_in_force_and_not_at_all_wi
     let in_an_hour = clock.now() + SignedDuration::from_hours(1);
     let id = grant(&hub, "g-2", &["visits"], in_an_hour).await;
     let approved = approve(&hub, "ap-2", &id).await;
-    let row = masked_roster(&hub, "public-security", approved, false).await;
+    let row = masked_roster(&hub, "public-security", &id, approved, false).await;
     assert_eq!(text(&row, "name").as_deref(), Some("欧*"));
     clock.advance(SignedDuration::from_hours(2));
-    let refused = rows(&hub, "public-security", "care_roster", approved)
-        .await
-        .expect_err("expired");
+    let refused = rows_for(
+        &hub,
+        "public-security",
+        &format!("grant:{id}"),
+        "care_roster",
+        approved,
+    )
+    .await
+    .expect_err("expired");
     assert_eq!(refused.code(), Code::PermissionDenied);
     let own = rows(&hub, "civil-affairs", "care_roster", approved)
         .await

@@ -46,12 +46,39 @@ pub fn complaint(request_id: &str) -> v1::ReportCaseRequest {
     }
 }
 
-/// Wraps a message as sent by `department`.
+/// The acting person every test request names (a staff id, never a person's data).
+pub const ACTING_PERSON: &str = "staff-0001";
+/// The purpose every test request names unless it names a grant.
+pub const PURPOSE: &str = "case:test";
+
+/// Wraps a message as sent by `department` (the development-mode header), with the acting
+/// person and purpose every department request names.
 pub fn from<T>(department: &str, message: T) -> Request<T> {
-    let mut request = Request::new(message);
+    from_for(department, PURPOSE, message)
+}
+
+/// [`from`] with the given purpose, e.g. `grant:<id>` for a read under a grant.
+pub fn from_for<T>(department: &str, purpose: &str, message: T) -> Request<T> {
+    let mut request = acting(purpose, message);
     request.metadata_mut().insert(
         hub_ingest::DEPARTMENT_HEADER,
         department.parse().expect("ascii department"),
+    );
+    request
+}
+
+/// A message with the acting person and `purpose` headers only: the department comes from
+/// the connection's certificate or a token.
+pub fn acting<T>(purpose: &str, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    let metadata = request.metadata_mut();
+    metadata.insert(
+        hub_api::identity::PERSON_HEADER,
+        ACTING_PERSON.parse().expect("ascii"),
+    );
+    metadata.insert(
+        hub_api::identity::PURPOSE_HEADER,
+        purpose.parse().expect("ascii purpose"),
     );
     request
 }

@@ -24,6 +24,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::nats::Nats;
+use crate::tls::ClientTls;
 
 /// How long a hub may take to come up (a cold debug build on a loaded 2-core machine).
 const START_LIMIT: Duration = Duration::from_secs(60);
@@ -33,6 +34,8 @@ pub struct HubBuilder {
     config: Config,
     temp: Option<TempDir>,
     clock: Arc<dyn Clock>,
+    /// How the harness itself connects: plain, or over this TLS.
+    client_tls: Option<ClientTls>,
 }
 
 impl HubBuilder {
@@ -55,10 +58,13 @@ impl HubBuilder {
             .unwrap_or_default();
         config.listen = ([127, 0, 0, 1], 0).into();
         config.supervision_interval_ms = 50;
+        // Departments named by header unless a test sets up certificates or tokens.
+        config.identity.mode = hub_api::identity::Mode::Development;
         Self {
             config,
             temp: Some(temp),
             clock: Arc::new(hub_ingest::SystemClock),
+            client_tls: None,
         }
     }
 
@@ -109,6 +115,25 @@ impl HubBuilder {
         self
     }
 
+    /// Production identity over the development CA's files in `ca`: TLS, client
+    /// certificates and signed tokens; the harness's own channel presents `unit`'s
+    /// certificate.
+    pub fn production(mut self, ca: &hub::dev_ca::DevCa, unit: &str) -> Self {
+        let identity = &mut self.config.identity;
+        identity.mode = hub_api::identity::Mode::Production;
+        identity.tls_cert_file = Some(ca.server_cert.clone());
+        identity.tls_key_file = Some(ca.server_key.clone());
+        identity.client_ca_file = Some(ca.ca_cert.clone());
+        identity.token_public_key_file = Some(ca.token_public_key.clone());
+        let unit = ca
+            .units
+            .iter()
+            .find(|u| u.code == unit)
+            .unwrap_or_else(|| panic!("no certificate for {unit}"));
+        self.client_tls = Some(ClientTls::presenting(&ca.ca_cert, &unit.cert, &unit.key));
+        self
+    }
+
     pub fn config_mut(&mut self) -> &mut Config {
         &mut self.config
     }
@@ -147,8 +172,11 @@ impl HubBuilder {
                 started: Some(started_tx),
             },
         ));
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
-            .connect_timeout(Duration::from_secs(5));
+        let endpoint = match &self.client_tls {
+            Some(tls) => tls.endpoint(addr),
+            None => Endpoint::from_shared(format!("http://{addr}"))?
+                .connect_timeout(Duration::from_secs(5)),
+        };
         let deadline = tokio::time::Instant::now() + START_LIMIT;
         loop {
             // The hub either serves (health says so) or ends with its reason.
@@ -229,6 +257,11 @@ impl Hub {
 
     pub fn feeds(&self) -> FeedServiceClient<Channel> {
         FeedServiceClient::new(self.channel.clone())
+    }
+
+    /// The address the hub serves gRPC and HTTP on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
     }
 
     /// The hub's HTTP endpoints (catalogue, dataset rows), on its gRPC port.

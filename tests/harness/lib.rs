@@ -11,6 +11,7 @@ mod nats;
 mod process;
 mod rebuild;
 mod shacl;
+pub mod tls;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -43,6 +44,7 @@ pub async fn wait_for_duplicate_window(js: &async_nats::jetstream::Context) {
             traceparent: String::new(),
             request_id: String::new(),
             command_hash: String::new(),
+            acting_person: String::new(),
         },
         body: bytes::Bytes::new(),
         expected_last_subject_sequence: None,

@@ -120,6 +120,7 @@ impl ProcessBuilder {
                 self.duplicate_window_secs.to_string(),
             )
             .env("HUB_SUPERVISION_INTERVAL_MS", "50")
+            .env("HUB_IDENTITY__MODE", "development")
             .env("FAILPOINTS", &self.failpoints)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")

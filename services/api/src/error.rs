@@ -14,7 +14,7 @@ pub enum ApiError {
     InvalidArgument(Vec<FieldViolation>),
     /// The caller did not say who it is.
     #[error("unauthenticated: {0}")]
-    Unauthenticated(&'static str),
+    Unauthenticated(String),
     #[error("{what} not found")]
     NotFound { what: &'static str },
     #[error("{what} already exists")]

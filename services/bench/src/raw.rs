@@ -70,6 +70,7 @@ pub fn sample_event() -> Sample {
         traceparent: String::new(),
         request_id: "bench-000001".into(),
         command_hash: "0123456789abcdef0123456789abcdef".into(),
+        acting_person: String::new(),
     };
     Sample {
         envelope,

@@ -47,9 +47,18 @@ fn report(request_id: String, i: usize) -> v1::ReportCaseRequest {
 
 fn with_department<T>(message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(
+    let metadata = request.metadata_mut();
+    metadata.insert(
         hub_ingest::DEPARTMENT_HEADER,
         tonic::metadata::MetadataValue::from_static("urban-management"),
+    );
+    metadata.insert(
+        hub_api::identity::PERSON_HEADER,
+        tonic::metadata::MetadataValue::from_static("bench-0001"),
+    );
+    metadata.insert(
+        hub_api::identity::PURPOSE_HEADER,
+        tonic::metadata::MetadataValue::from_static("bench"),
     );
     request
 }
@@ -63,6 +72,8 @@ impl Hub {
         config.nats.monitor_url = Some(nats.monitor_url().to_owned());
         // The benchmark's own server, without department accounts.
         config.nats.accept_no_isolation = true;
+        // Departments named by header, as on a developer's machine.
+        config.identity.mode = hub_api::identity::Mode::Development;
         // A hub on an external NATS is given its command hash key.
         std::fs::create_dir_all(data_dir)?;
         let key = data_dir.join("command-hash.key");

@@ -1,11 +1,14 @@
-//! `gov.hub.v1.CaseQueryService`, over read model `case_queue`.
+//! `gov.hub.v1.CaseQueryService`, over read model `case_queue`. Deny by default: only a
+//! department with a role on a case reads it (its holder, the department that reported it,
+//! the one asked to take it over, the district's command centre), and a department lists
+//! only its own queue.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use hub_api::ApiError;
+use hub_api::identity::{Authenticator, Identity};
 use hub_api::v1::case_query_service_server::CaseQueryService;
-use hub_api::v1::{GetCaseRequest, GetCaseResponse, ListCasesRequest, ListCasesResponse};
+use hub_api::v1::{CaseView, GetCaseRequest, GetCaseResponse, ListCasesRequest, ListCasesResponse};
 use hub_domain::Violations;
 use hub_domain::codes::DepartmentCode;
 use hub_domain::registry::Registry;
@@ -22,17 +25,49 @@ const MAX_PAGE_SIZE: u32 = 500;
 
 pub struct CaseQueries {
     model: ReadModel,
-    registry: Arc<Registry>,
+    auth: Authenticator,
     max_wait: Duration,
 }
 
+/// The one answer to a department without a role on a case, whether the case exists or not.
+const NO_ROLE: &str = "the calling department has no role on this case, or there is no such case";
+
 impl CaseQueries {
-    pub fn new(model: ReadModel, registry: Arc<Registry>, max_wait: Duration) -> Self {
+    pub fn new(model: ReadModel, auth: Authenticator, max_wait: Duration) -> Self {
         Self {
             model,
-            registry,
+            auth,
             max_wait,
         }
+    }
+
+    fn registry(&self) -> &Registry {
+        self.auth.registry()
+    }
+
+    /// The calling department; the public reads no case.
+    fn department<T>(&self, request: &Request<T>) -> Result<DepartmentCode, ApiError> {
+        match self.auth.identify_grpc(request)? {
+            Identity::Department(d) => Ok(d.code),
+            Identity::Public => Err(ApiError::Unauthenticated(
+                "cases are read by the departments that have a role on them: identify by \
+                 client certificate or signed token"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Whether `department` has a role on the case `view` shows.
+    fn has_role(&self, department: &DepartmentCode, view: &CaseView) -> bool {
+        let me = department.as_str();
+        let command_centre = hub_domain::codes::DivisionCode::parse(&view.district_code)
+            .ok()
+            .and_then(|code| self.registry().district(&code))
+            .map(|district| district.command_centre.as_str() == me);
+        view.holder == me
+            || view.reported_by == me
+            || view.pending_transfer_to == me
+            || command_centre == Some(true)
     }
 
     /// Waits until the model has reached `min_position`; returns the position it stands at.
@@ -62,6 +97,7 @@ impl CaseQueryService for CaseQueries {
         &self,
         request: Request<GetCaseRequest>,
     ) -> Result<Response<GetCaseResponse>, Status> {
+        let department = self.department(&request)?;
         let mut violations = Violations::new();
         let id =
             hub_api::case_id(&mut violations, &request.get_ref().case_id).map(|id| id.to_string());
@@ -79,6 +115,11 @@ impl CaseQueryService for CaseQueries {
                 ))
             })
             .await?;
+        // Who asks before whether it exists or how it stands: no role and no case get the
+        // same answer (and a case whose report could not be read shows no one a role).
+        let view = view
+            .filter(|view| self.has_role(&department, view))
+            .ok_or_else(|| ApiError::PermissionDenied(NO_ROLE.into()))?;
         // A row the read model could not keep up to date is not served as current.
         if let Some(block) = behind {
             return Err(ApiError::Unavailable(format!(
@@ -87,7 +128,6 @@ impl CaseQueryService for CaseQueries {
             ))
             .into());
         }
-        let view = view.ok_or(ApiError::NotFound { what: "case" })?;
         Ok(Response::new(GetCaseResponse {
             r#case: Some(view),
             position,
@@ -98,11 +138,12 @@ impl CaseQueryService for CaseQueries {
         &self,
         request: Request<ListCasesRequest>,
     ) -> Result<Response<ListCasesResponse>, Status> {
+        let department = self.department(&request)?;
         let req = request.get_ref();
         let mut violations = Violations::new();
         let holder = violations.check("holder", DepartmentCode::parse(&req.holder));
         if let Some(code) = &holder
-            && self.registry.unit(code).is_none()
+            && self.registry().unit(code).is_none()
         {
             violations.push(
                 "holder",
@@ -121,6 +162,13 @@ impl CaseQueryService for CaseQueries {
         let holder = violations
             .finish(|| holder.map(String::from).unwrap_or_default())
             .map_err(ApiError::from)?;
+        if holder != department.as_str() {
+            return Err(ApiError::PermissionDenied(
+                "a department lists its own queue only: holder must be the calling department"
+                    .into(),
+            )
+            .into());
+        }
         // AIP-158: a page size above the maximum is lowered to it, not refused.
         let limit = match req.page_size {
             0 => DEFAULT_PAGE_SIZE,

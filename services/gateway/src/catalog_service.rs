@@ -9,7 +9,7 @@ use hub_projector::datasets::{
 use tonic::{Request, Response, Status};
 
 use crate::catalog::Entry;
-use crate::datasets::{Datasets, Reader, reader};
+use crate::datasets::{Datasets, Reader};
 use crate::deadline::read_wait;
 
 #[derive(Clone)]
@@ -160,8 +160,7 @@ impl DatasetService for Catalog {
         &self,
         request: Request<v1::ReadDatasetRequest>,
     ) -> Result<Response<v1::ReadDatasetResponse>, Status> {
-        let headers = request.metadata().clone().into_headers();
-        let who = reader(&headers, self.datasets.registry())?;
+        let who = self.datasets.reader_grpc(&request)?;
         let wait = read_wait(request.metadata(), self.datasets.max_wait());
         let rows = self.datasets.read(&who, request.get_ref(), wait).await?;
         Ok(Response::new(rows.into()))
@@ -171,8 +170,7 @@ impl DatasetService for Catalog {
         &self,
         request: Request<v1::ListReadableRequest>,
     ) -> Result<Response<v1::ListReadableResponse>, Status> {
-        let headers = request.metadata().clone().into_headers();
-        let who = reader(&headers, self.datasets.registry())?;
+        let who = self.datasets.reader_grpc(&request)?;
         let wait = read_wait(request.metadata(), self.datasets.max_wait());
         let (datasets, position) = self
             .datasets
@@ -180,7 +178,7 @@ impl DatasetService for Catalog {
             .await?;
         let feed = match &who {
             Reader::Public => None,
-            Reader::Department(department) => Some(feed_access(department.as_str())),
+            Reader::Department(department) => Some(feed_access(department.code.as_str())),
         };
         Ok(Response::new(v1::ListReadableResponse {
             datasets,

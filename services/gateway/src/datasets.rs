@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hub_api::ApiError;
-use hub_api::identity::{DEPARTMENT_HEADER, named_department};
+use hub_api::identity::{Authenticator, Identity};
 use hub_api::v1;
 use hub_domain::FieldViolation;
 use hub_domain::clock::Clock;
-use hub_domain::codes::DepartmentCode;
 use hub_domain::registry::Registry;
 use hub_log::Appender;
 use hub_projector::ReadModel;
@@ -30,13 +29,11 @@ use crate::queue::read_queue;
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 pub const MAX_PAGE_SIZE: u32 = 1000;
 
-/// Who reads: a department (named by the development header for now), or the anonymous
-/// public.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reader {
-    Public,
-    Department(DepartmentCode),
-}
+/// Who reads: a department (with its acting person and purpose), or the anonymous public.
+pub type Reader = Identity;
+
+/// How a read's purpose names the grant it is made under: `grant:<grant id>`.
+pub const GRANT_PURPOSE_PREFIX: &str = "grant:";
 
 /// A page of a dataset as read.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -68,7 +65,7 @@ struct Inner {
     models: BTreeMap<&'static str, (&'static Dataset, ReadModel)>,
     order: Vec<&'static str>,
     log: Appender,
-    registry: Arc<Registry>,
+    auth: Authenticator,
     max_wait: Duration,
     /// Counts below this are withheld from suppressed count tables.
     threshold: u64,
@@ -89,7 +86,7 @@ impl Datasets {
     pub fn new(
         models: Vec<(&'static Dataset, ReadModel)>,
         log: Appender,
-        registry: Arc<Registry>,
+        auth: Authenticator,
         max_wait: Duration,
         threshold: u64,
         clock: Arc<dyn Clock>,
@@ -100,7 +97,7 @@ impl Datasets {
                 models: models.into_iter().map(|(d, m)| (d.id, (d, m))).collect(),
                 order,
                 log,
-                registry,
+                auth,
                 max_wait,
                 threshold,
                 clock,
@@ -109,7 +106,21 @@ impl Datasets {
     }
 
     pub fn registry(&self) -> &Registry {
-        &self.inner.registry
+        self.inner.auth.registry()
+    }
+
+    /// Who sends a gRPC request.
+    pub fn reader_grpc<T>(&self, request: &tonic::Request<T>) -> Result<Reader, ApiError> {
+        self.inner.auth.identify_grpc(request)
+    }
+
+    /// Who sends an HTTP request.
+    pub fn reader_http(
+        &self,
+        headers: &http::HeaderMap,
+        extensions: &http::Extensions,
+    ) -> Result<Reader, ApiError> {
+        self.inner.auth.identify_http(headers, extensions)
     }
 
     pub fn max_wait(&self) -> Duration {
@@ -159,18 +170,18 @@ impl Datasets {
     }
 
     /// What `reader` may read of `dataset` now, with the grants register at least at
-    /// `min_position` (so a read right after an approval sees it).
+    /// `min_position` (so a read right after an approval sees it). With `bound`, a grant
+    /// counts only when the reader's purpose names it (`grant:<id>`): grants are bound to
+    /// their purpose. Without, every grant in force counts (to say what could be read).
     pub async fn access(
         &self,
         dataset: &'static Dataset,
         reader: &Reader,
         min_position: u64,
         wait: Duration,
+        bound: bool,
     ) -> Result<Access, ApiError> {
-        let department = match reader {
-            Reader::Public => None,
-            Reader::Department(d) => Some(d.as_str().to_owned()),
-        };
+        let department = reader.department().map(|d| d.code.as_str().to_owned());
         // Only a department reading another's dataset needs its grants looked up.
         let needs_grants = dataset.open != OpenType::Open
             && matches!((&department, dataset.owner), (Some(d), Owner::Department(o)) if d != o);
@@ -183,14 +194,28 @@ impl Datasets {
             }
             _ => Vec::new(),
         };
-        access(
-            dataset,
-            department.as_deref(),
-            &grants,
-            self.inner.clock.now(),
-        )
-        .map_err(|denied| match denied {
-            Denied::Anonymous => ApiError::Unauthenticated(denied.reason()),
+        let now = self.inner.clock.now();
+        let named = match reader.department() {
+            Some(d) if bound => {
+                let purpose = d.purpose.strip_prefix(GRANT_PURPOSE_PREFIX);
+                grants
+                    .iter()
+                    .filter(|g| Some(g.grant_id.as_str()) == purpose)
+                    .cloned()
+                    .collect()
+            }
+            _ => grants.clone(),
+        };
+        access(dataset, department.as_deref(), &named, now).map_err(|denied| match denied {
+            Denied::Anonymous => ApiError::Unauthenticated(denied.reason().into()),
+            // Grants in force that the purpose does not name: say how to name one.
+            Denied::NoGrant if access(dataset, department.as_deref(), &grants, now).is_ok() => {
+                ApiError::PermissionDenied(
+                    "a grant is bound to its purpose: name the grant this read is made under \
+                     in the x-hub-purpose header as grant:<grant id> (ListReadable lists them)"
+                        .into(),
+                )
+            }
             Denied::NotShared | Denied::NoGrant => {
                 ApiError::PermissionDenied(denied.reason().into())
             }
@@ -210,7 +235,7 @@ impl Datasets {
         let mut readable = Vec::new();
         for id in &self.inner.order {
             let (dataset, _) = self.model(id)?;
-            let access = match self.access(dataset, reader, 0, wait).await {
+            let access = match self.access(dataset, reader, 0, wait, false).await {
                 Ok(access) => access,
                 Err(ApiError::PermissionDenied(_) | ApiError::Unauthenticated(_)) => continue,
                 Err(err) => return Err(err),
@@ -265,7 +290,7 @@ impl Datasets {
         let dataset: &'static Dataset = dataset;
         // Who asks first: a refused reader learns nothing of the request's other fields.
         let access = self
-            .access(dataset, reader, request.min_position, wait)
+            .access(dataset, reader, request.min_position, wait, true)
             .await?;
         let party = match &access {
             Access::Party(party) => Some(party.clone()),
@@ -285,7 +310,9 @@ impl Datasets {
         query.party = party;
         let position = reach(model, request.min_position, wait).await?;
         // A grant may have been revoked, or its expiry come, while the read waited.
-        let access = self.access(dataset, reader, 0, Duration::ZERO).await?;
+        let access = self
+            .access(dataset, reader, 0, Duration::ZERO, true)
+            .await?;
         let threshold = self.inner.threshold;
         let page = blocking(model, move |store| {
             let mut page = match dataset.publication {
@@ -310,17 +337,6 @@ impl Datasets {
             position,
         })
     }
-}
-
-/// Who reads, from the request's headers: a department known to the registry named by
-/// `x-hub-department` (development identity, until certificates and tokens come), or, with
-/// no such header, the anonymous public.
-pub fn reader(headers: &http::HeaderMap, registry: &Registry) -> Result<Reader, ApiError> {
-    let value = headers.get(DEPARTMENT_HEADER).map(|v| v.as_bytes());
-    Ok(match named_department(value, registry)? {
-        Some(department) => Reader::Department(department),
-        None => Reader::Public,
-    })
 }
 
 /// What `access` gives of `dataset`, field by field.

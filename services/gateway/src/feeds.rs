@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing::{debug, warn};
 
-use crate::datasets::{Datasets, Reader, reader};
+use crate::datasets::{Datasets, Reader};
 
 /// How often a subscription checks its grants and reports progress (at most once a second).
 const CHECK_EVERY: Duration = Duration::from_millis(200);
@@ -170,14 +170,15 @@ impl FeedService for Feeds {
         &self,
         request: Request<v1::SubscribeRequest>,
     ) -> Result<Response<Events>, Status> {
-        let headers = request.metadata().clone().into_headers();
-        let Reader::Department(department) = reader(&headers, self.datasets.registry())? else {
+        let Reader::Department(department) = self.datasets.reader_grpc(&request)? else {
             return Err(ApiError::Unauthenticated(
-                "a feed is a department's: name the calling department",
+                "a feed is a department's: identify as the department by client certificate \
+                 or signed token"
+                    .into(),
             )
             .into());
         };
-        let department = department.to_string();
+        let department = department.code.to_string();
         let filter = Filter::parse(request.get_ref())?;
         let unavailable = |e: &dyn std::fmt::Display| {
             warn!(error = %e, "feed subscription cannot start");

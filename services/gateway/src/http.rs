@@ -21,7 +21,7 @@ use hub_api::v1;
 use serde::Deserialize;
 
 use crate::catalog::{Publisher, dcat};
-use crate::datasets::{Datasets, reader};
+use crate::datasets::Datasets;
 
 /// Datasets per catalogue page.
 pub const CATALOG_PAGE_SIZE: u64 = 50;
@@ -221,6 +221,7 @@ async fn dataset_rows(
     Path(id): Path<String>,
     params: Result<Query<RowParams>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
 ) -> Response {
     let p = match params {
         Ok(Query(p)) => p,
@@ -231,7 +232,7 @@ async fn dataset_rows(
             ]));
         }
     };
-    let who = match reader(&headers, state.datasets.registry()) {
+    let who = match state.datasets.reader_http(&headers, &extensions) {
         Ok(who) => who,
         Err(err) => return error_response(err),
     };

@@ -10,6 +10,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+pub use crate::identity::IdentityConfig;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -31,6 +33,7 @@ pub struct Config {
     pub query: QueryConfig,
     pub catalogue: CatalogueConfig,
     pub feeds: FeedsConfig,
+    pub identity: IdentityConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -136,6 +139,7 @@ impl Default for Config {
             query: QueryConfig::default(),
             catalogue: CatalogueConfig::default(),
             feeds: FeedsConfig::default(),
+            identity: IdentityConfig::default(),
         }
     }
 }

@@ -2,13 +2,16 @@
 //! shutdown future, so the binary and the tests start it the same way.
 
 pub mod config;
+pub mod dev_ca;
 mod health;
+pub mod identity;
 pub mod nats_accounts;
 mod nats_child;
 mod read_models;
 mod reference;
 mod run;
 mod secrets;
+mod tls;
 
 pub use config::Config;
 pub use nats_child::ChildNats;

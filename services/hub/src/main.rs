@@ -42,6 +42,10 @@ struct Cli {
     /// Start against a NATS without a hub seed (nats.nkey_file): departments not isolated.
     #[arg(long)]
     accept_no_isolation: bool,
+    /// Development mode (identity.mode): the x-hub-department header names the calling
+    /// department unproven. Loopback only; the hub says so at start-up.
+    #[arg(long)]
+    dev: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,6 +58,23 @@ enum Command {
         /// Folder to write into (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+    },
+    /// Writes a development CA for department identity: DIR/ca.pem, the hub's server
+    /// certificate DIR/hub.pem (localhost and every --host), per unit of the reference data a
+    /// client certificate DIR/units/<unit>.pem named by its code and a signed token
+    /// DIR/units/<unit>.token, the token public key, and DIR/identity.toml, the [identity]
+    /// lines for the hub's configuration. Keys and tokens are mode 0600; a CA and token key
+    /// already in DIR are kept, so what was handed out before stays valid.
+    DevCa {
+        /// Folder to write into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// A name or IP address the hub is reached at, beyond localhost (repeatable).
+        #[arg(long = "host", value_name = "NAME")]
+        hosts: Vec<String>,
+        /// How long the units' tokens are valid, in days.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+        token_days: u32,
     },
 }
 
@@ -79,6 +100,11 @@ impl Cli {
         }
         if self.accept_no_isolation {
             nats.insert("accept_no_isolation".into(), Value::from(true));
+        }
+        if self.dev {
+            let mut identity = Dict::new();
+            identity.insert("mode".into(), Value::from("development"));
+            top.insert("identity".into(), Value::from(identity));
         }
         if !nats.is_empty() {
             top.insert("nats".into(), Value::from(nats));
@@ -138,8 +164,21 @@ async fn main() -> ExitCode {
 
 async fn start(cli: Cli) -> anyhow::Result<()> {
     let config = hub::Config::load(cli.config.as_deref(), cli.overrides())?;
-    if let Some(Command::NatsAccounts { out }) = &cli.command {
-        return nats_accounts(&config, out);
+    match &cli.command {
+        Some(Command::NatsAccounts { out }) => return nats_accounts(&config, out),
+        Some(Command::DevCa {
+            out,
+            hosts,
+            token_days,
+        }) => {
+            let options = hub::dev_ca::DevCaOptions {
+                hosts: hosts.clone(),
+                token_days: *token_days,
+                now: jiff::Timestamp::now(),
+            };
+            return dev_ca(&config, out, &options);
+        }
+        None => {}
     }
     let listener = TcpListener::bind(config.listen)
         .await
@@ -162,6 +201,51 @@ fn nats_accounts(config: &hub::Config, out: &std::path::Path) -> anyhow::Result<
     Ok(())
 }
 
+/// `hub dev-ca --out DIR`: says what it wrote, never a key or a token.
+fn dev_ca(
+    config: &hub::Config,
+    out: &std::path::Path,
+    options: &hub::dev_ca::DevCaOptions,
+) -> anyhow::Result<()> {
+    let registry = hub::load_registry(config.reference_data.as_deref())?;
+    let written = hub::dev_ca::write(out, &registry, options)?;
+    println!(
+        "CA certificate (identity.client_ca_file): {}",
+        written.ca_cert.display()
+    );
+    println!(
+        "CA key (keep; hand out to no one): {}",
+        written.ca_key.display()
+    );
+    println!(
+        "hub certificate (identity.tls_cert_file): {}",
+        written.server_cert.display()
+    );
+    println!(
+        "hub key (identity.tls_key_file): {}",
+        written.server_key.display()
+    );
+    println!(
+        "token public key (identity.token_public_key_file): {}",
+        written.token_public_key.display()
+    );
+    println!(
+        "token signing key (keep; hand out to no one): {}",
+        written.token_signing_key.display()
+    );
+    println!("hub configuration lines: {}", written.config.display());
+    for unit in &written.units {
+        println!(
+            "{} certificate: {} key: {} token: {}",
+            unit.code,
+            unit.cert.display(),
+            unit.key.display(),
+            unit.token.display()
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +261,37 @@ mod tests {
         assert!(Cli::try_parse_from(["hub", "nats-accounts"]).is_err());
         let plain = Cli::try_parse_from(["hub", "--nats-url", "nats://x"]).expect("parses");
         assert!(plain.command.is_none());
+    }
+
+    #[test]
+    fn dev_ca_is_a_subcommand_with_an_out_dir_hosts_and_token_days() {
+        let cli = Cli::try_parse_from(["hub", "dev-ca", "--out", "ca"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Some(Command::DevCa { out, hosts, token_days: 30 })
+                if out == std::path::Path::new("ca") && hosts.is_empty()
+        ));
+        let cli = Cli::try_parse_from([
+            "hub",
+            "dev-ca",
+            "--out",
+            "ca",
+            "--host",
+            "hub.city.example",
+            "--host",
+            "10.0.0.7",
+            "--token-days",
+            "7",
+        ])
+        .expect("parses");
+        assert!(matches!(
+            cli.command,
+            Some(Command::DevCa { hosts, token_days: 7, .. })
+                if hosts == ["hub.city.example", "10.0.0.7"]
+        ));
+        assert!(Cli::try_parse_from(["hub", "dev-ca"]).is_err());
+        assert!(
+            Cli::try_parse_from(["hub", "dev-ca", "--out", "ca", "--token-days", "0"]).is_err()
+        );
     }
 }

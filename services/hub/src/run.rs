@@ -38,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
+use crate::identity::Identities;
 use crate::nats_child::ChildNats;
 use crate::reference::load_registry;
 use crate::{health, nats_accounts, read_models};
@@ -109,6 +110,14 @@ pub async fn run_with(
     let registry = Arc::new(load_registry(config.reference_data.as_deref())?);
     // Before anything is started or opened: a hub that must refuse does so at once.
     let hasher = Arc::new(crate::secrets::command_hasher(&config).await?);
+    let identities = config
+        .identity
+        .load(
+            listener.local_addr()?,
+            registry.clone(),
+            options.clock.clone(),
+        )
+        .context("caller identity")?;
 
     // On its own nats-server the hub runs every unit in an account of its own, with keys it
     // generates once; on an external one it authenticates with the configured seed, if any.
@@ -155,6 +164,7 @@ pub async fn run_with(
     let outcome = serve(
         &config,
         (registry, hasher, hub_seed),
+        identities,
         child.as_ref(),
         listener,
         shutdown,
@@ -174,12 +184,14 @@ async fn serve(
         Arc<CommandHasher>,
         Option<Seed>,
     ),
+    identities: Identities,
     child: Option<&ChildNats>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
     options: RunOptions,
 ) -> anyhow::Result<()> {
     let RunOptions { clock, started } = options;
+    let Identities { auth, tls } = identities;
     let (url, monitor_url) = match child {
         Some(child) => (
             child.client_url().to_owned(),
@@ -401,20 +413,19 @@ async fn serve(
         Duration::from_millis(config.supervision_interval_ms),
     );
     let supervision = tokio::spawn(supervisor.run(stop.child_token()));
-    let commands = CaseCommands::new(case_executor);
-    let care = CareCommands::new(care_executor);
-    let grants = GrantCommands::new(grant_executor);
+    let commands = CaseCommands::new(case_executor, auth.clone());
+    let care = CareCommands::new(care_executor, auth.clone());
+    let grants = GrantCommands::new(grant_executor, auth.clone());
     let queries = CaseQueries::new(
         model.clone(),
-        registry.clone(),
+        auth.clone(),
         Duration::from_millis(config.query.max_wait_ms),
     );
     let addr = listener.local_addr()?;
-    let base_url = config
-        .catalogue
-        .base_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+    let base_url = config.catalogue.base_url.clone().unwrap_or_else(|| {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{addr}")
+    });
     let all_read_models: Vec<ReadModel> = [model.clone(), command_state.clone()]
         .into_iter()
         .chain(dataset_models.iter().map(|(_, m)| m.clone()))
@@ -426,7 +437,7 @@ async fn serve(
     let datasets = Datasets::new(
         catalogued,
         appender.clone(),
-        registry.clone(),
+        auth,
         Duration::from_millis(config.query.max_wait_ms),
         config.catalogue.small_count_threshold,
         clock.clone(),
@@ -449,6 +460,7 @@ async fn serve(
 
     let serving = {
         let stop = stop.clone();
+        let stop_accepting = stop.clone();
         let mut routes = tonic::service::Routes::builder();
         routes
             .add_service(health_service)
@@ -464,15 +476,22 @@ async fn serve(
         let mut routes = routes.routes();
         let grpc = std::mem::take(routes.axum_router_mut());
         *routes.axum_router_mut() = grpc.merge(http::router(datasets, publisher, base_url));
-        // HTTP/1.1 too, for the catalogue and dataset rows; gRPC stays on HTTP/2.
-        tonic::transport::Server::builder()
+        // HTTP/1.1 too, for the catalogue and dataset rows; gRPC stays on HTTP/2. With TLS
+        // configured, the port serves TLS only, through the hub's own acceptor.
+        let server = tonic::transport::Server::builder()
             .accept_http1(true)
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-                stop.cancelled().await
-            })
+            .add_routes(routes);
+        let shutdown = async move { stop.cancelled().await };
+        match tls {
+            Some(config) => {
+                let incoming = crate::tls::incoming(listener, config, stop_accepting);
+                tokio::spawn(server.serve_with_incoming_shutdown(incoming, shutdown))
+            }
+            None => tokio::spawn(
+                server.serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown),
+            ),
+        }
     };
-    let serving = tokio::spawn(serving);
     if let Some(started) = started {
         // The receiver may be gone; the hub serves either way.
         let _ = started.send(Started {

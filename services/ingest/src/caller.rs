@@ -1,13 +1,13 @@
-//! Who is calling. For now the department comes from request metadata; identity by client
-//! certificate or signed token comes with the identity work.
+//! Who is calling: a department proven by certificate or token (or, in development mode,
+//! named by header), with its acting person and purpose, as [`Authenticator`] works it out.
 
 pub use hub_api::identity::DEPARTMENT_HEADER;
-use hub_api::identity::named_department;
+use hub_api::identity::{Authenticator, Identity};
 use hub_api::{ApiError, is_safe_id};
 use hub_domain::codes::DepartmentCode;
-use hub_domain::registry::Registry;
 use hub_domain::{Actor, FieldViolation};
 use hub_log::names::department_source;
+use tonic::Request;
 use tonic::metadata::MetadataMap;
 
 /// W3C trace context header, passed through into the events.
@@ -19,6 +19,10 @@ const CORRELATION_HEADER: &str = "x-correlation-id";
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub department: DepartmentCode,
+    /// The person acting for the department (a staff or account id).
+    pub person: String,
+    /// The case, grant or other reference the command serves.
+    pub purpose: String,
     pub traceparent: String,
     pub correlation_id: String,
 }
@@ -80,16 +84,21 @@ fn traceparent(metadata: &MetadataMap) -> String {
     }
 }
 
-/// The caller of a command: a department known to the registry, which a command must name.
-pub fn caller(metadata: &MetadataMap, registry: &Registry) -> Result<Caller, ApiError> {
-    let value = metadata
-        .get(DEPARTMENT_HEADER)
-        .map(|v| v.as_encoded_bytes());
-    let department = named_department(value, registry)?.ok_or(ApiError::Unauthenticated(
-        "request header x-hub-department is missing",
-    ))?;
+/// The caller of a command: a department of the registry, proven (the public issues no
+/// commands), with its acting person and purpose.
+pub fn caller<T>(request: &Request<T>, auth: &Authenticator) -> Result<Caller, ApiError> {
+    let Identity::Department(department) = auth.identify_grpc(request)? else {
+        return Err(ApiError::Unauthenticated(
+            "a command must come from a department: identify by client certificate or signed \
+             token (in development mode, by the x-hub-department header)"
+                .into(),
+        ));
+    };
+    let metadata = request.metadata();
     Ok(Caller {
-        department,
+        department: department.code,
+        person: department.person,
+        purpose: department.purpose,
         traceparent: traceparent(metadata),
         correlation_id: correlation_id(metadata)?,
     })

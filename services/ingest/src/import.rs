@@ -99,7 +99,7 @@ impl CaseCommands {
         &self,
         request: Request<Streaming<ImportCasesRequest>>,
     ) -> Result<ImportCasesResponse, Status> {
-        let caller = caller(request.metadata(), self.executor().registry())?;
+        let caller = caller(&request, self.auth())?;
         let now = self.executor().now();
         let mut stream = request.into_inner();
         let mut prepared = Vec::new();

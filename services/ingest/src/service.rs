@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use hub_api::aggregate::Aggregate;
+use hub_api::identity::Authenticator;
 use hub_api::v1::CommandResult;
 use hub_api::{ApiError, ValidCommand, ValidCreation};
 use hub_domain::Violations;
@@ -17,6 +18,7 @@ use crate::ids;
 /// The command service of one aggregate type.
 pub struct Commands<A: Aggregate> {
     executor: Arc<Executor<A>>,
+    auth: Authenticator,
 }
 
 /// Builds the executor's view of a department's command.
@@ -39,13 +41,18 @@ pub fn submitted<A: Aggregate>(
         command,
         correlation_id: caller.correlation_id.clone(),
         traceparent: caller.traceparent.clone(),
+        person: caller.person.clone(),
         decided_at: None,
     }
 }
 
 impl<A: Aggregate> Commands<A> {
-    pub fn new(executor: Arc<Executor<A>>) -> Self {
-        Self { executor }
+    pub fn new(executor: Arc<Executor<A>>, auth: Authenticator) -> Self {
+        Self { executor, auth }
+    }
+
+    pub(crate) fn auth(&self) -> &Authenticator {
+        &self.auth
     }
 
     pub(crate) fn executor(&self) -> &Executor<A> {
@@ -74,7 +81,7 @@ impl<A: Aggregate> Commands<A> {
         R: prost::Message + Clone,
         V: for<'a> TryFrom<&'a R, Error = Violations>,
     {
-        let caller = caller(request.metadata(), self.executor.registry())?;
+        let caller = caller(request, &self.auth)?;
         let valid = V::try_from(request.get_ref()).map_err(ApiError::from)?;
         let hash = self
             .executor

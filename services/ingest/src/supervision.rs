@@ -62,6 +62,7 @@ fn system_command<A: Aggregate>(
         command,
         correlation_id: request_id,
         traceparent: String::new(),
+        person: String::new(),
         decided_at: None,
     }
 }

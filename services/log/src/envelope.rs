@@ -69,6 +69,9 @@ pub struct Envelope {
     pub request_id: String,
     /// Hash of the command's content, to tell a retry from a reused request id.
     pub command_hash: String,
+    /// The person who acted for the issuing department (a staff or account id); empty for
+    /// the hub's own events.
+    pub acting_person: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,14 +103,15 @@ impl Envelope {
 
     /// The headers of the event as a department's feed carries it: `Nats-Msg-Id` and the
     /// CloudEvents attributes, without the hub's internal ones (request id, command hash,
-    /// correlation and causation ids), which say nothing a receiver needs and identify
-    /// another department's requests.
+    /// correlation and causation ids, acting person), which say nothing a receiver needs and
+    /// identify another department's requests and staff.
     pub fn to_feed_headers(&self) -> Vec<(String, String)> {
-        const INTERNAL: [&str; 4] = [
+        const INTERNAL: [&str; 5] = [
             h::CE_REQUESTID,
             h::CE_COMMANDHASH,
             h::CE_CORRELATIONID,
             h::CE_CAUSATIONID,
+            h::CE_ACTINGPERSON,
         ];
         std::iter::once((h::MSG_ID, encode(&self.id)))
             .chain(self.attributes())
@@ -116,7 +120,7 @@ impl Envelope {
             .collect()
     }
 
-    fn attributes(&self) -> [(&'static str, Cow<'_, str>); 16] {
+    fn attributes(&self) -> [(&'static str, Cow<'_, str>); 17] {
         [
             (h::CE_SPECVERSION, SPEC_VERSION.into()),
             (h::CE_ID, encode(&self.id)),
@@ -134,6 +138,7 @@ impl Envelope {
             (h::CE_TRACEPARENT, encode(&self.traceparent)),
             (h::CE_REQUESTID, encode(&self.request_id)),
             (h::CE_COMMANDHASH, encode(&self.command_hash)),
+            (h::CE_ACTINGPERSON, encode(&self.acting_person)),
         ]
     }
 
@@ -181,6 +186,7 @@ impl Envelope {
             traceparent: text(h::CE_TRACEPARENT)?,
             request_id: text(h::CE_REQUESTID)?,
             command_hash: text(h::CE_COMMANDHASH)?,
+            acting_person: text(h::CE_ACTINGPERSON)?,
         })
     }
 }
@@ -205,6 +211,7 @@ mod tests {
             traceparent: String::new(),
             request_id: "r-1".into(),
             command_hash: "9f2c".into(),
+            acting_person: "ua-0042".into(),
         }
     }
 

@@ -121,6 +121,8 @@ pub mod headers {
     pub const CE_TRACEPARENT: &str = "ce-traceparent";
     pub const CE_REQUESTID: &str = "ce-requestid";
     pub const CE_COMMANDHASH: &str = "ce-commandhash";
+    /// The person who acted for the issuing department (CloudEvents extension `actingperson`).
+    pub const CE_ACTINGPERSON: &str = "ce-actingperson";
 
     /// Set by the server on a direct get's answers.
     pub const NUM_PENDING: &str = "Nats-Num-Pending";

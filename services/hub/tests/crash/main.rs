@@ -96,10 +96,13 @@ async fn crash_at(failpoints: &str, rid: &str) {
     }
     // Every read model catches up and equals a rebuild.
     hub.queries()
-        .get_case(v1::GetCaseRequest {
-            case_id: again.case_id.clone(),
-            min_position: again.position,
-        })
+        .get_case(from(
+            "dcc-310104",
+            v1::GetCaseRequest {
+                case_id: again.case_id.clone(),
+                min_position: again.position,
+            },
+        ))
         .await
         .expect("the case is readable at its position");
     hub.stop().await;
@@ -610,11 +613,14 @@ async fn killed_at_random_moments_under_concurrent_reports() {
         answered.len()
     );
     hub.queries()
-        .list_cases(v1::ListCasesRequest {
-            holder: "dcc-310104".into(),
-            min_position: last,
-            ..Default::default()
-        })
+        .list_cases(from(
+            "dcc-310104",
+            v1::ListCasesRequest {
+                holder: "dcc-310104".into(),
+                min_position: last,
+                ..Default::default()
+            },
+        ))
         .await
         .expect("the queue catches up");
     feed_holds_each_report_once(&js).await;

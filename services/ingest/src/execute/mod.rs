@@ -84,6 +84,8 @@ pub struct Submitted<A: Aggregate> {
     pub command: A::Command,
     pub correlation_id: String,
     pub traceparent: String,
+    /// The person who acted for the department; empty for the hub's own commands.
+    pub person: String,
     /// When the decision counts as made; `None`: now. Set for historic imports.
     pub decided_at: Option<Timestamp>,
 }
@@ -471,6 +473,7 @@ impl<A: Aggregate> Executor<A> {
                         traceparent: submitted.traceparent.clone(),
                         request_id: submitted.request_id.clone(),
                         command_hash: submitted.hash.as_str().to_owned(),
+                        acting_person: submitted.person.clone(),
                     },
                     body: body.into(),
                 }

@@ -173,6 +173,7 @@ fn submitted<A: Aggregate>(
         command,
         correlation_id: String::new(),
         traceparent: String::new(),
+        person: "staff-0001".into(),
         decided_at: None,
     }
 }
@@ -471,6 +472,7 @@ async fn an_event_this_version_cannot_read_blocks_its_aggregate_and_no_other() {
                 traceparent: String::new(),
                 request_id: "newer".into(),
                 command_hash: String::new(),
+                acting_person: String::new(),
             },
             body: bytes::Bytes::from_static(b"\x0a\x01x"),
         })

@@ -35,6 +35,7 @@ fn stored(position: u64, event: &CaseEvent) -> StoredEvent {
             traceparent: String::new(),
             request_id: "r".into(),
             command_hash: String::new(),
+            acting_person: String::new(),
         },
         body: body.into(),
     }

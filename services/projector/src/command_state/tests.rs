@@ -59,6 +59,7 @@ fn stored(position: u64, subject: &str, event_type: &str, body: Vec<u8>, rid: &s
             request_id: rid.into(),
             // Not in the keyed form: a plain digest an older version wrote.
             command_hash: format!("h-{rid}"),
+            acting_person: String::new(),
         },
         body: body.into(),
     }

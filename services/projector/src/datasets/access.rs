@@ -51,7 +51,9 @@ pub enum Denied {
 impl Denied {
     pub fn reason(self) -> &'static str {
         match self {
-            Self::Anonymous => "this dataset is not open: the calling department must be named",
+            Self::Anonymous => {
+                "this dataset is not open: the caller must identify as a department (client certificate or signed token)"
+            }
             Self::NotShared => "this dataset is not shared: its owning department alone reads it",
             Self::NoGrant => {
                 "this dataset is shared only under an approved grant in force, and the calling \

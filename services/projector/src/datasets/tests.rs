@@ -267,6 +267,7 @@ fn entry(position: u64, event: &CaseEvent) -> Entry {
             traceparent: String::new(),
             request_id: format!("r{position}"),
             command_hash: String::new(),
+            acting_person: String::new(),
         },
         body: body.into(),
     })

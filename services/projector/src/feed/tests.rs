@@ -57,6 +57,7 @@ fn stored(
             traceparent: String::new(),
             request_id: "req-1".into(),
             command_hash: "k1.0123456789abcdef0123456789abcdef".into(),
+            acting_person: "ps-0007".into(),
         },
         body: body.into(),
     }
@@ -254,6 +255,7 @@ fn the_owner_gets_care_events_whole_and_a_grantee_masked_after_approval_only() {
         "ce-commandhash",
         "ce-correlationid",
         "ce-causationid",
+        "ce-actingperson",
     ] {
         assert_eq!(header(headers, internal), None, "{internal}");
     }
