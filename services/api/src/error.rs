@@ -7,7 +7,7 @@ use hub_domain::FieldViolation;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
     /// The request is malformed; each violation names a field and why.
     #[error("invalid argument")]

@@ -5,6 +5,16 @@ pub const EVENTS_STREAM: &str = "GOV_EVENTS";
 /// All subjects of the event log.
 pub const EVENTS_SUBJECTS: &str = "gov.events.>";
 
+/// The audit log's stream: append-only like the events stream.
+pub const AUDIT_STREAM: &str = "GOV_AUDIT";
+/// Subjects of `GOV_AUDIT`: one chain per hub instance, `gov.audit.<instance>`.
+pub const AUDIT_SUBJECTS: &str = "gov.audit.>";
+
+/// The subject of hub instance `instance`'s audit chain.
+pub fn audit_subject(instance: &str) -> String {
+    format!("gov.audit.{instance}")
+}
+
 /// `gov.events.<aggregate_type>.<aggregate_id>`: one subject per aggregate. The aggregate
 /// type is a lowercase token (`case`, `care`, `grant`, ...).
 pub fn event_subject(aggregate_type: &str, id: &str) -> String {

@@ -1,4 +1,5 @@
-//! The event log's stream, `GOV_EVENTS`, and the settings it must keep.
+//! The append-only streams, `GOV_EVENTS` (the event log) and `GOV_AUDIT` (the audit log),
+//! and the settings they must keep.
 //!
 //! Durability is configured, not assumed: file storage, limits retention, deny delete, deny
 //! purge, discard new and a duplicate window. A stream that lacks any of them after
@@ -9,7 +10,29 @@ use std::time::Duration;
 use async_nats::jetstream::context::GetStreamErrorKind;
 use async_nats::jetstream::{self, ErrorCode, stream};
 
-use crate::names::{EVENTS_STREAM, EVENTS_SUBJECTS};
+use crate::names::{AUDIT_STREAM, AUDIT_SUBJECTS, EVENTS_STREAM, EVENTS_SUBJECTS};
+
+/// One of the hub's append-only streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOnly {
+    pub name: &'static str,
+    pub subjects: &'static str,
+    description: &'static str,
+}
+
+/// The event log.
+pub const EVENTS: AppendOnly = AppendOnly {
+    name: EVENTS_STREAM,
+    subjects: EVENTS_SUBJECTS,
+    description: "governance events: the hub's single source of truth",
+};
+
+/// The audit log: who read what, why, and what was refused; one hash chain per hub instance.
+pub const AUDIT: AppendOnly = AppendOnly {
+    name: AUDIT_STREAM,
+    subjects: AUDIT_SUBJECTS,
+    description: "audit records: every read, feed subscription and refusal, hash-chained",
+};
 
 /// What the operator may choose about the events stream.
 #[derive(Debug, Clone)]
@@ -31,18 +54,23 @@ impl Default for EventsStreamSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
-    #[error("stream {EVENTS_STREAM} could not be created or updated: {0}")]
-    Setup(String),
-    #[error("stream {EVENTS_STREAM} has settings that could lose or rewrite events: {}", .0.join("; "))]
-    Unsafe(Vec<String>),
+    #[error("stream {0} could not be created or updated: {1}")]
+    Setup(&'static str, String),
+    #[error("stream {0} has settings that could lose or rewrite what it holds: {problems}", problems = .1.join("; "))]
+    Unsafe(&'static str, Vec<String>),
 }
 
 /// The configuration the hub creates `GOV_EVENTS` with.
 pub fn events_stream_config(settings: &EventsStreamSettings) -> stream::Config {
+    stream_config(EVENTS, settings)
+}
+
+/// The configuration the hub creates `log` with.
+pub fn stream_config(log: AppendOnly, settings: &EventsStreamSettings) -> stream::Config {
     stream::Config {
-        name: EVENTS_STREAM.to_owned(),
-        description: Some("governance events: the hub's single source of truth".to_owned()),
-        subjects: vec![EVENTS_SUBJECTS.to_owned()],
+        name: log.name.to_owned(),
+        description: Some(log.description.to_owned()),
+        subjects: vec![log.subjects.to_owned()],
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::Limits,
         discard: stream::DiscardPolicy::New,
@@ -56,8 +84,17 @@ pub fn events_stream_config(settings: &EventsStreamSettings) -> stream::Config {
     }
 }
 
-/// Every way `config` falls short of what the hub requires.
+/// Every way `config` falls short of what the hub requires of `GOV_EVENTS`.
 pub fn unsafe_settings(config: &stream::Config, settings: &EventsStreamSettings) -> Vec<String> {
+    unsafe_settings_of(EVENTS, config, settings)
+}
+
+/// Every way `config` falls short of what the hub requires of `log`.
+pub fn unsafe_settings_of(
+    log: AppendOnly,
+    config: &stream::Config,
+    settings: &EventsStreamSettings,
+) -> Vec<String> {
     let mut problems = Vec::new();
     if config.storage != stream::StorageType::File {
         problems.push("storage is not file".to_owned());
@@ -105,8 +142,8 @@ pub fn unsafe_settings(config: &stream::Config, settings: &EventsStreamSettings)
             config.num_replicas, settings.replicas
         ));
     }
-    if !config.subjects.iter().any(|s| s == EVENTS_SUBJECTS) {
-        problems.push(format!("subjects do not include {EVENTS_SUBJECTS}"));
+    if !config.subjects.iter().any(|s| s == log.subjects) {
+        problems.push(format!("subjects do not include {}", log.subjects));
     }
     problems
 }
@@ -116,28 +153,31 @@ pub async fn ensure_events_stream(
     js: &jetstream::Context,
     settings: &EventsStreamSettings,
 ) -> Result<stream::Info, StreamError> {
-    let wanted = events_stream_config(settings);
-    let info = match js.get_stream(EVENTS_STREAM).await {
+    ensure_stream(js, EVENTS, settings).await
+}
+
+/// Creates `log`, or updates it to the required settings, and checks the result.
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    log: AppendOnly,
+    settings: &EventsStreamSettings,
+) -> Result<stream::Info, StreamError> {
+    let setup = |e: &dyn std::fmt::Display| StreamError::Setup(log.name, e.to_string());
+    let wanted = stream_config(log, settings);
+    let info = match js.get_stream(log.name).await {
         Ok(mut existing) => {
-            let current = existing
-                .info()
-                .await
-                .map_err(|e| StreamError::Setup(e.to_string()))?
-                .config
-                .clone();
-            if unsafe_settings(&current, settings).is_empty() {
+            let current = existing.info().await.map_err(|e| setup(&e))?.config.clone();
+            if unsafe_settings_of(log, &current, settings).is_empty() {
                 existing.cached_info().clone()
             } else {
                 // Keep what an operator added (other subjects, metadata); fix the rest.
                 let mut update = wanted.clone();
                 update.subjects = current.subjects.clone();
-                if !update.subjects.iter().any(|s| s == EVENTS_SUBJECTS) {
-                    update.subjects.push(EVENTS_SUBJECTS.to_owned());
+                if !update.subjects.iter().any(|s| s == log.subjects) {
+                    update.subjects.push(log.subjects.to_owned());
                 }
                 update.metadata = current.metadata.clone();
-                js.update_stream(update)
-                    .await
-                    .map_err(|e| StreamError::Setup(e.to_string()))?
+                js.update_stream(update).await.map_err(|e| setup(&e))?
             }
         }
         Err(err)
@@ -148,17 +188,17 @@ pub async fn ensure_events_stream(
         {
             js.create_stream(wanted)
                 .await
-                .map_err(|e| StreamError::Setup(e.to_string()))?
+                .map_err(|e| setup(&e))?
                 .cached_info()
                 .clone()
         }
-        Err(err) => return Err(StreamError::Setup(err.to_string())),
+        Err(err) => return Err(setup(&err)),
     };
-    let problems = unsafe_settings(&info.config, settings);
+    let problems = unsafe_settings_of(log, &info.config, settings);
     if problems.is_empty() {
         Ok(info)
     } else {
-        Err(StreamError::Unsafe(problems))
+        Err(StreamError::Unsafe(log.name, problems))
     }
 }
 

@@ -1,0 +1,92 @@
+//! The audit log. Every query, feed subscription and refused request is recorded (who, what,
+//! why, when, the outcome) and appended to the stream `GOV_AUDIT` before its answer leaves
+//! the hub: an answer whose record cannot be stored is not given (UNAVAILABLE).
+//!
+//! Each hub instance writes its own hash chain on subject `gov.audit.<instance>`: records are
+//! gathered into batches (one append carries every record waiting, so auditing costs one
+//! append per batch, not per read), each batch names the SHA-256 of the previous batch's body,
+//! and each append expects the chain's last subject sequence, so two writers on one chain
+//! cannot fork it: the second one's appends are refused.
+
+mod chain;
+mod writer;
+
+pub use chain::{ChainBreak, StoredBatch, check_chain, digest, read_chain};
+pub use hub_api::v1::{AuditBatch, AuditRecord};
+pub use writer::{Audit, AuditError, MAX_BATCH};
+
+use hub_api::ApiError;
+use hub_api::identity::{Identity, Proof};
+
+/// The outcome field of an answered request.
+pub const OK: &str = "ok";
+
+/// A record of `action` by `who` (`None`: the caller's proof failed, so nobody is known),
+/// with `outcome` filled in from `result`: "ok", or the refusal's code and text.
+pub fn record<T>(
+    who: Option<&Identity>,
+    action: &str,
+    result: &Result<T, ApiError>,
+) -> AuditRecord {
+    let mut record = AuditRecord {
+        time: Some(now()),
+        action: action.to_owned(),
+        ..Default::default()
+    };
+    if let Some(Identity::Department(d)) = who {
+        record.department = d.code.to_string();
+        record.proof = match d.proof {
+            Proof::Certificate => "certificate",
+            Proof::Token => "token",
+            Proof::Header => "header",
+        }
+        .to_owned();
+        record.acting_person = d.person.clone();
+        record.purpose = d.purpose.clone();
+    }
+    match result {
+        Ok(_) => record.outcome = OK.to_owned(),
+        Err(err) => {
+            let status = tonic_status(err);
+            record.outcome = code_name(status.code()).to_owned();
+            record.reason = status.message().to_owned();
+        }
+    }
+    record
+}
+
+fn now() -> prost_types::Timestamp {
+    let now = jiff::Timestamp::now();
+    prost_types::Timestamp {
+        seconds: now.as_second(),
+        nanos: now.subsec_nanosecond(),
+    }
+}
+
+fn tonic_status(err: &ApiError) -> tonic::Status {
+    tonic::Status::from(err.clone())
+}
+
+/// A gRPC code in lower snake case, as the audit record's outcome.
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code as C;
+    match code {
+        C::Ok => "ok",
+        C::Cancelled => "cancelled",
+        C::Unknown => "unknown",
+        C::InvalidArgument => "invalid_argument",
+        C::DeadlineExceeded => "deadline_exceeded",
+        C::NotFound => "not_found",
+        C::AlreadyExists => "already_exists",
+        C::PermissionDenied => "permission_denied",
+        C::ResourceExhausted => "resource_exhausted",
+        C::FailedPrecondition => "failed_precondition",
+        C::Aborted => "aborted",
+        C::OutOfRange => "out_of_range",
+        C::Unimplemented => "unimplemented",
+        C::Internal => "internal",
+        C::Unavailable => "unavailable",
+        C::DataLoss => "data_loss",
+        C::Unauthenticated => "unauthenticated",
+    }
+}
