@@ -1,5 +1,6 @@
 //! End-to-end tests: real nats-server processes, real sled files, real gRPC over loopback.
 
+mod audit;
 mod bad_input;
 mod care;
 mod command_hash;

@@ -259,6 +259,11 @@ impl Hub {
         FeedServiceClient::new(self.channel.clone())
     }
 
+    /// This hub's instance name (its audit chain is `gov.audit.<instance>`).
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
     /// The address the hub serves gRPC and HTTP on.
     pub fn addr(&self) -> std::net::SocketAddr {
         self.addr

@@ -9,6 +9,7 @@ use hub_api::ApiError;
 use hub_api::identity::{Authenticator, Identity};
 use hub_api::v1::case_query_service_server::CaseQueryService;
 use hub_api::v1::{CaseView, GetCaseRequest, GetCaseResponse, ListCasesRequest, ListCasesResponse};
+use hub_audit::Audit;
 use hub_domain::Violations;
 use hub_domain::codes::DepartmentCode;
 use hub_domain::registry::Registry;
@@ -17,6 +18,7 @@ use hub_projector::case_queue::{self, QueueCursor};
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
+use crate::audited::{Answered, Asked, audited};
 use crate::deadline::read_wait;
 use crate::model_read::{blocking, reach};
 
@@ -26,6 +28,7 @@ const MAX_PAGE_SIZE: u32 = 500;
 pub struct CaseQueries {
     model: ReadModel,
     auth: Authenticator,
+    audit: Audit,
     max_wait: Duration,
 }
 
@@ -33,10 +36,15 @@ pub struct CaseQueries {
 const NO_ROLE: &str = "the calling department has no role on this case, or there is no such case";
 
 impl CaseQueries {
-    pub fn new(model: ReadModel, auth: Authenticator, max_wait: Duration) -> Self {
+    pub fn new(
+        model: ReadModel,
+        (auth, audit): (Authenticator, Audit),
+        max_wait: Duration,
+    ) -> Self {
         Self {
             model,
             auth,
+            audit,
             max_wait,
         }
     }
@@ -46,9 +54,9 @@ impl CaseQueries {
     }
 
     /// The calling department; the public reads no case.
-    fn department<T>(&self, request: &Request<T>) -> Result<DepartmentCode, ApiError> {
-        match self.auth.identify_grpc(request)? {
-            Identity::Department(d) => Ok(d.code),
+    fn department(who: &Result<Identity, ApiError>) -> Result<DepartmentCode, ApiError> {
+        match who.as_ref().map_err(Clone::clone)? {
+            Identity::Department(d) => Ok(d.code.clone()),
             Identity::Public => Err(ApiError::Unauthenticated(
                 "cases are read by the departments that have a role on them: identify by \
                  client certificate or signed token"
@@ -97,13 +105,55 @@ impl CaseQueryService for CaseQueries {
         &self,
         request: Request<GetCaseRequest>,
     ) -> Result<Response<GetCaseResponse>, Status> {
-        let department = self.department(&request)?;
+        let who = self.auth.identify_grpc(&request);
+        let result = self.get(&who, &request).await;
+        let id = &request.get_ref().case_id;
+        let asked = Asked {
+            action: "gov.hub.v1.CaseQueryService/GetCase",
+            // The aggregate only when the id is one (never the text of a malformed one).
+            aggregate: hub_api::case_id(&mut Violations::new(), id)
+                .map(|id| format!("case/{id}"))
+                .unwrap_or_default(),
+            ..Asked::default()
+        };
+        let answer = audited(&self.audit, &who, asked, result, |answer| Answered {
+            count: 1,
+            position: answer.position,
+        })
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn list_cases(
+        &self,
+        request: Request<ListCasesRequest>,
+    ) -> Result<Response<ListCasesResponse>, Status> {
+        let who = self.auth.identify_grpc(&request);
+        let result = self.list(&who, &request).await;
+        let asked = Asked {
+            action: "gov.hub.v1.CaseQueryService/ListCases",
+            ..Asked::default()
+        };
+        let answer = audited(&self.audit, &who, asked, result, |answer| Answered {
+            count: answer.cases.len() as u64,
+            position: answer.position,
+        })
+        .await?;
+        Ok(Response::new(answer))
+    }
+}
+
+impl CaseQueries {
+    async fn get(
+        &self,
+        who: &Result<Identity, ApiError>,
+        request: &Request<GetCaseRequest>,
+    ) -> Result<GetCaseResponse, ApiError> {
+        let department = Self::department(who)?;
         let mut violations = Violations::new();
         let id =
             hub_api::case_id(&mut violations, &request.get_ref().case_id).map(|id| id.to_string());
-        let id = violations
-            .finish(|| id.unwrap_or_default())
-            .map_err(ApiError::from)?;
+        let id = violations.finish(|| id.unwrap_or_default())?;
         let position = self
             .reach(request.metadata(), request.get_ref().min_position)
             .await?;
@@ -125,20 +175,20 @@ impl CaseQueryService for CaseQueries {
             return Err(ApiError::Unavailable(format!(
                 "the case's row is behind the log: its event {} at position {} {}",
                 block.event_type, block.position, block.why
-            ))
-            .into());
+            )));
         }
-        Ok(Response::new(GetCaseResponse {
+        Ok(GetCaseResponse {
             r#case: Some(view),
             position,
-        }))
+        })
     }
 
-    async fn list_cases(
+    async fn list(
         &self,
-        request: Request<ListCasesRequest>,
-    ) -> Result<Response<ListCasesResponse>, Status> {
-        let department = self.department(&request)?;
+        who: &Result<Identity, ApiError>,
+        request: &Request<ListCasesRequest>,
+    ) -> Result<ListCasesResponse, ApiError> {
+        let department = Self::department(who)?;
         let req = request.get_ref();
         let mut violations = Violations::new();
         let holder = violations.check("holder", DepartmentCode::parse(&req.holder));
@@ -159,15 +209,12 @@ impl CaseQueryService for CaseQueries {
             }
             cursor
         };
-        let holder = violations
-            .finish(|| holder.map(String::from).unwrap_or_default())
-            .map_err(ApiError::from)?;
+        let holder = violations.finish(|| holder.map(String::from).unwrap_or_default())?;
         if holder != department.as_str() {
             return Err(ApiError::PermissionDenied(
                 "a department lists its own queue only: holder must be the calling department"
                     .into(),
-            )
-            .into());
+            ));
         }
         // AIP-158: a page size above the maximum is lowered to it, not refused.
         let limit = match req.page_size {
@@ -179,10 +226,10 @@ impl CaseQueryService for CaseQueries {
         let (cases, next) = self
             .read(move |store| case_queue::list_queue(store, &holder, cursor.as_ref(), limit))
             .await?;
-        Ok(Response::new(ListCasesResponse {
+        Ok(ListCasesResponse {
             cases,
             next_page_token: next.map(|c| c.to_token()).unwrap_or_default(),
             position,
-        }))
+        })
     }
 }

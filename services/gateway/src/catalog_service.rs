@@ -8,6 +8,7 @@ use hub_projector::datasets::{
 };
 use tonic::{Request, Response, Status};
 
+use crate::audited::{Answered, Asked, audited};
 use crate::catalog::Entry;
 use crate::datasets::{Datasets, Reader};
 use crate::deadline::read_wait;
@@ -120,9 +121,24 @@ fn sensitivity(s: Sensitivity) -> v1::Sensitivity {
 impl CatalogService for Catalog {
     async fn list_datasets(
         &self,
-        _request: Request<v1::ListDatasetsRequest>,
+        request: Request<v1::ListDatasetsRequest>,
     ) -> Result<Response<v1::ListDatasetsResponse>, Status> {
-        let entries = self.datasets.catalogue().await?;
+        let who = self.datasets.reader_grpc(&request);
+        let result = match &who {
+            Ok(_) => self.datasets.catalogue().await,
+            Err(err) => Err(err.clone()),
+        };
+        let asked = Asked {
+            action: "gov.hub.v1.CatalogService/ListDatasets",
+            ..Asked::default()
+        };
+        let entries = audited(self.datasets.audit(), &who, asked, result, |entries| {
+            Answered {
+                count: entries.len() as u64,
+                position: 0,
+            }
+        })
+        .await?;
         Ok(Response::new(v1::ListDatasetsResponse {
             datasets: entries.into_iter().map(|e| self.to_proto(e)).collect(),
         }))
@@ -132,7 +148,22 @@ impl CatalogService for Catalog {
         &self,
         request: Request<v1::GetDatasetRequest>,
     ) -> Result<Response<v1::GetDatasetResponse>, Status> {
-        let entry = self.datasets.entry(&request.get_ref().dataset_id).await?;
+        let who = self.datasets.reader_grpc(&request);
+        let id = &request.get_ref().dataset_id;
+        let result = match &who {
+            Ok(_) => self.datasets.entry(id).await,
+            Err(err) => Err(err.clone()),
+        };
+        let asked = Asked {
+            action: "gov.hub.v1.CatalogService/GetDataset",
+            dataset: self.datasets.audit_name(id),
+            ..Asked::default()
+        };
+        let entry = audited(self.datasets.audit(), &who, asked, result, |_| Answered {
+            count: 1,
+            position: 0,
+        })
+        .await?;
         Ok(Response::new(v1::GetDatasetResponse {
             dataset: Some(self.to_proto(entry)),
         }))
@@ -160,9 +191,24 @@ impl DatasetService for Catalog {
         &self,
         request: Request<v1::ReadDatasetRequest>,
     ) -> Result<Response<v1::ReadDatasetResponse>, Status> {
-        let who = self.datasets.reader_grpc(&request)?;
+        let who = self.datasets.reader_grpc(&request);
         let wait = read_wait(request.metadata(), self.datasets.max_wait());
-        let rows = self.datasets.read(&who, request.get_ref(), wait).await?;
+        let result = match &who {
+            Ok(reader) => self.datasets.read(reader, request.get_ref(), wait).await,
+            Err(err) => Err(err.clone()),
+        };
+        let asked = Asked {
+            action: "gov.hub.v1.DatasetService/ReadDataset",
+            dataset: self.datasets.audit_name(&request.get_ref().dataset_id),
+            ..Asked::default()
+        };
+        let rows = audited(self.datasets.audit(), &who, asked, result, |rows| {
+            Answered {
+                count: rows.rows.len() as u64,
+                position: rows.position,
+            }
+        })
+        .await?;
         Ok(Response::new(rows.into()))
     }
 
@@ -170,12 +216,28 @@ impl DatasetService for Catalog {
         &self,
         request: Request<v1::ListReadableRequest>,
     ) -> Result<Response<v1::ListReadableResponse>, Status> {
-        let who = self.datasets.reader_grpc(&request)?;
+        let asking = self.datasets.reader_grpc(&request);
         let wait = read_wait(request.metadata(), self.datasets.max_wait());
-        let (datasets, position) = self
-            .datasets
-            .readable(&who, request.get_ref().min_position, wait)
-            .await?;
+        let result = match &asking {
+            Ok(reader) => {
+                self.datasets
+                    .readable(reader, request.get_ref().min_position, wait)
+                    .await
+            }
+            Err(err) => Err(err.clone()),
+        };
+        let asked = Asked {
+            action: "gov.hub.v1.DatasetService/ListReadable",
+            ..Asked::default()
+        };
+        let (datasets, position) = audited(self.datasets.audit(), &asking, asked, result, |r| {
+            Answered {
+                count: r.0.len() as u64,
+                position: r.1,
+            }
+        })
+        .await?;
+        let who = asking?;
         let feed = match &who {
             Reader::Public => None,
             Reader::Department(department) => Some(feed_access(department.code.as_str())),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use hub_api::ApiError;
 use hub_api::identity::{Authenticator, Identity};
 use hub_api::v1;
+use hub_audit::Audit;
 use hub_domain::FieldViolation;
 use hub_domain::clock::Clock;
 use hub_domain::registry::Registry;
@@ -66,6 +67,7 @@ struct Inner {
     order: Vec<&'static str>,
     log: Appender,
     auth: Authenticator,
+    audit: Audit,
     max_wait: Duration,
     /// Counts below this are withheld from suppressed count tables.
     threshold: u64,
@@ -86,7 +88,7 @@ impl Datasets {
     pub fn new(
         models: Vec<(&'static Dataset, ReadModel)>,
         log: Appender,
-        auth: Authenticator,
+        (auth, audit): (Authenticator, Audit),
         max_wait: Duration,
         threshold: u64,
         clock: Arc<dyn Clock>,
@@ -98,6 +100,7 @@ impl Datasets {
                 order,
                 log,
                 auth,
+                audit,
                 max_wait,
                 threshold,
                 clock,
@@ -107,6 +110,21 @@ impl Datasets {
 
     pub fn registry(&self) -> &Registry {
         self.inner.auth.registry()
+    }
+
+    /// `id` as an audit record names the dataset asked for: itself when the catalogue has it,
+    /// else nothing (a request's free text never goes into the audit log).
+    pub fn audit_name(&self, id: &str) -> String {
+        if self.inner.models.contains_key(id) {
+            id.to_owned()
+        } else {
+            String::new()
+        }
+    }
+
+    /// The audit log every answer is recorded in before it is given.
+    pub fn audit(&self) -> &Audit {
+        &self.inner.audit
     }
 
     /// Who sends a gRPC request.

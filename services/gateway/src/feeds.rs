@@ -170,7 +170,39 @@ impl FeedService for Feeds {
         &self,
         request: Request<v1::SubscribeRequest>,
     ) -> Result<Response<Events>, Status> {
-        let Reader::Department(department) = self.datasets.reader_grpc(&request)? else {
+        // One audit record per subscription, its start or its refusal, stored before the
+        // stream (or the refusal) is given.
+        let who = self.datasets.reader_grpc(&request);
+        let start_position = request.get_ref().start_position;
+        let opened = self.open(who.clone(), request).await;
+        let mut record = hub_audit::record(
+            who.as_ref().ok(),
+            "gov.hub.v1.FeedService/Subscribe",
+            &Ok::<(), ApiError>(()),
+        );
+        // Where it starts (0: the oldest event the feed holds, or a start time).
+        record.position = start_position;
+        if let Err(status) = &opened {
+            record.outcome = hub_audit::code_name(status.code()).to_owned();
+            record.reason = status.message().to_owned();
+        }
+        self.datasets
+            .audit()
+            .record(record)
+            .await
+            .map_err(ApiError::from)?;
+        opened
+    }
+}
+
+impl Feeds {
+    /// Opens `who`'s subscription.
+    async fn open(
+        &self,
+        who: Result<Reader, ApiError>,
+        request: Request<v1::SubscribeRequest>,
+    ) -> Result<Response<Events>, Status> {
+        let Reader::Department(department) = who? else {
             return Err(ApiError::Unauthenticated(
                 "a feed is a department's: identify as the department by client certificate \
                  or signed token"

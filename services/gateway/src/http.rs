@@ -12,14 +12,17 @@
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hub_api::ApiError;
+use hub_api::identity::Identity;
 use hub_api::v1;
 use serde::Deserialize;
 
+use crate::audited::{Answered, Asked, audited};
 use crate::catalog::{Publisher, dcat};
 use crate::datasets::Datasets;
 
@@ -128,19 +131,98 @@ struct CatalogParams {
     page: Option<u64>,
 }
 
+/// Who asks, from an HTTP request's headers and connection.
+struct Caller {
+    who: Result<Identity, ApiError>,
+}
+
+impl Caller {
+    fn of(state: &AppState, headers: &HeaderMap, extensions: &axum::http::Extensions) -> Self {
+        Self {
+            who: state.datasets.reader_http(headers, extensions),
+        }
+    }
+}
+
+const CATALOG_ACTION: &str = "GET /catalog";
+const ROWS_ACTION: &str = "GET /datasets/{id}";
+
+type QueryResult<T> = Result<Query<T>, QueryRejection>;
+
+/// A request's query parameters refused (unknown or malformed): recorded with a fixed reason
+/// (the parameter's name is the request's own text), answered with serde's.
+async fn refuse_query(
+    state: &AppState,
+    caller: &Caller,
+    asked: Asked,
+    rejection: QueryRejection,
+) -> Response {
+    let violation = |reason: String| {
+        ApiError::InvalidArgument(vec![hub_domain::FieldViolation::new("query", reason)])
+    };
+    let recorded: Result<(), ApiError> =
+        Err(violation("an unknown or malformed parameter".to_owned()));
+    match audited(state.datasets.audit(), &caller.who, asked, recorded, |_| {
+        Answered::default()
+    })
+    .await
+    {
+        Err(err @ ApiError::Unavailable(_)) => error_response(err),
+        // The caller's own proof failed: that refusal comes first.
+        Err(err @ (ApiError::Unauthenticated(_) | ApiError::InvalidArgument(_)))
+            if caller.who.is_err() =>
+        {
+            error_response(err)
+        }
+        _ => error_response(violation(rejection.body_text())),
+    }
+}
+
 async fn catalog_negotiated(
     State(state): State<Arc<AppState>>,
-    Query(params): Query<CatalogParams>,
+    params: QueryResult<CatalogParams>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
 ) -> Response {
+    let caller = Caller::of(&state, &headers, &extensions);
+    let params = match params {
+        Ok(Query(params)) => params,
+        Err(rejection) => {
+            let asked = Asked {
+                action: CATALOG_ACTION,
+                ..Asked::default()
+            };
+            return refuse_query(&state, &caller, asked, rejection).await;
+        }
+    };
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let mut response = match negotiate(accept) {
-        Some(form) => catalog(&state, form, params.page).await,
-        None => (
-            StatusCode::NOT_ACCEPTABLE,
-            "the catalogue is served as text/turtle or application/ld+json\n",
-        )
-            .into_response(),
+        Some(form) => catalog(&state, caller, form, params.page).await,
+        None => {
+            let refusal: Result<(), ApiError> = Err(ApiError::InvalidArgument(vec![
+                hub_domain::FieldViolation::new(
+                    "accept",
+                    "the catalogue is served as text/turtle or application/ld+json",
+                ),
+            ]));
+            let asked = Asked {
+                action: CATALOG_ACTION,
+                ..Asked::default()
+            };
+            match audited(state.datasets.audit(), &caller.who, asked, refusal, |_| {
+                Answered::default()
+            })
+            .await
+            {
+                Err(ApiError::InvalidArgument(_)) => (
+                    StatusCode::NOT_ACCEPTABLE,
+                    "the catalogue is served as text/turtle or application/ld+json\n",
+                )
+                    .into_response(),
+                Err(err) => error_response(err),
+                Ok(()) => StatusCode::NOT_ACCEPTABLE.into_response(),
+            }
+        }
     };
     response
         .headers_mut()
@@ -150,32 +232,88 @@ async fn catalog_negotiated(
 
 async fn catalog_turtle(
     State(state): State<Arc<AppState>>,
-    Query(params): Query<CatalogParams>,
+    params: QueryResult<CatalogParams>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
 ) -> Response {
-    catalog(&state, Form::Turtle, params.page).await
+    catalog_in(&state, params, &headers, &extensions, Form::Turtle).await
 }
 
 async fn catalog_jsonld(
     State(state): State<Arc<AppState>>,
-    Query(params): Query<CatalogParams>,
+    params: QueryResult<CatalogParams>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
 ) -> Response {
-    catalog(&state, Form::JsonLd, params.page).await
+    catalog_in(&state, params, &headers, &extensions, Form::JsonLd).await
 }
 
-async fn catalog(state: &AppState, form: Form, page: Option<u64>) -> Response {
-    let entries = match state.datasets.catalogue().await {
-        Ok(entries) => entries,
-        Err(err) => return error_response(err),
+async fn catalog_in(
+    state: &AppState,
+    params: QueryResult<CatalogParams>,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+    form: Form,
+) -> Response {
+    let caller = Caller::of(state, headers, extensions);
+    match params {
+        Ok(Query(params)) => catalog(state, caller, form, params.page).await,
+        Err(rejection) => {
+            let asked = Asked {
+                action: CATALOG_ACTION,
+                ..Asked::default()
+            };
+            refuse_query(state, &caller, asked, rejection).await
+        }
+    }
+}
+
+/// A page of the catalogue, audited: the entries on it.
+async fn catalog(state: &AppState, caller: Caller, form: Form, page: Option<u64>) -> Response {
+    let result = match &caller.who {
+        Ok(_) => catalog_page(state, form, page).await,
+        Err(err) => Err(err.clone()),
     };
+    let asked = Asked {
+        action: CATALOG_ACTION,
+        ..Asked::default()
+    };
+    match audited(
+        state.datasets.audit(),
+        &caller.who,
+        asked,
+        result,
+        |(_, count)| Answered {
+            count: *count,
+            position: 0,
+        },
+    )
+    .await
+    {
+        Ok((body, _)) => ([(header::CONTENT_TYPE, form.content_type())], body).into_response(),
+        Err(ApiError::NotFound { .. }) => (
+            StatusCode::NOT_FOUND,
+            "no such page of the catalogue\n".to_owned(),
+        )
+            .into_response(),
+        Err(err) => error_response(err),
+    }
+}
+
+/// The catalogue's page `page` (from 1) in `form`, and how many entries it holds.
+async fn catalog_page(
+    state: &AppState,
+    form: Form,
+    page: Option<u64>,
+) -> Result<(String, u64), ApiError> {
+    let entries = state.datasets.catalogue().await?;
     let total = entries.len() as u64;
     let pages = total.div_ceil(CATALOG_PAGE_SIZE).max(1);
     let page = page.unwrap_or(1);
     if page == 0 || page > pages {
-        return (
-            StatusCode::NOT_FOUND,
-            format!("the catalogue has pages 1 to {pages}\n"),
-        )
-            .into_response();
+        return Err(ApiError::NotFound {
+            what: "catalogue page",
+        });
     }
     let start = ((page - 1) * CATALOG_PAGE_SIZE) as usize;
     let end = (start + CATALOG_PAGE_SIZE as usize).min(entries.len());
@@ -192,7 +330,7 @@ async fn catalog(state: &AppState, form: Form, page: Option<u64>) -> Response {
         Form::Turtle => dcat::turtle(&view),
         Form::JsonLd => dcat::jsonld(&view),
     };
-    ([(header::CONTENT_TYPE, form.content_type())], body).into_response()
+    Ok((body, (end - start) as u64))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -219,22 +357,22 @@ struct RowParams {
 async fn dataset_rows(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    params: Result<Query<RowParams>, axum::extract::rejection::QueryRejection>,
+    params: QueryResult<RowParams>,
     headers: HeaderMap,
     extensions: axum::http::Extensions,
 ) -> Response {
+    let caller = Caller::of(&state, &headers, &extensions);
     let p = match params {
         Ok(Query(p)) => p,
         // An unknown parameter (a misspelt filter) is refused, not ignored; serde names it.
         Err(rejection) => {
-            return error_response(ApiError::InvalidArgument(vec![
-                hub_domain::FieldViolation::new("query", rejection.body_text()),
-            ]));
+            let asked = Asked {
+                action: ROWS_ACTION,
+                dataset: state.datasets.audit_name(&id),
+                ..Asked::default()
+            };
+            return refuse_query(&state, &caller, asked, rejection).await;
         }
-    };
-    let who = match state.datasets.reader_http(&headers, &extensions) {
-        Ok(who) => who,
-        Err(err) => return error_response(err),
     };
     let request = v1::ReadDatasetRequest {
         dataset_id: id,
@@ -247,10 +385,27 @@ async fn dataset_rows(
         time_from: p.time_from,
         time_to: p.time_to,
     };
-    match state
-        .datasets
-        .read(&who, &request, state.datasets.max_wait())
-        .await
+    let result = match &caller.who {
+        Ok(who) => {
+            state
+                .datasets
+                .read(who, &request, state.datasets.max_wait())
+                .await
+        }
+        Err(err) => Err(err.clone()),
+    };
+    let asked = Asked {
+        action: ROWS_ACTION,
+        dataset: state.datasets.audit_name(&request.dataset_id),
+        ..Asked::default()
+    };
+    match audited(state.datasets.audit(), &caller.who, asked, result, |rows| {
+        Answered {
+            count: rows.rows.len() as u64,
+            position: rows.position,
+        }
+    })
+    .await
     {
         Ok(rows) => axum::Json(rows).into_response(),
         Err(err) => error_response(err),

@@ -3,6 +3,7 @@
 //! Every read accepts a minimum position and waits, within the call's deadline, until the
 //! read model has applied the log up to it, so a client reads its own writes.
 
+mod audited;
 mod cases;
 pub mod catalog;
 mod catalog_service;

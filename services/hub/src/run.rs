@@ -13,6 +13,7 @@ use hub_api::v1::catalog_service_server::CatalogServiceServer;
 use hub_api::v1::dataset_service_server::DatasetServiceServer;
 use hub_api::v1::feed_service_server::FeedServiceServer;
 use hub_api::v1::grant_command_service_server::GrantCommandServiceServer;
+use hub_audit::Audit;
 use hub_domain::clock::Clock;
 use hub_domain::policy::Policy;
 use hub_gateway::catalog::Publisher;
@@ -26,7 +27,7 @@ use hub_log::credentials::Seed;
 use hub_log::feeds::{FeedSettings, ensure_feeds};
 use hub_log::guard;
 use hub_log::names::projector_consumer;
-use hub_log::stream::{EventsStreamSettings, ensure_events_stream};
+use hub_log::stream::{AUDIT, EventsStreamSettings, ensure_events_stream, ensure_stream};
 use hub_projector::case_queue::{self, CaseQueue};
 use hub_projector::command_state::CommandState;
 use hub_projector::feed::FeedPublisher;
@@ -223,6 +224,8 @@ async fn serve(
     };
     let client = connect("hub").await?;
     let projector_client = connect("hub-projectors").await?;
+    // Audit appends on a connection of their own too: reads wait for them.
+    let audit_client = connect("hub-audit").await?;
 
     check_durability(
         &client,
@@ -239,6 +242,11 @@ async fn serve(
         .await
         .context("refusing to start")?;
     info!(stream = %stream.config.name, last_position = stream.state.last_sequence, "event log ready");
+    let audit_js = async_nats::jetstream::new(audit_client);
+    let audit_stream = ensure_stream(&audit_js, AUDIT, &settings)
+        .await
+        .context("refusing to start")?;
+    info!(stream = %audit_stream.config.name, records_batches = audit_stream.state.messages, "audit log ready");
     // Each unit's feed and the durable consumer it binds to (the feed publisher fills them).
     let feed_settings = FeedSettings {
         max_age: Duration::from_secs(config.feeds.max_age_days * 24 * 3600),
@@ -273,6 +281,9 @@ async fn serve(
     // Read models: one sled database, one consumer and one task each.
     let stop = CancellationToken::new();
     let instance = instance_name(config)?;
+    let (audit, audit_writer) = Audit::start(audit_js, &instance)
+        .await
+        .context("starting the audit log's writer")?;
     let alarms = Alarms::default();
     let projector_js = async_nats::jetstream::new(projector_client.clone());
     let mut projectors = tokio::task::JoinSet::new();
@@ -418,7 +429,7 @@ async fn serve(
     let grants = GrantCommands::new(grant_executor, auth.clone());
     let queries = CaseQueries::new(
         model.clone(),
-        auth.clone(),
+        (auth.clone(), audit.clone()),
         Duration::from_millis(config.query.max_wait_ms),
     );
     let addr = listener.local_addr()?;
@@ -437,7 +448,7 @@ async fn serve(
     let datasets = Datasets::new(
         catalogued,
         appender.clone(),
-        auth,
+        (auth, audit),
         Duration::from_millis(config.query.max_wait_ms),
         config.catalogue.small_count_threshold,
         clock.clone(),
@@ -514,6 +525,13 @@ async fn serve(
         outcomes.push(outcome);
     }
     let served = serving.await;
+    // The audit writer ends once the services holding it are gone, after storing what waits.
+    if tokio::time::timeout(Duration::from_secs(5), audit_writer)
+        .await
+        .is_err()
+    {
+        warn!("the audit writer did not finish within 5 s of shutdown");
+    }
     if let Err(err) = supervision.await {
         error!(error = %err, "deadline supervision task failed");
     }
