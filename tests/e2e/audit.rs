@@ -242,3 +242,81 @@ async fn every_read_and_refusal_leaves_one_record_on_the_instances_chain() {
     );
     hub.stop().await.expect("clean stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_commands_and_grant_decisions_are_recorded_and_accepted_commands_are_not() {
+    let nats = Nats::start().await;
+    let js = nats.jetstream().await;
+    let hub = HubBuilder::on(&nats).start().await;
+
+    // Accepted: on the event log, not in the audit log.
+    let reported = hub
+        .commands()
+        .report_case(from("urban-management", incident("cm-1")))
+        .await
+        .expect("report")
+        .into_inner();
+    // Refused: who asks (no role), no identity, bad input.
+    let refused = crate::cmd::resolve(&hub, "housing", "cm-r1", &reported.case_id)
+        .await
+        .expect_err("housing has no role");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let refused = hub
+        .commands()
+        .report_case(incident("cm-2"))
+        .await
+        .expect_err("no identity");
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    let mut bad = incident("cm-3");
+    bad.description = String::new();
+    let refused = hub
+        .commands()
+        .report_case(from("urban-management", bad))
+        .await
+        .expect_err("bad input");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    // A grant asked for and approved: both recorded, with the grant.
+    let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24);
+    let id = crate::sharing::grant(&hub, "cm-g1", &["name"], expires).await;
+    let approved = crate::sharing::approve(&hub, "cm-ap1", &id).await;
+
+    let chain = read_chain(&js, hub.instance()).await.expect("chain");
+    check_chain(hub.instance(), &chain).expect("whole");
+    let records: Vec<&AuditRecord> = chain.iter().flat_map(|b| &b.batch.records).collect();
+    let got: Vec<_> = records.iter().map(|r| summary(r)).collect();
+    let want: Vec<(String, String, String)> = [
+        (
+            "gov.hub.v1.CaseCommandService/ResolveCase",
+            "housing",
+            "permission_denied",
+        ),
+        (
+            "gov.hub.v1.CaseCommandService/ReportCase",
+            "",
+            "unauthenticated",
+        ),
+        (
+            "gov.hub.v1.CaseCommandService/ReportCase",
+            "urban-management",
+            "invalid_argument",
+        ),
+        (
+            "gov.hub.v1.GrantCommandService/RequestGrant",
+            "public-security",
+            "ok",
+        ),
+        (
+            "gov.hub.v1.GrantCommandService/ApproveGrant",
+            "civil-affairs",
+            "ok",
+        ),
+    ]
+    .iter()
+    .map(|(a, d, o)| (a.to_string(), d.to_string(), o.to_string()))
+    .collect();
+    assert_eq!(got, want);
+    assert_eq!(records[4].aggregate, format!("grant/{id}"));
+    assert_eq!(records[4].position, approved);
+    assert_eq!(records[3].aggregate, format!("grant/{id}"));
+    hub.stop().await.expect("clean stop");
+}

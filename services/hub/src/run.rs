@@ -424,9 +424,9 @@ async fn serve(
         Duration::from_millis(config.supervision_interval_ms),
     );
     let supervision = tokio::spawn(supervisor.run(stop.child_token()));
-    let commands = CaseCommands::new(case_executor, auth.clone());
-    let care = CareCommands::new(care_executor, auth.clone());
-    let grants = GrantCommands::new(grant_executor, auth.clone());
+    let commands = CaseCommands::new(case_executor, (auth.clone(), audit.clone()));
+    let care = CareCommands::new(care_executor, (auth.clone(), audit.clone()));
+    let grants = GrantCommands::new(grant_executor, (auth.clone(), audit.clone()));
     let queries = CaseQueries::new(
         model.clone(),
         (auth.clone(), audit.clone()),

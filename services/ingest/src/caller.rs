@@ -87,14 +87,21 @@ fn traceparent(metadata: &MetadataMap) -> String {
 /// The caller of a command: a department of the registry, proven (the public issues no
 /// commands), with its acting person and purpose.
 pub fn caller<T>(request: &Request<T>, auth: &Authenticator) -> Result<Caller, ApiError> {
-    let Identity::Department(department) = auth.identify_grpc(request)? else {
+    caller_of(auth.identify_grpc(request), request.metadata())
+}
+
+/// [`caller`], with who sends the request already worked out.
+pub fn caller_of(
+    identity: Result<Identity, ApiError>,
+    metadata: &MetadataMap,
+) -> Result<Caller, ApiError> {
+    let Identity::Department(department) = identity? else {
         return Err(ApiError::Unauthenticated(
             "a command must come from a department: identify by client certificate or signed \
              token (in development mode, by the x-hub-department header)"
                 .into(),
         ));
     };
-    let metadata = request.metadata();
     Ok(Caller {
         department: department.code,
         person: department.person,

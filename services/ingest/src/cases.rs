@@ -28,7 +28,23 @@ impl CaseCommandService for Commands<Case> {
         &self,
         request: Request<tonic::Streaming<ImportCasesRequest>>,
     ) -> Result<Response<ImportCasesResponse>, Status> {
-        self.import(request).await.map(Response::new)
+        let who = self.auth().identify_grpc(&request);
+        let outcome = self.import(request).await;
+        // A refused import is recorded in the audit log; an accepted one is on the event log.
+        if let Err(status) = &outcome {
+            let mut record = hub_audit::record(
+                who.as_ref().ok(),
+                "gov.hub.v1.CaseCommandService/ImportCases",
+                &Ok::<(), hub_api::ApiError>(()),
+            );
+            record.outcome = hub_audit::code_name(status.code()).to_owned();
+            record.reason = status.message().to_owned();
+            self.audit()
+                .record(record)
+                .await
+                .map_err(hub_api::ApiError::from)?;
+        }
+        outcome.map(Response::new)
     }
 
     async fn report_case(

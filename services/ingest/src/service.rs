@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use hub_api::aggregate::Aggregate;
-use hub_api::identity::Authenticator;
+use hub_api::identity::{Authenticator, Identity};
 use hub_api::v1::CommandResult;
 use hub_api::{ApiError, ValidCommand, ValidCreation};
+use hub_audit::Audit;
 use hub_domain::Violations;
 use tonic::{Request, Status};
 
-use crate::caller::{Caller, caller};
+use crate::caller::{Caller, caller_of};
 use crate::execute::{Executor, Submitted};
 use crate::hash::CommandHash;
 use crate::ids;
@@ -19,6 +20,7 @@ use crate::ids;
 pub struct Commands<A: Aggregate> {
     executor: Arc<Executor<A>>,
     auth: Authenticator,
+    audit: Audit,
 }
 
 /// Builds the executor's view of a department's command.
@@ -47,12 +49,20 @@ pub fn submitted<A: Aggregate>(
 }
 
 impl<A: Aggregate> Commands<A> {
-    pub fn new(executor: Arc<Executor<A>>, auth: Authenticator) -> Self {
-        Self { executor, auth }
+    pub fn new(executor: Arc<Executor<A>>, (auth, audit): (Authenticator, Audit)) -> Self {
+        Self {
+            executor,
+            auth,
+            audit,
+        }
     }
 
     pub(crate) fn auth(&self) -> &Authenticator {
         &self.auth
+    }
+
+    pub(crate) fn audit(&self) -> &Audit {
+        &self.audit
     }
 
     pub(crate) fn executor(&self) -> &Executor<A> {
@@ -75,13 +85,14 @@ impl<A: Aggregate> Commands<A> {
     fn edge<R, V>(
         &self,
         rpc: &str,
+        who: &Result<Identity, ApiError>,
         request: &Request<R>,
     ) -> Result<(Caller, V, CommandHash), Status>
     where
         R: prost::Message + Clone,
         V: for<'a> TryFrom<&'a R, Error = Violations>,
     {
-        let caller = caller(request, &self.auth)?;
+        let caller = caller_of(who.clone(), request.metadata())?;
         let valid = V::try_from(request.get_ref()).map_err(ApiError::from)?;
         let hash = self
             .executor
@@ -100,12 +111,53 @@ impl<A: Aggregate> Commands<A> {
         R: prost::Message + Clone,
         V: ValidCreation<Command = A::Command> + for<'a> TryFrom<&'a R, Error = Violations>,
     {
-        let (caller, valid, hash) = self.edge::<R, V>(rpc, &request)?;
-        let request_id = valid.request_id().to_owned();
-        let id = ids::aggregate_id(A::TYPE, caller.department.as_str(), &request_id);
-        let command = valid.into_creation(id.clone(), caller.department.clone());
-        self.answer(submitted(&caller, request_id, id, None, command, hash))
-            .await
+        let who = self.auth.identify_grpc(&request);
+        let outcome = async {
+            let (caller, valid, hash) = self.edge::<R, V>(rpc, &who, &request)?;
+            let request_id = valid.request_id().to_owned();
+            let id = ids::aggregate_id(A::TYPE, caller.department.as_str(), &request_id);
+            let command = valid.into_creation(id.clone(), caller.department.clone());
+            self.answer(submitted(&caller, request_id, id, None, command, hash))
+                .await
+        }
+        .await;
+        self.audited(rpc, &who, outcome).await
+    }
+
+    /// Records a refused command, and any grant request or decision, in the audit log before
+    /// answering (an accepted command is on the event log already). UNAVAILABLE when the
+    /// record cannot be stored.
+    async fn audited(
+        &self,
+        rpc: &str,
+        who: &Result<Identity, ApiError>,
+        outcome: Result<CommandResult, Status>,
+    ) -> Result<CommandResult, Status> {
+        let decision = A::TYPE == "grant";
+        if outcome.is_ok() && !decision {
+            return outcome;
+        }
+        let service = match A::TYPE {
+            "case" => "CaseCommandService",
+            "care" => "CareCommandService",
+            "grant" => "GrantCommandService",
+            other => other,
+        };
+        let action = format!("gov.hub.v1.{service}/{rpc}");
+        let mut record = hub_audit::record(who.as_ref().ok(), &action, &Ok::<(), ApiError>(()));
+        match &outcome {
+            Ok(result) => {
+                record.aggregate = format!("{}/{}", A::TYPE, result.id);
+                record.position = result.position;
+                record.count = result.event_ids.len() as u64;
+            }
+            Err(status) => {
+                record.outcome = hub_audit::code_name(status.code()).to_owned();
+                record.reason = status.message().to_owned();
+            }
+        }
+        self.audit.record(record).await.map_err(ApiError::from)?;
+        outcome
     }
 
     /// An RPC on an existing aggregate.
@@ -118,17 +170,21 @@ impl<A: Aggregate> Commands<A> {
         R: prost::Message + Clone,
         V: ValidCommand<Command = A::Command> + for<'a> TryFrom<&'a R, Error = Violations>,
     {
-        let (caller, valid, hash) = self.edge::<R, V>(rpc, &request)?;
-        let (request_id, id, expected_version, command) = valid.into_parts();
-        self.answer(submitted(
-            &caller,
-            request_id,
-            id,
-            expected_version,
-            command,
-            hash,
-        ))
-        .await
-        .map(Some)
+        let who = self.auth.identify_grpc(&request);
+        let outcome = async {
+            let (caller, valid, hash) = self.edge::<R, V>(rpc, &who, &request)?;
+            let (request_id, id, expected_version, command) = valid.into_parts();
+            self.answer(submitted(
+                &caller,
+                request_id,
+                id,
+                expected_version,
+                command,
+                hash,
+            ))
+            .await
+        }
+        .await;
+        self.audited(rpc, &who, outcome).await.map(Some)
     }
 }
