@@ -1,4 +1,4 @@
-//! Service levels and escalation tiers (DOMAIN.md), configurable per city.
+//! Service levels and escalation tiers, with a default for each, configurable per city.
 
 use jiff::Timestamp;
 
@@ -29,7 +29,7 @@ pub struct Policy {
 pub const TOP_TIER: u8 = 3;
 
 impl Policy {
-    /// The defaults of DOMAIN.md on `calendar`.
+    /// The default service levels and escalation tiers, on `calendar`.
     pub fn with_defaults(calendar: Calendar) -> Self {
         Self {
             calendar,

@@ -22,7 +22,7 @@ pub enum ComplaintCategory {
     Other,
 }
 
-/// Service level of a case (DOMAIN.md, service levels).
+/// Service level of a case: how fast it must be accepted and resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Urgency {
     Urgent,
@@ -82,7 +82,7 @@ impl CaseKind {
     pub fn urgency(&self) -> Urgency {
         match self {
             Self::GridIncident(incident) => incident.category.urgency(),
-            // Property complaints are general by default (DOMAIN.md).
+            // Property complaints are general by default: no complaint is an emergency.
             Self::PropertyComplaint(_) => Urgency::General,
         }
     }

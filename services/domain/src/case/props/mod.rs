@@ -1,6 +1,6 @@
 //! Property tests of the case aggregate: random sequences of commands on one case, each sent
 //! by a random actor at a time that moves forward by random steps, checked against the
-//! lifecycle's rules (DOMAIN.md, and the rules `decide` documents).
+//! lifecycle's rules (those `decide` documents).
 //!
 //! The shared harness (`crate::props`) plays the sequences, prints the trace of a failure and
 //! checks what every aggregate must hold. Here: `generate` draws the sequences, `show` words
