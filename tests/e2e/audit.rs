@@ -89,6 +89,18 @@ async fn every_read_and_refusal_leaves_one_record_on_the_instances_chain() {
         ))
         .await
         .expect("own queue");
+    let refused = queries
+        .list_cases(from(
+            "housing",
+            v1::ListCasesRequest {
+                holder: "dcc-310104".into(),
+                min_position: at,
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect_err("another's queue");
+    assert_eq!(refused.code(), Code::PermissionDenied);
     let turtle = get("/catalog.ttl").await.expect("http");
     assert_eq!(turtle.status(), reqwest::StatusCode::OK);
     let rows = get("/datasets/incident_stats").await.expect("http");
@@ -152,6 +164,11 @@ async fn every_read_and_refusal_leaves_one_record_on_the_instances_chain() {
             "permission_denied",
         ),
         ("gov.hub.v1.CaseQueryService/ListCases", "dcc-310104", "ok"),
+        (
+            "gov.hub.v1.CaseQueryService/ListCases",
+            "housing",
+            "permission_denied",
+        ),
         ("GET /catalog", "", "ok"),
         ("GET /datasets/{id}", "", "ok"),
         ("GET /datasets/{id}", "", "unauthenticated"),
@@ -187,15 +204,15 @@ async fn every_read_and_refusal_leaves_one_record_on_the_instances_chain() {
     assert_eq!(case_read.proof, "header");
     assert!(records[6].reason.contains("no role"), "{:?}", records[6]);
     assert!(records.iter().all(|r| r.time.is_some()));
-    for refused in &records[12..16] {
+    for refused in &records[13..17] {
         let text = format!("{refused:?}");
         assert!(
             !text.contains("1949") && !text.contains("pgae"),
             "request text in the audit log: {text}"
         );
     }
-    assert_eq!(records[15].dataset, "");
-    assert_eq!(records[14].dataset, "incident_stats");
+    assert_eq!(records[16].dataset, "");
+    assert_eq!(records[15].dataset, "incident_stats");
 
     // The chain is whole (each answer waited for its record, so one batch each); without
     // its first batch it is not.

@@ -103,8 +103,9 @@ pub fn unsafe_settings_of(
         problems.push("retention is not limits".to_owned());
     }
     if config.discard != stream::DiscardPolicy::New {
-        problems
-            .push("discard policy is not new (old events would be dropped at a limit)".to_owned());
+        problems.push(
+            "discard policy is not new (old messages would be dropped at a limit)".to_owned(),
+        );
     }
     if !config.deny_delete {
         problems.push("deny_delete is off".to_owned());
@@ -120,11 +121,12 @@ pub fn unsafe_settings_of(
         || config.max_bytes > 0
         || config.max_messages_per_subject > 0
     {
-        problems
-            .push("a size, age or per-subject limit is set; the log keeps every event".to_owned());
+        problems.push(
+            "a size, age or per-subject limit is set; the log keeps every message".to_owned(),
+        );
     }
     if config.allow_message_ttl || config.subject_delete_marker_ttl.is_some() {
-        problems.push("per-message ttl is allowed; events could expire".to_owned());
+        problems.push("per-message ttl is allowed; messages could expire".to_owned());
     }
     if !config.allow_atomic_publish {
         problems.push(
