@@ -261,7 +261,8 @@ async fn every_read_and_refusal_leaves_one_record_on_the_instances_chain() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refused_commands_and_grant_decisions_are_recorded_and_accepted_commands_are_not() {
+async fn refused_commands_grant_decisions_and_reads_under_grants_are_recorded_and_accepted_commands_are_not()
+ {
     let nats = Nats::start().await;
     let js = nats.jetstream().await;
     let hub = HubBuilder::on(&nats).start().await;
@@ -296,6 +297,16 @@ async fn refused_commands_and_grant_decisions_are_recorded_and_accepted_commands
     let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24);
     let id = crate::sharing::grant(&hub, "cm-g1", &["name"], expires).await;
     let approved = crate::sharing::approve(&hub, "cm-ap1", &id).await;
+    // A read under that grant: its record names the grant it relied on.
+    let registered = crate::sharing::register(&hub, "cm-c1").await;
+    hub.datasets()
+        .read_dataset(hub_tests::fixtures::from_for(
+            "public-security",
+            &format!("grant:{id}"),
+            read("care_roster", registered.max(approved)),
+        ))
+        .await
+        .expect("read under the grant");
 
     let chain = read_chain(&js, hub.instance()).await.expect("chain");
     check_chain(hub.instance(), &chain).expect("whole");
@@ -327,6 +338,11 @@ async fn refused_commands_and_grant_decisions_are_recorded_and_accepted_commands
             "civil-affairs",
             "ok",
         ),
+        (
+            "gov.hub.v1.DatasetService/ReadDataset",
+            "public-security",
+            "ok",
+        ),
     ]
     .iter()
     .map(|(a, d, o)| (a.to_string(), d.to_string(), o.to_string()))
@@ -335,5 +351,8 @@ async fn refused_commands_and_grant_decisions_are_recorded_and_accepted_commands
     assert_eq!(records[4].aggregate, format!("grant/{id}"));
     assert_eq!(records[4].position, approved);
     assert_eq!(records[3].aggregate, format!("grant/{id}"));
+    assert_eq!(records[5].grants, vec![id.clone()]);
+    assert_eq!(records[5].purpose, format!("grant:{id}"));
+    assert_eq!(records[5].count, 1);
     hub.stop().await.expect("clean stop");
 }

@@ -14,11 +14,13 @@ pub struct Asked {
     pub aggregate: String,
 }
 
-/// What an answer carried: rows or events, and the position it stood at.
-#[derive(Debug, Clone, Copy, Default)]
+/// What an answer carried: rows or events, the position it stood at, the grants it was
+/// read under.
+#[derive(Debug, Clone, Default)]
 pub struct Answered {
     pub count: u64,
     pub position: u64,
+    pub grants: Vec<String>,
 }
 
 /// Records `result` of the request `asked` by `who` (an `Err`: its proof failed) and returns
@@ -39,9 +41,14 @@ pub async fn audited<T>(
     record.dataset = asked.dataset;
     record.aggregate = asked.aggregate;
     if let Ok(value) = &result {
-        let Answered { count, position } = answered(value);
+        let Answered {
+            count,
+            position,
+            grants,
+        } = answered(value);
         record.count = count;
         record.position = position;
+        record.grants = grants;
     }
     audit.record(record).await?;
     result

@@ -119,6 +119,7 @@ impl CaseQueryService for CaseQueries {
         let answer = audited(&self.audit, &who, asked, result, |answer| Answered {
             count: 1,
             position: answer.position,
+            ..Answered::default()
         })
         .await?;
         Ok(Response::new(answer))
@@ -137,6 +138,7 @@ impl CaseQueryService for CaseQueries {
         let answer = audited(&self.audit, &who, asked, result, |answer| Answered {
             count: answer.cases.len() as u64,
             position: answer.position,
+            ..Answered::default()
         })
         .await?;
         Ok(Response::new(answer))

@@ -136,6 +136,7 @@ impl CatalogService for Catalog {
             Answered {
                 count: entries.len() as u64,
                 position: 0,
+                ..Answered::default()
             }
         })
         .await?;
@@ -162,6 +163,7 @@ impl CatalogService for Catalog {
         let entry = audited(self.datasets.audit(), &who, asked, result, |_| Answered {
             count: 1,
             position: 0,
+            ..Answered::default()
         })
         .await?;
         Ok(Response::new(v1::GetDatasetResponse {
@@ -206,6 +208,7 @@ impl DatasetService for Catalog {
             Answered {
                 count: rows.rows.len() as u64,
                 position: rows.position,
+                grants: rows.grants.clone(),
             }
         })
         .await?;
@@ -234,6 +237,7 @@ impl DatasetService for Catalog {
             Answered {
                 count: r.0.len() as u64,
                 position: r.1,
+                ..Answered::default()
             }
         })
         .await?;

@@ -44,6 +44,9 @@ pub struct Rows {
     pub next_page_token: String,
     /// The dataset's position when it answered.
     pub position: u64,
+    /// The grants the answer was read under (for its audit record; not sent).
+    #[serde(skip)]
+    pub grants: Vec<String>,
 }
 
 impl From<Rows> for v1::ReadDatasetResponse {
@@ -331,6 +334,10 @@ impl Datasets {
         let access = self
             .access(dataset, reader, 0, Duration::ZERO, true)
             .await?;
+        let grants = match &access {
+            Access::Masked { grants, .. } => grants.clone(),
+            _ => Vec::new(),
+        };
         let threshold = self.inner.threshold;
         let page = blocking(model, move |store| {
             let mut page = match dataset.publication {
@@ -353,6 +360,7 @@ impl Datasets {
             rows: page.rows,
             next_page_token: page.next.map(|k| to_hex(&k)).unwrap_or_default(),
             position,
+            grants,
         })
     }
 }

@@ -286,6 +286,7 @@ async fn catalog(state: &AppState, caller: Caller, form: Form, page: Option<u64>
         |(_, count)| Answered {
             count: *count,
             position: 0,
+            ..Answered::default()
         },
     )
     .await
@@ -403,6 +404,7 @@ async fn dataset_rows(
         Answered {
             count: rows.rows.len() as u64,
             position: rows.position,
+            grants: rows.grants.clone(),
         }
     })
     .await
