@@ -28,9 +28,24 @@ pub fn record<T>(
     action: &str,
     result: &Result<T, ApiError>,
 ) -> AuditRecord {
+    let refusal = result
+        .as_ref()
+        .err()
+        .map(|err| tonic::Status::from(err.clone()));
+    record_status(who, action, refusal.as_ref())
+}
+
+/// [`record`] for an answer already turned into a gRPC status: `refusal` is `None` when the
+/// request was answered.
+pub fn record_status(
+    who: Option<&Identity>,
+    action: &str,
+    refusal: Option<&tonic::Status>,
+) -> AuditRecord {
     let mut record = AuditRecord {
         time: Some(now()),
         action: action.to_owned(),
+        outcome: OK.to_owned(),
         ..Default::default()
     };
     if let Some(Identity::Department(d)) = who {
@@ -44,13 +59,9 @@ pub fn record<T>(
         record.acting_person = d.person.clone();
         record.purpose = d.purpose.clone();
     }
-    match result {
-        Ok(_) => record.outcome = OK.to_owned(),
-        Err(err) => {
-            let status = tonic_status(err);
-            record.outcome = code_name(status.code()).to_owned();
-            record.reason = status.message().to_owned();
-        }
+    if let Some(status) = refusal {
+        record.outcome = code_name(status.code()).to_owned();
+        record.reason = status.message().to_owned();
     }
     record
 }
@@ -61,10 +72,6 @@ fn now() -> prost_types::Timestamp {
         seconds: now.as_second(),
         nanos: now.subsec_nanosecond(),
     }
-}
-
-fn tonic_status(err: &ApiError) -> tonic::Status {
-    tonic::Status::from(err.clone())
 }
 
 /// A gRPC code in lower snake case, as the audit record's outcome.

@@ -23,6 +23,12 @@ pub struct Answered {
     pub grants: Vec<String>,
 }
 
+/// The caller, when its proof held: what a handler reads for before [`audited`] records the
+/// outcome (and the failed proof, if that is the outcome).
+pub fn proven(who: &Result<Identity, ApiError>) -> Result<&Identity, ApiError> {
+    who.as_ref().map_err(Clone::clone)
+}
+
 /// Records `result` of the request `asked` by `who` (an `Err`: its proof failed) and returns
 /// it; when the record cannot be stored, the answer is UNAVAILABLE instead.
 pub async fn audited<T>(

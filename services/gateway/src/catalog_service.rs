@@ -8,7 +8,7 @@ use hub_projector::datasets::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::audited::{Answered, Asked, audited};
+use crate::audited::{Answered, Asked, audited, proven};
 use crate::catalog::Entry;
 use crate::datasets::{Datasets, Reader};
 use crate::deadline::read_wait;
@@ -124,10 +124,11 @@ impl CatalogService for Catalog {
         request: Request<v1::ListDatasetsRequest>,
     ) -> Result<Response<v1::ListDatasetsResponse>, Status> {
         let who = self.datasets.reader_grpc(&request);
-        let result = match &who {
-            Ok(_) => self.datasets.catalogue().await,
-            Err(err) => Err(err.clone()),
-        };
+        let result = async {
+            proven(&who)?;
+            self.datasets.catalogue().await
+        }
+        .await;
         let asked = Asked {
             action: "gov.hub.v1.CatalogService/ListDatasets",
             ..Asked::default()
@@ -151,10 +152,11 @@ impl CatalogService for Catalog {
     ) -> Result<Response<v1::GetDatasetResponse>, Status> {
         let who = self.datasets.reader_grpc(&request);
         let id = &request.get_ref().dataset_id;
-        let result = match &who {
-            Ok(_) => self.datasets.entry(id).await,
-            Err(err) => Err(err.clone()),
-        };
+        let result = async {
+            proven(&who)?;
+            self.datasets.entry(id).await
+        }
+        .await;
         let asked = Asked {
             action: "gov.hub.v1.CatalogService/GetDataset",
             dataset: self.datasets.audit_name(id),
@@ -195,10 +197,11 @@ impl DatasetService for Catalog {
     ) -> Result<Response<v1::ReadDatasetResponse>, Status> {
         let who = self.datasets.reader_grpc(&request);
         let wait = read_wait(request.metadata(), self.datasets.max_wait());
-        let result = match &who {
-            Ok(reader) => self.datasets.read(reader, request.get_ref(), wait).await,
-            Err(err) => Err(err.clone()),
-        };
+        let result = async {
+            let reader = proven(&who)?;
+            self.datasets.read(reader, request.get_ref(), wait).await
+        }
+        .await;
         let asked = Asked {
             action: "gov.hub.v1.DatasetService/ReadDataset",
             dataset: self.datasets.audit_name(&request.get_ref().dataset_id),
@@ -221,14 +224,12 @@ impl DatasetService for Catalog {
     ) -> Result<Response<v1::ListReadableResponse>, Status> {
         let asking = self.datasets.reader_grpc(&request);
         let wait = read_wait(request.metadata(), self.datasets.max_wait());
-        let result = match &asking {
-            Ok(reader) => {
-                self.datasets
-                    .readable(reader, request.get_ref().min_position, wait)
-                    .await
-            }
-            Err(err) => Err(err.clone()),
-        };
+        let result = async {
+            let reader = proven(&asking)?;
+            let min_position = request.get_ref().min_position;
+            self.datasets.readable(reader, min_position, wait).await
+        }
+        .await;
         let asked = Asked {
             action: "gov.hub.v1.DatasetService/ListReadable",
             ..Asked::default()

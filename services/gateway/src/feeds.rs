@@ -175,17 +175,13 @@ impl FeedService for Feeds {
         let who = self.datasets.reader_grpc(&request);
         let start_position = request.get_ref().start_position;
         let opened = self.open(who.clone(), request).await;
-        let mut record = hub_audit::record(
+        let mut record = hub_audit::record_status(
             who.as_ref().ok(),
             "gov.hub.v1.FeedService/Subscribe",
-            &Ok::<(), ApiError>(()),
+            opened.as_ref().err(),
         );
         // Where it starts (0: the oldest event the feed holds, or a start time).
         record.position = start_position;
-        if let Err(status) = &opened {
-            record.outcome = hub_audit::code_name(status.code()).to_owned();
-            record.reason = status.message().to_owned();
-        }
         self.datasets
             .audit()
             .record(record)

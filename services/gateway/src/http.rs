@@ -22,7 +22,7 @@ use hub_api::identity::Identity;
 use hub_api::v1;
 use serde::Deserialize;
 
-use crate::audited::{Answered, Asked, audited};
+use crate::audited::{Answered, Asked, audited, proven};
 use crate::catalog::{Publisher, dcat};
 use crate::datasets::Datasets;
 
@@ -270,10 +270,11 @@ async fn catalog_in(
 
 /// A page of the catalogue, audited: the entries on it.
 async fn catalog(state: &AppState, caller: Caller, form: Form, page: Option<u64>) -> Response {
-    let result = match &caller.who {
-        Ok(_) => catalog_page(state, form, page).await,
-        Err(err) => Err(err.clone()),
-    };
+    let result = async {
+        proven(&caller.who)?;
+        catalog_page(state, form, page).await
+    }
+    .await;
     let asked = Asked {
         action: CATALOG_ACTION,
         ..Asked::default()
@@ -386,15 +387,12 @@ async fn dataset_rows(
         time_from: p.time_from,
         time_to: p.time_to,
     };
-    let result = match &caller.who {
-        Ok(who) => {
-            state
-                .datasets
-                .read(who, &request, state.datasets.max_wait())
-                .await
-        }
-        Err(err) => Err(err.clone()),
-    };
+    let result = async {
+        let who = proven(&caller.who)?;
+        let wait = state.datasets.max_wait();
+        state.datasets.read(who, &request, wait).await
+    }
+    .await;
     let asked = Asked {
         action: ROWS_ACTION,
         dataset: state.datasets.audit_name(&request.dataset_id),

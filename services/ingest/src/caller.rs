@@ -1,13 +1,12 @@
 //! Who is calling: a department proven by certificate or token (or, in development mode,
-//! named by header), with its acting person and purpose, as [`Authenticator`] works it out.
+//! named by header), with its acting person and purpose, as `hub_api::identity::Authenticator` works it out.
 
 pub use hub_api::identity::DEPARTMENT_HEADER;
-use hub_api::identity::{Authenticator, Identity};
+use hub_api::identity::Identity;
 use hub_api::{ApiError, is_safe_id};
 use hub_domain::codes::DepartmentCode;
 use hub_domain::{Actor, FieldViolation};
 use hub_log::names::department_source;
-use tonic::Request;
 use tonic::metadata::MetadataMap;
 
 /// W3C trace context header, passed through into the events.
@@ -84,13 +83,9 @@ fn traceparent(metadata: &MetadataMap) -> String {
     }
 }
 
-/// The caller of a command: a department of the registry, proven (the public issues no
-/// commands), with its acting person and purpose.
-pub fn caller<T>(request: &Request<T>, auth: &Authenticator) -> Result<Caller, ApiError> {
-    caller_of(auth.identify_grpc(request), request.metadata())
-}
-
-/// [`caller`], with who sends the request already worked out.
+/// The caller of a command, from who sends it (as `Authenticator::identify_grpc` works it
+/// out): a department of the registry, proven (the public issues no commands), with its
+/// acting person and purpose.
 pub fn caller_of(
     identity: Result<Identity, ApiError>,
     metadata: &MetadataMap,

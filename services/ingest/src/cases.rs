@@ -29,16 +29,14 @@ impl CaseCommandService for Commands<Case> {
         request: Request<tonic::Streaming<ImportCasesRequest>>,
     ) -> Result<Response<ImportCasesResponse>, Status> {
         let who = self.auth().identify_grpc(&request);
-        let outcome = self.import(request).await;
+        let outcome = self.import(&who, request).await;
         // A refused import is recorded in the audit log; an accepted one is on the event log.
         if let Err(status) = &outcome {
-            let mut record = hub_audit::record(
+            let record = hub_audit::record_status(
                 who.as_ref().ok(),
                 "gov.hub.v1.CaseCommandService/ImportCases",
-                &Ok::<(), hub_api::ApiError>(()),
+                Some(status),
             );
-            record.outcome = hub_audit::code_name(status.code()).to_owned();
-            record.reason = status.message().to_owned();
             self.audit()
                 .record(record)
                 .await

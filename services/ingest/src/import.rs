@@ -6,6 +6,7 @@
 //! times faster per case than single reports.
 
 use hub_api::aggregate::Case;
+use hub_api::identity::Identity;
 use hub_api::v1::{HistoricCase, ImportCasesRequest, ImportCasesResponse, ReportCaseRequest};
 use hub_api::{ApiError, ValidReport, from_timestamp};
 use hub_domain::case::{CaseCommand, CaseId};
@@ -14,7 +15,7 @@ use hub_log::StoredEvent;
 use tonic::{Request, Status, Streaming};
 use tracing::info;
 
-use crate::caller::{Caller, caller};
+use crate::caller::{Caller, caller_of};
 use crate::cases::CaseCommands;
 use crate::execute::{Executed, ImportError, Submitted};
 use crate::ids;
@@ -95,11 +96,13 @@ impl CaseCommands {
         }
     }
 
+    /// Imports the cases `request` streams, sent by `who`.
     pub(crate) async fn import(
         &self,
+        who: &Result<Identity, ApiError>,
         request: Request<Streaming<ImportCasesRequest>>,
     ) -> Result<ImportCasesResponse, Status> {
-        let caller = caller(&request, self.auth())?;
+        let caller = caller_of(who.clone(), request.metadata())?;
         let now = self.executor().now();
         let mut stream = request.into_inner();
         let mut prepared = Vec::new();

@@ -18,7 +18,7 @@ mod service;
 mod supervision;
 mod view;
 
-pub use caller::{Caller, DEPARTMENT_HEADER, caller};
+pub use caller::{Caller, DEPARTMENT_HEADER, caller_of};
 pub use care::CareCommands;
 pub use cases::CaseCommands;
 pub use execute::{Executed, Executor, ExecutorContext, Submitted};

@@ -144,17 +144,12 @@ impl<A: Aggregate> Commands<A> {
             other => other,
         };
         let action = format!("gov.hub.v1.{service}/{rpc}");
-        let mut record = hub_audit::record(who.as_ref().ok(), &action, &Ok::<(), ApiError>(()));
-        match &outcome {
-            Ok(result) => {
-                record.aggregate = format!("{}/{}", A::TYPE, result.id);
-                record.position = result.position;
-                record.count = result.event_ids.len() as u64;
-            }
-            Err(status) => {
-                record.outcome = hub_audit::code_name(status.code()).to_owned();
-                record.reason = status.message().to_owned();
-            }
+        let mut record =
+            hub_audit::record_status(who.as_ref().ok(), &action, outcome.as_ref().err());
+        if let Ok(result) = &outcome {
+            record.aggregate = format!("{}/{}", A::TYPE, result.id);
+            record.position = result.position;
+            record.count = result.event_ids.len() as u64;
         }
         self.audit.record(record).await.map_err(ApiError::from)?;
         outcome
