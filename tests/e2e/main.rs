@@ -15,6 +15,7 @@ mod idempotency;
 mod identity;
 mod import;
 mod lifecycle;
+mod log_digest;
 mod log_reads;
 mod nats_accounts;
 mod rebuild;

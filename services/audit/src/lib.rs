@@ -7,8 +7,12 @@
 //! append per batch, not per read), each batch names the SHA-256 of the previous batch's body,
 //! and each append expects the chain's last subject sequence, so two writers on one chain
 //! cannot fork it: the second one's appends are refused.
+//!
+//! [`log_digest`] keeps a running SHA-256 chain over the event log (`GOV_EVENTS`), computed
+//! after the fact by a task of its own (no serialised writer on appends).
 
 mod chain;
+pub mod log_digest;
 mod writer;
 
 pub use chain::{ChainBreak, StoredBatch, check_chain, digest, read_chain};
