@@ -2,7 +2,8 @@
 //! on the hub instance's own hash chain, which a changed or dropped batch breaks.
 
 use hub_api::v1;
-use hub_audit::{Audit, AuditRecord, check_chain, read_chain};
+use hub_audit::signing::CheckpointSigner;
+use hub_audit::{Audit, AuditRecord, Checkpoints, check_chain, read_chain};
 use hub_tests::{HubBuilder, Nats};
 use tonic::Code;
 
@@ -225,7 +226,13 @@ async fn every_read_and_refusal_leaves_one_record_on_the_instances_chain() {
     // batch; the hub's next append, expecting the old last sequence, is refused, so that
     // read is answered UNAVAILABLE (no answer without its record); the hub then goes on from
     // the chain's new tail, and the chain stays one line.
-    let (intruder, _writer) = Audit::start(js.clone(), hub.instance())
+    let checkpoints = Checkpoints {
+        signer: CheckpointSigner::from_bytes(&[1; 32]),
+        every_records: 1000,
+        every: std::time::Duration::from_secs(86_400),
+        log_head: Box::new(v1::LogDigestHead::default),
+    };
+    let (intruder, _writer) = Audit::start(js.clone(), hub.instance(), checkpoints)
         .await
         .expect("a second writer");
     intruder

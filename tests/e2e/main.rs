@@ -1,6 +1,7 @@
 //! End-to-end tests: real nats-server processes, real sled files, real gRPC over loopback.
 
 mod audit;
+mod audit_export;
 mod bad_input;
 mod care;
 mod command_hash;

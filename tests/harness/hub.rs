@@ -6,6 +6,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use hub::Config;
+use hub_api::v1::audit_service_client::AuditServiceClient;
 use hub_api::v1::care_command_service_client::CareCommandServiceClient;
 use hub_api::v1::case_command_service_client::CaseCommandServiceClient;
 use hub_api::v1::case_query_service_client::CaseQueryServiceClient;
@@ -58,6 +59,9 @@ impl HubBuilder {
             .unwrap_or_default();
         config.listen = ([127, 0, 0, 1], 0).into();
         config.supervision_interval_ms = 50;
+        // Audit checkpoints by record count only, so a test counting batches is not surprised
+        // by one a slow run's clock set off.
+        config.audit.checkpoint_seconds = 86_400;
         // Departments named by header unless a test sets up certificates or tokens.
         config.identity.mode = hub_api::identity::Mode::Development;
         Self {
@@ -75,6 +79,7 @@ impl HubBuilder {
             .nats_url(nats.url())
             .monitor_url(Some(nats.monitor_url()));
         builder.config.commands.hash_key_file = Some(nats.hash_key_file());
+        builder.config.audit.signing_key_file = Some(nats.audit_key_file());
         builder.config.nats.nkey_file = nats.hub_seed().map(|s| s.path().to_owned());
         // A server started without accounts isolates nobody: say so, as an operator must.
         builder.config.nats.accept_no_isolation = nats.hub_seed().is_none();
@@ -259,6 +264,10 @@ impl Hub {
         FeedServiceClient::new(self.channel.clone())
     }
 
+    pub fn auditors(&self) -> AuditServiceClient<Channel> {
+        AuditServiceClient::new(self.channel.clone())
+    }
+
     /// This hub's instance name (its audit chain is `gov.audit.<instance>`).
     pub fn instance(&self) -> &str {
         &self.instance
@@ -299,6 +308,11 @@ impl Hub {
     /// The alarms the hub has raised.
     pub fn alarms(&self) -> &hub_projector::Alarms {
         &self.started.alarms
+    }
+
+    /// Where the event log's chained digest stands, as its task publishes it.
+    pub fn log_digest(&self) -> tokio::sync::watch::Receiver<hub_audit::log_digest::LogHead> {
+        self.started.log_digest.clone()
     }
 
     /// The durable consumer of this hub's read model `name` (what [`crate::Hold`] names).

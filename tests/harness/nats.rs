@@ -16,6 +16,9 @@ pub struct Nats {
 }
 
 const HASH_KEY_FILE: &str = "hub-command-hash.key";
+/// The audit signing key every hub on this server shares, and its public key.
+const AUDIT_KEY_FILE: &str = "hub-audit-signing.key";
+const AUDIT_PUBLIC_KEY_FILE: &str = "hub-audit-signing.pub";
 
 /// 64 hex digits from the clock and the process: a test key, unlike every other test's.
 fn random_key() -> String {
@@ -68,6 +71,21 @@ impl Nats {
             .await
             .unwrap_or_else(|e| panic!("starting nats-server: {e}"));
         std::fs::write(dir.path().join(HASH_KEY_FILE), random_key()).expect("hash key file");
+        let mut secret = [0u8; 32];
+        for (byte, pair) in secret.iter_mut().zip(random_key().as_bytes().chunks(2)) {
+            *byte = u8::from_str_radix(std::str::from_utf8(pair).expect("hex"), 16).expect("hex");
+        }
+        let signer = hub_audit::signing::CheckpointSigner::from_bytes(&secret);
+        std::fs::write(
+            dir.path().join(AUDIT_KEY_FILE),
+            signer.to_pkcs8_pem().expect("pem"),
+        )
+        .expect("audit key file");
+        std::fs::write(
+            dir.path().join(AUDIT_PUBLIC_KEY_FILE),
+            signer.public_key_pem().expect("pem"),
+        )
+        .expect("audit public key file");
         Self {
             server,
             credentials,
@@ -102,6 +120,16 @@ impl Nats {
     /// instances on one log.
     pub fn hash_key_file(&self) -> std::path::PathBuf {
         self.dir.path().join(HASH_KEY_FILE)
+    }
+
+    /// The audit signing key (PKCS#8 PEM) every hub on this server is given.
+    pub fn audit_key_file(&self) -> std::path::PathBuf {
+        self.dir.path().join(AUDIT_KEY_FILE)
+    }
+
+    /// Its public key, which verifies the exports of those hubs.
+    pub fn audit_public_key_file(&self) -> std::path::PathBuf {
+        self.dir.path().join(AUDIT_PUBLIC_KEY_FILE)
     }
 
     pub fn url(&self) -> &str {

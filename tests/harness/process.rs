@@ -29,6 +29,7 @@ pub struct ProcessBuilder {
     nats_url: String,
     monitor_url: String,
     key_file: PathBuf,
+    audit_key_file: PathBuf,
     /// The hub user's seed, on a server with accounts.
     nkey_file: Option<PathBuf>,
     failpoints: String,
@@ -72,6 +73,7 @@ impl ProcessBuilder {
             nats_url: nats.url().to_owned(),
             monitor_url: nats.monitor_url().to_owned(),
             key_file: nats.hash_key_file(),
+            audit_key_file: nats.audit_key_file(),
             nkey_file: nats.hub_seed().map(|s| s.path().to_owned()),
             failpoints: String::new(),
             duplicate_window_secs: 120,
@@ -115,6 +117,7 @@ impl ProcessBuilder {
             .args(["--nats-url", &self.nats_url])
             .args(["--nats-monitor-url", &self.monitor_url])
             .env("HUB_COMMANDS__HASH_KEY_FILE", &self.key_file)
+            .env("HUB_AUDIT__SIGNING_KEY_FILE", &self.audit_key_file)
             .env(
                 "HUB_NATS__DUPLICATE_WINDOW_SECS",
                 self.duplicate_window_secs.to_string(),

@@ -126,6 +126,7 @@ mod tests {
                         action: format!("read-{number}"),
                         ..Default::default()
                     }],
+                    checkpoint: None,
                 };
                 let body: Bytes = batch.encode_to_vec().into();
                 previous = digest(&body);

@@ -8,16 +8,27 @@
 //! and each append expects the chain's last subject sequence, so two writers on one chain
 //! cannot fork it: the second one's appends are refused.
 //!
-//! [`log_digest`] keeps a running SHA-256 chain over the event log (`GOV_EVENTS`), computed
-//! after the fact by a task of its own (no serialised writer on appends).
+//! - [`log_digest`]: a running SHA-256 chain over the event log (`GOV_EVENTS`), computed
+//!   after the fact by a task of its own (no serialised writer on appends).
+//! - [`signing`]: checkpoints signed with the hub's Ed25519 audit key. Every K records,
+//!   every T seconds when anything moved, at shutdown and for each export, the writer appends
+//!   to its chain a checkpoint naming the heads of every chain and of the event log's chained
+//!   digest, so a chain cut short or rewritten no longer matches what was signed.
+//! - [`export`]: an export of GOV_AUDIT ending at a checkpoint made for it, and its
+//!   verification with the public key alone, naming the first item found tampered with.
 
 mod chain;
+pub mod export;
 pub mod log_digest;
+pub mod signing;
 mod writer;
 
 pub use chain::{ChainBreak, StoredBatch, check_chain, digest, read_chain};
-pub use hub_api::v1::{AuditBatch, AuditRecord};
-pub use writer::{Audit, AuditError, MAX_BATCH};
+pub use hub_api::v1::{AuditBatch, AuditRecord, Checkpoint, SignedCheckpoint};
+pub use writer::{
+    Audit, AuditError, Checkpoints, LogHeadSource, MAX_BATCH, MadeCheckpoint,
+    most_records_between_checkpoints,
+};
 
 use hub_api::ApiError;
 use hub_api::identity::{Identity, Proof};
@@ -70,7 +81,7 @@ pub fn record_status(
     record
 }
 
-fn now() -> prost_types::Timestamp {
+pub(crate) fn now() -> prost_types::Timestamp {
     let now = jiff::Timestamp::now();
     prost_types::Timestamp {
         seconds: now.as_second(),

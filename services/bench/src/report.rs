@@ -79,6 +79,15 @@ impl Hub {
         let key = data_dir.join("command-hash.key");
         std::fs::write(&key, "a".repeat(64))?;
         config.commands.hash_key_file = Some(key);
+        // And its audit signing key.
+        let audit_key = data_dir.join("audit-signing.key");
+        std::fs::write(
+            &audit_key,
+            hub_audit::signing::CheckpointSigner::from_bytes(&[7; 32])
+                .to_pkcs8_pem()
+                .map_err(anyhow::Error::msg)?,
+        )?;
+        config.audit.signing_key_file = Some(audit_key);
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();

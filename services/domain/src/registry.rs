@@ -18,6 +18,9 @@ pub enum UnitKind {
     Department,
     /// A district command centre (区网格化服务管理中心) that dispatches cases.
     DispatchUnit,
+    /// An auditor (discipline inspection 纪检监察, the audit bureau): reads the audit log,
+    /// the history of any record and who accessed what.
+    Auditor,
 }
 
 #[derive(Debug, Clone, Deserialize)]

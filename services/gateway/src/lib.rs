@@ -4,6 +4,7 @@
 //! read model has applied the log up to it, so a client reads its own writes.
 
 mod audited;
+mod auditors;
 mod cases;
 pub mod catalog;
 mod catalog_service;
@@ -15,6 +16,7 @@ pub mod http;
 mod model_read;
 mod queue;
 
+pub use auditors::Auditors;
 pub use cases::CaseQueries;
 pub use catalog_service::Catalog;
 pub use datasets::Datasets;

@@ -34,6 +34,31 @@ pub struct Config {
     pub catalogue: CatalogueConfig,
     pub feeds: FeedsConfig,
     pub identity: IdentityConfig,
+    pub audit: AuditConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// The Ed25519 key (PKCS#8 PEM) checkpoints of the audit log are signed with; unset on a
+    /// hub running its own nats-server: generated once under the data dir
+    /// (secrets/audit-signing.key, its public key beside it as audit-signing.pub, which is what
+    /// verifiers of exports need). Required on an external NATS, the same for every instance.
+    pub signing_key_file: Option<PathBuf>,
+    /// A signed checkpoint after this many audit records.
+    pub checkpoint_records: u64,
+    /// A signed checkpoint this often, in seconds, when anything moved since the last one.
+    pub checkpoint_seconds: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            signing_key_file: None,
+            checkpoint_records: 1000,
+            checkpoint_seconds: 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -138,6 +163,7 @@ impl Default for Config {
             read_models: ReadModelsConfig::default(),
             query: QueryConfig::default(),
             catalogue: CatalogueConfig::default(),
+            audit: AuditConfig::default(),
             feeds: FeedsConfig::default(),
             identity: IdentityConfig::default(),
         }
@@ -246,6 +272,11 @@ impl Config {
         }
         if self.feeds.max_age_days == 0 {
             return Err("feeds.max_age_days must be at least 1".into());
+        }
+        if self.audit.checkpoint_records == 0 || self.audit.checkpoint_seconds == 0 {
+            return Err(
+                "audit.checkpoint_records and audit.checkpoint_seconds must be at least 1".into(),
+            );
         }
         if self.read_models.max_batch == 0 {
             return Err("read_models.max_batch must be at least 1".into());

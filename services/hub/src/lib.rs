@@ -1,6 +1,7 @@
 //! The hub server as a library: `run` takes its configuration, a bound listener and a
 //! shutdown future, so the binary and the tests start it the same way.
 
+pub mod audit_cli;
 pub mod config;
 pub mod dev_ca;
 mod health;

@@ -76,6 +76,66 @@ enum Command {
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
         token_days: u32,
     },
+    /// The audit log: an auditor's export from a running hub, and its verification offline.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Asks a running hub (AuditService, auditors only) for an export of its audit log up to
+    /// a checkpoint it signs for the export, and writes it to FILE.
+    ///
+    /// Example: hub audit export --hub http://127.0.0.1:50051 --department
+    /// discipline-inspection --user inspector-01 --purpose "inspection 2026-17" --out
+    /// audit.export
+    Export {
+        /// The hub's gRPC address (https:// with TLS).
+        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:50051")]
+        hub: String,
+        /// The auditor unit, as x-hub-department (a hub in development mode only).
+        #[arg(long, value_name = "CODE")]
+        department: Option<String>,
+        /// A signed token of the auditor unit (as `hub dev-ca` writes them).
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// The auditor unit's client certificate (PEM), with --key.
+        #[arg(long, value_name = "FILE", requires = "key")]
+        cert: Option<PathBuf>,
+        /// The client certificate's key (PEM).
+        #[arg(long, value_name = "FILE", requires = "cert")]
+        key: Option<PathBuf>,
+        /// The CA (PEM) the hub's certificate is checked against.
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+        /// The person acting (x-hub-user).
+        #[arg(long)]
+        user: String,
+        /// Why (x-hub-purpose), e.g. the inspection's reference.
+        #[arg(long)]
+        purpose: String,
+        /// Where to write the export.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Verifies an export with the hub's public key alone (no hub, no NATS). Exits 0 when
+    /// the export is what the hub stored and signed, 2 naming the first item that is not, 1
+    /// when the file or a key cannot be read.
+    ///
+    /// Example: hub audit verify --file audit.export --public-key
+    /// hub-data/secrets/audit-signing.pub
+    Verify {
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        /// The hub's audit public key (SPKI PEM; audit-signing.pub beside a generated signing
+        /// key). Repeat it for every key that signed: earlier keys after a rotation.
+        #[arg(long = "public-key", value_name = "FILE", required = true)]
+        public_keys: Vec<PathBuf>,
+        /// An earlier export of the same hub: everything it vouched for must be in this one,
+        /// unchanged (repeatable). Keep each export to check the next against it.
+        #[arg(long, value_name = "FILE")]
+        previous: Vec<PathBuf>,
+    },
 }
 
 impl Cli {
@@ -163,6 +223,9 @@ async fn main() -> ExitCode {
 }
 
 async fn start(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::Audit(command)) = &cli.command {
+        return audit(command).await;
+    }
     let config = hub::Config::load(cli.config.as_deref(), cli.overrides())?;
     match &cli.command {
         Some(Command::NatsAccounts { out }) => return nats_accounts(&config, out),
@@ -178,12 +241,63 @@ async fn start(cli: Cli) -> anyhow::Result<()> {
             };
             return dev_ca(&config, out, &options);
         }
-        None => {}
+        Some(Command::Audit(_)) | None => {}
     }
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("binding {}: {e}", config.listen))?;
     hub::run(config, listener, shutdown_signal()).await
+}
+
+/// `hub audit export` and `hub audit verify` (which exits 2 when the export is tampered with).
+async fn audit(command: &AuditCommand) -> anyhow::Result<()> {
+    match command {
+        AuditCommand::Export {
+            hub,
+            department,
+            token_file,
+            cert,
+            key,
+            ca,
+            user,
+            purpose,
+            out,
+        } => {
+            let caller = hub::audit_cli::Caller {
+                hub: hub.clone(),
+                department: department.clone(),
+                token_file: token_file.clone(),
+                cert_file: cert.clone(),
+                key_file: key.clone(),
+                ca_file: ca.clone(),
+                user: user.clone(),
+                purpose: purpose.clone(),
+            };
+            let written = hub::audit_cli::export(&caller, out).await?;
+            println!(
+                "wrote {} ({} items, {} bytes)",
+                out.display(),
+                written.items,
+                written.bytes
+            );
+            Ok(())
+        }
+        AuditCommand::Verify {
+            file,
+            public_keys,
+            previous,
+        } => match hub::audit_cli::verify(file, public_keys, previous) {
+            Ok(verified) => {
+                println!("{}", hub::audit_cli::describe(&verified));
+                Ok(())
+            }
+            Err(hub::audit_cli::NotVerified::Tampered(tampered)) => {
+                println!("TAMPERED: {tampered}");
+                std::process::exit(2);
+            }
+            Err(err) => Err(anyhow::anyhow!("{err}")),
+        },
+    }
 }
 
 /// `hub nats-accounts --out DIR`: says what it wrote, never a seed.
@@ -293,5 +407,65 @@ mod tests {
         assert!(
             Cli::try_parse_from(["hub", "dev-ca", "--out", "ca", "--token-days", "0"]).is_err()
         );
+    }
+
+    #[test]
+    fn audit_export_and_verify_are_subcommands() {
+        let cli = Cli::try_parse_from([
+            "hub",
+            "audit",
+            "export",
+            "--department",
+            "audit-bureau",
+            "--user",
+            "a-1",
+            "--purpose",
+            "p",
+            "--out",
+            "x.export",
+        ])
+        .expect("parses");
+        assert!(matches!(
+            cli.command,
+            Some(Command::Audit(AuditCommand::Export { hub, department: Some(d), out, .. }))
+                if hub == "http://127.0.0.1:50051" && d == "audit-bureau"
+                    && out == std::path::Path::new("x.export")
+        ));
+        // The acting person and the purpose are required, as every department request's are.
+        assert!(
+            Cli::try_parse_from(["hub", "audit", "export", "--user", "a-1", "--out", "x"]).is_err()
+        );
+        // A certificate comes with its key.
+        assert!(
+            Cli::try_parse_from([
+                "hub",
+                "audit",
+                "export",
+                "--user",
+                "a",
+                "--purpose",
+                "p",
+                "--out",
+                "x",
+                "--cert",
+                "c.pem",
+            ])
+            .is_err()
+        );
+        let cli = Cli::try_parse_from([
+            "hub",
+            "audit",
+            "verify",
+            "--file",
+            "x.export",
+            "--public-key",
+            "k.pub",
+        ])
+        .expect("parses");
+        assert!(matches!(
+            cli.command,
+            Some(Command::Audit(AuditCommand::Verify { file, .. })) if file == std::path::Path::new("x.export")
+        ));
+        assert!(Cli::try_parse_from(["hub", "audit", "verify", "--file", "x"]).is_err());
     }
 }

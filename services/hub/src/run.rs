@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use hub_api::aggregate::{Care, Case, Grant};
+use hub_api::v1::LogDigestHead;
+use hub_api::v1::audit_service_server::AuditServiceServer;
 use hub_api::v1::care_command_service_server::CareCommandServiceServer;
 use hub_api::v1::case_command_service_server::CaseCommandServiceServer;
 use hub_api::v1::case_query_service_server::CaseQueryServiceServer;
@@ -13,11 +15,12 @@ use hub_api::v1::catalog_service_server::CatalogServiceServer;
 use hub_api::v1::dataset_service_server::DatasetServiceServer;
 use hub_api::v1::feed_service_server::FeedServiceServer;
 use hub_api::v1::grant_command_service_server::GrantCommandServiceServer;
-use hub_audit::Audit;
+use hub_audit::log_digest::LogDigest;
+use hub_audit::{Audit, Checkpoints};
 use hub_domain::clock::Clock;
 use hub_domain::policy::Policy;
 use hub_gateway::catalog::Publisher;
-use hub_gateway::{CaseQueries, Catalog, Datasets, Feeds, http};
+use hub_gateway::{Auditors, CaseQueries, Catalog, Datasets, Feeds, http};
 use hub_ingest::{
     CareCommands, CaseCommands, CommandHasher, Executor, ExecutorContext, Freshness, GrantCommands,
     Index, Supervisor, SystemClock,
@@ -85,6 +88,8 @@ pub struct Started {
     pub alarms: Alarms,
     /// The NATS the hub uses (its own child's, in development mode).
     pub nats_url: String,
+    /// Where the event log's chained digest stands.
+    pub log_digest: tokio::sync::watch::Receiver<hub_audit::log_digest::LogHead>,
 }
 
 /// How [`run_with`] runs the hub besides its configuration.
@@ -280,8 +285,40 @@ async fn serve(
 
     // Read models: one sled database, one consumer and one task each.
     let stop = CancellationToken::new();
+    // Whichever way serving ends, an early `?` included, the tasks started below stop (the
+    // log digest's would otherwise hold its store's lock).
+    let _stop_on_return = stop.clone().drop_guard();
     let instance = instance_name(config)?;
-    let (audit, audit_writer) = Audit::start(audit_js, &instance)
+    let (signer, public_key) = crate::secrets::audit_signer(config).await?;
+    if let Some(public_key) = public_key {
+        info!(public_key = %public_key.display(), "audit checkpoints are signed; exports verify with this public key");
+    }
+    // The event log's chained digest, folded after the fact by a task of its own; each
+    // checkpoint signs where it stands.
+    let log_digest = LogDigest::open(&config.data_dir.join("log-digest"))
+        .context("opening the event log's digest")?;
+    let (digest_head, digest_task) = log_digest
+        .start(
+            async_nats::jetstream::new(projector_client.clone()),
+            stop.child_token(),
+        )
+        .context("starting the event log's digest")?;
+    let checkpoints = Checkpoints {
+        signer,
+        every_records: config.audit.checkpoint_records,
+        every: Duration::from_secs(config.audit.checkpoint_seconds),
+        log_head: Box::new({
+            let digest_head = digest_head.clone();
+            move || {
+                let head = *digest_head.borrow();
+                LogDigestHead {
+                    position: head.position,
+                    digest: head.digest.to_vec(),
+                }
+            }
+        }),
+    };
+    let (audit, audit_writer) = Audit::start(audit_js.clone(), &instance, checkpoints)
         .await
         .context("starting the audit log's writer")?;
     let alarms = Alarms::default();
@@ -445,6 +482,7 @@ async fn serve(
     let catalogued = std::iter::once((&case_queue::DATASET, model.clone()))
         .chain(dataset_models)
         .collect();
+    let auditors = Auditors::new((auth.clone(), audit.clone()), audit_js);
     let datasets = Datasets::new(
         catalogued,
         appender.clone(),
@@ -483,7 +521,8 @@ async fn serve(
             .add_service(CaseQueryServiceServer::new(queries))
             .add_service(CatalogServiceServer::new(catalog.clone()))
             .add_service(DatasetServiceServer::new(catalog))
-            .add_service(FeedServiceServer::new(feeds));
+            .add_service(FeedServiceServer::new(feeds))
+            .add_service(AuditServiceServer::new(auditors));
         let mut routes = routes.routes();
         let grpc = std::mem::take(routes.axum_router_mut());
         *routes.axum_router_mut() = grpc.merge(http::router(datasets, publisher, base_url));
@@ -509,6 +548,7 @@ async fn serve(
             read_models: all_read_models,
             alarms: alarms.clone(),
             nats_url: url.clone(),
+            log_digest: digest_head,
         });
     }
     tokio::pin!(shutdown);
@@ -525,6 +565,9 @@ async fn serve(
         outcomes.push(outcome);
     }
     let served = serving.await;
+    if let Err(err) = digest_task.await {
+        warn!(error = %err, "the event log's digest task failed");
+    }
     // The audit writer ends once the services holding it are gone, after storing what waits.
     if tokio::time::timeout(Duration::from_secs(5), audit_writer)
         .await

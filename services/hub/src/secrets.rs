@@ -1,4 +1,7 @@
-//! The hub's secret for command hashes (see `hub_ingest::CommandHasher`).
+//! The hub's secrets: the key of command hashes (see `hub_ingest::CommandHasher`) and the
+//! key audit checkpoints are signed with.
+//!
+//! The command hash key:
 //!
 //! Configured as a file (`commands.hash_key_file`); a hub running its own nats-server (the
 //! development mode) generates one under its data dir when none is configured, readable by
@@ -12,6 +15,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use hub_audit::signing::CheckpointSigner;
 use hub_ingest::{CommandHasher, HashKey, ShortKey};
 use tracing::info;
 
@@ -41,6 +45,11 @@ fn generate(path: &Path) -> anyhow::Result<()> {
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;
     let text: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(path, text.as_bytes())
+}
+
+/// Writes `contents` to a new file at `path`, readable by the owner alone.
+fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -51,7 +60,7 @@ fn generate(path: &Path) -> anyhow::Result<()> {
     let mut file = options
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(text.as_bytes())
+    file.write_all(contents)
         .and_then(|()| file.sync_all())
         .with_context(|| format!("writing {}", path.display()))
 }
@@ -91,4 +100,66 @@ fn hasher_of(config: &Config) -> anyhow::Result<CommandHasher> {
         bail!("commands.previous_hash_key_file holds the same key as the current one");
     }
     Ok(CommandHasher::new(current, previous))
+}
+
+/// Where the generated audit signing key lives under the data dir; its public key is beside
+/// it, [`audit_public_key_path`].
+pub fn generated_audit_key_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("secrets").join("audit-signing.key")
+}
+
+/// The public key of an audit signing key at `key`: the same path with `.pub`.
+pub fn audit_public_key_path(key: &Path) -> PathBuf {
+    key.with_extension("pub")
+}
+
+/// The key audit checkpoints are signed with, and where its public key is: the configured
+/// file (whose public key the operator keeps beside it or hands out), else one generated once
+/// under the data dir with its public key written beside it. On an external NATS the key must
+/// be configured: every instance on one log signs with it, and a wiped data dir must not
+/// make a new one (earlier checkpoints would then verify under a key nobody has).
+pub async fn audit_signer(config: &Config) -> anyhow::Result<(CheckpointSigner, Option<PathBuf>)> {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || audit_signer_of(&config)).await?
+}
+
+fn audit_signer_of(config: &Config) -> anyhow::Result<(CheckpointSigner, Option<PathBuf>)> {
+    let read = |path: &Path| -> anyhow::Result<CheckpointSigner> {
+        let pem = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the audit signing key {}", path.display()))?;
+        CheckpointSigner::from_pkcs8_pem(&pem)
+            .map_err(|e| anyhow::anyhow!("the audit signing key {}: {e}", path.display()))
+    };
+    match &config.audit.signing_key_file {
+        Some(path) => Ok((read(path)?, None)),
+        None if config.nats.url.is_some() => bail!(
+            "refusing to start: on an external NATS the audit signing key must be configured \
+             (audit.signing_key_file, HUB_AUDIT__SIGNING_KEY_FILE), the same file for every hub \
+             instance on that NATS; create one with \
+             `openssl genpkey -algorithm ed25519 -out audit-signing.key` and its public key \
+             with `openssl pkey -in audit-signing.key -pubout -out audit-signing.pub`, which \
+             is what verifiers of exports need"
+        ),
+        None => {
+            let path = generated_audit_key_path(&config.data_dir);
+            if !path.exists() {
+                let mut secret = [0u8; 32];
+                getrandom::fill(&mut secret)
+                    .map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;
+                let pem = CheckpointSigner::from_bytes(&secret)
+                    .to_pkcs8_pem()
+                    .map_err(anyhow::Error::msg)?;
+                write_private(&path, pem.as_bytes())?;
+                info!(path = %path.display(), "generated the audit signing key");
+            }
+            let signer = read(&path)?;
+            let public = audit_public_key_path(&path);
+            let public_pem = signer.public_key_pem().map_err(anyhow::Error::msg)?;
+            if std::fs::read_to_string(&public).ok().as_deref() != Some(public_pem.as_str()) {
+                std::fs::write(&public, &public_pem)
+                    .with_context(|| format!("writing {}", public.display()))?;
+            }
+            Ok((signer, Some(public)))
+        }
+    }
 }

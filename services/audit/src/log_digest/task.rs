@@ -26,6 +26,9 @@ use crate::AuditError;
 /// Most messages folded into one stored batch.
 pub const MAX_BATCH: usize = 1000;
 
+/// Why a consume run ends when its consumer delivers what is folded already.
+const STARTED_OVER: &str = "the consumer started over from the log's beginning";
+
 /// How long [`compute`] waits for the next message before giving up.
 const COMPUTE_IDLE: Duration = Duration::from_secs(30);
 
@@ -208,14 +211,17 @@ fn fold_batch(
         let stored = Stored::from_message(message).map_err(|e| e.to_string())?;
         let before = fold.head.position;
         match fold.fold(&stored) {
-            // The ordered consumer, recreated before it delivered anything, starts over
-            // from the first message: what is folded already is left out.
+            // The ordered consumer, recreated by the client before it delivered anything,
+            // starts over from the log's first message (async-nats 0.51). Reading the whole
+            // log again only to leave it out would be slow: the consumer is made afresh from
+            // the stored head instead.
             Folded::Repeated => {
                 debug!(
                     position = stored.position,
                     head = before,
-                    "log digest: message already folded, left out"
+                    "log digest: message already folded; the consumer started over"
                 );
+                return Err(STARTED_OVER.to_owned());
             }
             Folded::Entry { entry, expected } => {
                 if !expected {
