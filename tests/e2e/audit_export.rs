@@ -2,7 +2,7 @@
 //! public key alone verifies the file; a changed or cut export fails at the exact item.
 
 use hub::audit_cli::{Caller, NotVerified, export, verify};
-use hub_api::v1::{self, AuditBatch, AuditExportItem, audit_export_item::Item};
+use hub_api::v1::{self, AuditBatch, ExportAuditResponse, export_audit_response::Item};
 use hub_audit::export::{read_items, write_item};
 use hub_audit::{check_chain, read_chain};
 use hub_tests::{HubBuilder, Nats, fixtures};
@@ -25,7 +25,7 @@ fn caller(hub: &hub_tests::Hub) -> Caller {
 }
 
 /// The batches of an export file, decoded, with their item numbers.
-fn batches(items: &[AuditExportItem]) -> Vec<(usize, AuditBatch)> {
+fn batches(items: &[ExportAuditResponse]) -> Vec<(usize, AuditBatch)> {
     items
         .iter()
         .enumerate()
@@ -36,7 +36,7 @@ fn batches(items: &[AuditExportItem]) -> Vec<(usize, AuditBatch)> {
         .collect()
 }
 
-fn write(path: &std::path::Path, items: &[AuditExportItem]) {
+fn write(path: &std::path::Path, items: &[ExportAuditResponse]) {
     let mut bytes = Vec::new();
     for item in items {
         write_item(item, &mut bytes);

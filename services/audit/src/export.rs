@@ -1,6 +1,6 @@
 //! Exports of the audit log, and their verification with the hub's public key alone.
 //!
-//! An export file is a sequence of [`AuditExportItem`]s, each prefixed with its length as a
+//! An export file is a sequence of [`ExportAuditResponse`]s, each prefixed with its length as a
 //! protobuf varint: first the header, holding the checkpoint the hub made and signed for the
 //! export (the manifest), then every batch of every chain in stream order, each exactly as
 //! stored (stream sequence and body). The export ends at the manifest's chain heads.
@@ -24,8 +24,8 @@ use std::collections::BTreeMap;
 
 use bytes::Buf;
 use hub_api::v1::{
-    AuditBatch, AuditExportHeader, AuditExportItem, ChainHead, Checkpoint, ExportedBatch,
-    LogDigestHead, audit_export_item::Item,
+    AuditBatch, AuditExportHeader, ChainHead, Checkpoint, ExportAuditResponse, ExportedBatch,
+    LogDigestHead, export_audit_response::Item,
 };
 use prost::Message;
 
@@ -37,7 +37,7 @@ use crate::signing::{CheckpointVerifier, hex};
 pub const EXPORT_FORMAT: &str = "gov.hub.audit-export.v1";
 
 /// Appends `item` to `out` as the file holds it (length-prefixed).
-pub fn write_item(item: &AuditExportItem, out: &mut Vec<u8>) {
+pub fn write_item(item: &ExportAuditResponse, out: &mut Vec<u8>) {
     // Encoding into a Vec cannot run out of room.
     let _ = item.encode_length_delimited(out);
 }
@@ -117,14 +117,15 @@ impl Chain {
 }
 
 /// The items of an export file.
-pub fn read_items(mut bytes: &[u8]) -> Result<Vec<AuditExportItem>, Tampered> {
+pub fn read_items(mut bytes: &[u8]) -> Result<Vec<ExportAuditResponse>, Tampered> {
     let mut items = Vec::new();
     while bytes.has_remaining() {
-        let item = AuditExportItem::decode_length_delimited(&mut bytes).map_err(|e| Tampered {
-            item: items.len() as u64,
-            place: "the file".to_owned(),
-            reason: format!("it cannot be read ({e}): the file was cut or changed"),
-        })?;
+        let item =
+            ExportAuditResponse::decode_length_delimited(&mut bytes).map_err(|e| Tampered {
+                item: items.len() as u64,
+                place: "the file".to_owned(),
+                reason: format!("it cannot be read ({e}): the file was cut or changed"),
+            })?;
         items.push(item);
     }
     Ok(items)
@@ -433,9 +434,9 @@ mod tests;
 pub async fn send(
     js: &async_nats::jetstream::Context,
     made: &crate::MadeCheckpoint,
-    tx: &tokio::sync::mpsc::Sender<Result<AuditExportItem, AuditError>>,
+    tx: &tokio::sync::mpsc::Sender<Result<ExportAuditResponse, AuditError>>,
 ) {
-    let header = AuditExportItem {
+    let header = ExportAuditResponse {
         item: Some(Item::Header(AuditExportHeader {
             format: EXPORT_FORMAT.to_owned(),
             manifest: Some(made.signed.clone()),
@@ -452,7 +453,7 @@ pub async fn send(
 async fn send_batches(
     js: &async_nats::jetstream::Context,
     heads: &[ChainHead],
-    tx: &tokio::sync::mpsc::Sender<Result<AuditExportItem, AuditError>>,
+    tx: &tokio::sync::mpsc::Sender<Result<ExportAuditResponse, AuditError>>,
 ) -> Result<(), AuditError> {
     use async_nats::jetstream::consumer::pull::OrderedConfig;
     use futures::StreamExt as _;
@@ -493,7 +494,7 @@ async fn send_batches(
             .get(batch.instance.as_str())
             .is_some_and(|end| batch.number <= *end)
         {
-            let item = AuditExportItem {
+            let item = ExportAuditResponse {
                 item: Some(Item::Batch(ExportedBatch {
                     sequence,
                     body: message.payload.to_vec(),

@@ -9,7 +9,7 @@ use futures::Stream;
 use hub_api::ApiError;
 use hub_api::identity::{Authenticator, Identity};
 use hub_api::v1::audit_service_server::AuditService;
-use hub_api::v1::{AuditExportItem, ExportAuditRequest};
+use hub_api::v1::{ExportAuditRequest, ExportAuditResponse};
 use hub_audit::Audit;
 use hub_domain::registry::UnitKind;
 use tonic::{Request, Response, Status};
@@ -50,7 +50,7 @@ impl Auditors {
     }
 }
 
-type Items = Pin<Box<dyn Stream<Item = Result<AuditExportItem, Status>> + Send>>;
+type Items = Pin<Box<dyn Stream<Item = Result<ExportAuditResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl AuditService for Auditors {

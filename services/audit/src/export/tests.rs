@@ -10,7 +10,7 @@ fn signer() -> CheckpointSigner {
 /// Two chains, `a` and `b`, written in turns (a1 b1 a2 b2 ...) at stream sequences 10, 20,
 /// ..., `a`'s third batch a stored checkpoint; the header's manifest signs both heads.
 struct Built {
-    items: Vec<AuditExportItem>,
+    items: Vec<ExportAuditResponse>,
 }
 
 fn build() -> Built {
@@ -56,7 +56,7 @@ fn build() -> Built {
             };
             let body = batch.encode_to_vec();
             previous.insert(instance, (number + 1, digest(&body), sequence));
-            items.push(AuditExportItem {
+            items.push(ExportAuditResponse {
                 item: Some(Item::Batch(ExportedBatch { sequence, body })),
             });
         }
@@ -84,8 +84,8 @@ fn build() -> Built {
     Built { items }
 }
 
-fn header(manifest: SignedCheckpoint) -> AuditExportItem {
-    AuditExportItem {
+fn header(manifest: SignedCheckpoint) -> ExportAuditResponse {
+    ExportAuditResponse {
         item: Some(Item::Header(AuditExportHeader {
             format: EXPORT_FORMAT.into(),
             manifest: Some(manifest),
@@ -229,7 +229,7 @@ fn reordered_dropped_inserted_and_truncated_batches_are_named() {
     copy.sequence = built.batch(4).sequence + 1;
     built.items.insert(
         5,
-        AuditExportItem {
+        ExportAuditResponse {
             item: Some(Item::Batch(copy)),
         },
     );
@@ -258,7 +258,7 @@ fn reordered_dropped_inserted_and_truncated_batches_are_named() {
         number: 1,
         ..Default::default()
     };
-    built.items.push(AuditExportItem {
+    built.items.push(ExportAuditResponse {
         item: Some(Item::Batch(ExportedBatch {
             sequence: 100,
             body: foreign.encode_to_vec(),
@@ -389,7 +389,7 @@ fn a_run_of_records_longer_than_the_writer_allows_means_a_checkpoint_was_dropped
             digest: previous.clone(),
             sequence: number,
         };
-        items.push(AuditExportItem {
+        items.push(ExportAuditResponse {
             item: Some(Item::Batch(ExportedBatch {
                 sequence: number,
                 body,
