@@ -1,15 +1,19 @@
 //! An event as read back from `GOV_EVENTS`.
 
 use bytes::Bytes;
+use jiff::Timestamp;
 
 use crate::envelope::{Envelope, EnvelopeError};
 
-/// One stored event: its position, subject, envelope and protobuf body.
+/// One stored event: its position, subject, stored time, envelope and protobuf body.
 #[derive(Debug, Clone)]
 pub struct StoredEvent {
     /// The stream sequence: the event's global position.
     pub position: u64,
     pub subject: String,
+    /// When the log stored it (the server's time stamp of the message), as against
+    /// `envelope.time`, when it happened: what the hub knew when, for auditors.
+    pub stored_at: Timestamp,
     pub envelope: Envelope,
     pub body: Bytes,
 }
@@ -42,6 +46,8 @@ pub enum Entry {
 pub struct Unreadable {
     pub position: u64,
     pub subject: String,
+    /// When the log stored it.
+    pub stored_at: Timestamp,
     /// `ce-type` as stored, or empty when even that is missing.
     pub event_type: String,
     pub reason: String,
@@ -52,6 +58,14 @@ impl Entry {
         match self {
             Entry::Event(e) => e.position,
             Entry::Unreadable(u) => u.position,
+        }
+    }
+
+    /// When the log stored it.
+    pub fn stored_at(&self) -> Timestamp {
+        match self {
+            Entry::Event(e) => e.stored_at,
+            Entry::Unreadable(u) => u.stored_at,
         }
     }
 
@@ -66,6 +80,7 @@ impl Entry {
     pub fn from_stream_message(message: &async_nats::jetstream::message::StreamMessage) -> Self {
         Self::read(
             message.sequence,
+            stored_time(message.time.unix_timestamp_nanos()),
             &message.subject,
             Some(&message.headers),
             &message.payload,
@@ -77,12 +92,12 @@ impl Entry {
     pub fn from_message(
         message: &async_nats::jetstream::Message,
     ) -> Result<Self, StoredEventError> {
-        let position = message
+        let info = message
             .info()
-            .map_err(|e| StoredEventError::NotJetStream(e.to_string()))?
-            .stream_sequence;
+            .map_err(|e| StoredEventError::NotJetStream(e.to_string()))?;
         Ok(Self::read(
-            position,
+            info.stream_sequence,
+            stored_time(info.published.unix_timestamp_nanos()),
             &message.subject,
             message.headers.as_ref(),
             &message.payload,
@@ -91,12 +106,13 @@ impl Entry {
 
     fn read(
         position: u64,
+        stored_at: Timestamp,
         subject: &async_nats::Subject,
         headers: Option<&async_nats::HeaderMap>,
         body: &Bytes,
     ) -> Self {
         let outcome = match headers {
-            Some(headers) => StoredEvent::read(position, subject, headers, body),
+            Some(headers) => StoredEvent::read(position, stored_at, subject, headers, body),
             None => Err(StoredEventError::NoHeaders { position }),
         };
         match outcome {
@@ -104,6 +120,7 @@ impl Entry {
             Err(err) => Entry::Unreadable(Unreadable {
                 position,
                 subject: subject.to_string(),
+                stored_at,
                 event_type: headers
                     .and_then(|h| h.get(crate::names::headers::CE_TYPE))
                     .map(|v| v.as_str().to_owned())
@@ -121,6 +138,7 @@ impl StoredEvent {
     ) -> Result<Self, StoredEventError> {
         Self::read(
             message.sequence,
+            stored_time(message.time.unix_timestamp_nanos()),
             &message.subject,
             &message.headers,
             &message.payload,
@@ -129,6 +147,7 @@ impl StoredEvent {
 
     fn read(
         position: u64,
+        stored_at: Timestamp,
         subject: &async_nats::Subject,
         headers: &async_nats::HeaderMap,
         body: &Bytes,
@@ -138,8 +157,20 @@ impl StoredEvent {
         Ok(Self {
             position,
             subject: subject.to_string(),
+            stored_at,
             envelope,
             body: body.clone(),
         })
     }
+}
+
+/// A message's stored time (nanoseconds since the Unix epoch, as the server stamped it),
+/// clamped to the range a [`Timestamp`] holds: JetStream stamps with the server's clock, so
+/// only a server whose clock is absurdly wrong reaches either end.
+fn stored_time(nanos: i128) -> Timestamp {
+    Timestamp::from_nanosecond(nanos).unwrap_or(if nanos < 0 {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    })
 }

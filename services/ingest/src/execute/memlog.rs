@@ -101,6 +101,7 @@ impl CommandLog for MemLog {
                 Some(event) => StoredEvent {
                     position,
                     subject: subject.clone(),
+                    stored_at: jiff::Timestamp::now(),
                     envelope: event.envelope.clone(),
                     body: event.body.clone(),
                 },
@@ -142,6 +143,7 @@ impl CommandLog for MemLog {
             inner.entries.push(Entry::Event(StoredEvent {
                 position,
                 subject: event.subject,
+                stored_at: jiff::Timestamp::now(),
                 envelope: event.envelope,
                 body: event.body,
             }));

@@ -458,6 +458,8 @@ impl<A: Aggregate> Executor<A> {
                 StoredEvent {
                     position: 0,
                     subject: subject.clone(),
+                    // Not stored yet: when it is decided, as the log's stamp will be soon after.
+                    stored_at: time,
                     envelope: Envelope {
                         id: ids::event_id(&submitted.source, &submitted.request_id, index),
                         source: submitted.source.clone(),

@@ -457,6 +457,7 @@ async fn an_event_this_version_cannot_read_blocks_its_aggregate_and_no_other() {
         Entry::Event(StoredEvent {
             position,
             subject: "gov.events.case.case-a".into(),
+            stored_at: jiff::Timestamp::UNIX_EPOCH,
             envelope: Envelope {
                 id: "newer-1".into(),
                 source: "/departments/dcc-310104".into(),

@@ -20,6 +20,7 @@ fn stored(position: u64, event: &CaseEvent) -> StoredEvent {
     StoredEvent {
         position,
         subject: "gov.events.case.x".into(),
+        stored_at: jiff::Timestamp::UNIX_EPOCH,
         envelope: Envelope {
             id: format!("e{position}"),
             source: "/departments/urban-management".into(),
@@ -157,6 +158,7 @@ fn an_event_it_cannot_read_or_place_is_passed_over_with_an_alarm_and_the_rest_ap
     let unreadable = hub_log::Unreadable {
         position: 4,
         subject: "gov.events.case.c".into(),
+        stored_at: jiff::Timestamp::UNIX_EPOCH,
         event_type: String::new(),
         reason: "header ce-id is missing".into(),
     };

@@ -43,6 +43,7 @@ fn stored(position: u64, subject: &str, event_type: &str, body: Vec<u8>, rid: &s
     StoredEvent {
         position,
         subject: subject.into(),
+        stored_at: jiff::Timestamp::UNIX_EPOCH,
         envelope: Envelope {
             id: format!("e{position}"),
             source: "/departments/urban-management".into(),
@@ -202,6 +203,7 @@ fn an_unreadable_envelope_or_an_event_that_does_not_fit_blocks_too() {
             &Unreadable {
                 position: 1,
                 subject: "gov.events.case.x".into(),
+                stored_at: jiff::Timestamp::UNIX_EPOCH,
                 event_type: String::new(),
                 reason: "header ce-id is missing".into(),
             },

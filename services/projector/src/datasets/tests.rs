@@ -252,6 +252,7 @@ fn entry(position: u64, event: &CaseEvent) -> Entry {
     Entry::Event(StoredEvent {
         position,
         subject: format!("gov.events.case.{id}"),
+        stored_at: jiff::Timestamp::UNIX_EPOCH,
         envelope: Envelope {
             id: format!("e{position}"),
             source: "/departments/urban-management".into(),

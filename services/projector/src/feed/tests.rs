@@ -42,6 +42,7 @@ fn stored(
     StoredEvent {
         position,
         subject: format!("gov.events.{aggregate}.{id}"),
+        stored_at: jiff::Timestamp::UNIX_EPOCH,
         envelope: Envelope {
             id: format!("e{position}"),
             source: "/departments/civil-affairs".into(),
