@@ -1,7 +1,9 @@
 //! End-to-end tests: real nats-server processes, real sled files, real gRPC over loopback.
 
 mod audit;
+mod audit_access;
 mod audit_export;
+mod audit_history;
 mod bad_input;
 mod care;
 mod command_hash;

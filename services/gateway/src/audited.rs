@@ -21,6 +21,10 @@ pub struct Answered {
     pub count: u64,
     pub position: u64,
     pub grants: Vec<String>,
+    /// The care records whose personal fields the answer carried, and the personal fields it
+    /// gave in clear (the disclosure ledger).
+    pub persons: Vec<String>,
+    pub clear_fields: Vec<String>,
 }
 
 /// The caller, when its proof held: what a handler reads for before [`audited`] records the
@@ -51,10 +55,14 @@ pub async fn audited<T>(
             count,
             position,
             grants,
+            persons,
+            clear_fields,
         } = answered(value);
         record.count = count;
         record.position = position;
         record.grants = grants;
+        record.persons = persons;
+        record.clear_fields = clear_fields;
     }
     audit.record(record).await?;
     result

@@ -212,6 +212,8 @@ impl DatasetService for Catalog {
                 count: rows.rows.len() as u64,
                 position: rows.position,
                 grants: rows.grants.clone(),
+                persons: rows.persons.clone(),
+                clear_fields: rows.clear_fields.clone(),
             }
         })
         .await?;

@@ -47,6 +47,12 @@ pub struct Rows {
     /// The grants the answer was read under (for its audit record; not sent).
     #[serde(skip)]
     pub grants: Vec<String>,
+    /// The care records (by care id) whose personal fields the page carries, and the personal
+    /// fields it gave in clear: the disclosure ledger's entries (audit record only; not sent).
+    #[serde(skip)]
+    pub persons: Vec<String>,
+    #[serde(skip)]
+    pub clear_fields: Vec<String>,
 }
 
 impl From<Rows> for v1::ReadDatasetResponse {
@@ -338,6 +344,7 @@ impl Datasets {
             Access::Masked { grants, .. } => grants.clone(),
             _ => Vec::new(),
         };
+        let clear_fields = clear_personal_fields(dataset, &access);
         let threshold = self.inner.threshold;
         let page = blocking(model, move |store| {
             let mut page = match dataset.publication {
@@ -356,13 +363,53 @@ impl Datasets {
             Ok(page)
         })
         .await?;
+        let persons = match clear_fields {
+            Some(_) => persons_in(&page.rows),
+            None => Vec::new(),
+        };
         Ok(Rows {
             rows: page.rows,
             next_page_token: page.next.map(|k| to_hex(&k)).unwrap_or_default(),
             position,
             grants,
+            persons,
+            clear_fields: clear_fields.unwrap_or_default(),
         })
     }
+}
+
+/// The field of a dataset that names the person a row is about.
+const PERSON_FIELD: &str = "care_id";
+
+/// The personal fields of `dataset` that `access` gives in clear; `None` for a dataset whose
+/// rows are about no person (no personal fields, or no care id to name the person by).
+fn clear_personal_fields(dataset: &Dataset, access: &Access) -> Option<Vec<String>> {
+    let personal: Vec<&hub_projector::datasets::Field> = dataset
+        .fields
+        .iter()
+        .filter(|f| f.sensitivity >= hub_domain::registry::Sensitivity::Personal)
+        .collect();
+    if personal.is_empty() || dataset.field(PERSON_FIELD).is_none() {
+        return None;
+    }
+    let clear = personal
+        .into_iter()
+        .filter(|field| match access {
+            Access::Full | Access::Party(_) => true,
+            Access::Masked { granted, .. } => {
+                field.mask == Mask::Clear || granted.contains(field.name)
+            }
+        })
+        .map(|field| field.name.to_owned())
+        .collect();
+    Some(clear)
+}
+
+/// The care ids of `rows`: whose personal fields they carry.
+fn persons_in(rows: &[Row]) -> Vec<String> {
+    rows.iter()
+        .filter_map(|row| row.get(PERSON_FIELD)?.as_str().map(str::to_owned))
+        .collect()
 }
 
 /// What `access` gives of `dataset`, field by field.

@@ -403,6 +403,8 @@ async fn dataset_rows(
             count: rows.rows.len() as u64,
             position: rows.position,
             grants: rows.grants.clone(),
+            persons: rows.persons.clone(),
+            clear_fields: rows.clear_fields.clone(),
         }
     })
     .await

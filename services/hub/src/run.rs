@@ -482,7 +482,7 @@ async fn serve(
     let catalogued = std::iter::once((&case_queue::DATASET, model.clone()))
         .chain(dataset_models)
         .collect();
-    let auditors = Auditors::new((auth.clone(), audit.clone()), audit_js);
+    let auditors = Auditors::new((auth.clone(), audit.clone()), audit_js, appender.clone());
     let datasets = Datasets::new(
         catalogued,
         appender.clone(),

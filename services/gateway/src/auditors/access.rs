@@ -1,0 +1,331 @@
+//! The access log and the disclosure ledger, read from GOV_AUDIT: every chain's records in
+//! stream order, filtered, paged by a cursor that names a record's batch (stream sequence)
+//! and its place in the batch, so a page once given is given the same again.
+
+use async_nats::jetstream::{self, consumer};
+use futures::StreamExt as _;
+use hub_api::ApiError;
+use hub_api::v1::{
+    AccessEntry, AuditBatch, AuditRecord, Disclosure, ListAccessRequest, ListAccessResponse,
+    ListDisclosuresRequest, ListDisclosuresResponse,
+};
+use hub_domain::Violations;
+use hub_domain::codes::DepartmentCode;
+use hub_log::names::{AUDIT_STREAM, AUDIT_SUBJECTS};
+use jiff::Timestamp;
+use prost::Message as _;
+
+use super::{page_size, parse_aggregate};
+
+/// How the anonymous public is named in a query.
+const PUBLIC: &str = "public";
+
+/// Batches stored this long after `to` can hold no record made before it.
+const STORE_DELAY: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
+
+/// Longest wait for the next batch of a scan, which knows the batches are stored.
+const NEXT_BATCH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A record's place: its batch's stream sequence and its index in the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Cursor {
+    sequence: u64,
+    index: u32,
+}
+
+impl Cursor {
+    fn token(self) -> String {
+        format!("{}.{}", self.sequence, self.index)
+    }
+
+    fn parse(violations: &mut Violations, token: &str) -> Option<Self> {
+        if token.is_empty() {
+            return None;
+        }
+        let parsed = token.split_once('.').and_then(|(sequence, index)| {
+            Some(Self {
+                sequence: sequence.parse().ok()?,
+                index: index.parse().ok()?,
+            })
+        });
+        if parsed.is_none() {
+            violations.push("page_token", "is not a token from a previous response");
+        }
+        parsed
+    }
+}
+
+/// A time bound of a request, `None` when not given.
+fn time_bound(
+    violations: &mut Violations,
+    field: &str,
+    value: Option<&prost_types::Timestamp>,
+) -> Option<Timestamp> {
+    let value = value?;
+    let parsed = Timestamp::new(value.seconds, value.nanos).ok();
+    if parsed.is_none() {
+        violations.push(field, "is not a valid time");
+    }
+    parsed
+}
+
+fn record_time(record: &AuditRecord) -> Option<Timestamp> {
+    let t = record.time.as_ref()?;
+    Timestamp::new(t.seconds, t.nanos).ok()
+}
+
+/// A department filter: empty (any), `public`, or a unit code.
+fn department_filter(violations: &mut Violations, value: &str) -> Option<String> {
+    if value.is_empty() || value == PUBLIC {
+        return Some(value.to_owned());
+    }
+    violations
+        .check("department", DepartmentCode::parse(value))
+        .map(|code| code.to_string())
+}
+
+fn department_matches(filter: &str, record: &AuditRecord) -> bool {
+    match filter {
+        "" => true,
+        PUBLIC => record.department.is_empty(),
+        code => record.department == code,
+    }
+}
+
+/// What a scan looks for.
+struct Scan {
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+    after: Option<Cursor>,
+    /// Stop once this many entries are taken (a record may give several).
+    limit: usize,
+}
+
+/// Walks GOV_AUDIT from `scan`'s start to its end as it is now, giving each record (with its
+/// chain and place) made within the time range to `take`, which says how many entries it
+/// gave; `Some(cursor)` of the last record taken when the page filled before the end.
+async fn scan(
+    js: &jetstream::Context,
+    scan: &Scan,
+    mut take: impl FnMut(&str, Cursor, &AuditRecord) -> usize,
+) -> Result<Option<Cursor>, ApiError> {
+    let unavailable = |e: &dyn std::fmt::Display| {
+        ApiError::Unavailable(format!("the audit log cannot be read now: {e}"))
+    };
+    let mut stream = js
+        .get_stream(AUDIT_STREAM)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let last = stream
+        .info()
+        .await
+        .map_err(|e| unavailable(&e))?
+        .state
+        .last_sequence;
+    let deliver_policy = match (scan.after, scan.from) {
+        (Some(after), _) => consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: after.sequence,
+        },
+        // A record is stored after it is made: no batch stored before `from` holds one
+        // made at or after it.
+        (None, Some(from)) => consumer::DeliverPolicy::ByStartTime {
+            start_time: time::OffsetDateTime::from_unix_timestamp_nanos(from.as_nanosecond())
+                .map_err(|_| ApiError::Internal)?,
+        },
+        (None, None) => consumer::DeliverPolicy::All,
+    };
+    if last == 0 || scan.after.is_some_and(|a| a.sequence > last) {
+        return Ok(None);
+    }
+    let consumer = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: AUDIT_SUBJECTS.to_owned(),
+            deliver_policy,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| unavailable(&e))?;
+    // Nothing stored at or after the start (a time range in the future, say): no wait for
+    // messages that will not come.
+    let mut consumer = consumer;
+    if consumer
+        .info()
+        .await
+        .map_err(|e| unavailable(&e))?
+        .num_pending
+        == 0
+    {
+        return Ok(None);
+    }
+    let mut messages = consumer.messages().await.map_err(|e| unavailable(&e))?;
+    let mut taken = 0;
+    loop {
+        let next = tokio::time::timeout(NEXT_BATCH_WAIT, messages.next())
+            .await
+            .map_err(|_| unavailable(&"no batch delivered in time"))?;
+        let Some(message) = next else {
+            return Err(unavailable(&"the audit log's messages ended early"));
+        };
+        let message = message.map_err(|e| unavailable(&e))?;
+        let info = message.info().map_err(|e| unavailable(&e))?;
+        let sequence = info.stream_sequence;
+        if sequence > last {
+            return Ok(None);
+        }
+        let stored = Timestamp::from_nanosecond(info.published.unix_timestamp_nanos()).ok();
+        if let (Some(to), Some(stored)) = (scan.to, stored)
+            && stored > to.saturating_add(STORE_DELAY).unwrap_or(to)
+        {
+            return Ok(None);
+        }
+        let batch = AuditBatch::decode(message.payload.as_ref()).map_err(|e| {
+            tracing::error!(sequence, error = %e, "an audit batch does not decode");
+            ApiError::Internal
+        })?;
+        for (index, record) in batch.records.iter().enumerate() {
+            let cursor = Cursor {
+                sequence,
+                index: index as u32,
+            };
+            if scan.after.is_some_and(|after| cursor <= after) {
+                continue;
+            }
+            let made = record_time(record);
+            if scan.from.is_some_and(|from| made.is_none_or(|t| t < from))
+                || scan.to.is_some_and(|to| made.is_none_or(|t| t >= to))
+            {
+                continue;
+            }
+            taken += take(&batch.instance, cursor, record);
+            if taken >= scan.limit {
+                return Ok((sequence < last || index + 1 < batch.records.len()).then_some(cursor));
+            }
+        }
+        if sequence == last {
+            return Ok(None);
+        }
+    }
+}
+
+/// Audit records by actor, dataset, aggregate and time range, oldest first.
+pub(super) async fn list_access(
+    js: &jetstream::Context,
+    request: &ListAccessRequest,
+) -> Result<ListAccessResponse, ApiError> {
+    let mut violations = Violations::new();
+    let department = department_filter(&mut violations, &request.department);
+    if request.acting_person.len() > 64 {
+        violations.push("acting_person", "must be at most 64 characters");
+    }
+    if request.dataset.len() > 64 {
+        violations.push("dataset", "must be at most 64 characters");
+    }
+    let aggregate = (!request.aggregate.is_empty())
+        .then(|| parse_aggregate(&mut violations, "aggregate", &request.aggregate))
+        .flatten()
+        .map(|(kind, id)| format!("{kind}/{id}"));
+    let from = time_bound(&mut violations, "from", request.from.as_ref());
+    let to = time_bound(&mut violations, "to", request.to.as_ref());
+    let after = Cursor::parse(&mut violations, &request.page_token);
+    if !violations.is_empty() {
+        return Err(ApiError::InvalidArgument(violations.into_vec()));
+    }
+    let department = department.unwrap_or_default();
+    let mut entries = Vec::new();
+    let next = scan(
+        js,
+        &Scan {
+            from,
+            to,
+            after,
+            limit: page_size(request.page_size),
+        },
+        |instance, cursor, record| {
+            let wanted = department_matches(&department, record)
+                && (request.acting_person.is_empty()
+                    || record.acting_person == request.acting_person)
+                && (request.dataset.is_empty() || record.dataset == request.dataset)
+                && aggregate.as_ref().is_none_or(|a| &record.aggregate == a);
+            if wanted {
+                entries.push(AccessEntry {
+                    instance: instance.to_owned(),
+                    sequence: cursor.sequence,
+                    index: cursor.index,
+                    record: Some(record.clone()),
+                });
+            }
+            usize::from(wanted)
+        },
+    )
+    .await?;
+    Ok(ListAccessResponse {
+        entries,
+        next_page_token: next.map(Cursor::token).unwrap_or_default(),
+    })
+}
+
+/// Which department received which care record (by care id), oldest first.
+pub(super) async fn list_disclosures(
+    js: &jetstream::Context,
+    request: &ListDisclosuresRequest,
+) -> Result<ListDisclosuresResponse, ApiError> {
+    let mut violations = Violations::new();
+    let care_id = (!request.care_id.is_empty())
+        .then(|| {
+            parse_aggregate(
+                &mut violations,
+                "care_id",
+                &format!("care/{}", request.care_id),
+            )
+        })
+        .flatten()
+        .map(|(_, id)| id);
+    let department = department_filter(&mut violations, &request.department);
+    let from = time_bound(&mut violations, "from", request.from.as_ref());
+    let to = time_bound(&mut violations, "to", request.to.as_ref());
+    let after = Cursor::parse(&mut violations, &request.page_token);
+    if !violations.is_empty() {
+        return Err(ApiError::InvalidArgument(violations.into_vec()));
+    }
+    let department = department.unwrap_or_default();
+    let mut disclosures = Vec::new();
+    let next = scan(
+        js,
+        &Scan {
+            from,
+            to,
+            after,
+            limit: page_size(request.page_size),
+        },
+        |instance, cursor, record| {
+            // Only answered requests disclosed anything.
+            if record.outcome != hub_audit::OK || !department_matches(&department, record) {
+                return 0;
+            }
+            let before = disclosures.len();
+            for person in &record.persons {
+                if care_id.as_ref().is_some_and(|id| id != person) {
+                    continue;
+                }
+                disclosures.push(Disclosure {
+                    care_id: person.clone(),
+                    department: record.department.clone(),
+                    acting_person: record.acting_person.clone(),
+                    purpose: record.purpose.clone(),
+                    grants: record.grants.clone(),
+                    clear_fields: record.clear_fields.clone(),
+                    time: record.time,
+                    action: record.action.clone(),
+                    instance: instance.to_owned(),
+                    sequence: cursor.sequence,
+                });
+            }
+            disclosures.len() - before
+        },
+    )
+    .await?;
+    Ok(ListDisclosuresResponse {
+        disclosures,
+        next_page_token: next.map(Cursor::token).unwrap_or_default(),
+    })
+}

@@ -1,0 +1,263 @@
+//! `gov.hub.v1.AuditService`: what auditors (units of kind auditor in the registry) ask of
+//! the hub. Everyone else is refused (the public with UNAUTHENTICATED, a department with
+//! PERMISSION_DENIED) before anything is looked up, and every call is itself audited.
+//!
+//! - [`history`]: an aggregate's events, and its state as of a position or a time;
+//! - [`access`]: the access log and the disclosure ledger, read from GOV_AUDIT.
+
+mod access;
+mod history;
+
+use std::pin::Pin;
+
+use async_nats::jetstream;
+use futures::Stream;
+use hub_api::ApiError;
+use hub_api::identity::{Authenticator, Identity};
+use hub_api::v1::audit_service_server::AuditService;
+use hub_api::v1::{
+    ExportAuditRequest, ExportAuditResponse, GetHistoryRequest, GetHistoryResponse,
+    GetStateAsOfRequest, GetStateAsOfResponse, ListAccessRequest, ListAccessResponse,
+    ListDisclosuresRequest, ListDisclosuresResponse,
+};
+use hub_audit::Audit;
+use hub_domain::Violations;
+use hub_domain::registry::UnitKind;
+use hub_log::Appender;
+use tonic::{Request, Response, Status};
+
+use crate::audited::{Answered, Asked, audited};
+
+/// Pages hold this many entries unless the request asks for fewer, and never more than
+/// [`MAX_PAGE_SIZE`].
+const DEFAULT_PAGE_SIZE: u32 = 100;
+const MAX_PAGE_SIZE: u32 = 500;
+
+pub struct Auditors {
+    auth: Authenticator,
+    audit: Audit,
+    /// Reads GOV_AUDIT.
+    js: jetstream::Context,
+    /// Reads GOV_EVENTS.
+    log: Appender,
+}
+
+/// The aggregate types an auditor may name.
+const AGGREGATE_TYPES: [&str; 3] = ["case", "care", "grant"];
+
+/// An aggregate named as `<type>/<id>` (case/<uuid>, care/<uuid>, grant/<uuid>): its type and
+/// id, or a violation of `field` that repeats none of the text.
+pub(crate) fn parse_aggregate(
+    violations: &mut Violations,
+    field: &str,
+    value: &str,
+) -> Option<(&'static str, String)> {
+    let parsed = value.split_once('/').and_then(|(kind, id)| {
+        let kind = AGGREGATE_TYPES.into_iter().find(|k| *k == kind)?;
+        let id_ok = !id.is_empty()
+            && id.len() <= 64
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        id_ok.then(|| (kind, id.to_owned()))
+    });
+    if parsed.is_none() {
+        violations.push(
+            field,
+            "must name an aggregate as case/<id>, care/<id> or grant/<id>",
+        );
+    }
+    parsed
+}
+
+/// The page size asked for, bounded.
+pub(crate) fn page_size(asked: u32) -> usize {
+    match asked {
+        0 => DEFAULT_PAGE_SIZE as usize,
+        n => n.min(MAX_PAGE_SIZE) as usize,
+    }
+}
+
+/// The aggregate of a request as its audit record names it: only a valid one, never the
+/// text of a malformed one.
+fn aggregate_of(value: &str) -> String {
+    parse_aggregate(&mut Violations::new(), "aggregate", value)
+        .map(|(kind, id)| format!("{kind}/{id}"))
+        .unwrap_or_default()
+}
+
+impl Auditors {
+    /// `js` reads GOV_AUDIT, `log` the event log.
+    pub fn new(
+        (auth, audit): (Authenticator, Audit),
+        js: jetstream::Context,
+        log: Appender,
+    ) -> Self {
+        Self {
+            auth,
+            audit,
+            js,
+            log,
+        }
+    }
+
+    /// `who`, if it is an auditor.
+    fn auditor(&self, who: &Result<Identity, ApiError>) -> Result<(), ApiError> {
+        match who.as_ref().map_err(Clone::clone)? {
+            Identity::Public => Err(ApiError::Unauthenticated(
+                "the audit service is for auditors: identify by client certificate or signed \
+                 token"
+                    .into(),
+            )),
+            Identity::Department(d) => {
+                let kind = self.auth.registry().unit(&d.code).map(|u| u.kind);
+                if kind == Some(UnitKind::Auditor) {
+                    Ok(())
+                } else {
+                    Err(ApiError::PermissionDenied(
+                        "the audit service is for auditors (units of kind auditor) only".into(),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+type Items = Pin<Box<dyn Stream<Item = Result<ExportAuditResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AuditService for Auditors {
+    type ExportAuditStream = Items;
+
+    async fn export_audit(
+        &self,
+        request: Request<ExportAuditRequest>,
+    ) -> Result<Response<Items>, Status> {
+        let who = self.auth.identify_grpc(&request);
+        let allowed = self.auditor(&who);
+        // The export's own record is stored before the checkpoint the export ends at, so the
+        // export shows who made it.
+        audited(
+            &self.audit,
+            &who,
+            Asked {
+                action: "gov.hub.v1.AuditService/ExportAudit",
+                ..Asked::default()
+            },
+            allowed,
+            |()| Answered::default(),
+        )
+        .await?;
+        let made = self.audit.checkpoint().await.map_err(ApiError::from)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let js = self.js.clone();
+        tokio::spawn(async move { hub_audit::export::send(&js, &made, &tx).await });
+        let items = futures::StreamExt::map(tokio_stream_of(rx), |item| {
+            item.map_err(|e| Status::from(ApiError::from(e)))
+        });
+        Ok(Response::new(Box::pin(items)))
+    }
+
+    async fn get_history(
+        &self,
+        request: Request<GetHistoryRequest>,
+    ) -> Result<Response<GetHistoryResponse>, Status> {
+        let who = self.auth.identify_grpc(&request);
+        let result = match self.auditor(&who) {
+            Ok(()) => history::get_history(&self.log, request.get_ref()).await,
+            Err(err) => Err(err),
+        };
+        let aggregate = aggregate_of(&request.get_ref().aggregate);
+        // A care record's events carry its personal fields (masked): the auditor received it.
+        let person = aggregate.strip_prefix("care/").map(str::to_owned);
+        let asked = Asked {
+            action: "gov.hub.v1.AuditService/GetHistory",
+            aggregate,
+            ..Asked::default()
+        };
+        let answer = audited(&self.audit, &who, asked, result, |r| Answered {
+            count: r.events.len() as u64,
+            position: r.events.last().map(|e| e.position).unwrap_or_default(),
+            persons: person
+                .filter(|_| !r.events.is_empty())
+                .into_iter()
+                .collect(),
+            ..Answered::default()
+        })
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn get_state_as_of(
+        &self,
+        request: Request<GetStateAsOfRequest>,
+    ) -> Result<Response<GetStateAsOfResponse>, Status> {
+        let who = self.auth.identify_grpc(&request);
+        let result = match self.auditor(&who) {
+            Ok(()) => history::get_state_as_of(&self.log, request.get_ref()).await,
+            Err(err) => Err(err),
+        };
+        let asked = Asked {
+            action: "gov.hub.v1.AuditService/GetStateAsOf",
+            aggregate: aggregate_of(&request.get_ref().aggregate),
+            ..Asked::default()
+        };
+        let answer = audited(&self.audit, &who, asked, result, |r| Answered {
+            count: r.events,
+            position: r.position,
+            ..Answered::default()
+        })
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn list_access(
+        &self,
+        request: Request<ListAccessRequest>,
+    ) -> Result<Response<ListAccessResponse>, Status> {
+        let who = self.auth.identify_grpc(&request);
+        let result = match self.auditor(&who) {
+            Ok(()) => access::list_access(&self.js, request.get_ref()).await,
+            Err(err) => Err(err),
+        };
+        let asked = Asked {
+            action: "gov.hub.v1.AuditService/ListAccess",
+            aggregate: aggregate_of(&request.get_ref().aggregate),
+            ..Asked::default()
+        };
+        let answer = audited(&self.audit, &who, asked, result, |r| Answered {
+            count: r.entries.len() as u64,
+            ..Answered::default()
+        })
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn list_disclosures(
+        &self,
+        request: Request<ListDisclosuresRequest>,
+    ) -> Result<Response<ListDisclosuresResponse>, Status> {
+        let who = self.auth.identify_grpc(&request);
+        let result = match self.auditor(&who) {
+            Ok(()) => access::list_disclosures(&self.js, request.get_ref()).await,
+            Err(err) => Err(err),
+        };
+        let care = request.get_ref().care_id.clone();
+        let asked = Asked {
+            action: "gov.hub.v1.AuditService/ListDisclosures",
+            aggregate: aggregate_of(&format!("care/{care}")),
+            ..Asked::default()
+        };
+        let answer = audited(&self.audit, &who, asked, result, |r| Answered {
+            count: r.disclosures.len() as u64,
+            ..Answered::default()
+        })
+        .await?;
+        Ok(Response::new(answer))
+    }
+}
+
+/// The items a receiver gets, as a stream.
+fn tokio_stream_of<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl Stream<Item = T> + Send {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
