@@ -195,6 +195,53 @@ async fn the_ledger_names_who_received_a_care_record_under_which_grant_and_the_l
             "gov.hub.v1.AuditService/ListAccess",
         ]
     );
+    // The access log by person concerned: the two roster reads that carried the record (no
+    // refusal, which carried nothing), and the auditor's ledger query naming it.
+    let concerning = access(
+        &hub,
+        ListAccessRequest {
+            care_id: care_id.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let departments: Vec<&str> = concerning
+        .entries
+        .iter()
+        .map(|e| e.record.as_ref().expect("record").department.as_str())
+        .collect();
+    assert_eq!(
+        departments,
+        ["civil-affairs", "public-security", "discipline-inspection"]
+    );
+
+    // Each refused call of the audit service left exactly one record.
+    let refusals = |entries: &[v1::AccessEntry], outcome: &str| {
+        entries
+            .iter()
+            .filter_map(|e| e.record.as_ref())
+            .filter(|r| r.action.starts_with("gov.hub.v1.AuditService/") && r.outcome == outcome)
+            .count()
+    };
+    let civil = access(
+        &hub,
+        ListAccessRequest {
+            department: "civil-affairs".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(refusals(&civil.entries, "permission_denied"), 1);
+    let public = access(
+        &hub,
+        ListAccessRequest {
+            department: "public".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(refusals(&public.entries, "unauthenticated"), 1);
+
     // An auditor reading the record's history received it too (masked): the ledger says so.
     hub.auditors()
         .get_history(from(
@@ -317,6 +364,34 @@ async fn the_access_log_pages_with_stable_cursors_and_refuses_bad_queries_by_fie
                 ..Default::default()
             },
             "department",
+        ),
+        (
+            ListAccessRequest {
+                page_token: "0.3".into(),
+                ..Default::default()
+            },
+            "page_token",
+        ),
+        (
+            ListAccessRequest {
+                care_id: "110105194912310021 ".into(),
+                ..Default::default()
+            },
+            "care_id",
+        ),
+        (
+            ListAccessRequest {
+                from: Some(prost_types::Timestamp {
+                    seconds: later.as_second(),
+                    nanos: 0,
+                }),
+                to: Some(prost_types::Timestamp {
+                    seconds: later.as_second() - 10,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            },
+            "to",
         ),
     ] {
         let refused = hub

@@ -463,6 +463,12 @@ async fn a_care_records_history_never_shows_personal_fields_in_clear() {
     }
     let json: serde_json::Value = serde_json::from_str(&now.state_json).expect("json");
     assert_eq!(json["visits"], 1);
+    // Its category and risk level are sensitive: left out, and said so.
+    assert!(
+        json.get("category").is_none() && json.get("risk_level").is_none(),
+        "{json}"
+    );
+    assert_eq!(now.withheld, ["category", "risk_level"]);
     hub.stop().await.expect("clean stop");
 }
 

@@ -23,6 +23,10 @@ const PUBLIC: &str = "public";
 /// Batches stored this long after `to` can hold no record made before it.
 const STORE_DELAY: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
 
+/// Most batches one page reads; a page that ends there has a token to go on from, however
+/// few entries it holds.
+const MAX_SCANNED_BATCHES: usize = 20_000;
+
 /// Longest wait for the next batch of a scan, which knows the batches are stored.
 const NEXT_BATCH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -44,7 +48,7 @@ impl Cursor {
         }
         let parsed = token.split_once('.').and_then(|(sequence, index)| {
             Some(Self {
-                sequence: sequence.parse().ok()?,
+                sequence: sequence.parse().ok().filter(|s| *s > 0)?,
                 index: index.parse().ok()?,
             })
         });
@@ -62,11 +66,38 @@ fn time_bound(
     value: Option<&prost_types::Timestamp>,
 ) -> Option<Timestamp> {
     let value = value?;
-    let parsed = Timestamp::new(value.seconds, value.nanos).ok();
+    let parsed = (0..1_000_000_000)
+        .contains(&value.nanos)
+        .then(|| Timestamp::new(value.seconds, value.nanos).ok())
+        .flatten();
     if parsed.is_none() {
         violations.push(field, "is not a valid time");
     }
     parsed
+}
+
+/// `from` must come before `to` when both are given.
+fn ordered(violations: &mut Violations, from: Option<Timestamp>, to: Option<Timestamp>) {
+    if let (Some(from), Some(to)) = (from, to)
+        && from >= to
+    {
+        violations.push("to", "must come after from");
+    }
+}
+
+/// A care id to filter on (empty: any), or a violation of `care_id`.
+fn person_filter(violations: &mut Violations, value: &str) -> Option<String> {
+    if value.is_empty() {
+        return None;
+    }
+    let valid = value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !valid {
+        violations.push("care_id", "must be a care id as returned by RegisterCare");
+    }
+    valid.then(|| value.to_owned())
 }
 
 fn record_time(record: &AuditRecord) -> Option<Timestamp> {
@@ -128,9 +159,15 @@ async fn scan(
         },
         // A record is stored after it is made: no batch stored before `from` holds one
         // made at or after it.
+        // The stored time is the server's clock, the record's time the hub's: starting a
+        // while before `from` keeps a hub clock running ahead from hiding records.
         (None, Some(from)) => consumer::DeliverPolicy::ByStartTime {
-            start_time: time::OffsetDateTime::from_unix_timestamp_nanos(from.as_nanosecond())
-                .map_err(|_| ApiError::Internal)?,
+            start_time: time::OffsetDateTime::from_unix_timestamp_nanos(
+                from.saturating_sub(STORE_DELAY)
+                    .unwrap_or(from)
+                    .as_nanosecond(),
+            )
+            .map_err(|_| ApiError::Internal)?,
         },
         (None, None) => consumer::DeliverPolicy::All,
     };
@@ -159,6 +196,7 @@ async fn scan(
     }
     let mut messages = consumer.messages().await.map_err(|e| unavailable(&e))?;
     let mut taken = 0;
+    let mut scanned = 0;
     loop {
         let next = tokio::time::timeout(NEXT_BATCH_WAIT, messages.next())
             .await
@@ -204,6 +242,15 @@ async fn scan(
         if sequence == last {
             return Ok(None);
         }
+        // A page that found little in a long stretch ends here with a cursor past this
+        // batch, so no call reads the whole log.
+        scanned += 1;
+        if scanned >= MAX_SCANNED_BATCHES {
+            return Ok(Some(Cursor {
+                sequence,
+                index: u32::MAX,
+            }));
+        }
     }
 }
 
@@ -227,6 +274,8 @@ pub(super) async fn list_access(
     let from = time_bound(&mut violations, "from", request.from.as_ref());
     let to = time_bound(&mut violations, "to", request.to.as_ref());
     let after = Cursor::parse(&mut violations, &request.page_token);
+    let care_id = person_filter(&mut violations, &request.care_id);
+    ordered(&mut violations, from, to);
     if !violations.is_empty() {
         return Err(ApiError::InvalidArgument(violations.into_vec()));
     }
@@ -245,7 +294,11 @@ pub(super) async fn list_access(
                 && (request.acting_person.is_empty()
                     || record.acting_person == request.acting_person)
                 && (request.dataset.is_empty() || record.dataset == request.dataset)
-                && aggregate.as_ref().is_none_or(|a| &record.aggregate == a);
+                && aggregate.as_ref().is_none_or(|a| &record.aggregate == a)
+                && care_id.as_ref().is_none_or(|id| {
+                    record.aggregate.strip_prefix("care/") == Some(id.as_str())
+                        || record.persons.contains(id)
+                });
             if wanted {
                 entries.push(AccessEntry {
                     instance: instance.to_owned(),
@@ -270,20 +323,12 @@ pub(super) async fn list_disclosures(
     request: &ListDisclosuresRequest,
 ) -> Result<ListDisclosuresResponse, ApiError> {
     let mut violations = Violations::new();
-    let care_id = (!request.care_id.is_empty())
-        .then(|| {
-            parse_aggregate(
-                &mut violations,
-                "care_id",
-                &format!("care/{}", request.care_id),
-            )
-        })
-        .flatten()
-        .map(|(_, id)| id);
+    let care_id = person_filter(&mut violations, &request.care_id);
     let department = department_filter(&mut violations, &request.department);
     let from = time_bound(&mut violations, "from", request.from.as_ref());
     let to = time_bound(&mut violations, "to", request.to.as_ref());
     let after = Cursor::parse(&mut violations, &request.page_token);
+    ordered(&mut violations, from, to);
     if !violations.is_empty() {
         return Err(ApiError::InvalidArgument(violations.into_vec()));
     }
@@ -318,6 +363,7 @@ pub(super) async fn list_disclosures(
                     action: record.action.clone(),
                     instance: instance.to_owned(),
                     sequence: cursor.sequence,
+                    index: cursor.index,
                 });
             }
             disclosures.len() - before

@@ -195,14 +195,18 @@ impl AuditService for Auditors {
             Ok(()) => history::get_state_as_of(&self.log, request.get_ref()).await,
             Err(err) => Err(err),
         };
+        let aggregate = aggregate_of(&request.get_ref().aggregate);
+        // A care record's state concerns its person (its sensitive fields left out).
+        let person = aggregate.strip_prefix("care/").map(str::to_owned);
         let asked = Asked {
             action: "gov.hub.v1.AuditService/GetStateAsOf",
-            aggregate: aggregate_of(&request.get_ref().aggregate),
+            aggregate,
             ..Asked::default()
         };
         let answer = audited(&self.audit, &who, asked, result, |r| Answered {
             count: r.events,
             position: r.position,
+            persons: person.filter(|_| r.exists).into_iter().collect(),
             ..Answered::default()
         })
         .await?;

@@ -13,6 +13,9 @@ use hub_projector::command_state::AggregateRow;
 use jiff::Timestamp;
 use tracing::{error, warn};
 
+/// The fields of a care record's state an auditor does not get (sensitive).
+const WITHHELD: [&str; 2] = ["category", "risk_level"];
+
 /// Where the fold stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Cutoff {
@@ -118,11 +121,25 @@ pub(super) fn fold<'a, A: Aggregate>(
         }
         events += 1;
     }
+    let serialise_failed = |err: serde_json::Error| {
+        error!(error = %err, position = row.version, "audit: a state does not serialise");
+        ApiError::Internal
+    };
+    let mut withheld = Vec::new();
     let state_json = match &row.state {
-        Some(state) => serde_json::to_string(state).map_err(|err| {
-            error!(error = %err, position = row.version, "audit: a state does not serialise");
-            ApiError::Internal
-        })?,
+        Some(state) => {
+            let mut value = serde_json::to_value(state).map_err(serialise_failed)?;
+            // A care record's category and risk level are sensitive: withheld here as in its
+            // history (masked as for a department without a grant).
+            if let Some(fields) = value.as_object_mut() {
+                for field in WITHHELD.iter().filter(|_| A::TYPE == Care::TYPE) {
+                    if fields.remove(*field).is_some() {
+                        withheld.push((*field).to_owned());
+                    }
+                }
+            }
+            serde_json::to_string(&value).map_err(serialise_failed)?
+        }
         None => String::new(),
     };
     Ok(GetStateAsOfResponse {
@@ -130,5 +147,6 @@ pub(super) fn fold<'a, A: Aggregate>(
         state_json,
         position: row.version,
         events,
+        withheld,
     })
 }
