@@ -101,7 +101,14 @@ pub async fn export(caller: &Caller, out: &Path) -> anyhow::Result<Exported> {
         count += 1;
     }
     let partial = out.with_extension("partial");
-    std::fs::write(&partial, &bytes).with_context(|| format!("writing {}", partial.display()))?;
+    {
+        use std::io::Write as _;
+        let mut file = std::fs::File::create(&partial)
+            .with_context(|| format!("creating {}", partial.display()))?;
+        file.write_all(&bytes)
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("writing {}", partial.display()))?;
+    }
     std::fs::rename(&partial, out).with_context(|| format!("writing {}", out.display()))?;
     Ok(Exported {
         items: count,

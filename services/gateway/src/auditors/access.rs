@@ -132,6 +132,30 @@ struct Scan {
     limit: usize,
 }
 
+impl Scan {
+    /// A query's time range (`from` inclusive, `to` exclusive), page token and page size,
+    /// each checked into `violations`.
+    fn of(
+        violations: &mut Violations,
+        (from, to): (
+            Option<&prost_types::Timestamp>,
+            Option<&prost_types::Timestamp>,
+        ),
+        page_token: &str,
+        size: u32,
+    ) -> Self {
+        let from = time_bound(violations, "from", from);
+        let to = time_bound(violations, "to", to);
+        ordered(violations, from, to);
+        Self {
+            from,
+            to,
+            after: Cursor::parse(violations, page_token),
+            limit: page_size(size),
+        }
+    }
+}
+
 /// Walks GOV_AUDIT from `scan`'s start to its end as it is now, giving each record (with its
 /// chain and place) made within the time range to `take`, which says how many entries it
 /// gave; `Some(cursor)` of the last record taken when the page filled before the end.
@@ -271,45 +295,37 @@ pub(super) async fn list_access(
         .then(|| parse_aggregate(&mut violations, "aggregate", &request.aggregate))
         .flatten()
         .map(|(kind, id)| format!("{kind}/{id}"));
-    let from = time_bound(&mut violations, "from", request.from.as_ref());
-    let to = time_bound(&mut violations, "to", request.to.as_ref());
-    let after = Cursor::parse(&mut violations, &request.page_token);
+    let range = Scan::of(
+        &mut violations,
+        (request.from.as_ref(), request.to.as_ref()),
+        &request.page_token,
+        request.page_size,
+    );
     let care_id = person_filter(&mut violations, &request.care_id);
-    ordered(&mut violations, from, to);
     if !violations.is_empty() {
         return Err(ApiError::InvalidArgument(violations.into_vec()));
     }
     let department = department.unwrap_or_default();
     let mut entries = Vec::new();
-    let next = scan(
-        js,
-        &Scan {
-            from,
-            to,
-            after,
-            limit: page_size(request.page_size),
-        },
-        |instance, cursor, record| {
-            let wanted = department_matches(&department, record)
-                && (request.acting_person.is_empty()
-                    || record.acting_person == request.acting_person)
-                && (request.dataset.is_empty() || record.dataset == request.dataset)
-                && aggregate.as_ref().is_none_or(|a| &record.aggregate == a)
-                && care_id.as_ref().is_none_or(|id| {
-                    record.aggregate.strip_prefix("care/") == Some(id.as_str())
-                        || record.persons.contains(id)
-                });
-            if wanted {
-                entries.push(AccessEntry {
-                    instance: instance.to_owned(),
-                    sequence: cursor.sequence,
-                    index: cursor.index,
-                    record: Some(record.clone()),
-                });
-            }
-            usize::from(wanted)
-        },
-    )
+    let next = scan(js, &range, |instance, cursor, record| {
+        let wanted = department_matches(&department, record)
+            && (request.acting_person.is_empty() || record.acting_person == request.acting_person)
+            && (request.dataset.is_empty() || record.dataset == request.dataset)
+            && aggregate.as_ref().is_none_or(|a| &record.aggregate == a)
+            && care_id.as_ref().is_none_or(|id| {
+                record.aggregate.strip_prefix("care/") == Some(id.as_str())
+                    || record.persons.contains(id)
+            });
+        if wanted {
+            entries.push(AccessEntry {
+                instance: instance.to_owned(),
+                sequence: cursor.sequence,
+                index: cursor.index,
+                record: Some(record.clone()),
+            });
+        }
+        usize::from(wanted)
+    })
     .await?;
     Ok(ListAccessResponse {
         entries,
@@ -325,50 +341,43 @@ pub(super) async fn list_disclosures(
     let mut violations = Violations::new();
     let care_id = person_filter(&mut violations, &request.care_id);
     let department = department_filter(&mut violations, &request.department);
-    let from = time_bound(&mut violations, "from", request.from.as_ref());
-    let to = time_bound(&mut violations, "to", request.to.as_ref());
-    let after = Cursor::parse(&mut violations, &request.page_token);
-    ordered(&mut violations, from, to);
+    let range = Scan::of(
+        &mut violations,
+        (request.from.as_ref(), request.to.as_ref()),
+        &request.page_token,
+        request.page_size,
+    );
     if !violations.is_empty() {
         return Err(ApiError::InvalidArgument(violations.into_vec()));
     }
     let department = department.unwrap_or_default();
     let mut disclosures = Vec::new();
-    let next = scan(
-        js,
-        &Scan {
-            from,
-            to,
-            after,
-            limit: page_size(request.page_size),
-        },
-        |instance, cursor, record| {
-            // Only answered requests disclosed anything.
-            if record.outcome != hub_audit::OK || !department_matches(&department, record) {
-                return 0;
+    let next = scan(js, &range, |instance, cursor, record| {
+        // Only answered requests disclosed anything.
+        if record.outcome != hub_audit::OK || !department_matches(&department, record) {
+            return 0;
+        }
+        let before = disclosures.len();
+        for person in &record.persons {
+            if care_id.as_ref().is_some_and(|id| id != person) {
+                continue;
             }
-            let before = disclosures.len();
-            for person in &record.persons {
-                if care_id.as_ref().is_some_and(|id| id != person) {
-                    continue;
-                }
-                disclosures.push(Disclosure {
-                    care_id: person.clone(),
-                    department: record.department.clone(),
-                    acting_person: record.acting_person.clone(),
-                    purpose: record.purpose.clone(),
-                    grants: record.grants.clone(),
-                    clear_fields: record.clear_fields.clone(),
-                    time: record.time,
-                    action: record.action.clone(),
-                    instance: instance.to_owned(),
-                    sequence: cursor.sequence,
-                    index: cursor.index,
-                });
-            }
-            disclosures.len() - before
-        },
-    )
+            disclosures.push(Disclosure {
+                care_id: person.clone(),
+                department: record.department.clone(),
+                acting_person: record.acting_person.clone(),
+                purpose: record.purpose.clone(),
+                grants: record.grants.clone(),
+                clear_fields: record.clear_fields.clone(),
+                time: record.time,
+                action: record.action.clone(),
+                instance: instance.to_owned(),
+                sequence: cursor.sequence,
+                index: cursor.index,
+            });
+        }
+        disclosures.len() - before
+    })
     .await?;
     Ok(ListDisclosuresResponse {
         disclosures,
