@@ -315,3 +315,127 @@ async fn a_writer_going_on_after_a_crash_first_closes_the_run_with_a_start_check
     assert_eq!(checkpoint.reason, "start");
     assert_eq!(checkpoint.chains[0].number, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cases_history_exported_with_its_proof_verifies_offline_and_a_changed_event_is_named() {
+    use hub_api::v1::{ExportHistoryResponse, export_history_response::Item as HistoryItem};
+    use prost::Message as _;
+
+    let nats = Nats::start().await;
+    let hub = HubBuilder::on(&nats).start().await;
+    let reported = hub
+        .commands()
+        .report_case(from("urban-management", incident("hx-1")))
+        .await
+        .expect("report")
+        .into_inner();
+    // Another case's event between this one's, then this one dispatched.
+    crate::report_incident(&hub, "hx-2").await;
+    let dispatched = crate::cmd::dispatch(
+        &hub,
+        "dcc-310104",
+        "hx-d1",
+        &reported.case_id,
+        "urban-management",
+        None,
+    )
+    .await
+    .expect("dispatch")
+    .position;
+    let last = crate::report_incident(&hub, "hx-3").await;
+    let mut digest = hub.log_digest();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        digest.wait_for(|head| head.position >= last),
+    )
+    .await
+    .expect("the digest catches up")
+    .expect("the digest task runs");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = [nats.audit_public_key_file()];
+    // Only auditors, and never a care record's (its proof would carry personal data in clear);
+    // a case's history is exported in the same setup.
+    let refused = hub
+        .auditors()
+        .export_history(from(
+            "civil-affairs",
+            v1::ExportHistoryRequest {
+                aggregate: format!("case/{}", reported.case_id),
+            },
+        ))
+        .await
+        .expect_err("a department");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let care = hub
+        .auditors()
+        .export_history(from(
+            "discipline-inspection",
+            v1::ExportHistoryRequest {
+                aggregate: "care/9b6a682b-3fff-555e-8cc5-a03dbee6490c".into(),
+            },
+        ))
+        .await
+        .expect_err("a care record's");
+    assert_eq!(care.code(), Code::PermissionDenied);
+
+    let file = dir.path().join("case.history");
+    let aggregate = format!("case/{}", reported.case_id);
+    hub::audit_cli::export_history(&caller(&hub), &aggregate, &file)
+        .await
+        .expect("the auditor exports the case's history");
+    let verified = hub::audit_cli::verify_history(&file, &key).expect("it verifies");
+    assert_eq!(verified.claim.positions, [reported.position, dispatched]);
+    assert_eq!(verified.head.position, last);
+    // hx-2 between the case's events, hx-3 after them.
+    assert_eq!(verified.others, 2);
+    // An audit export is not a history export, and the other way round.
+    assert!(matches!(
+        verify(&file, &key, &[]),
+        Err(NotVerified::Unreadable(_))
+    ));
+
+    let bytes = std::fs::read(&file).expect("read");
+    let mut rest = bytes.as_slice();
+    let mut items = Vec::new();
+    while !rest.is_empty() {
+        items.push(ExportHistoryResponse::decode_length_delimited(&mut rest).expect("item"));
+    }
+    let write_items = |items: &[ExportHistoryResponse], name: &str| {
+        let mut out = Vec::new();
+        for item in items {
+            hub_audit::history_proof::write_item(item, &mut out);
+        }
+        let path = dir.path().join(name);
+        std::fs::write(&path, out).expect("write");
+        path
+    };
+    // The dispatch's body changed (its department): named at its item.
+    let mut changed = items.clone();
+    let at = changed
+        .iter()
+        .position(|i| matches!(&i.item, Some(HistoryItem::Event(e)) if e.position == dispatched))
+        .expect("the dispatch");
+    if let Some(HistoryItem::Event(e)) = &mut changed[at].item {
+        let mut body = v1::CaseDispatched::decode(e.payload.as_slice()).expect("dispatched");
+        body.department = "housing".into();
+        e.payload = body.encode_to_vec();
+    }
+    let path = write_items(&changed, "changed.history");
+    match hub::audit_cli::verify_history(&path, &key) {
+        Err(NotVerified::Tampered(t)) => {
+            assert_eq!(t.item, at as u64, "{t}");
+            assert!(t.reason.contains("changed"), "{t}");
+        }
+        other => panic!("a changed event must be found, got {other:?}"),
+    }
+    // The other case's event dropped.
+    let mut dropped = items.clone();
+    dropped.remove(2);
+    let path = write_items(&dropped, "dropped.history");
+    assert!(matches!(
+        hub::audit_cli::verify_history(&path, &key),
+        Err(NotVerified::Tampered(t)) if t.item == 2
+    ));
+    hub.stop().await.expect("stop");
+}

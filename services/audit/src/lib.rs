@@ -19,6 +19,7 @@
 
 mod chain;
 pub mod export;
+pub mod history_proof;
 pub mod log_digest;
 pub mod signing;
 mod writer;
@@ -26,7 +27,7 @@ mod writer;
 pub use chain::{ChainBreak, StoredBatch, check_chain, digest, read_chain};
 pub use hub_api::v1::{AuditBatch, AuditRecord, Checkpoint, SignedCheckpoint};
 pub use writer::{
-    Audit, AuditError, Checkpoints, LogHeadSource, MAX_BATCH, MadeCheckpoint,
+    Audit, AuditError, Checkpoints, HistoryExport, LogHeadSource, MAX_BATCH, MadeCheckpoint,
     most_records_between_checkpoints,
 };
 

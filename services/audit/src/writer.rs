@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, message::PublishMessage};
 use hub_api::ApiError;
 use hub_api::v1::{
-    AuditBatch, AuditRecord, ChainHead, Checkpoint, LogDigestHead, SignedCheckpoint,
+    AuditBatch, AuditRecord, ChainHead, Checkpoint, HistoryClaim, LogDigestHead, SignedCheckpoint,
 };
 use hub_log::names::{AUDIT_STREAM, AUDIT_SUBJECTS, audit_subject};
 use prost::Message;
@@ -47,7 +47,18 @@ type Waiting = (AuditRecord, oneshot::Sender<Result<(), AuditError>>);
 #[allow(clippy::large_enum_variant)]
 enum Job {
     Record(Waiting),
-    Checkpoint(oneshot::Sender<Result<MadeCheckpoint, AuditError>>),
+    Checkpoint(
+        oneshot::Sender<Result<MadeCheckpoint, AuditError>>,
+        Option<HistoryExport>,
+    ),
+}
+
+/// What a history export's checkpoint signs instead of the digest's live head: the head the
+/// export's proof folds to, and the aggregate's positions up to it.
+#[derive(Debug, Clone)]
+pub struct HistoryExport {
+    pub events: LogDigestHead,
+    pub history: HistoryClaim,
 }
 
 /// Where the event log's chained digest stands now (read when a checkpoint is made).
@@ -173,9 +184,25 @@ impl Audit {
 
     /// Appends a checkpoint now, after every record asked for before it, for an export.
     pub async fn checkpoint(&self) -> Result<MadeCheckpoint, AuditError> {
+        self.checkpoint_with(None).await
+    }
+
+    /// Appends the checkpoint of a history export now: it signs `export`'s digest head and
+    /// claim.
+    pub async fn checkpoint_history(
+        &self,
+        export: HistoryExport,
+    ) -> Result<MadeCheckpoint, AuditError> {
+        self.checkpoint_with(Some(export)).await
+    }
+
+    async fn checkpoint_with(
+        &self,
+        export: Option<HistoryExport>,
+    ) -> Result<MadeCheckpoint, AuditError> {
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send(Job::Checkpoint(tx))
+            .send(Job::Checkpoint(tx, export))
             .await
             .map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
@@ -235,8 +262,8 @@ impl Writer {
             };
             let first = match job {
                 Job::Record(first) => first,
-                Job::Checkpoint(reply) => {
-                    let _ = reply.send(self.checkpoint(crate::export::EXPORT_REASON).await);
+                Job::Checkpoint(reply, export) => {
+                    let _ = reply.send(self.checkpoint_for(export).await);
                     continue;
                 }
             };
@@ -252,8 +279,8 @@ impl Writer {
                         records.push(record);
                         replies.push(reply);
                     }
-                    Ok(Job::Checkpoint(reply)) => {
-                        asked = Some(reply);
+                    Ok(Job::Checkpoint(reply, export)) => {
+                        asked = Some((reply, export));
                         break;
                     }
                     Err(_) => break,
@@ -272,8 +299,8 @@ impl Writer {
                 let _ = reply.send(outcome.clone());
             }
             match asked {
-                Some(reply) => {
-                    let _ = reply.send(self.checkpoint(crate::export::EXPORT_REASON).await);
+                Some((reply, export)) => {
+                    let _ = reply.send(self.checkpoint_for(export).await);
                 }
                 None => self.checkpoint_if_due(false, "records").await,
             }
@@ -317,8 +344,25 @@ impl Writer {
 
     /// Signs the heads of every chain and of the event log's digest, and appends that to
     /// this chain.
+    /// An export's checkpoint (a history export's, with its claim).
+    async fn checkpoint_for(
+        &mut self,
+        export: Option<HistoryExport>,
+    ) -> Result<MadeCheckpoint, AuditError> {
+        self.checkpoint_as(crate::export::EXPORT_REASON, export)
+            .await
+    }
+
     async fn checkpoint(&mut self, reason: &str) -> Result<MadeCheckpoint, AuditError> {
-        let made = self.try_checkpoint(reason).await;
+        self.checkpoint_as(reason, None).await
+    }
+
+    async fn checkpoint_as(
+        &mut self,
+        reason: &str,
+        export: Option<HistoryExport>,
+    ) -> Result<MadeCheckpoint, AuditError> {
+        let made = self.try_checkpoint(reason, export).await;
         match &made {
             Ok(_) => self.retry_at = None,
             Err(err) => {
@@ -329,7 +373,11 @@ impl Writer {
         made
     }
 
-    async fn try_checkpoint(&mut self, reason: &str) -> Result<MadeCheckpoint, AuditError> {
+    async fn try_checkpoint(
+        &mut self,
+        reason: &str,
+        export: Option<HistoryExport>,
+    ) -> Result<MadeCheckpoint, AuditError> {
         let mut chains = self.other_heads().await?;
         if self.tail.number > 0 {
             chains.push(ChainHead {
@@ -340,7 +388,10 @@ impl Writer {
             });
         }
         chains.sort_by(|a, b| a.instance.cmp(&b.instance));
-        let events = (self.checkpoints.log_head)();
+        let (events, history) = match export {
+            Some(HistoryExport { events, history }) => (events, Some(history)),
+            None => ((self.checkpoints.log_head)(), None),
+        };
         let checkpoint = Checkpoint {
             time: Some(crate::now()),
             instance: self.instance.clone(),
@@ -348,6 +399,7 @@ impl Writer {
             events: Some(events.clone()),
             reason: reason.to_owned(),
             every_records: self.checkpoints.every_records.max(1),
+            history,
         };
         let signed = self.checkpoints.signer.sign(&checkpoint);
         let sequence = self.append(Vec::new(), Some(signed.clone())).await?;

@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use hub_api::v1::ExportAuditRequest;
 use hub_api::v1::audit_service_client::AuditServiceClient;
-use hub_audit::export::{Tampered, Verified, verify as verify_bytes, write_item};
+use hub_api::v1::{ExportAuditRequest, ExportHistoryRequest};
+use hub_audit::export::{EXPORT_FORMAT, Tampered, Verified, verify as verify_bytes};
+use hub_audit::history_proof::{HISTORY_FORMAT, VerifiedHistory};
 use hub_audit::signing::{CheckpointVerifier, hex};
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
@@ -66,10 +67,9 @@ fn header(name: &str, value: &str) -> anyhow::Result<MetadataValue<tonic::metada
         .with_context(|| format!("{name} must be plain ASCII"))
 }
 
-/// Asks the hub for an export of its audit log and writes it to `out` (replaced only once
-/// the whole export arrived).
-pub async fn export(caller: &Caller, out: &Path) -> anyhow::Result<Exported> {
-    let mut request = tonic::Request::new(ExportAuditRequest {});
+/// `message` as a request of `caller`: the acting person, the purpose and the proof.
+fn request<T>(caller: &Caller, message: T) -> anyhow::Result<tonic::Request<T>> {
+    let mut request = tonic::Request::new(message);
     let metadata = request.metadata_mut();
     metadata.insert("x-hub-user", header("--user", &caller.user)?);
     metadata.insert("x-hub-purpose", header("--purpose", &caller.purpose)?);
@@ -84,12 +84,15 @@ pub async fn export(caller: &Caller, out: &Path) -> anyhow::Result<Exported> {
             header("the token", &format!("Bearer {}", token.trim()))?,
         );
     }
-    let mut client = AuditServiceClient::new(channel(caller).await?);
-    let mut items = client
-        .export_audit(request)
-        .await
-        .map_err(|status| anyhow::anyhow!("the hub refused the export: {}", status.message()))?
-        .into_inner();
+    Ok(request)
+}
+
+/// Writes the items of a streamed export to `out` (replaced only once the whole export
+/// arrived, and synced).
+async fn write_export<T: prost::Message>(
+    mut items: tonic::Streaming<T>,
+    out: &Path,
+) -> anyhow::Result<Exported> {
     let mut bytes = Vec::new();
     let mut count = 0;
     while let Some(item) = items
@@ -97,7 +100,8 @@ pub async fn export(caller: &Caller, out: &Path) -> anyhow::Result<Exported> {
         .await
         .map_err(|status| anyhow::anyhow!("the export broke off: {}", status.message()))?
     {
-        write_item(&item, &mut bytes);
+        // Encoding into a Vec cannot run out of room.
+        let _ = item.encode_length_delimited(&mut bytes);
         count += 1;
     }
     let partial = out.with_extension("partial");
@@ -114,6 +118,37 @@ pub async fn export(caller: &Caller, out: &Path) -> anyhow::Result<Exported> {
         items: count,
         bytes: bytes.len() as u64,
     })
+}
+
+/// Asks the hub for an export of its audit log and writes it to `out`.
+pub async fn export(caller: &Caller, out: &Path) -> anyhow::Result<Exported> {
+    let request = request(caller, ExportAuditRequest {})?;
+    let items = AuditServiceClient::new(channel(caller).await?)
+        .export_audit(request)
+        .await
+        .map_err(|status| anyhow::anyhow!("the hub refused the export: {}", status.message()))?
+        .into_inner();
+    write_export(items, out).await
+}
+
+/// Asks the hub for one aggregate's history with its proof and writes it to `out`.
+pub async fn export_history(
+    caller: &Caller,
+    aggregate: &str,
+    out: &Path,
+) -> anyhow::Result<Exported> {
+    let request = request(
+        caller,
+        ExportHistoryRequest {
+            aggregate: aggregate.to_owned(),
+        },
+    )?;
+    let items = AuditServiceClient::new(channel(caller).await?)
+        .export_history(request)
+        .await
+        .map_err(|status| anyhow::anyhow!("the hub refused the export: {}", status.message()))?
+        .into_inner();
+    write_export(items, out).await
 }
 
 /// Why an export file does not verify.
@@ -136,17 +171,7 @@ pub fn verify(
     previous: &[PathBuf],
 ) -> Result<Verified, NotVerified> {
     let unreadable = |e: anyhow::Error| NotVerified::Unreadable(e);
-    let mut pems = Vec::new();
-    for path in public_keys {
-        pems.push(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading the public key {}", path.display()))
-                .map_err(unreadable)?,
-        );
-    }
-    let pems: Vec<&str> = pems.iter().map(String::as_str).collect();
-    let key = CheckpointVerifier::from_public_pems(&pems)
-        .map_err(|e| unreadable(anyhow::anyhow!("the public keys given: {e}")))?;
+    let key = verifier(public_keys)?;
     let read = |path: &Path| {
         std::fs::read(path)
             .with_context(|| format!("reading the export {}", path.display()))
@@ -162,7 +187,75 @@ pub fn verify(
         })?;
         earlier.push(verified.manifest);
     }
-    verify_bytes(&read(file)?, &key, &earlier).map_err(NotVerified::Tampered)
+    let bytes = read(file)?;
+    if format_of(&bytes).as_deref() == Some(HISTORY_FORMAT) {
+        return Err(NotVerified::Unreadable(anyhow::anyhow!(
+            "{} is an aggregate's history: verify it with `hub audit verify-history`",
+            file.display()
+        )));
+    }
+    verify_bytes(&bytes, &key, &earlier).map_err(NotVerified::Tampered)
+}
+
+/// The format string of an export file's header (both kinds put it in the same place).
+fn format_of(bytes: &[u8]) -> Option<String> {
+    use prost::Message as _;
+    let mut rest = bytes;
+    let first = hub_api::v1::ExportAuditResponse::decode_length_delimited(&mut rest).ok()?;
+    match first.item? {
+        hub_api::v1::export_audit_response::Item::Header(h) => Some(h.format),
+        hub_api::v1::export_audit_response::Item::Batch(_) => None,
+    }
+}
+
+/// Verifies the history export `file` with the public keys `public_keys`.
+pub fn verify_history(
+    file: &Path,
+    public_keys: &[PathBuf],
+) -> Result<VerifiedHistory, NotVerified> {
+    let key = verifier(public_keys)?;
+    let bytes = std::fs::read(file)
+        .with_context(|| format!("reading the export {}", file.display()))
+        .map_err(NotVerified::Unreadable)?;
+    if format_of(&bytes).as_deref() == Some(EXPORT_FORMAT) {
+        return Err(NotVerified::Unreadable(anyhow::anyhow!(
+            "{} is an audit log export: verify it with `hub audit verify`",
+            file.display()
+        )));
+    }
+    hub_audit::history_proof::verify(&bytes, &key).map_err(NotVerified::Tampered)
+}
+
+/// What a verified history export says, for a person.
+pub fn describe_history(verified: &VerifiedHistory) -> String {
+    let claim = &verified.claim;
+    let positions: Vec<String> = claim.positions.iter().map(u64::to_string).collect();
+    format!(
+        "verified: the history of {} ({} events, at positions {}), as the event log holds it: \
+         its digest folds over them and {} other messages to the head the hub signed at \
+         position {}: {}",
+        claim.aggregate,
+        claim.positions.len(),
+        positions.join(", "),
+        verified.others,
+        verified.head.position,
+        hex(&verified.head.digest)
+    )
+}
+
+/// A verifier holding the public keys (SPKI PEM) in `paths`.
+fn verifier(paths: &[PathBuf]) -> Result<CheckpointVerifier, NotVerified> {
+    let mut pems = Vec::new();
+    for path in paths {
+        pems.push(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the public key {}", path.display()))
+                .map_err(NotVerified::Unreadable)?,
+        );
+    }
+    let pems: Vec<&str> = pems.iter().map(String::as_str).collect();
+    CheckpointVerifier::from_public_pems(&pems)
+        .map_err(|e| NotVerified::Unreadable(anyhow::anyhow!("the public keys given: {e}")))
 }
 
 /// What a verified export says, for a person.

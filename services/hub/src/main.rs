@@ -81,6 +81,50 @@ enum Command {
     Audit(AuditCommand),
 }
 
+/// Who asks a hub for an export, and which hub.
+#[derive(Debug, clap::Args)]
+struct CallerArgs {
+    /// The hub's gRPC address (https:// with TLS).
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:50051")]
+    hub: String,
+    /// The auditor unit, as x-hub-department (a hub in development mode only).
+    #[arg(long, value_name = "CODE")]
+    department: Option<String>,
+    /// A signed token of the auditor unit (as `hub dev-ca` writes them).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// The auditor unit's client certificate (PEM), with --key.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+    /// The CA (PEM) the hub's certificate is checked against.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// The person acting (x-hub-user).
+    #[arg(long)]
+    user: String,
+    /// Why (x-hub-purpose), e.g. the inspection's reference.
+    #[arg(long)]
+    purpose: String,
+}
+
+impl CallerArgs {
+    fn caller(&self) -> hub::audit_cli::Caller {
+        hub::audit_cli::Caller {
+            hub: self.hub.clone(),
+            department: self.department.clone(),
+            token_file: self.token_file.clone(),
+            cert_file: self.cert.clone(),
+            key_file: self.key.clone(),
+            ca_file: self.ca.clone(),
+            user: self.user.clone(),
+            purpose: self.purpose.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
     /// Asks a running hub (AuditService, auditors only) for an export of its audit log up to
@@ -90,33 +134,42 @@ enum AuditCommand {
     /// discipline-inspection --user inspector-01 --purpose "inspection 2026-17" --out
     /// audit.export
     Export {
-        /// The hub's gRPC address (https:// with TLS).
-        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:50051")]
-        hub: String,
-        /// The auditor unit, as x-hub-department (a hub in development mode only).
-        #[arg(long, value_name = "CODE")]
-        department: Option<String>,
-        /// A signed token of the auditor unit (as `hub dev-ca` writes them).
-        #[arg(long, value_name = "FILE")]
-        token_file: Option<PathBuf>,
-        /// The auditor unit's client certificate (PEM), with --key.
-        #[arg(long, value_name = "FILE", requires = "key")]
-        cert: Option<PathBuf>,
-        /// The client certificate's key (PEM).
-        #[arg(long, value_name = "FILE", requires = "cert")]
-        key: Option<PathBuf>,
-        /// The CA (PEM) the hub's certificate is checked against.
-        #[arg(long, value_name = "FILE")]
-        ca: Option<PathBuf>,
-        /// The person acting (x-hub-user).
-        #[arg(long)]
-        user: String,
-        /// Why (x-hub-purpose), e.g. the inspection's reference.
-        #[arg(long)]
-        purpose: String,
+        #[command(flatten)]
+        caller: CallerArgs,
         /// Where to write the export.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+    },
+    /// Asks a running hub (auditors only) for one aggregate's history with the proof that the
+    /// event log holds it as it is (against the log's chained digest, at a head the hub signs
+    /// for the export), and writes it to FILE. A care record's is refused: the proof would
+    /// carry its personal data in clear.
+    ///
+    /// Example: hub audit export-history --aggregate case/<id> --department
+    /// discipline-inspection --user inspector-01 --purpose "inspection 2026-17" --out
+    /// case.history
+    ExportHistory {
+        /// The aggregate, as case/<id> or grant/<id>.
+        #[arg(long)]
+        aggregate: String,
+        #[command(flatten)]
+        caller: CallerArgs,
+        /// Where to write the export.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Verifies an aggregate's history export with the hub's public key alone. Exits 0 when
+    /// the events are what the log stored, 2 naming the first item that is not, 1 when the
+    /// file or a key cannot be read.
+    ///
+    /// Example: hub audit verify-history --file case.history --public-key
+    /// hub-data/secrets/audit-signing.pub
+    VerifyHistory {
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        /// The hub's audit public key (SPKI PEM); repeatable.
+        #[arg(long = "public-key", value_name = "FILE", required = true)]
+        public_keys: Vec<PathBuf>,
     },
     /// Verifies an export with the hub's public key alone (no hub, no NATS). Exits 0 when
     /// the export is what the hub stored and signed, 2 naming the first item that is not, 1
@@ -252,27 +305,8 @@ async fn start(cli: Cli) -> anyhow::Result<()> {
 /// `hub audit export` and `hub audit verify` (which exits 2 when the export is tampered with).
 async fn audit(command: &AuditCommand) -> anyhow::Result<()> {
     match command {
-        AuditCommand::Export {
-            hub,
-            department,
-            token_file,
-            cert,
-            key,
-            ca,
-            user,
-            purpose,
-            out,
-        } => {
-            let caller = hub::audit_cli::Caller {
-                hub: hub.clone(),
-                department: department.clone(),
-                token_file: token_file.clone(),
-                cert_file: cert.clone(),
-                key_file: key.clone(),
-                ca_file: ca.clone(),
-                user: user.clone(),
-                purpose: purpose.clone(),
-            };
+        AuditCommand::Export { caller, out } => {
+            let caller = caller.caller();
             let written = hub::audit_cli::export(&caller, out).await?;
             println!(
                 "wrote {} ({} items, {} bytes)",
@@ -281,6 +315,33 @@ async fn audit(command: &AuditCommand) -> anyhow::Result<()> {
                 written.bytes
             );
             Ok(())
+        }
+        AuditCommand::ExportHistory {
+            aggregate,
+            caller,
+            out,
+        } => {
+            let written = hub::audit_cli::export_history(&caller.caller(), aggregate, out).await?;
+            println!(
+                "wrote {} ({} items, {} bytes)",
+                out.display(),
+                written.items,
+                written.bytes
+            );
+            Ok(())
+        }
+        AuditCommand::VerifyHistory { file, public_keys } => {
+            match hub::audit_cli::verify_history(file, public_keys) {
+                Ok(verified) => {
+                    println!("{}", hub::audit_cli::describe_history(&verified));
+                    Ok(())
+                }
+                Err(hub::audit_cli::NotVerified::Tampered(tampered)) => {
+                    println!("TAMPERED: {tampered}");
+                    std::process::exit(2);
+                }
+                Err(err) => Err(anyhow::anyhow!("{err}")),
+            }
         }
         AuditCommand::Verify {
             file,
@@ -427,8 +488,9 @@ mod tests {
         .expect("parses");
         assert!(matches!(
             cli.command,
-            Some(Command::Audit(AuditCommand::Export { hub, department: Some(d), out, .. }))
-                if hub == "http://127.0.0.1:50051" && d == "audit-bureau"
+            Some(Command::Audit(AuditCommand::Export { caller, out }))
+                if caller.hub == "http://127.0.0.1:50051"
+                    && caller.department.as_deref() == Some("audit-bureau")
                     && out == std::path::Path::new("x.export")
         ));
         // The acting person and the purpose are required, as every department request's are.
@@ -460,12 +522,40 @@ mod tests {
             "x.export",
             "--public-key",
             "k.pub",
+            "--public-key",
+            "old.pub",
+            "--previous",
+            "last-month.export",
         ])
         .expect("parses");
         assert!(matches!(
             cli.command,
-            Some(Command::Audit(AuditCommand::Verify { file, .. })) if file == std::path::Path::new("x.export")
+            Some(Command::Audit(AuditCommand::Verify { file, public_keys, previous }))
+                if file == std::path::Path::new("x.export") && public_keys.len() == 2
+                    && previous.len() == 1
         ));
         assert!(Cli::try_parse_from(["hub", "audit", "verify", "--file", "x"]).is_err());
+        let cli = Cli::try_parse_from([
+            "hub",
+            "audit",
+            "export-history",
+            "--aggregate",
+            "case/c-1",
+            "--user",
+            "a-1",
+            "--purpose",
+            "p",
+            "--out",
+            "c.history",
+        ])
+        .expect("parses");
+        assert!(matches!(
+            cli.command,
+            Some(Command::Audit(AuditCommand::ExportHistory { aggregate, .. }))
+                if aggregate == "case/c-1"
+        ));
+        assert!(
+            Cli::try_parse_from(["hub", "audit", "verify-history", "--file", "c.history"]).is_err()
+        );
     }
 }

@@ -482,7 +482,11 @@ async fn serve(
     let catalogued = std::iter::once((&case_queue::DATASET, model.clone()))
         .chain(dataset_models)
         .collect();
-    let auditors = Auditors::new((auth.clone(), audit.clone()), audit_js, appender.clone());
+    let auditors = Auditors::new(
+        (auth.clone(), audit.clone()),
+        audit_js,
+        (appender.clone(), log_digest.clone()),
+    );
     let datasets = Datasets::new(
         catalogued,
         appender.clone(),

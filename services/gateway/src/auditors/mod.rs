@@ -7,6 +7,7 @@
 
 mod access;
 mod history;
+mod history_export;
 
 use std::pin::Pin;
 
@@ -16,11 +17,12 @@ use hub_api::ApiError;
 use hub_api::identity::{Authenticator, Identity};
 use hub_api::v1::audit_service_server::AuditService;
 use hub_api::v1::{
-    ExportAuditRequest, ExportAuditResponse, GetHistoryRequest, GetHistoryResponse,
-    GetStateAsOfRequest, GetStateAsOfResponse, ListAccessRequest, ListAccessResponse,
-    ListDisclosuresRequest, ListDisclosuresResponse,
+    ExportAuditRequest, ExportAuditResponse, ExportHistoryRequest, ExportHistoryResponse,
+    GetHistoryRequest, GetHistoryResponse, GetStateAsOfRequest, GetStateAsOfResponse,
+    ListAccessRequest, ListAccessResponse, ListDisclosuresRequest, ListDisclosuresResponse,
 };
 use hub_audit::Audit;
+use hub_audit::log_digest::LogDigest;
 use hub_domain::Violations;
 use hub_domain::registry::UnitKind;
 use hub_log::Appender;
@@ -40,6 +42,8 @@ pub struct Auditors {
     js: jetstream::Context,
     /// Reads GOV_EVENTS.
     log: Appender,
+    /// The event log's chained digest, which history exports prove against.
+    digest: LogDigest,
 }
 
 /// The aggregate types an auditor may name.
@@ -85,17 +89,18 @@ fn aggregate_of(value: &str) -> String {
 }
 
 impl Auditors {
-    /// `js` reads GOV_AUDIT, `log` the event log.
+    /// `js` reads GOV_AUDIT, `log` the event log, `digest` is the log's chained digest.
     pub fn new(
         (auth, audit): (Authenticator, Audit),
         js: jetstream::Context,
-        log: Appender,
+        (log, digest): (Appender, LogDigest),
     ) -> Self {
         Self {
             auth,
             audit,
             js,
             log,
+            digest,
         }
     }
 
@@ -122,10 +127,52 @@ impl Auditors {
 }
 
 type Items = Pin<Box<dyn Stream<Item = Result<ExportAuditResponse, Status>> + Send>>;
+type HistoryItems = Pin<Box<dyn Stream<Item = Result<ExportHistoryResponse, Status>> + Send>>;
+
+/// Whether the history of `aggregate` may be exported with its proof: a care record's may
+/// not, as the proof carries its events exactly as stored, personal data in clear (auditors
+/// read it masked through GetHistory).
+fn exportable(aggregate: &str) -> Result<(), ApiError> {
+    let mut violations = Violations::new();
+    let parsed = parse_aggregate(&mut violations, "aggregate", aggregate);
+    let (kind, _) = violations.finish(|| parsed.unwrap_or_default())?;
+    if kind == "care" {
+        return Err(ApiError::PermissionDenied(
+            "a care record's history is not exported with its proof: the proof carries its \
+             events as stored, personal data in clear; GetHistory gives it masked"
+                .into(),
+        ));
+    }
+    Ok(())
+}
 
 #[tonic::async_trait]
 impl AuditService for Auditors {
     type ExportAuditStream = Items;
+    type ExportHistoryStream = HistoryItems;
+
+    async fn export_history(
+        &self,
+        request: Request<ExportHistoryRequest>,
+    ) -> Result<Response<HistoryItems>, Status> {
+        let who = self.auth.identify_grpc(&request);
+        let allowed = self
+            .auditor(&who)
+            .and_then(|()| exportable(&request.get_ref().aggregate));
+        let asked = Asked {
+            action: "gov.hub.v1.AuditService/ExportHistory",
+            aggregate: aggregate_of(&request.get_ref().aggregate),
+            ..Asked::default()
+        };
+        audited(&self.audit, &who, asked, allowed, |()| Answered::default()).await?;
+        let planned =
+            history_export::plan(&self.log, &self.digest, &self.audit, request.get_ref()).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let (log, digest) = (self.log.clone(), self.digest.clone());
+        tokio::spawn(async move { history_export::send(&log, &digest, planned, &tx).await });
+        let items = futures::StreamExt::map(tokio_stream_of(rx), |item| item.map_err(Status::from));
+        Ok(Response::new(Box::pin(items)))
+    }
 
     async fn export_audit(
         &self,
