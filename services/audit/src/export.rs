@@ -251,21 +251,29 @@ pub fn verify(
 }
 
 fn manifest(header: &AuditExportHeader, key: &CheckpointVerifier) -> Result<Checkpoint, Tampered> {
+    signed_for_export(
+        (&header.format, EXPORT_FORMAT),
+        header.manifest.as_ref(),
+        key,
+    )
+}
+
+/// The checkpoint of an export's header, checked: the header's `format` is the `expected`
+/// one, and the checkpoint is signed by one of the keys and was made for an export.
+pub(crate) fn signed_for_export(
+    (format, expected): (&str, &str),
+    signed: Option<&hub_api::v1::SignedCheckpoint>,
+    key: &CheckpointVerifier,
+) -> Result<Checkpoint, Tampered> {
     let bad = |reason: String| Tampered {
         item: 0,
         place: "the header".to_owned(),
         reason,
     };
-    if header.format != EXPORT_FORMAT {
-        return Err(bad(format!(
-            "the format is {:?}, not {EXPORT_FORMAT}",
-            header.format
-        )));
+    if format != expected {
+        return Err(bad(format!("the format is {format:?}, not {expected}")));
     }
-    let signed = header
-        .manifest
-        .as_ref()
-        .ok_or_else(|| bad("it holds no signed checkpoint".to_owned()))?;
+    let signed = signed.ok_or_else(|| bad("it holds no signed checkpoint".to_owned()))?;
     let manifest = key
         .verify(signed)
         .map_err(|e| bad(format!("the export's checkpoint: {e}")))?;

@@ -22,7 +22,7 @@ use hub_api::v1::{
 };
 use prost::Message;
 
-use crate::export::{EXPORT_REASON, Tampered};
+use crate::export::{Tampered, signed_for_export};
 use crate::log_digest::{EMPTY, content_hash_of, leaf, next, subject_hash};
 use crate::signing::CheckpointVerifier;
 
@@ -223,25 +223,11 @@ fn manifest(
     key: &CheckpointVerifier,
 ) -> Result<(Checkpoint, HistoryClaim, LogDigestHead), Tampered> {
     let bad = |reason: String| tampered(0, "the header".to_owned(), reason);
-    if header.format != HISTORY_FORMAT {
-        return Err(bad(format!(
-            "the format is {:?}, not {HISTORY_FORMAT}",
-            header.format
-        )));
-    }
-    let signed = header
-        .manifest
-        .as_ref()
-        .ok_or_else(|| bad("it holds no signed checkpoint".to_owned()))?;
-    let manifest = key
-        .verify(signed)
-        .map_err(|e| bad(format!("the export's checkpoint: {e}")))?;
-    if manifest.reason != EXPORT_REASON {
-        return Err(bad(format!(
-            "its checkpoint was made for {:?}, not for an export",
-            manifest.reason
-        )));
-    }
+    let manifest = signed_for_export(
+        (&header.format, HISTORY_FORMAT),
+        header.manifest.as_ref(),
+        key,
+    )?;
     let claim = manifest
         .history
         .clone()

@@ -302,18 +302,13 @@ async fn start(cli: Cli) -> anyhow::Result<()> {
     hub::run(config, listener, shutdown_signal()).await
 }
 
-/// `hub audit export` and `hub audit verify` (which exits 2 when the export is tampered with).
+/// `hub audit export`, `export-history`, `verify` and `verify-history` (the verifiers exit
+/// 2 when an export is tampered with).
 async fn audit(command: &AuditCommand) -> anyhow::Result<()> {
+    use hub::audit_cli as cli;
     match command {
         AuditCommand::Export { caller, out } => {
-            let caller = caller.caller();
-            let written = hub::audit_cli::export(&caller, out).await?;
-            println!(
-                "wrote {} ({} items, {} bytes)",
-                out.display(),
-                written.items,
-                written.bytes
-            );
+            written(out, cli::export(&caller.caller(), out).await?);
             Ok(())
         }
         AuditCommand::ExportHistory {
@@ -321,43 +316,48 @@ async fn audit(command: &AuditCommand) -> anyhow::Result<()> {
             caller,
             out,
         } => {
-            let written = hub::audit_cli::export_history(&caller.caller(), aggregate, out).await?;
-            println!(
-                "wrote {} ({} items, {} bytes)",
-                out.display(),
-                written.items,
-                written.bytes
+            written(
+                out,
+                cli::export_history(&caller.caller(), aggregate, out).await?,
             );
             Ok(())
-        }
-        AuditCommand::VerifyHistory { file, public_keys } => {
-            match hub::audit_cli::verify_history(file, public_keys) {
-                Ok(verified) => {
-                    println!("{}", hub::audit_cli::describe_history(&verified));
-                    Ok(())
-                }
-                Err(hub::audit_cli::NotVerified::Tampered(tampered)) => {
-                    println!("TAMPERED: {tampered}");
-                    std::process::exit(2);
-                }
-                Err(err) => Err(anyhow::anyhow!("{err}")),
-            }
         }
         AuditCommand::Verify {
             file,
             public_keys,
             previous,
-        } => match hub::audit_cli::verify(file, public_keys, previous) {
-            Ok(verified) => {
-                println!("{}", hub::audit_cli::describe(&verified));
-                Ok(())
-            }
-            Err(hub::audit_cli::NotVerified::Tampered(tampered)) => {
-                println!("TAMPERED: {tampered}");
-                std::process::exit(2);
-            }
-            Err(err) => Err(anyhow::anyhow!("{err}")),
-        },
+        } => verified(cli::verify(file, public_keys, previous), cli::describe),
+        AuditCommand::VerifyHistory { file, public_keys } => verified(
+            cli::verify_history(file, public_keys),
+            cli::describe_history,
+        ),
+    }
+}
+
+fn written(out: &std::path::Path, exported: hub::audit_cli::Exported) {
+    println!(
+        "wrote {} ({} items, {} bytes)",
+        out.display(),
+        exported.items,
+        exported.bytes
+    );
+}
+
+/// Prints what a verifier found; a tampered export ends the process with status 2.
+fn verified<T>(
+    outcome: Result<T, hub::audit_cli::NotVerified>,
+    describe: fn(&T) -> String,
+) -> anyhow::Result<()> {
+    match outcome {
+        Ok(found) => {
+            println!("{}", describe(&found));
+            Ok(())
+        }
+        Err(hub::audit_cli::NotVerified::Tampered(tampered)) => {
+            println!("TAMPERED: {tampered}");
+            std::process::exit(2);
+        }
+        Err(err) => Err(anyhow::anyhow!("{err}")),
     }
 }
 

@@ -1,6 +1,7 @@
 use hub_api::v1::{OtherMessage, ProvenEvent, StoredHeader};
 
 use super::*;
+use crate::export::EXPORT_REASON;
 use crate::signing::CheckpointSigner;
 
 const AGGREGATE: &str = "gov.events.case.c-1";
