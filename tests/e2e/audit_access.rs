@@ -403,5 +403,34 @@ async fn the_access_log_pages_with_stable_cursors_and_refuses_bad_queries_by_fie
         assert_eq!(violated_field(&refused), field);
         assert!(!refused.message().contains("110105194912310021"));
     }
+    // The ledger refuses a malformed care id, and a time that is not one.
+    for (request, field) in [
+        (
+            ListDisclosuresRequest {
+                care_id: "110105194912310021 ".into(),
+                ..Default::default()
+            },
+            "care_id",
+        ),
+        (
+            ListDisclosuresRequest {
+                to: Some(prost_types::Timestamp {
+                    seconds: 0,
+                    nanos: -1,
+                }),
+                ..Default::default()
+            },
+            "to",
+        ),
+    ] {
+        let refused = hub
+            .auditors()
+            .list_disclosures(from(AUDITOR, request))
+            .await
+            .expect_err("a bad query");
+        assert_eq!(refused.code(), Code::InvalidArgument);
+        assert_eq!(violated_field(&refused), field);
+        assert!(!refused.message().contains("110105194912310021"));
+    }
     hub.stop().await.expect("stop");
 }

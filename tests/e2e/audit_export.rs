@@ -378,6 +378,19 @@ async fn a_cases_history_exported_with_its_proof_verifies_offline_and_a_changed_
         .await
         .expect_err("a care record's");
     assert_eq!(care.code(), Code::PermissionDenied);
+    let malformed = hub
+        .auditors()
+        .export_history(from(
+            "discipline-inspection",
+            v1::ExportHistoryRequest {
+                aggregate: "person/11010519491231002X".into(),
+            },
+        ))
+        .await
+        .expect_err("a malformed aggregate");
+    assert_eq!(malformed.code(), Code::InvalidArgument);
+    assert_eq!(crate::violated_field(&malformed), "aggregate");
+    assert!(!malformed.message().contains("11010519491231002X"));
 
     let file = dir.path().join("case.history");
     let aggregate = format!("case/{}", reported.case_id);

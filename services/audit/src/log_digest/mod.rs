@@ -162,7 +162,9 @@ pub fn next(previous: &[u8; 32], leaf: &[u8; 32]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-fn is_nats_header(name: &str) -> bool {
+/// Whether a header is NATS's own (`Nats-*`, any case): set or added by NATS, not covered
+/// by the digest.
+pub fn is_nats_header(name: &str) -> bool {
     name.get(..NATS_PREFIX.len())
         .is_some_and(|prefix| prefix.eq_ignore_ascii_case(NATS_PREFIX))
 }

@@ -15,7 +15,7 @@ use hub_log::names::{AUDIT_STREAM, AUDIT_SUBJECTS};
 use jiff::Timestamp;
 use prost::Message as _;
 
-use super::{page_size, parse_aggregate};
+use super::{page_size, parse_aggregate, valid_time};
 
 /// How the anonymous public is named in a query.
 const PUBLIC: &str = "public";
@@ -65,11 +65,7 @@ fn time_bound(
     field: &str,
     value: Option<&prost_types::Timestamp>,
 ) -> Option<Timestamp> {
-    let value = value?;
-    let parsed = (0..1_000_000_000)
-        .contains(&value.nanos)
-        .then(|| Timestamp::new(value.seconds, value.nanos).ok())
-        .flatten();
+    let parsed = valid_time(value?);
     if parsed.is_none() {
         violations.push(field, "is not a valid time");
     }
@@ -90,19 +86,11 @@ fn person_filter(violations: &mut Violations, value: &str) -> Option<String> {
     if value.is_empty() {
         return None;
     }
-    let valid = value.len() <= 64
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    if !valid {
-        violations.push("care_id", "must be a care id as returned by RegisterCare");
-    }
-    valid.then(|| value.to_owned())
+    hub_api::care_id(violations, value).map(|id| id.as_str().to_owned())
 }
 
 fn record_time(record: &AuditRecord) -> Option<Timestamp> {
-    let t = record.time.as_ref()?;
-    Timestamp::new(t.seconds, t.nanos).ok()
+    hub_api::from_timestamp(record.time.as_ref()?)
 }
 
 /// A department filter: empty (any), `public`, or a unit code.

@@ -8,7 +8,7 @@ use hub_api::v1::{
     OtherMessage, ProvenEvent, StoredHeader, export_history_response::Item,
 };
 use hub_audit::history_proof::{HISTORY_FORMAT, digest_before};
-use hub_audit::log_digest::LogDigest;
+use hub_audit::log_digest::{LogDigest, is_nats_header};
 use hub_audit::{Audit, AuditError, HistoryExport, MadeCheckpoint};
 use hub_domain::Violations;
 use hub_log::Appender;
@@ -170,7 +170,7 @@ fn proven(message: &StreamMessage, digest: [u8; 32]) -> ProvenEvent {
     let mut headers = Vec::new();
     for (name, values) in message.headers.iter() {
         let name: &str = name.as_ref();
-        if name.to_ascii_lowercase().starts_with("nats-") {
+        if is_nats_header(name) {
             continue;
         }
         for value in values {

@@ -72,6 +72,14 @@ pub(crate) fn parse_aggregate(
     parsed
 }
 
+/// A protobuf time as protobuf defines it (nanoseconds 0 to 999,999,999), `None` otherwise.
+pub(crate) fn valid_time(value: &prost_types::Timestamp) -> Option<jiff::Timestamp> {
+    (0..1_000_000_000)
+        .contains(&value.nanos)
+        .then(|| hub_api::from_timestamp(value))
+        .flatten()
+}
+
 /// The page size asked for, bounded.
 pub(crate) fn page_size(asked: u32) -> usize {
     match asked {

@@ -80,8 +80,7 @@ pub(super) fn cutoff(violations: &mut Violations, as_of: Option<&AsOf>) -> Optio
         }
         Some(AsOf::Position(position)) => Some(Cutoff::Position(*position)),
         Some(AsOf::Time(time)) => {
-            let valid = (0..1_000_000_000).contains(&time.nanos);
-            let time = valid.then(|| hub_api::from_timestamp(time)).flatten();
+            let time = super::super::valid_time(time);
             if time.is_none() {
                 violations.push("time", "must be a valid timestamp");
             }
