@@ -6,6 +6,7 @@ use hub_tests::{Hub, HubBuilder, Nats, fixtures};
 use tonic::Code;
 
 use crate::datasets::{read, rows_as};
+use crate::feeds::feed_reaches;
 use crate::sharing::{approve, asked};
 use crate::{from, violated_field};
 use hub_tests::fixtures::from_for;
@@ -58,12 +59,15 @@ async fn register(hub: &Hub, rid: &str) -> (String, u64) {
 async fn the_ledger_names_who_received_a_care_record_under_which_grant_and_the_log_who_was_refused()
 {
     let nats = Nats::start().await;
+    let js = nats.jetstream().await;
     let hub = HubBuilder::on(&nats).start().await;
-    let (care_id, at) = register(&hub, "reg-1").await;
+    let (care_id, registered_at) = register(&hub, "reg-1").await;
     let (other_id, at) = {
         let (id, p) = register(&hub, "reg-2").await;
-        (id, p.max(at))
+        (id, p.max(registered_at))
     };
+    // Civil affairs' own feed received both records whole before anyone read them.
+    feed_reaches(&js, "FEED_CIVIL_AFFAIRS", at).await;
     let until = jiff::Timestamp::now()
         .checked_add(jiff::SignedDuration::from_hours(24))
         .expect("time");
@@ -106,8 +110,9 @@ async fn the_ledger_names_who_received_a_care_record_under_which_grant_and_the_l
         .expect_err("a department");
     assert_eq!(department.code(), Code::PermissionDenied);
 
-    // Who received the first person's record: civil affairs with everything in clear, public
-    // security with the name only, under its grant and the purpose that named it.
+    // Who received the first person's record: civil affairs in its feed and by reading its
+    // roster, with everything in clear; public security with the name only, under its grant
+    // and the purpose that named it.
     let ledger = disclosures(
         &hub,
         ListDisclosuresRequest {
@@ -127,17 +132,24 @@ async fn the_ledger_names_who_received_a_care_record_under_which_grant_and_the_l
             )
         })
         .collect();
-    assert_eq!(got.len(), 2, "{ledger:?}");
-    assert_eq!(got[0].0, "civil-affairs");
-    assert!(got[0].2.contains(&"identity_number"), "{got:?}");
+    assert_eq!(got.len(), 3, "{ledger:?}");
+    let fed = &ledger.disclosures[0];
+    assert_eq!(fed.action, "PUBLISH FEED_CIVIL_AFFAIRS", "{ledger:?}");
+    assert_eq!(fed.position, registered_at);
+    assert!(!fed.event_id.is_empty());
+    assert!(fed.grants.is_empty(), "its own record");
+    for owner in &got[..2] {
+        assert_eq!(owner.0, "civil-affairs");
+        assert!(owner.2.contains(&"identity_number"), "{got:?}");
+    }
     assert_eq!(
-        got[1],
+        got[2],
         ("public-security", purpose.as_str(), vec!["name"]),
         "{ledger:?}"
     );
-    assert_eq!(ledger.disclosures[1].grants, std::slice::from_ref(&grant));
+    assert_eq!(ledger.disclosures[2].grants, std::slice::from_ref(&grant));
     assert!(ledger.disclosures.iter().all(|d| d.care_id == care_id));
-    assert!(ledger.disclosures.iter().all(|d| d.action == READ));
+    assert!(ledger.disclosures[1..].iter().all(|d| d.action == READ));
     // The other person was disclosed by the same reads; by department, public security
     // received both.
     let by_department = disclosures(
@@ -212,7 +224,12 @@ async fn the_ledger_names_who_received_a_care_record_under_which_grant_and_the_l
         .collect();
     assert_eq!(
         departments,
-        ["civil-affairs", "public-security", "discipline-inspection"]
+        [
+            "civil-affairs",
+            "civil-affairs",
+            "public-security",
+            "discipline-inspection"
+        ]
     );
 
     // Each refused call of the audit service left exactly one record.
@@ -262,7 +279,7 @@ async fn the_ledger_names_who_received_a_care_record_under_which_grant_and_the_l
     )
     .await;
     let last = ledger.disclosures.last().expect("a disclosure");
-    assert_eq!(ledger.disclosures.len(), 3, "{ledger:?}");
+    assert_eq!(ledger.disclosures.len(), 4, "{ledger:?}");
     assert_eq!(last.department, AUDITOR);
     assert!(last.clear_fields.is_empty(), "masked: {last:?}");
     let anonymous = access(
@@ -280,6 +297,50 @@ async fn the_ledger_names_who_received_a_care_record_under_which_grant_and_the_l
             .any(|e| e.record.as_ref().expect("record").outcome == "unauthenticated"),
         "{anonymous:?}"
     );
+
+    // A person registered once the grant is in force reaches public security's feed masked,
+    // the name in clear: the ledger names the grant, the event and its position.
+    let (third, third_at) = register(&hub, "reg-3").await;
+    feed_reaches(&js, "FEED_PUBLIC_SECURITY", third_at).await;
+    let ledger = disclosures(
+        &hub,
+        ListDisclosuresRequest {
+            care_id: third.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut fed: Vec<&v1::Disclosure> = ledger.disclosures.iter().collect();
+    fed.sort_by(|a, b| a.department.cmp(&b.department));
+    assert_eq!(fed.len(), 2, "{ledger:?}");
+    let (owner, grantee) = (fed[0], fed[1]);
+    assert_eq!(
+        (owner.department.as_str(), owner.action.as_str()),
+        ("civil-affairs", "PUBLISH FEED_CIVIL_AFFAIRS")
+    );
+    assert_eq!(
+        owner.clear_fields.len(),
+        6,
+        "every personal field: {owner:?}"
+    );
+    assert_eq!(
+        (grantee.department.as_str(), grantee.action.as_str()),
+        ("public-security", "PUBLISH FEED_PUBLIC_SECURITY")
+    );
+    assert_eq!(grantee.clear_fields, ["name"]);
+    assert_eq!(grantee.grants, std::slice::from_ref(&grant));
+    assert_eq!(grantee.event_id, owner.event_id);
+    assert_eq!((grantee.position, owner.position), (third_at, third_at));
+    // Housing, with no grant, received nothing of it.
+    let housing = disclosures(
+        &hub,
+        ListDisclosuresRequest {
+            department: "housing".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(housing.disclosures.is_empty(), "{housing:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,7 +35,7 @@ fn header(message: &StreamMessage, name: &str) -> Option<String> {
 }
 
 /// Waits until `stream` holds a message at hub position `position` or later.
-async fn feed_reaches(
+pub(crate) async fn feed_reaches(
     js: &async_nats::jetstream::Context,
     stream: &str,
     position: u64,

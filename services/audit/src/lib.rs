@@ -16,10 +16,13 @@
 //!   digest, so a chain cut short or rewritten no longer matches what was signed.
 //! - [`export`]: an export of GOV_AUDIT ending at a checkpoint made for it, and its
 //!   verification with the public key alone, naming the first item found tampered with.
+//! - [`ledger`]: the disclosure ledger, a read model over GOV_AUDIT: which department received
+//!   which care record, under which grants, with which fields in clear, when.
 
 mod chain;
 pub mod export;
 pub mod history_proof;
+pub mod ledger;
 pub mod log_digest;
 pub mod signing;
 mod writer;
@@ -80,6 +83,30 @@ pub fn record_status(
         record.reason = status.message().to_owned();
     }
     record
+}
+
+/// sled 0.34 reports a held file lock as an `Other` I/O error with this text.
+fn is_lock_error(err: &sled::Error) -> bool {
+    matches!(err, sled::Error::Io(e)
+        if e.kind() == std::io::ErrorKind::WouldBlock
+            || e.to_string().starts_with("could not acquire lock"))
+}
+
+/// Opens (or creates) the sled database in `dir`. A folder held by this process's previous
+/// handle (its threads still letting go) is waited for a little; one held by another process
+/// is refused.
+pub(crate) fn open_sled(dir: &std::path::Path) -> Result<sled::Db, sled::Error> {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::Config::new().path(dir).open() {
+            Err(err)
+                if is_lock_error(&err) && started.elapsed() < std::time::Duration::from_secs(5) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
 }
 
 pub(crate) fn now() -> prost_types::Timestamp {

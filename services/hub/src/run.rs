@@ -15,6 +15,7 @@ use hub_api::v1::catalog_service_server::CatalogServiceServer;
 use hub_api::v1::dataset_service_server::DatasetServiceServer;
 use hub_api::v1::feed_service_server::FeedServiceServer;
 use hub_api::v1::grant_command_service_server::GrantCommandServiceServer;
+use hub_audit::ledger::Ledger;
 use hub_audit::log_digest::LogDigest;
 use hub_audit::{Audit, Checkpoints};
 use hub_domain::clock::Clock;
@@ -321,6 +322,12 @@ async fn serve(
     let (audit, audit_writer) = Audit::start(audit_js.clone(), &instance, checkpoints)
         .await
         .context("starting the audit log's writer")?;
+    // The disclosure ledger, an index over GOV_AUDIT kept by a task of its own.
+    let ledger = Ledger::open(&config.data_dir.join("disclosure-ledger"))
+        .context("opening the disclosure ledger")?;
+    let ledger_task = ledger
+        .start(audit_js.clone(), stop.child_token())
+        .context("starting the disclosure ledger")?;
     let alarms = Alarms::default();
     let projector_js = async_nats::jetstream::new(projector_client.clone());
     let mut projectors = tokio::task::JoinSet::new();
@@ -414,8 +421,10 @@ async fn serve(
     )
     .await?;
     let (feed_published, _) = tokio::sync::watch::channel(0);
-    tokio::spawn(hub_projector::feed::outbox::drain(
-        projector_js.clone(),
+    // Each care event placed in a feed is audited (the disclosure ledger reads it) before
+    // it is sent.
+    let feed_drain = tokio::spawn(hub_projector::feed::outbox::drain(
+        (projector_js.clone(), audit.clone()),
         feed_model.clone(),
         clock.clone(),
         feed_published.clone(),
@@ -484,7 +493,7 @@ async fn serve(
         .collect();
     let auditors = Auditors::new(
         (auth.clone(), audit.clone()),
-        audit_js,
+        (audit_js, ledger),
         (appender.clone(), log_digest.clone()),
     );
     let datasets = Datasets::new(
@@ -571,6 +580,13 @@ async fn serve(
     let served = serving.await;
     if let Err(err) = digest_task.await {
         warn!(error = %err, "the event log's digest task failed");
+    }
+    if let Err(err) = ledger_task.await {
+        warn!(error = %err, "the disclosure ledger's task failed");
+    }
+    // The feed publisher holds an audit handle: it lets go before the writer is awaited.
+    if let Err(err) = feed_drain.await {
+        warn!(error = %err, "the feed publisher's sending task failed");
     }
     // The audit writer ends once the services holding it are gone, after storing what waits.
     if tokio::time::timeout(Duration::from_secs(5), audit_writer)

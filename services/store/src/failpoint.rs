@@ -11,6 +11,8 @@
 //! - `rebuild-before-pointer`: a rebuild beside a read model is complete and durable, not yet
 //!   named live;
 //! - `rebuild-after-pointer`: it is named live, the old folder not yet removed;
+//! - `feed-after-audit`: the care events of a feed round are recorded in the audit log, not
+//!   yet sent;
 //! - `feed-after-publish`: feed messages are stored in their feeds, not yet forgotten by the
 //!   publisher's outbox;
 //! - `projector-hold`: with `return(<consumer name>,...)`, those read models apply nothing

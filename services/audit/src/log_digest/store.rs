@@ -14,7 +14,6 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -99,28 +98,13 @@ fn encode_head(head: &LogHead) -> [u8; HEAD_LEN] {
     value
 }
 
-/// sled 0.34 reports a held file lock as an `Other` I/O error with this text.
-fn is_lock_error(err: &sled::Error) -> bool {
-    matches!(err, sled::Error::Io(e)
-        if e.kind() == std::io::ErrorKind::WouldBlock
-            || e.to_string().starts_with("could not acquire lock"))
-}
-
 impl LogDigest {
     /// Opens (or creates) the store in `dir` and checks that its head and its last entry
     /// agree. A folder held by this process's previous handle (its threads still letting go)
     /// is waited for a little; one held by another process is refused.
     pub fn open(dir: &Path) -> Result<Self, AuditError> {
-        let started = Instant::now();
-        let db = loop {
-            match sled::Config::new().path(dir).open() {
-                Err(err) if is_lock_error(&err) && started.elapsed() < Duration::from_secs(5) => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(err) => return Err(store_error(&format!("open {}", dir.display()), err)),
-                Ok(db) => break db,
-            }
-        };
+        let db = crate::open_sled(dir)
+            .map_err(|err| store_error(&format!("open {}", dir.display()), err))?;
         let head = read_head(&db)?;
         let last = db
             .scan_prefix(ENTRY_PREFIX)

@@ -1,14 +1,16 @@
-//! The access log and the disclosure ledger, read from GOV_AUDIT: every chain's records in
-//! stream order, filtered, paged by a cursor that names a record's batch (stream sequence)
-//! and its place in the batch, so a page once given is given the same again.
+//! The access log, read from GOV_AUDIT (every chain's records in stream order, filtered), and
+//! the disclosure ledger, read from its index over GOV_AUDIT (`hub_audit::ledger`). Both are
+//! paged by a cursor that names a record's batch (stream sequence) and its place in the
+//! batch, so a page once given is given the same again.
 
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt as _;
 use hub_api::ApiError;
 use hub_api::v1::{
-    AccessEntry, AuditBatch, AuditRecord, Disclosure, ListAccessRequest, ListAccessResponse,
+    AccessEntry, AuditBatch, AuditRecord, ListAccessRequest, ListAccessResponse,
     ListDisclosuresRequest, ListDisclosuresResponse,
 };
+use hub_audit::ledger::{self, Ledger, LedgerQuery, Place};
 use hub_domain::Violations;
 use hub_domain::codes::DepartmentCode;
 use hub_log::names::{AUDIT_STREAM, AUDIT_SUBJECTS};
@@ -26,6 +28,9 @@ const STORE_DELAY: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
 /// Most batches one page reads; a page that ends there has a token to go on from, however
 /// few entries it holds.
 const MAX_SCANNED_BATCHES: usize = 20_000;
+
+/// Longest wait for the disclosure ledger to hold every batch stored before a query.
+const LEDGER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Longest wait for the next batch of a scan, which knows the batches are stored.
 const NEXT_BATCH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -321,9 +326,10 @@ pub(super) async fn list_access(
     })
 }
 
-/// Which department received which care record (by care id), oldest first.
+/// Which department received which care record (by care id), oldest first: read from the
+/// disclosure ledger once it holds every audit batch stored before the query.
 pub(super) async fn list_disclosures(
-    js: &jetstream::Context,
+    (js, ledger): (&jetstream::Context, &Ledger),
     request: &ListDisclosuresRequest,
 ) -> Result<ListDisclosuresResponse, ApiError> {
     let mut violations = Violations::new();
@@ -339,36 +345,38 @@ pub(super) async fn list_disclosures(
         return Err(ApiError::InvalidArgument(violations.into_vec()));
     }
     let department = department.unwrap_or_default();
-    let mut disclosures = Vec::new();
-    let next = scan(js, &range, |instance, cursor, record| {
-        // Only answered requests disclosed anything.
-        if record.outcome != hub_audit::OK || !department_matches(&department, record) {
-            return 0;
-        }
-        let before = disclosures.len();
-        for person in &record.persons {
-            if care_id.as_ref().is_some_and(|id| id != person) {
-                continue;
-            }
-            disclosures.push(Disclosure {
-                care_id: person.clone(),
-                department: record.department.clone(),
-                acting_person: record.acting_person.clone(),
-                purpose: record.purpose.clone(),
-                grants: record.grants.clone(),
-                clear_fields: record.clear_fields.clone(),
-                time: record.time,
-                action: record.action.clone(),
-                instance: instance.to_owned(),
-                sequence: cursor.sequence,
-                index: cursor.index,
-            });
-        }
-        disclosures.len() - before
+    ledger.caught_up(js, LEDGER_WAIT).await?;
+    let ledger = ledger.clone();
+    let page = tokio::task::spawn_blocking(move || {
+        ledger.query(&LedgerQuery {
+            care_id: care_id.as_deref(),
+            department: match department.as_str() {
+                "" => ledger::Department::Any,
+                PUBLIC => ledger::Department::Public,
+                code => ledger::Department::Code(code),
+            },
+            from: range.from,
+            to: range.to,
+            after: range.after.map(|c| Place {
+                sequence: c.sequence,
+                index: c.index,
+            }),
+            limit: range.limit,
+        })
     })
-    .await?;
+    .await
+    .map_err(|_| ApiError::Internal)??;
     Ok(ListDisclosuresResponse {
-        disclosures,
-        next_page_token: next.map(Cursor::token).unwrap_or_default(),
+        disclosures: page.disclosures,
+        next_page_token: page
+            .next
+            .map(|p| {
+                Cursor {
+                    sequence: p.sequence,
+                    index: p.index,
+                }
+                .token()
+            })
+            .unwrap_or_default(),
     })
 }

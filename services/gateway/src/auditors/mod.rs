@@ -3,7 +3,8 @@
 //! PERMISSION_DENIED) before anything is looked up, and every call is itself audited.
 //!
 //! - [`history`]: an aggregate's events, and its state as of a position or a time;
-//! - [`access`]: the access log and the disclosure ledger, read from GOV_AUDIT.
+//! - [`access`]: the access log, read from GOV_AUDIT, and the disclosure ledger, read from
+//!   its index over GOV_AUDIT.
 
 mod access;
 mod history;
@@ -22,6 +23,7 @@ use hub_api::v1::{
     ListAccessRequest, ListAccessResponse, ListDisclosuresRequest, ListDisclosuresResponse,
 };
 use hub_audit::Audit;
+use hub_audit::ledger::Ledger;
 use hub_audit::log_digest::LogDigest;
 use hub_domain::Violations;
 use hub_domain::registry::UnitKind;
@@ -40,6 +42,8 @@ pub struct Auditors {
     audit: Audit,
     /// Reads GOV_AUDIT.
     js: jetstream::Context,
+    /// The disclosure ledger, an index over GOV_AUDIT.
+    ledger: Ledger,
     /// Reads GOV_EVENTS.
     log: Appender,
     /// The event log's chained digest, which history exports prove against.
@@ -97,16 +101,18 @@ fn aggregate_of(value: &str) -> String {
 }
 
 impl Auditors {
-    /// `js` reads GOV_AUDIT, `log` the event log, `digest` is the log's chained digest.
+    /// `js` reads GOV_AUDIT, `ledger` is the disclosure ledger over it, `log` reads the event
+    /// log, `digest` is the log's chained digest.
     pub fn new(
         (auth, audit): (Authenticator, Audit),
-        js: jetstream::Context,
+        (js, ledger): (jetstream::Context, Ledger),
         (log, digest): (Appender, LogDigest),
     ) -> Self {
         Self {
             auth,
             audit,
             js,
+            ledger,
             log,
             digest,
         }
@@ -296,7 +302,7 @@ impl AuditService for Auditors {
     ) -> Result<Response<ListDisclosuresResponse>, Status> {
         let who = self.auth.identify_grpc(&request);
         let result = match self.auditor(&who) {
-            Ok(()) => access::list_disclosures(&self.js, request.get_ref()).await,
+            Ok(()) => access::list_disclosures((&self.js, &self.ledger), request.get_ref()).await,
             Err(err) => Err(err),
         };
         let care = request.get_ref().care_id.clone();

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hub_api::v1;
+use hub_api::v1::audit_service_client::AuditServiceClient;
 use hub_api::v1::dataset_service_client::DatasetServiceClient;
 use hub_store::ReadModelStore;
 use hub_tests::fixtures::{from, historic, import_chunks, incident};
@@ -214,6 +215,114 @@ async fn a_crash_after_feed_messages_are_published_before_the_outbox_forgets_the
         .await
         .expect("a report after the restart");
     feed_holds_each_report_once(&js).await;
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_feed_deliveries_are_audited_before_they_are_sent() {
+    let nats = Nats::start().await;
+    let js = nats.jetstream().await;
+    let dir = tempfile::tempdir().expect("data dir");
+    let mut hub = process(dir.path(), &nats)
+        .failpoints("feed-after-audit=return")
+        .start()
+        .await;
+    // Civil affairs registers a person: its own feed receives the record whole.
+    let _ = hub
+        .care()
+        .register_care(from(
+            "civil-affairs",
+            v1::RegisterCareRequest {
+                request_id: "care-crash".into(),
+                name: "王小明".into(),
+                identity_number: "11010519491231002X".into(),
+                category: v1::CareCategory::SevereMentalDisorder as i32,
+                community_code: "310104001001".into(),
+                risk_level: v1::RiskLevel::High as i32,
+                phone: "13812345678".into(),
+                address: "漕溪北路1号".into(),
+            },
+        ))
+        .await;
+    stopped_at(&mut hub, "feed-after-audit=return").await;
+    let hub = process(dir.path(), &nats).start_serving_commands().await;
+    // The registration is stored (its delivery was recorded, so it was decided after it).
+    let stored = stored(&js).await;
+    let (position, event_id, _) = stored
+        .iter()
+        .find(|(_, _, request_id)| request_id == "care-crash")
+        .cloned()
+        .expect("the registration is stored");
+    let delivered =
+        hub_tests::wait_until("the feed to hold it", Duration::from_secs(60), || async {
+            let ids = feed_ids(&js, "FEED_CIVIL_AFFAIRS").await;
+            (!ids.is_empty()).then_some(ids)
+        })
+        .await;
+    assert_eq!(
+        delivered,
+        [event_id.clone()],
+        "sent once, after the restart"
+    );
+
+    // The access log holds both records of the delivery (before the crash, and when it was
+    // sent after it); the ledger enters it once.
+    let mut auditors = AuditServiceClient::new(hub.channel());
+    let care_id = {
+        let records = auditors
+            .list_access(from(
+                "discipline-inspection",
+                v1::ListAccessRequest {
+                    department: "civil-affairs".into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .expect("the access log")
+            .into_inner();
+        let publishes: Vec<&v1::AuditRecord> = records
+            .entries
+            .iter()
+            .filter_map(|e| e.record.as_ref())
+            .filter(|r| r.action == "PUBLISH FEED_CIVIL_AFFAIRS")
+            .collect();
+        assert_eq!(publishes.len(), 2, "{records:?}");
+        assert!(
+            publishes
+                .iter()
+                .all(|r| r.event_ids == [event_id.clone()] && r.position == position)
+        );
+        publishes[0]
+            .aggregate
+            .strip_prefix("care/")
+            .expect("a care record")
+            .to_owned()
+    };
+    let ledger = auditors
+        .list_disclosures(from(
+            "discipline-inspection",
+            v1::ListDisclosuresRequest {
+                care_id: care_id.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("the ledger")
+        .into_inner();
+    let deliveries: Vec<&v1::Disclosure> = ledger
+        .disclosures
+        .iter()
+        .filter(|d| d.action == "PUBLISH FEED_CIVIL_AFFAIRS")
+        .collect();
+    assert_eq!(deliveries.len(), 1, "{ledger:?}");
+    assert_eq!(deliveries[0].event_id, event_id);
+    assert_eq!(deliveries[0].position, position);
+    assert_eq!(deliveries[0].department, "civil-affairs");
+    assert!(
+        deliveries[0]
+            .clear_fields
+            .contains(&"identity_number".to_owned())
+    );
     hub.stop().await;
 }
 

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use hub_api::{CARE_CLOSED, CARE_REGISTERED, CARE_RISK_LEVEL_CHANGED, CARE_VISIT_LOGGED, v1};
 use hub_domain::masking::{mask_identity_number, mask_name, mask_phone};
+use hub_domain::registry::Sensitivity;
 use prost::Message;
 
 use crate::datasets::care::ROSTER;
@@ -21,6 +22,8 @@ pub struct Masked {
     pub masked: Vec<&'static str>,
     /// Fields left out (at their default).
     pub withheld: Vec<&'static str>,
+    /// Personal fields the event carries that go out in clear.
+    pub clear: Vec<&'static str>,
 }
 
 struct Masker<'a> {
@@ -28,17 +31,36 @@ struct Masker<'a> {
     granted: &'a BTreeSet<String>,
     masked: Vec<&'static str>,
     withheld: Vec<&'static str>,
+    clear: Vec<&'static str>,
 }
 
 impl Masker<'_> {
+    /// Notes that `field` went out in clear, if it is personal.
+    fn in_clear(&mut self, field: &'static str) {
+        let personal = self
+            .dataset
+            .field(field)
+            .is_some_and(|f| f.sensitivity >= Sensitivity::Personal);
+        if personal {
+            self.clear.push(field);
+        }
+    }
+
     /// A text field feeding roster field `field`; `community` replaces an address.
     fn text(&mut self, field: &'static str, value: &mut String, community: &str) {
-        if value.is_empty() || self.granted.contains(field) {
+        if value.is_empty() {
+            return;
+        }
+        if self.granted.contains(field) {
+            self.in_clear(field);
             return;
         }
         let mask = self.dataset.field(field).map_or(Mask::Drop, |f| f.mask);
         *value = match mask {
-            Mask::Clear => return,
+            Mask::Clear => {
+                self.in_clear(field);
+                return;
+            }
             Mask::Name => mask_name(value),
             Mask::IdentityNumber => mask_identity_number(value),
             Mask::Phone => mask_phone(value),
@@ -58,7 +80,12 @@ impl Masker<'_> {
             .dataset
             .field(field)
             .is_some_and(|f| f.mask == Mask::Clear);
-        if *value != 0 && !clear && !self.granted.contains(field) {
+        if *value == 0 {
+            return;
+        }
+        if clear || self.granted.contains(field) {
+            self.in_clear(field);
+        } else {
             self.withheld.push(field);
             *value = 0;
         }
@@ -85,6 +112,7 @@ pub fn mask_care_event(
         granted,
         masked: Vec::new(),
         withheld: Vec::new(),
+        clear: Vec::new(),
     };
     let body = match event_type {
         t if t == CARE_REGISTERED.name => {
@@ -120,9 +148,11 @@ pub fn mask_care_event(
     };
     m.masked.dedup();
     m.withheld.dedup();
+    m.clear.dedup();
     Some(Masked {
         body,
         masked: m.masked,
         withheld: m.withheld,
+        clear: m.clear,
     })
 }

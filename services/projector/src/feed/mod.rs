@@ -35,7 +35,7 @@ use hub_store::Batch;
 use tracing::warn;
 
 use self::mask::mask_care_event;
-use self::outbox::{Outgoing, outbox_key};
+use self::outbox::{FeedDisclosure, Outgoing, outbox_key};
 use self::route::{
     Facts, FeedGrant, GRANTS_PREFIX, View, deliveries, facts_key, grant_after, grant_key,
     learn_from_case,
@@ -202,8 +202,20 @@ impl FeedPublisher {
                 headers.push((name.to_owned(), value.clone()));
             }
         }
-        let body = match view {
-            View::Full => stored.body.to_vec(),
+        // A care event carries its person's data: what went out in clear is recorded with it.
+        let person = (aggregate_type == Care::TYPE).then(|| FeedDisclosure {
+            care_id: id.to_owned(),
+            dataset: ROSTER.id.to_owned(),
+            ..FeedDisclosure::default()
+        });
+        let (body, disclosure) = match view {
+            View::Full => {
+                let disclosure = person.map(|person| FeedDisclosure {
+                    clear_fields: clear_in_full(&stored.envelope.event_type, &stored.body),
+                    ..person
+                });
+                (stored.body.to_vec(), disclosure)
+            }
             View::Masked { granted, grants } => {
                 let masked = mask_care_event(&stored.envelope.event_type, &stored.body, granted)?;
                 headers.push((HUB_GRANTS.to_owned(), grants.join(",")));
@@ -213,7 +225,12 @@ impl FeedPublisher {
                 if !masked.withheld.is_empty() {
                     headers.push((HUB_WITHHELD.to_owned(), masked.withheld.join(",")));
                 }
-                masked.body
+                let disclosure = person.map(|person| FeedDisclosure {
+                    clear_fields: masked.clear.iter().map(|f| (*f).to_owned()).collect(),
+                    grants: grants.clone(),
+                    ..person
+                });
+                (masked.body, disclosure)
             }
         };
         Some(Outgoing::Publish {
@@ -221,7 +238,26 @@ impl FeedPublisher {
             subject: feed_subject(department, aggregate_type, id),
             headers,
             body,
+            disclosure,
         })
+    }
+}
+
+/// The personal fields a care event sent as stored carries: every roster field it holds;
+/// all of the roster's personal fields when it cannot be read (it goes out as stored all
+/// the same, so nothing is claimed hidden).
+fn clear_in_full(event_type: &str, body: &[u8]) -> Vec<String> {
+    let personal = || {
+        ROSTER
+            .fields
+            .iter()
+            .filter(|f| f.sensitivity >= crate::datasets::Sensitivity::Personal)
+            .map(|f| f.name)
+    };
+    let everything: BTreeSet<String> = personal().map(str::to_owned).collect();
+    match mask_care_event(event_type, body, &everything) {
+        Some(masked) => masked.clear.iter().map(|f| (*f).to_owned()).collect(),
+        None => personal().map(str::to_owned).collect(),
     }
 }
 

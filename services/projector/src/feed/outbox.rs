@@ -26,8 +26,12 @@ use tracing::{debug, warn};
 use super::HUB_GRANTS;
 use super::route::{FeedGrant, grant_key};
 use crate::model::ReadModel;
+use hub_api::v1::AuditRecord;
+use hub_audit::Audit;
+use hub_audit::ledger::FEED_ACTION_PREFIX;
 use hub_domain::clock::Clock;
 use hub_log::names::feed_subjects;
+use hub_log::names::headers::CE_ID;
 use hub_log::names::headers::HUB_POSITION;
 
 /// Key prefix of the outbox.
@@ -44,9 +48,53 @@ pub enum Outgoing {
         subject: String,
         headers: Vec<(String, String)>,
         body: Vec<u8>,
+        /// For a care event: whose data it carries, recorded in the audit log (and so the
+        /// disclosure ledger) before it is sent. Absent in entries written before it existed.
+        #[serde(default)]
+        disclosure: Option<FeedDisclosure>,
     },
     /// Removes every message on `subject` (a wildcard) from `stream`.
     Purge { stream: String, subject: String },
+}
+
+/// What a feed message discloses of a care record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedDisclosure {
+    pub care_id: String,
+    /// The dataset whose grants cover it.
+    pub dataset: String,
+    /// The personal fields it carries in clear.
+    pub clear_fields: Vec<String>,
+    /// The grants it is sent under (none for the owner's own feed).
+    pub grants: Vec<String>,
+}
+
+impl FeedDisclosure {
+    /// The audit record of sending it as message `position` of `stream` to `department`.
+    fn record(
+        self,
+        (stream, department): (&str, &str),
+        position: u64,
+        headers: &[(String, String)],
+    ) -> AuditRecord {
+        let action = format!("{FEED_ACTION_PREFIX}{stream}");
+        let event_id = headers
+            .iter()
+            .find(|(name, _)| name == CE_ID)
+            .map(|(_, id)| id.clone());
+        AuditRecord {
+            department: department.to_owned(),
+            dataset: self.dataset,
+            aggregate: format!("care/{}", self.care_id),
+            count: 1,
+            grants: self.grants,
+            position,
+            persons: vec![self.care_id],
+            clear_fields: self.clear_fields,
+            event_ids: event_id.into_iter().collect(),
+            ..hub_audit::record_status(None, &action, None)
+        }
+    }
 }
 
 impl Outgoing {
@@ -72,7 +120,7 @@ fn position_of(key: &[u8]) -> Option<u64> {
 /// Sends the outbox of `model` until `shutdown`, and reports through `published` the
 /// position up to which every feed message has been acknowledged by its stream.
 pub async fn drain(
-    js: jetstream::Context,
+    (js, audit): (jetstream::Context, Audit),
     model: ReadModel,
     clock: std::sync::Arc<dyn Clock>,
     published: watch::Sender<u64>,
@@ -82,6 +130,7 @@ pub async fn drain(
     let mut backoff = Duration::from_millis(50);
     let mut sender = Sender {
         js,
+        audit,
         clock,
         last: HashMap::new(),
     };
@@ -132,9 +181,19 @@ pub async fn drain(
 
 struct Sender {
     js: jetstream::Context,
+    /// Records each care event before it is sent.
+    audit: Audit,
     clock: std::sync::Arc<dyn Clock>,
     /// The last position each feed stream holds, as far as known.
     last: HashMap<String, u64>,
+}
+
+/// The department a feed subject (`gov.feed.<department>.…`) goes to.
+fn department_of(subject: &str) -> &str {
+    subject
+        .strip_prefix("gov.feed.")
+        .and_then(|rest| rest.split('.').next())
+        .unwrap_or_default()
 }
 
 impl Sender {
@@ -143,10 +202,7 @@ impl Sender {
         if let Some(last) = self.last.get(stream) {
             return Ok(*last);
         }
-        let department = subject
-            .strip_prefix("gov.feed.")
-            .and_then(|rest| rest.split('.').next())
-            .unwrap_or_default();
+        let department = department_of(subject);
         let handle = self
             .js
             .get_stream(stream)
@@ -201,8 +257,28 @@ impl Sender {
     }
 }
 
+/// What one outbox entry comes to in a round.
+enum Step {
+    Publish {
+        subject: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    Purge {
+        stream: String,
+        subject: String,
+    },
+    /// Sent before, or no longer allowed: forgotten unsent.
+    Skip,
+}
+
 /// Sends one round of the outbox. `Ok(None)`: it was empty; `Ok(Some(p))`: entries were sent
 /// and forgotten, and entries from position `p` on may remain.
+///
+/// The round is decided first, then the care events it sends are recorded in the audit log
+/// (one batch, awaited), then it is sent: a message is never out without its record. After a
+/// crash between the two, the record is made again when the message is sent again (the
+/// ledger enters a delivery once, by department, event id and person).
 async fn round(sender: &mut Sender, model: &ReadModel) -> Result<Option<u64>, String> {
     let store = model.store();
     let entries = {
@@ -215,26 +291,58 @@ async fn round(sender: &mut Sender, model: &ReadModel) -> Result<Option<u64>, St
     if entries.is_empty() {
         return Ok(None);
     }
-    let mut acks = Vec::new();
-    let mut sent = Vec::with_capacity(entries.len());
-    let mut next = 0;
+    let mut steps = Vec::with_capacity(entries.len());
+    let mut records = Vec::new();
     for (key, value) in &entries {
-        match Outgoing::decode(value) {
+        let step = match Outgoing::decode(value) {
             Some(Outgoing::Publish {
                 stream,
                 subject,
                 headers,
                 body,
+                disclosure,
             }) => {
                 let position = position_of(key).unwrap_or(0);
                 let last = sender.last_in(&stream, &subject).await?;
                 let allowed = sender.grants_in_force(&*store, &headers)?;
                 if position <= last || !allowed {
-                    sent.push(key.clone());
-                    next = position;
-                    continue;
+                    Step::Skip
+                } else {
+                    if let Some(disclosure) = disclosure {
+                        let department = department_of(&subject);
+                        records.push(disclosure.record((&stream, department), position, &headers));
+                    }
+                    sender.last.insert(stream, position);
+                    Step::Publish {
+                        subject,
+                        headers,
+                        body,
+                    }
                 }
-                sender.last.insert(stream, position);
+            }
+            Some(Outgoing::Purge { stream, subject }) => Step::Purge { stream, subject },
+            // Written by this code, so unreadable only if corrupted: not worth halting feeds.
+            None => {
+                warn!("feed publisher: an unreadable outbox entry is dropped");
+                Step::Skip
+            }
+        };
+        steps.push(step);
+    }
+    let audit = &sender.audit;
+    futures::future::try_join_all(records.into_iter().map(|record| audit.record(record)))
+        .await
+        .map_err(|e| format!("audit: {e}"))?;
+    hub_store::failpoint::crash("feed-after-audit");
+    let mut acks = Vec::new();
+    for step in steps {
+        match step {
+            Step::Skip => {}
+            Step::Publish {
+                subject,
+                headers,
+                body,
+            } => {
                 let mut map = HeaderMap::new();
                 for (name, value) in &headers {
                     map.insert(name.as_str(), value.as_str());
@@ -246,7 +354,7 @@ async fn round(sender: &mut Sender, model: &ReadModel) -> Result<Option<u64>, St
                     .map_err(|e| format!("publish: {e}"))?;
                 acks.push(ack);
             }
-            Some(Outgoing::Purge { stream, subject }) => {
+            Step::Purge { stream, subject } => {
                 // Everything sent before the purge is stored first, so the purge covers it.
                 for ack in acks.drain(..) {
                     ack.await.map_err(|e| format!("feed ack: {e}"))?;
@@ -263,12 +371,13 @@ async fn round(sender: &mut Sender, model: &ReadModel) -> Result<Option<u64>, St
                     .map_err(|e| format!("purge {subject}: {e}"))?;
                 debug!(subject, purged = purged.purged, "feed purged");
             }
-            // Written by this code, so unreadable only if corrupted: not worth halting feeds.
-            None => warn!("feed publisher: an unreadable outbox entry is dropped"),
         }
-        sent.push(key.clone());
-        next = position_of(key).unwrap_or(next);
     }
+    let sent: Vec<Vec<u8>> = entries.iter().map(|(key, _)| key.clone()).collect();
+    let next = entries
+        .last()
+        .and_then(|(key, _)| position_of(key))
+        .unwrap_or(0);
     for ack in acks {
         ack.await.map_err(|e| format!("feed ack: {e}"))?;
     }

@@ -13,7 +13,7 @@ use hub_store::{Batch, MemStore, ReadModelStore};
 use jiff::{SignedDuration, Timestamp};
 use prost::Message;
 
-use super::outbox::{OUTBOX_PREFIX, Outgoing};
+use super::outbox::{FeedDisclosure, OUTBOX_PREFIX, Outgoing};
 use super::*;
 
 const NAME: &str = "欧阳娜娜";
@@ -234,10 +234,22 @@ fn the_owner_gets_care_events_whole_and_a_grantee_masked_after_approval_only() {
         subject,
         headers,
         body,
+        disclosure,
     } = received[2]
     else {
         panic!("a publish");
     };
+    // What it discloses is recorded when it is sent: the granted name alone in clear.
+    let as_disclosed = |care: &str, clear: &[&str], grants: &[&str]| FeedDisclosure {
+        care_id: care.to_owned(),
+        dataset: "care_roster".to_owned(),
+        clear_fields: clear.iter().map(|f| (*f).to_owned()).collect(),
+        grants: grants.iter().map(|g| (*g).to_owned()).collect(),
+    };
+    assert_eq!(
+        disclosure.as_ref(),
+        Some(&as_disclosed("care-1", &["name"], &["grant-1"]))
+    );
     assert_eq!(stream, "FEED_PUBLIC_SECURITY");
     assert_eq!(subject, "gov.feed.public-security.care.care-1");
     assert_eq!(header(headers, "hub-position"), Some("4"));
@@ -267,12 +279,42 @@ fn the_owner_gets_care_events_whole_and_a_grantee_masked_after_approval_only() {
     assert_eq!(event.address, "310104001001");
     assert_eq!(event.category, 0);
     assert_eq!(event.risk_level, 0);
-    // The visit goes out without its free text.
-    let Outgoing::Publish { body, .. } = received[3] else {
+    // The visit goes out without its free text, and carries no personal field in clear.
+    let Outgoing::Publish {
+        body, disclosure, ..
+    } = received[3]
+    else {
         panic!("a publish");
     };
+    assert_eq!(
+        disclosure.as_ref(),
+        Some(&as_disclosed("care-1", &[], &["grant-1"]))
+    );
     let visit = v1::CareVisitLogged::decode(body.as_slice()).expect("body");
     assert!(visit.notes.is_empty() && visit.visitor.is_empty());
+    // The owner's own record goes out whole, every personal field it holds in clear; a
+    // grant's events disclose no person.
+    let owner: Vec<Option<&FeedDisclosure>> = to("civil-affairs")
+        .into_iter()
+        .map(|o| match o {
+            Outgoing::Publish { disclosure, .. } => disclosure.as_ref(),
+            Outgoing::Purge { .. } => None,
+        })
+        .collect();
+    let whole = as_disclosed(
+        "care-1",
+        &[
+            "name",
+            "identity_number",
+            "phone",
+            "address",
+            "category",
+            "risk_level",
+        ],
+        &[],
+    );
+    assert_eq!(owner[0], Some(&whole));
+    assert_eq!(owner[1..3], [None, None], "the grant's events");
     // Housing, with no grant, gets nothing; no message anywhere holds the cleartext number.
     assert!(to("housing").is_empty());
     for (key, entry) in &outbox {
