@@ -315,9 +315,41 @@ async fn refused_commands_grant_decisions_and_reads_under_grants_are_recorded_an
         .await
         .expect("read under the grant");
 
+    // The registration reached both feeds (the owner's whole, the grantee's masked).
+    crate::feeds::feed_reaches(&js, "FEED_CIVIL_AFFAIRS", registered).await;
+    crate::feeds::feed_reaches(&js, "FEED_PUBLIC_SECURITY", registered).await;
+
     let chain = read_chain(&js, hub.instance()).await.expect("chain");
     check_chain(hub.instance(), &chain).expect("whole");
-    let records: Vec<&AuditRecord> = chain.iter().flat_map(|b| &b.batch.records).collect();
+    // The feed publisher's records of those deliveries are made on its own schedule: checked
+    // apart from the answers' records, whose order the test sets.
+    let (delivered, records): (Vec<&AuditRecord>, Vec<&AuditRecord>) = chain
+        .iter()
+        .flat_map(|b| &b.batch.records)
+        .partition(|r| r.action.starts_with("PUBLISH "));
+    let mut delivered: Vec<_> = delivered
+        .iter()
+        .map(|r| (summary(r), r.position, r.grants.clone()))
+        .collect();
+    delivered.sort();
+    let fed = |stream: &str, department: &str, grants: Vec<String>| {
+        (
+            (
+                format!("PUBLISH {stream}"),
+                department.to_owned(),
+                "ok".to_owned(),
+            ),
+            registered,
+            grants,
+        )
+    };
+    assert_eq!(
+        delivered,
+        [
+            fed("FEED_CIVIL_AFFAIRS", "civil-affairs", Vec::new()),
+            fed("FEED_PUBLIC_SECURITY", "public-security", vec![id.clone()]),
+        ]
+    );
     let got: Vec<_> = records.iter().map(|r| summary(r)).collect();
     let want: Vec<(String, String, String)> = [
         (

@@ -29,6 +29,10 @@ const STORE_DELAY: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
 /// few entries it holds.
 const MAX_SCANNED_BATCHES: usize = 20_000;
 
+/// A page of the access log ends once its entries take this many bytes (a record may name a
+/// thousand persons; gRPC refuses messages over 4 MiB).
+const MAX_PAGE_BYTES: usize = 2 * 1024 * 1024;
+
 /// Longest wait for the disclosure ledger to hold every batch stored before a query.
 const LEDGER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -121,7 +125,7 @@ struct Scan {
     from: Option<Timestamp>,
     to: Option<Timestamp>,
     after: Option<Cursor>,
-    /// Stop once this many entries are taken (a record may give several).
+    /// A page holds at most this many entries.
     limit: usize,
 }
 
@@ -150,12 +154,12 @@ impl Scan {
 }
 
 /// Walks GOV_AUDIT from `scan`'s start to its end as it is now, giving each record (with its
-/// chain and place) made within the time range to `take`, which says how many entries it
-/// gave; `Some(cursor)` of the last record taken when the page filled before the end.
+/// chain and place) made within the time range to `take`, which says whether the page is
+/// full; `Some(cursor)` of the last record given when the page filled before the end.
 async fn scan(
     js: &jetstream::Context,
     scan: &Scan,
-    mut take: impl FnMut(&str, Cursor, &AuditRecord) -> usize,
+    mut take: impl FnMut(&str, Cursor, &AuditRecord) -> bool,
 ) -> Result<Option<Cursor>, ApiError> {
     let unavailable = |e: &dyn std::fmt::Display| {
         ApiError::Unavailable(format!("the audit log cannot be read now: {e}"))
@@ -212,7 +216,6 @@ async fn scan(
         return Ok(None);
     }
     let mut messages = consumer.messages().await.map_err(|e| unavailable(&e))?;
-    let mut taken = 0;
     let mut scanned = 0;
     loop {
         let next = tokio::time::timeout(NEXT_BATCH_WAIT, messages.next())
@@ -251,8 +254,7 @@ async fn scan(
             {
                 continue;
             }
-            taken += take(&batch.instance, cursor, record);
-            if taken >= scan.limit {
+            if take(&batch.instance, cursor, record) {
                 return Ok((sequence < last || index + 1 < batch.records.len()).then_some(cursor));
             }
         }
@@ -300,6 +302,7 @@ pub(super) async fn list_access(
     }
     let department = department.unwrap_or_default();
     let mut entries = Vec::new();
+    let mut bytes = 0;
     let next = scan(js, &range, |instance, cursor, record| {
         let wanted = department_matches(&department, record)
             && (request.acting_person.is_empty() || record.acting_person == request.acting_person)
@@ -310,14 +313,16 @@ pub(super) async fn list_access(
                     || record.persons.contains(id)
             });
         if wanted {
-            entries.push(AccessEntry {
+            let entry = AccessEntry {
                 instance: instance.to_owned(),
                 sequence: cursor.sequence,
                 index: cursor.index,
                 record: Some(record.clone()),
-            });
+            };
+            bytes += entry.encoded_len();
+            entries.push(entry);
         }
-        usize::from(wanted)
+        entries.len() >= range.limit || bytes >= MAX_PAGE_BYTES
     })
     .await?;
     Ok(ListAccessResponse {
