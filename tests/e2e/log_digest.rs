@@ -182,8 +182,31 @@ async fn the_digest_follows_the_log_and_resumes_from_its_store() {
         .start(js.clone(), shutdown.clone())
         .expect("start again");
     assert_eq!(*heads.borrow(), resumed);
+    assert!(digest.halted().borrow().is_none(), "following its own log");
     stop(shutdown, task).await;
     assert_eq!(digest.head(), resumed);
+    drop(digest);
+
+    // The log created again under the same name: the digest halts (it would fold another
+    // log's messages onto this one's head), says why, and keeps the head it had.
+    js.delete_stream(EVENTS_STREAM).await.expect("delete");
+    let js = log(&nats).await;
+    append(&js, 0, 3).await;
+    let digest = LogDigest::open(dir.path()).expect("reopen on another log");
+    let mut halted = digest.halted();
+    let shutdown = CancellationToken::new();
+    let (_, task) = digest
+        .start(js.clone(), shutdown.clone())
+        .expect("start on another log");
+    let reason = tokio::time::timeout(PATIENCE, halted.wait_for(Option::is_some))
+        .await
+        .expect("the digest halts")
+        .expect("the store is open")
+        .clone()
+        .expect("a reason");
+    assert!(reason.contains("the log ends at position 3"), "{reason}");
+    assert_eq!(digest.head(), resumed);
+    stop(shutdown, task).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

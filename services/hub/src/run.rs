@@ -304,6 +304,25 @@ async fn serve(
             stop.child_token(),
         )
         .context("starting the event log's digest")?;
+    let alarms = Alarms::default();
+    // A halted digest folds nothing more while checkpoints go on signing its last head: an
+    // alarm, so operators look.
+    tokio::spawn({
+        let (mut halted, alarms, stop) = (log_digest.halted(), alarms.clone(), stop.clone());
+        async move {
+            let reason = tokio::select! {
+                _ = stop.cancelled() => return,
+                halted = halted.wait_for(Option::is_some) => match halted {
+                    Ok(reason) => reason.clone().unwrap_or_default(),
+                    Err(_) => return,
+                },
+            };
+            alarms.raise(
+                "audit/log-digest",
+                format!("the event log's digest halted and folds nothing more: {reason}"),
+            );
+        }
+    });
     let checkpoints = Checkpoints {
         signer,
         every_records: config.audit.checkpoint_records,
@@ -328,7 +347,6 @@ async fn serve(
     let ledger_task = ledger
         .start(audit_js.clone(), stop.child_token())
         .context("starting the disclosure ledger")?;
-    let alarms = Alarms::default();
     let projector_js = async_nats::jetstream::new(projector_client.clone());
     let mut projectors = tokio::task::JoinSet::new();
     let mut stores = Vec::new();

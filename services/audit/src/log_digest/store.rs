@@ -36,6 +36,8 @@ pub struct LogDigest {
     head: Arc<watch::Sender<LogHead>>,
     /// Whether a task is writing this store.
     pub(super) running: Arc<AtomicBool>,
+    /// Why the task halted, once it has.
+    pub(super) halted: Arc<watch::Sender<Option<String>>>,
 }
 
 impl std::fmt::Debug for LogDigest {
@@ -132,6 +134,7 @@ impl LogDigest {
             db,
             head: Arc::new(head),
             running: Arc::new(AtomicBool::new(false)),
+            halted: Arc::new(watch::channel(None).0),
         })
     }
 
@@ -223,6 +226,12 @@ impl LogDigest {
     }
 
     /// Marks the store as written by a task; false if one already is.
+    /// Why the task halted (`None` while it has not): it folds nothing more, and checkpoints
+    /// go on signing the head it stopped at, so an operator must be told.
+    pub fn halted(&self) -> watch::Receiver<Option<String>> {
+        self.halted.subscribe()
+    }
+
     pub(super) fn claim(&self) -> bool {
         !self.running.swap(true, Ordering::AcqRel)
     }

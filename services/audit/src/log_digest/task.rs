@@ -82,6 +82,7 @@ impl LogDigest {
                 Ok(Stop::Shutdown) => return,
                 Ok(Stop::Halt(reason)) => {
                     error!(position = before, reason = %reason, "log digest halted; it folds nothing more");
+                    self.halted.send_replace(Some(reason));
                     shutdown.cancelled().await;
                     return;
                 }
