@@ -40,6 +40,19 @@ impl Appender {
         subject: &str,
         position: u64,
     ) -> Result<Vec<Entry>, AppendError> {
+        self.read_subject_at_most(subject, position, usize::MAX)
+            .await
+    }
+
+    /// The messages stored on `subject` after `position`, oldest first, reading no further
+    /// batch once `at_most` are read (it may return a batch's worth more; a page reader
+    /// truncates).
+    pub async fn read_subject_at_most(
+        &self,
+        subject: &str,
+        position: u64,
+        at_most: usize,
+    ) -> Result<Vec<Entry>, AppendError> {
         let mut entries = Vec::new();
         let mut from = position + 1;
         loop {
@@ -50,7 +63,11 @@ impl Appender {
             }
             entries.extend(batch);
             match end {
-                BatchEnd::EndOfBatch { pending } if pending > 0 && read > 0 => continue,
+                BatchEnd::EndOfBatch { pending }
+                    if pending > 0 && read > 0 && entries.len() < at_most =>
+                {
+                    continue;
+                }
                 _ => return Ok(entries),
             }
         }

@@ -44,11 +44,14 @@ pub(super) async fn get_history(
     let limit = super::page_size(request.page_size);
 
     let subject = event_subject(kind, &id);
+    // A page, one more to know whether another follows, and the token's own event: the
+    // rest of a long aggregate is left for the pages after.
+    let wanted = limit.saturating_add(2);
     let mut entries = match after {
-        None => read(log, &subject, 0).await?,
+        None => read_at_most(log, &subject, 0, wanted).await?,
         // Read from the token's own event, to see that it is one of this aggregate's.
         Some(token) => {
-            let mut entries = read(log, &subject, token - 1).await?;
+            let mut entries = read_at_most(log, &subject, token - 1, wanted).await?;
             if entries.first().map(Entry::position) != Some(token) {
                 return Err(bad_token());
             }
@@ -102,7 +105,18 @@ pub(super) async fn read(
     subject: &str,
     position: u64,
 ) -> Result<Vec<Entry>, ApiError> {
-    log.read_subject(subject, position)
+    read_at_most(log, subject, position, usize::MAX).await
+}
+
+/// The messages on `subject` after `position`, at least `at_most` of them if there are as
+/// many.
+async fn read_at_most(
+    log: &Appender,
+    subject: &str,
+    position: u64,
+    at_most: usize,
+) -> Result<Vec<Entry>, ApiError> {
+    log.read_subject_at_most(subject, position, at_most)
         .await
         .map_err(|err| match err {
             AppendError::Unavailable(reason) => {
