@@ -4,6 +4,7 @@ mod audit;
 mod audit_access;
 mod audit_export;
 mod audit_history;
+mod audit_row_as_of;
 mod bad_input;
 mod care;
 mod command_hash;

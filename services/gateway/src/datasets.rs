@@ -383,7 +383,7 @@ const PERSON_FIELD: &str = "care_id";
 
 /// The personal fields of `dataset` that `access` gives in clear; `None` for a dataset whose
 /// rows are about no person (no personal fields, or no care id to name the person by).
-fn clear_personal_fields(dataset: &Dataset, access: &Access) -> Option<Vec<String>> {
+pub(crate) fn clear_personal_fields(dataset: &Dataset, access: &Access) -> Option<Vec<String>> {
     let personal: Vec<&hub_projector::datasets::Field> = dataset
         .fields
         .iter()
@@ -406,7 +406,7 @@ fn clear_personal_fields(dataset: &Dataset, access: &Access) -> Option<Vec<Strin
 }
 
 /// The care ids of `rows`: whose personal fields they carry.
-fn persons_in(rows: &[Row]) -> Vec<String> {
+pub(crate) fn persons_in(rows: &[Row]) -> Vec<String> {
     rows.iter()
         .filter_map(|row| row.get(PERSON_FIELD)?.as_str().map(str::to_owned))
         .collect()

@@ -513,6 +513,8 @@ async fn serve(
         (auth.clone(), audit.clone()),
         (audit_js, ledger),
         (appender.clone(), log_digest.clone()),
+        // Alarms of their own: an auditor's replay never raises the hub's.
+        read_models::dataset_projections(&tz, &Alarms::default()),
     );
     let datasets = Datasets::new(
         catalogued,

@@ -1,4 +1,5 @@
-//! Reading the log back: one aggregate's events many to a round trip, and where the log ends.
+//! Reading the log back: one aggregate's events (or a filter's, a batch at a time) many to a
+//! round trip, and where the log ends.
 //!
 //! A command handler whose view of an aggregate is behind the log reads the events it missed
 //! with one batched direct get (server 2.11+): one request, answered by up to
@@ -71,6 +72,18 @@ impl Appender {
                 _ => return Ok(entries),
             }
         }
+    }
+
+    /// One batch (at most [`DIRECT_GET_BATCH`] messages) of those stored on `filter` (a
+    /// subject, wildcards allowed) after `position`, oldest first; empty when there are none.
+    /// For a reader that walks a long stretch of the log a batch at a time, holding one
+    /// batch in memory rather than the whole stretch.
+    pub async fn read_filter_batch(
+        &self,
+        filter: &str,
+        position: u64,
+    ) -> Result<Vec<Entry>, AppendError> {
+        Ok(self.read_batch(filter, position + 1).await?.0)
     }
 
     async fn read_batch(

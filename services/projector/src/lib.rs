@@ -18,4 +18,4 @@ mod runner;
 pub use alarm::Alarms;
 pub use model::{ModelState, ReadModel, WaitError};
 pub use projection::{Projection, ProjectionError};
-pub use runner::{ProjectorError, ProjectorOptions, run};
+pub use runner::{ProjectorError, ProjectorOptions, apply_entries, run};

@@ -393,6 +393,30 @@ async fn apply_batch(
     }
 }
 
+/// Applies to `batch`, in order, the entries after position `after` (an entry delivered twice
+/// is applied once), exactly as the projector applies what it consumes; returns the position
+/// of the last one applied (`after` when none was). A replay of a read model as of a position
+/// (the auditors' rows as of a position) applies the log through this too.
+pub fn apply_entries(
+    projection: &dyn Projection,
+    batch: &mut Batch<'_>,
+    entries: &[Entry],
+    after: u64,
+) -> Result<u64, ProjectionError> {
+    let mut last = after;
+    for entry in entries.iter().filter(|e| e.position() > after) {
+        if entry.position() <= last {
+            continue; // redelivered within the batch
+        }
+        match entry {
+            Entry::Event(event) => projection.apply(event, batch)?,
+            Entry::Unreadable(unreadable) => projection.apply_unreadable(unreadable, batch)?,
+        }
+        last = entry.position();
+    }
+    Ok(last)
+}
+
 /// Applies the events above the checkpoint and commits them with the new checkpoint.
 /// Returns the new checkpoint, or `None` when every event was already applied.
 pub(crate) fn apply_and_commit(
@@ -402,17 +426,7 @@ pub(crate) fn apply_and_commit(
 ) -> Result<Option<u64>, ProjectionError> {
     let checkpoint = store.checkpoint()?;
     let mut batch = Batch::new(store);
-    let mut last = checkpoint;
-    for entry in entries.iter().filter(|e| e.position() > checkpoint) {
-        if entry.position() <= last {
-            continue; // redelivered within the batch
-        }
-        match entry {
-            Entry::Event(event) => projection.apply(event, &mut batch)?,
-            Entry::Unreadable(unreadable) => projection.apply_unreadable(unreadable, &mut batch)?,
-        }
-        last = entry.position();
-    }
+    let last = apply_entries(projection, &mut batch, entries, checkpoint)?;
     if last == checkpoint {
         return Ok(None);
     }

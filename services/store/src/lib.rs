@@ -6,8 +6,8 @@
 //! is the only position that counts when a projector restarts.
 //!
 //! [`SledStore`] is the real store: one sled database per read model, in its own folder,
-//! with its cache size set explicitly. [`MemStore`] exists for unit tests of projections and
-//! passes the same suite (`tests` below).
+//! with its cache size set explicitly. [`MemStore`] exists for unit tests of projections (and
+//! the scratch models built to answer one question) and passes the same suite (`tests` below).
 
 mod batch;
 mod digest;

@@ -1,4 +1,6 @@
-//! An in-memory store for unit tests of projections. Not durable; never used by the hub.
+//! An in-memory store for unit tests of projections, and for the scratch models the hub
+//! builds to answer a question and then drops (an auditor's row as of a position). Not
+//! durable; never a read model's storage.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

@@ -4,13 +4,16 @@
 //!
 //! - [`history`]: an aggregate's events, and its state as of a position or a time;
 //! - [`access`]: the access log, read from GOV_AUDIT, and the disclosure ledger, read from
-//!   its index over GOV_AUDIT.
+//!   its index over GOV_AUDIT;
+//! - [`row_as_of`]: a dataset's row as of a position, its projection replayed.
 
 mod access;
 mod history;
 mod history_export;
+mod row_as_of;
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use async_nats::jetstream;
 use futures::Stream;
@@ -19,8 +22,9 @@ use hub_api::identity::{Authenticator, Identity};
 use hub_api::v1::audit_service_server::AuditService;
 use hub_api::v1::{
     ExportAuditRequest, ExportAuditResponse, ExportHistoryRequest, ExportHistoryResponse,
-    GetHistoryRequest, GetHistoryResponse, GetStateAsOfRequest, GetStateAsOfResponse,
-    ListAccessRequest, ListAccessResponse, ListDisclosuresRequest, ListDisclosuresResponse,
+    GetHistoryRequest, GetHistoryResponse, GetRowAsOfRequest, GetRowAsOfResponse,
+    GetStateAsOfRequest, GetStateAsOfResponse, ListAccessRequest, ListAccessResponse,
+    ListDisclosuresRequest, ListDisclosuresResponse,
 };
 use hub_audit::Audit;
 use hub_audit::ledger::Ledger;
@@ -37,6 +41,9 @@ use crate::audited::{Answered, Asked, audited};
 const DEFAULT_PAGE_SIZE: u32 = 100;
 const MAX_PAGE_SIZE: u32 = 500;
 
+/// Rows as of a position replayed at once; more wait (each replays the log from its start).
+const MAX_REPLAYS: usize = 2;
+
 pub struct Auditors {
     auth: Authenticator,
     audit: Audit,
@@ -48,6 +55,10 @@ pub struct Auditors {
     log: Appender,
     /// The event log's chained digest, which history exports prove against.
     digest: LogDigest,
+    /// Each dataset's projection, which a row as of a position is replayed with.
+    projections: row_as_of::Projections,
+    /// Turns for replays.
+    replays: Arc<tokio::sync::Semaphore>,
 }
 
 /// The aggregate types an auditor may name.
@@ -102,11 +113,14 @@ fn aggregate_of(value: &str) -> String {
 
 impl Auditors {
     /// `js` reads GOV_AUDIT, `ledger` is the disclosure ledger over it, `log` reads the event
-    /// log, `digest` is the log's chained digest.
+    /// log, `digest` is the log's chained digest; `projections` build each dataset as the live
+    /// read models do (`hub::dataset_projections`), given alarms of their own so that a replay
+    /// never raises the hub's.
     pub fn new(
         (auth, audit): (Authenticator, Audit),
         (js, ledger): (jetstream::Context, Ledger),
         (log, digest): (Appender, LogDigest),
+        projections: row_as_of::Projections,
     ) -> Self {
         Self {
             auth,
@@ -115,6 +129,8 @@ impl Auditors {
             ledger,
             log,
             digest,
+            projections,
+            replays: Arc::new(tokio::sync::Semaphore::new(MAX_REPLAYS)),
         }
     }
 
@@ -317,6 +333,28 @@ impl AuditService for Auditors {
         })
         .await?;
         Ok(Response::new(answer))
+    }
+
+    async fn get_row_as_of(
+        &self,
+        request: Request<GetRowAsOfRequest>,
+    ) -> Result<Response<GetRowAsOfResponse>, Status> {
+        let who = self.auth.identify_grpc(&request);
+        let result = match self.auditor(&who) {
+            Ok(()) => {
+                // Replays wait their turn: each reads and applies the log from its start.
+                let _turn = self.replays.acquire().await.map_err(|_| ApiError::Internal);
+                row_as_of::get_row_as_of(&self.log, &self.projections, request.get_ref()).await
+            }
+            Err(err) => Err(err),
+        };
+        let asked = Asked {
+            action: "gov.hub.v1.AuditService/GetRowAsOf",
+            dataset: row_as_of::dataset_of(&request.get_ref().dataset),
+            ..Asked::default()
+        };
+        let answer = audited(&self.audit, &who, asked, result, row_as_of::answered).await?;
+        Ok(Response::new(answer.response))
     }
 }
 

@@ -118,16 +118,22 @@ async fn read_at_most(
 ) -> Result<Vec<Entry>, ApiError> {
     log.read_subject_at_most(subject, position, at_most)
         .await
-        .map_err(|err| match err {
-            AppendError::Unavailable(reason) => {
-                warn!(reason = %reason, "audit: the event log cannot be read");
-                ApiError::Unavailable("the event log cannot be read now; retry later".into())
-            }
-            other => {
-                error!(error = %other, "audit: reading the event log failed");
-                ApiError::Internal
-            }
-        })
+        .map_err(log_failed)
+}
+
+/// A failed read of the event log as an auditor's answer: UNAVAILABLE when the log cannot
+/// be reached now, INTERNAL (logged) otherwise.
+pub(super) fn log_failed(err: AppendError) -> ApiError {
+    match err {
+        AppendError::Unavailable(reason) => {
+            warn!(reason = %reason, "audit: the event log cannot be read");
+            ApiError::Unavailable("the event log cannot be read now; retry later".into())
+        }
+        other => {
+            error!(error = %other, "audit: reading the event log failed");
+            ApiError::Internal
+        }
+    }
 }
 
 /// One message of the log as an auditor receives it.
