@@ -4,7 +4,13 @@
 //! Run with `cargo run --release -p hub-bench` (add `-- --help` for sizes). It prints
 //! absolute figures and the ratios the design sets targets for; it asserts nothing (the
 //! machine is shared and noisy; figures go into notes, not into tests).
+//!
+//! The last rows show what auditing costs reads (see [`audit`]): audited dataset queries
+//! against the rate one append per audit record would cap them at, a query's median time
+//! against the audit writer's own wait at the same concurrency, and the writer (which puts
+//! every record waiting into one append) against one record per append.
 
+mod audit;
 mod raw;
 mod report;
 
@@ -22,12 +28,21 @@ struct Args {
     /// Concurrent clients (gRPC calls in flight, or raw publishers awaiting their acks).
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
-    /// Sequential calls for the latency runs.
+    /// Sequential calls for the latency runs (and appends on one chain, one record each).
     #[arg(long, default_value_t = 400)]
     sequential: usize,
     /// Cases for the bulk import runs.
     #[arg(long, default_value_t = 20000)]
     bulk: usize,
+    /// Audited dataset queries (at --concurrency).
+    #[arg(long, default_value_t = 4000)]
+    queries: usize,
+    /// Rows per page of those queries.
+    #[arg(long, default_value_t = 10)]
+    query_page: u32,
+    /// Audit records for the writer alone and for one record per append (at --concurrency).
+    #[arg(long, default_value_t = 4000)]
+    audit_records: usize,
 }
 
 #[tokio::main]
@@ -99,13 +114,98 @@ async fn main() -> anyhow::Result<()> {
         "bulk/single >= 10",
     ));
 
+    // What auditing costs reads (see `audit`): the queries first, while only the hub writes
+    // to GOV_AUDIT, then the writer alone, then one record per append.
+    let js = audit::connect(nats.client_url()).await?;
+    let settled = audit::settle(&js, Duration::from_secs(300)).await?;
     println!(
-        "{:<44} {:>12} {:>12} {:>8}  target",
+        "read models caught up {:.1} s after the imports",
+        settled.as_secs_f64()
+    );
+    hub.queries(audit::DATASET, args.query_page, 200, 8).await?;
+    let before = audit::last_sequence(&js).await?;
+    let (query_rate, query_p50) = hub
+        .queries(
+            audit::DATASET,
+            args.query_page,
+            args.queries,
+            args.concurrency,
+        )
+        .await?;
+    let queried = audit::batches_since(&js, audit::HUB_INSTANCE, before).await?;
+    // The writer alone and one record per append store what the hub stored for a query.
+    let record = queried
+        .last
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("the hub's audit chain holds no query's record"))?;
+    let (record_bytes, append_bytes) = audit::sizes(&record);
+    println!(
+        "audit record: {record_bytes} bytes ({append_bytes} as a one-record batch); \
+         the hub's chain took {} records in {} batches and {} checkpoints during the queries",
+        queried.records, queried.batches, queried.checkpoints
+    );
+
+    let writer = audit::Writer::start(nats.client_url()).await?;
+    writer.run(200, 8, &record).await?;
+    let (writer_rate, writer_p50, alone) = writer
+        .run(args.audit_records, args.concurrency, &record)
+        .await?;
+    writer.stop().await?;
+    let one = audit::OnePerAppend::new(nats.client_url()).await?;
+    one.concurrent(200, 8, &record).await?;
+    let one_rate = one
+        .concurrent(args.audit_records, args.concurrency, &record)
+        .await?;
+    let chain_rate = one.concurrent(args.sequential, 1, &record).await?;
+    println!(
+        "audit writer alone: {} records in {} batches and {} checkpoints\n",
+        alone.records, alone.batches, alone.checkpoints
+    );
+
+    rows.push((
+        "audited dataset queries, queries/s",
+        query_rate,
+        one_rate,
+        "baseline: the cap one append per record sets",
+    ));
+    rows.push((
+        "audited dataset query vs audit wait, median ms",
+        ms(query_p50),
+        ms(writer_p50),
+        "query/audit >= 2: reads not halved",
+    ));
+    rows.push((
+        "audit records/s, batched vs one per append",
+        writer_rate,
+        one_rate,
+        "batched/one per append >> 1",
+    ));
+    rows.push((
+        "audit records/s, batched vs one chain unbatched",
+        writer_rate,
+        chain_rate,
+        "one chain appends one at a time",
+    ));
+    rows.push((
+        "records per batch, queries vs writer alone",
+        queried.per_batch(),
+        alone.per_batch(),
+        "every record waiting goes in one append",
+    ));
+    rows.push((
+        "record made to batch stored, ms, queries vs alone",
+        ms(queried.median_until_stored()),
+        ms(alone.median_until_stored()),
+        "median, before the server's fsync and ack",
+    ));
+
+    println!(
+        "{:<50} {:>12} {:>12} {:>8}  target",
         "measure", "hub", "baseline", "ratio"
     );
     for (name, hub, baseline, target) in rows {
         println!(
-            "{name:<44} {hub:>12.2} {baseline:>12.2} {:>8.2}  {target}",
+            "{name:<50} {hub:>12.2} {baseline:>12.2} {:>8.2}  {target}",
             hub / baseline
         );
     }

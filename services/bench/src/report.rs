@@ -3,7 +3,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use hub_api::v1::{self, case_command_service_client::CaseCommandServiceClient};
+use hub_api::v1::{
+    self, case_command_service_client::CaseCommandServiceClient,
+    dataset_service_client::DatasetServiceClient,
+};
 use hub_log::server::NatsServer;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -19,7 +22,7 @@ pub struct Hub {
 }
 
 fn report(request_id: String, i: usize) -> v1::ReportCaseRequest {
-    let grid = if i % 2 == 0 {
+    let grid = if i.is_multiple_of(2) {
         "310104001001001"
     } else {
         "310105001001002"
@@ -65,9 +68,13 @@ fn with_department<T>(message: T) -> tonic::Request<T> {
 
 impl Hub {
     pub async fn start(nats: &NatsServer, data_dir: &Path) -> anyhow::Result<Self> {
-        let mut config = hub::Config::default();
-        config.data_dir = data_dir.to_owned();
-        config.listen = ([127, 0, 0, 1], 0).into();
+        let mut config = hub::Config {
+            data_dir: data_dir.to_owned(),
+            listen: ([127, 0, 0, 1], 0).into(),
+            // A known instance, so the bench finds the hub's audit chain.
+            instance: crate::audit::HUB_INSTANCE.to_owned(),
+            ..Default::default()
+        };
         config.nats.url = Some(nats.client_url().to_owned());
         config.nats.monitor_url = Some(nats.monitor_url().to_owned());
         // The benchmark's own server, without department accounts.
@@ -83,7 +90,7 @@ impl Hub {
         let audit_key = data_dir.join("audit-signing.key");
         std::fs::write(
             &audit_key,
-            hub_audit::signing::CheckpointSigner::from_bytes(&[7; 32])
+            hub_audit::signing::CheckpointSigner::from_bytes(&crate::audit::SIGNING_KEY)
                 .to_pkcs8_pem()
                 .map_err(anyhow::Error::msg)?,
         )?;
@@ -173,6 +180,56 @@ impl Hub {
             times.push(started.elapsed());
         }
         Ok(median(times))
+    }
+
+    /// `concurrency` clients, each awaiting its answer before the next call, reading a page of
+    /// `page_size` rows of `dataset` as a department that may read it (each read waits for
+    /// its audit record to be stored before it is answered): queries per second, and the
+    /// median round trip.
+    pub async fn queries(
+        &self,
+        dataset: &str,
+        page_size: u32,
+        queries: usize,
+        concurrency: usize,
+    ) -> anyhow::Result<(f64, Duration)> {
+        let started = Instant::now();
+        let workers: Vec<_> = (0..concurrency)
+            .map(|w| {
+                let mut client =
+                    DatasetServiceClient::new(self.channels[w % self.channels.len()].clone());
+                let request = v1::ReadDatasetRequest {
+                    dataset_id: dataset.to_owned(),
+                    page_size,
+                    ..Default::default()
+                };
+                tokio::spawn(async move {
+                    let mut times = Vec::new();
+                    let mut n = w;
+                    while n < queries {
+                        let asked = Instant::now();
+                        let page = client
+                            .read_dataset(with_department(request.clone()))
+                            .await?
+                            .into_inner();
+                        times.push(asked.elapsed());
+                        anyhow::ensure!(
+                            !page.rows.is_empty(),
+                            "an empty page of {}",
+                            request.dataset_id
+                        );
+                        n += concurrency;
+                    }
+                    anyhow::Ok(times)
+                })
+            })
+            .collect();
+        let mut times = Vec::with_capacity(queries);
+        for worker in workers {
+            times.extend(worker.await??);
+        }
+        let rate = queries as f64 / started.elapsed().as_secs_f64();
+        Ok((rate, median(times)))
     }
 
     /// Imports `cases` historic cases in chunks of 1000: cases per second.
