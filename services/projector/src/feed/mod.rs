@@ -243,9 +243,9 @@ impl FeedPublisher {
     }
 }
 
-/// The personal fields a care event sent as stored carries: every roster field it holds;
-/// all of the roster's personal fields when it cannot be read (it goes out as stored all
-/// the same, so nothing is claimed hidden).
+/// The personal fields a care event sent as stored carries: every roster field it holds and
+/// its free text (visit notes, visitor, reasons); all of the roster's personal fields when it
+/// cannot be read (it goes out as stored all the same, so nothing is claimed hidden).
 fn clear_in_full(event_type: &str, body: &[u8]) -> Vec<String> {
     let personal = || {
         ROSTER
@@ -256,7 +256,14 @@ fn clear_in_full(event_type: &str, body: &[u8]) -> Vec<String> {
     };
     let everything: BTreeSet<String> = personal().map(str::to_owned).collect();
     match mask_care_event(event_type, body, &everything) {
-        Some(masked) => masked.clear.iter().map(|f| (*f).to_owned()).collect(),
+        // With every roster field granted, what masking still leaves out is the free text,
+        // which the stored body carries in clear.
+        Some(masked) => masked
+            .clear
+            .iter()
+            .chain(&masked.withheld)
+            .map(|f| (*f).to_owned())
+            .collect(),
         None => personal().map(str::to_owned).collect(),
     }
 }

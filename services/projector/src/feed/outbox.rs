@@ -82,8 +82,16 @@ impl FeedDisclosure {
             .iter()
             .find(|(name, _)| name == CE_ID)
             .map(|(_, id)| id.clone());
+        // Sent under grants, for their purposes, named as a read under a grant names its own.
+        let purpose = self
+            .grants
+            .iter()
+            .map(|g| format!("grant:{g}"))
+            .collect::<Vec<_>>()
+            .join(",");
         AuditRecord {
             department: department.to_owned(),
+            purpose,
             dataset: self.dataset,
             aggregate: format!("care/{}", self.care_id),
             count: 1,
@@ -291,10 +299,28 @@ async fn round(sender: &mut Sender, model: &ReadModel) -> Result<Option<u64>, St
     if entries.is_empty() {
         return Ok(None);
     }
+    let mut entries: Vec<(Vec<u8>, Option<Outgoing>)> = entries
+        .into_iter()
+        .map(|(key, value)| {
+            let decoded = Outgoing::decode(&value);
+            (key, decoded)
+        })
+        .collect();
+    // A purge goes in a round of its own, after a round of the messages before it: a round is
+    // forgotten (flushed) before the next is decided, so a round retried after a failure never
+    // runs a purge again over messages sent after it (which would remove them for good).
+    if let Some(at) = entries
+        .iter()
+        .position(|(_, o)| matches!(o, Some(Outgoing::Purge { .. })))
+    {
+        entries.truncate(at.max(1));
+    }
+    let sent: Vec<Vec<u8>> = entries.iter().map(|(key, _)| key.clone()).collect();
+    let next = sent.last().and_then(|key| position_of(key)).unwrap_or(0);
     let mut steps = Vec::with_capacity(entries.len());
     let mut records = Vec::new();
-    for (key, value) in &entries {
-        let step = match Outgoing::decode(value) {
+    for (key, decoded) in entries {
+        let step = match decoded {
             Some(Outgoing::Publish {
                 stream,
                 subject,
@@ -302,7 +328,7 @@ async fn round(sender: &mut Sender, model: &ReadModel) -> Result<Option<u64>, St
                 body,
                 disclosure,
             }) => {
-                let position = position_of(key).unwrap_or(0);
+                let position = position_of(&key).unwrap_or(0);
                 let last = sender.last_in(&stream, &subject).await?;
                 let allowed = sender.grants_in_force(&*store, &headers)?;
                 if position <= last || !allowed {
@@ -373,11 +399,6 @@ async fn round(sender: &mut Sender, model: &ReadModel) -> Result<Option<u64>, St
             }
         }
     }
-    let sent: Vec<Vec<u8>> = entries.iter().map(|(key, _)| key.clone()).collect();
-    let next = entries
-        .last()
-        .and_then(|(key, _)| position_of(key))
-        .unwrap_or(0);
     for ack in acks {
         ack.await.map_err(|e| format!("feed ack: {e}"))?;
     }

@@ -315,6 +315,11 @@ fn the_owner_gets_care_events_whole_and_a_grantee_masked_after_approval_only() {
     );
     assert_eq!(owner[0], Some(&whole));
     assert_eq!(owner[1..3], [None, None], "the grant's events");
+    // Its visit goes out with its free text, which counts as given in clear.
+    assert_eq!(
+        owner[4],
+        Some(&as_disclosed("care-1", &["notes", "visitor"], &[]))
+    );
     // Housing, with no grant, gets nothing; no message anywhere holds the cleartext number.
     assert!(to("housing").is_empty());
     for (key, entry) in &outbox {
