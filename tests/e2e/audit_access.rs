@@ -329,7 +329,10 @@ async fn the_ledger_names_who_received_a_care_record_under_which_grant_and_the_l
     );
     assert_eq!(grantee.clear_fields, ["name"]);
     assert_eq!(grantee.grants, std::slice::from_ref(&grant));
-    assert_eq!(grantee.purpose, purpose, "the grant's, named as a read names it");
+    assert_eq!(
+        grantee.purpose, purpose,
+        "the grant's, named as a read names it"
+    );
     assert!(owner.purpose.is_empty());
     assert_eq!(grantee.event_id, owner.event_id);
     assert_eq!((grantee.position, owner.position), (third_at, third_at));

@@ -21,8 +21,10 @@
 //!
 //! Each delivered run of batches and the new position go in one sled batch (atomic within a
 //! tree), so a crash leaves a consistent prefix and applying again from there gives the same
-//! keys. The ledger holds nothing the audit log does not: when the log was created again or
-//! is shorter than the ledger, the ledger is cleared and built again from the log.
+//! keys. When the audit log was created again, or is shorter than the ledger, the ledger
+//! halts as it stands (it may then be the only copy of what the log held) and says why
+//! ([`Ledger::alarm`]); queries are refused until an operator has looked. Removing the
+//! ledger's folder builds it again from the log.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -63,6 +65,12 @@ pub const MAX_SCANNED: usize = 20_000;
 /// Batches stored this long after `to` can hold no record made before it (the hub's clock
 /// and the server's may differ).
 const STORE_DELAY: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
+
+enum Stop {
+    Shutdown,
+    /// The ledger cannot follow this log.
+    Halt(String),
+}
 
 /// Why a consume run ends when its consumer delivers what is applied already.
 const STARTED_OVER: &str = "the consumer started over from the log's beginning";
@@ -106,19 +114,32 @@ pub struct LedgerPage {
     pub next: Option<Place>,
 }
 
-/// The ledger's store. Clones share the database, the position and the one task allowed to
+/// Where the ledger stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct State {
+    /// The last `GOV_AUDIT` sequence applied.
+    position: u64,
+    /// Whether the log was found to be the one the ledger was built from, in this process.
+    checked: bool,
+    /// Why the ledger follows the log no more.
+    halted: Option<String>,
+}
+
+/// The ledger's store. Clones share the database, the state and the one task allowed to
 /// write it.
 #[derive(Clone)]
 pub struct Ledger {
     db: sled::Db,
-    position: Arc<watch::Sender<u64>>,
+    state: Arc<watch::Sender<State>>,
+    /// What an operator must look at: a halt, or a batch whose records could not be entered.
+    alarm: Arc<watch::Sender<Option<String>>>,
     running: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Ledger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ledger")
-            .field("position", &*self.position.borrow())
+            .field("state", &*self.state.borrow())
             .finish_non_exhaustive()
     }
 }
@@ -188,7 +209,8 @@ fn entries(
             } else {
                 String::new()
             };
-            if feed {
+            // A delivery is known again by its event id; without one, nothing tells two apart.
+            if feed && !event_id.is_empty() {
                 let delivered = key(FEED_SEEN, &[&record.department, &event_id, person], None);
                 if seen(&delivered)? {
                     continue;
@@ -241,18 +263,32 @@ impl Ledger {
         let position = read_position(&db)?;
         Ok(Self {
             db,
-            position: Arc::new(watch::channel(position).0),
+            state: Arc::new(
+                watch::channel(State {
+                    position,
+                    ..State::default()
+                })
+                .0,
+            ),
+            alarm: Arc::new(watch::channel(None).0),
             running: Arc::new(AtomicBool::new(false)),
         })
     }
 
     /// The last `GOV_AUDIT` sequence applied.
     pub fn position(&self) -> u64 {
-        *self.position.borrow()
+        self.state.borrow().position
+    }
+
+    /// The last thing an operator must look at (a halt, a batch not entered), once there is
+    /// one. Texts name positions, never records.
+    pub fn alarm(&self) -> watch::Receiver<Option<String>> {
+        self.alarm.subscribe()
     }
 
     /// Waits (at most `wait`) until the ledger holds every batch the audit log holds now, so
-    /// a query sees every record acknowledged before it was asked.
+    /// a query sees every record acknowledged before it was asked; refused while the ledger
+    /// has not yet checked the log it follows, or has halted.
     pub async fn caught_up(
         &self,
         js: &jetstream::Context,
@@ -268,9 +304,15 @@ impl Ledger {
             .map_err(|e| unavailable(&e))?
             .state
             .last_sequence;
-        let mut position = self.position.subscribe();
-        match tokio::time::timeout(wait, position.wait_for(|p| *p >= last)).await {
-            Ok(Ok(_)) => Ok(()),
+        let mut state = self.state.subscribe();
+        let ready = |s: &State| s.halted.is_some() || (s.checked && s.position >= last);
+        match tokio::time::timeout(wait, state.wait_for(ready)).await {
+            Ok(Ok(state)) => match &state.halted {
+                None => Ok(()),
+                Some(reason) => Err(AuditError::Unavailable(format!(
+                    "the disclosure ledger has halted (see the hub's alarms): {reason}"
+                ))),
+            },
             _ => Err(AuditError::Unavailable(format!(
                 "the disclosure ledger is catching up with the audit log (at {} of {last}); \
                  try again",
@@ -378,6 +420,7 @@ impl Ledger {
         let ledger = self.clone();
         Ok(tokio::spawn(async move {
             ledger.run(js, shutdown).await;
+            ledger.state.send_modify(|s| s.checked = false);
             ledger.running.store(false, Ordering::Release);
         }))
     }
@@ -387,7 +430,16 @@ impl Ledger {
         loop {
             let before = self.position();
             let reason = match self.consume(&js, &shutdown).await {
-                Ok(()) => return,
+                Ok(Stop::Shutdown) => return,
+                Ok(Stop::Halt(reason)) => {
+                    error!(position = before, reason = %reason, "disclosure ledger halted; it enters nothing more");
+                    self.alarm.send_replace(Some(format!(
+                        "the disclosure ledger halted at audit log sequence {before}: {reason}"
+                    )));
+                    self.state.send_modify(|s| s.halted = Some(reason));
+                    shutdown.cancelled().await;
+                    return;
+                }
                 Err(reason) => reason,
             };
             if self.position() > before {
@@ -402,12 +454,13 @@ impl Ledger {
         }
     }
 
-    /// Applies from the stored position until shutdown (`Ok`) or a failure (`Err`: its text).
+    /// Applies from the stored position until shutdown, a halt, or a failure (`Err`: its
+    /// text).
     async fn consume(
         &self,
         js: &jetstream::Context,
         shutdown: &CancellationToken,
-    ) -> Result<(), String> {
+    ) -> Result<Stop, String> {
         let stream = js
             .get_stream(AUDIT_STREAM)
             .await
@@ -416,17 +469,14 @@ impl Ledger {
         let identity = info.created.unix_timestamp_nanos().to_string();
         let last = info.state.last_sequence;
         let this = self.clone();
-        let rebuilt = tokio::task::spawn_blocking(move || this.check_log(&identity, last))
+        let checked = tokio::task::spawn_blocking(move || this.check_log(&identity, last))
             .await
             .map_err(|e| format!("store task: {e}"))?
             .map_err(|e| e.to_string())?;
-        if rebuilt {
-            warn!(
-                last,
-                "the audit log was created again or is shorter than the disclosure ledger: \
-                 the ledger is built again from it"
-            );
+        if let Err(reason) = checked {
+            return Ok(Stop::Halt(reason));
         }
+        self.state.send_modify(|s| s.checked = true);
         let position = self.position();
         let deliver_policy = match position {
             0 => consumer::DeliverPolicy::All,
@@ -449,7 +499,7 @@ impl Ledger {
         info!(position, "disclosure ledger following the audit log");
         loop {
             let first = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
+                _ = shutdown.cancelled() => return Ok(Stop::Shutdown),
                 next = messages.next() => match next {
                     None => return Err("consumer stream ended".to_owned()),
                     Some(Err(err)) => return Err(format!("consumer: {err}")),
@@ -488,6 +538,11 @@ impl Ledger {
                         sequence,
                         "disclosure ledger: an audit batch does not decode; its records are not entered"
                     );
+                    self.alarm.send_replace(Some(format!(
+                        "the audit batch at sequence {sequence} does not decode: the disclosure \
+                         ledger holds none of its records (the audit log's verifier names what \
+                         changed)"
+                    )));
                 }
                 delivered.push(Delivered {
                     sequence,
@@ -507,26 +562,38 @@ impl Ledger {
         }
     }
 
-    /// Clears the ledger when it was built from another log than the one named by
-    /// `identity`, or from a longer one; records the identity. `true` when it cleared.
-    fn check_log(&self, identity: &str, last: u64) -> Result<bool, AuditError> {
+    /// Whether the log named by `identity` (its creation time), ending at `last`, is the one
+    /// the ledger was built from: `Ok(Err(why not))` when it was created again or is shorter
+    /// than the ledger. A first start records the identity.
+    fn check_log(&self, identity: &str, last: u64) -> Result<Result<(), String>, AuditError> {
         let recorded = self
             .db
             .get(STREAM_KEY)
             .map_err(|e| store_error("read", e))?;
-        let same = recorded.as_deref() == Some(identity.as_bytes());
-        let rebuild = (recorded.is_some() && !same) || last < self.position();
-        if rebuild {
-            self.db.clear().map_err(|e| store_error("clear", e))?;
-            self.position.send_replace(0);
+        match recorded {
+            Some(recorded) if recorded.as_ref() != identity.as_bytes() => {
+                return Ok(Err(
+                    "the audit log was created again under the same name since the ledger was \
+                     begun"
+                        .to_owned(),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                self.db
+                    .insert(STREAM_KEY, identity.as_bytes())
+                    .map_err(|e| store_error("write", e))?;
+                self.db.flush().map_err(|e| store_error("flush", e))?;
+            }
         }
-        if rebuild || !same {
-            self.db
-                .insert(STREAM_KEY, identity.as_bytes())
-                .map_err(|e| store_error("write", e))?;
-            self.db.flush().map_err(|e| store_error("flush", e))?;
+        let position = self.position();
+        if last < position {
+            return Ok(Err(format!(
+                "the audit log ends at sequence {last} but the ledger holds it up to {position}: \
+                 the log was cut short or an older backup restored"
+            )));
         }
-        Ok(rebuild)
+        Ok(Ok(()))
     }
 
     /// Enters `delivered` (in stream order, past the position) and moves the position to its
@@ -560,7 +627,7 @@ impl Ledger {
         self.db
             .apply_batch(batch)
             .map_err(|e| store_error("write", e))?;
-        self.position.send_replace(last.sequence);
+        self.state.send_modify(|s| s.position = last.sequence);
         Ok(())
     }
 }

@@ -307,22 +307,12 @@ async fn serve(
     let alarms = Alarms::default();
     // A halted digest folds nothing more while checkpoints go on signing its last head: an
     // alarm, so operators look.
-    tokio::spawn({
-        let (mut halted, alarms, stop) = (log_digest.halted(), alarms.clone(), stop.clone());
-        async move {
-            let reason = tokio::select! {
-                _ = stop.cancelled() => return,
-                halted = halted.wait_for(Option::is_some) => match halted {
-                    Ok(reason) => reason.clone().unwrap_or_default(),
-                    Err(_) => return,
-                },
-            };
-            alarms.raise(
-                "audit/log-digest",
-                format!("the event log's digest halted and folds nothing more: {reason}"),
-            );
-        }
-    });
+    raise_when(
+        &alarms,
+        "audit/log-digest",
+        log_digest.halted(),
+        stop.child_token(),
+    );
     let checkpoints = Checkpoints {
         signer,
         every_records: config.audit.checkpoint_records,
@@ -347,6 +337,12 @@ async fn serve(
     let ledger_task = ledger
         .start(audit_js.clone(), stop.child_token())
         .context("starting the disclosure ledger")?;
+    raise_when(
+        &alarms,
+        "audit/disclosure-ledger",
+        ledger.alarm(),
+        stop.child_token(),
+    );
     let projector_js = async_nats::jetstream::new(projector_client.clone());
     let mut projectors = tokio::task::JoinSet::new();
     let mut stores = Vec::new();
@@ -694,4 +690,24 @@ fn instance_name(config: &Config) -> anyhow::Result<String> {
             Ok(id)
         }
     }
+}
+
+/// Raises the alarm `key` with the first text `findings` gives, unless `stop` comes first.
+fn raise_when(
+    alarms: &Alarms,
+    key: &'static str,
+    mut findings: tokio::sync::watch::Receiver<Option<String>>,
+    stop: CancellationToken,
+) {
+    let alarms = alarms.clone();
+    tokio::spawn(async move {
+        let text = tokio::select! {
+            _ = stop.cancelled() => return,
+            found = findings.wait_for(Option::is_some) => match found {
+                Ok(text) => text.clone().unwrap_or_default(),
+                Err(_) => return,
+            },
+        };
+        alarms.raise(key, text);
+    });
 }

@@ -278,21 +278,42 @@ fn a_time_range_keeps_what_was_made_within_it() {
 }
 
 #[test]
-fn a_log_created_again_or_shorter_than_the_ledger_builds_it_again() {
+fn a_log_created_again_or_shorter_than_the_ledger_is_refused_and_the_ledger_kept() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(dir.path()).unwrap();
-    assert!(!ledger.check_log("created-1", 0).unwrap(), "a first start");
+    assert_eq!(
+        ledger.check_log("created-1", 0).unwrap(),
+        Ok(()),
+        "a first start"
+    );
     ledger
         .apply(&[delivered(5, vec![read("310000000001", &[CARE_A], 10)])])
         .unwrap();
-    assert!(!ledger.check_log("created-1", 5).unwrap(), "the same log");
+    assert_eq!(
+        ledger.check_log("created-1", 5).unwrap(),
+        Ok(()),
+        "the same log"
+    );
+    assert_eq!(ledger.check_log("created-1", 9).unwrap(), Ok(()), "grown");
+    let shorter = ledger.check_log("created-1", 4).unwrap().unwrap_err();
+    assert!(shorter.contains("ends at sequence 4"), "{shorter}");
+    let again = ledger.check_log("created-2", 9).unwrap().unwrap_err();
+    assert!(again.contains("created again"), "{again}");
+    // Nothing was cleared: the ledger stands as it was for an operator to look at.
+    assert_eq!(ledger.position(), 5);
     assert_eq!(ledger.query(&query()).unwrap().disclosures.len(), 1);
-    assert!(ledger.check_log("created-1", 4).unwrap(), "a shorter log");
-    assert_eq!(ledger.position(), 0);
-    assert!(ledger.query(&query()).unwrap().disclosures.is_empty());
+}
+
+#[test]
+fn feed_deliveries_without_an_event_id_are_each_entered() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path()).unwrap();
+    let without = || AuditRecord {
+        event_ids: Vec::new(),
+        ..feed("310000000001", CARE_A, "", 10)
+    };
     ledger
-        .apply(&[delivered(5, vec![read("310000000001", &[CARE_A], 10)])])
+        .apply(&[delivered(1, vec![without()]), delivered(2, vec![without()])])
         .unwrap();
-    assert!(ledger.check_log("created-2", 9).unwrap(), "another log");
-    assert!(ledger.query(&query()).unwrap().disclosures.is_empty());
+    assert_eq!(ledger.query(&query()).unwrap().disclosures.len(), 2);
 }

@@ -82,7 +82,10 @@ impl LogDigest {
                 Ok(Stop::Shutdown) => return,
                 Ok(Stop::Halt(reason)) => {
                     error!(position = before, reason = %reason, "log digest halted; it folds nothing more");
-                    self.halted.send_replace(Some(reason));
+                    self.halted.send_replace(Some(format!(
+                        "the event log's digest halted at position {before} and folds nothing \
+                         more: {reason}"
+                    )));
                     shutdown.cancelled().await;
                     return;
                 }
