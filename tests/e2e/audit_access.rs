@@ -500,3 +500,53 @@ async fn the_access_log_pages_with_stable_cursors_and_refuses_bad_queries_by_fie
     }
     hub.stop().await.expect("stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_halts_with_an_alarm_when_the_audit_log_is_created_again() {
+    let nats = Nats::start().await;
+    let js = nats.jetstream().await;
+    let dir = tempfile::tempdir().expect("data dir");
+    let hub = HubBuilder::on(&nats).data_dir(dir.path()).start().await;
+    let (care_id, at) = register(&hub, "reg-h").await;
+    feed_reaches(&js, "FEED_CIVIL_AFFAIRS", at).await;
+    let by_care = || ListDisclosuresRequest {
+        care_id: care_id.clone(),
+        ..Default::default()
+    };
+    // Following its own log, the ledger answers: the owner's feed received the record.
+    let before = disclosures(&hub, by_care()).await;
+    assert_eq!(before.disclosures.len(), 1, "{before:?}");
+    hub.stop().await.expect("clean stop");
+
+    // The audit log deleted and created again: the ledger keeps what it holds, halts, and
+    // raises an alarm; the ledger's queries are refused, the access log (read from the new
+    // log itself) still answers.
+    js.delete_stream("GOV_AUDIT")
+        .await
+        .expect("delete GOV_AUDIT");
+    let hub = HubBuilder::on(&nats).data_dir(dir.path()).start().await;
+    let key = "audit/disclosure-ledger";
+    let mut raised = hub.alarms().subscribe();
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while !hub.alarms().list().iter().any(|(k, _)| k == key) {
+            raised.changed().await.expect("alarms");
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no alarm {key}"));
+    let refused = hub
+        .auditors()
+        .list_disclosures(from(AUDITOR, by_care()))
+        .await
+        .expect_err("the ledger has halted");
+    assert_eq!(refused.code(), Code::Unavailable);
+    assert!(refused.message().contains("halted"), "{refused:?}");
+    let log = access(&hub, ListAccessRequest::default()).await;
+    assert!(
+        log.entries
+            .iter()
+            .any(|e| e.record.as_ref().expect("record").outcome == "unavailable"),
+        "the refusal is recorded in the new log: {log:?}"
+    );
+    hub.stop().await.expect("clean stop");
+}
