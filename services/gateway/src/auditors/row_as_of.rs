@@ -10,7 +10,9 @@
 //! (any it raises the live model raised for the same event).
 //!
 //! The work is O(position): every message of the dataset's subjects up to it is read and
-//! applied (memory holds one batch and the dataset's rows, not the log). To keep that bounded,
+//! applied (memory holds one batch and the dataset's rows, not the log). A row of a case's
+//! own (case_timeline, transfer_ledger: keyed `<case id>/<position>`) depends on that case's
+//! events alone, so only the case's subject is replayed: O(one case). To keep that bounded,
 //! a position past the log's last one is refused with FAILED_PRECONDITION rather than
 //! OUT_OF_RANGE: the hub's errors have no OUT_OF_RANGE, and the position names a state of the
 //! log that has not come yet (retry once the log reaches it), which FAILED_PRECONDITION says;
@@ -107,7 +109,11 @@ pub(super) async fn get_row_as_of(
              be replayed from the start"
         )));
     }
-    let store = replay(log, projection, position).await?;
+    // A case's own rows depend on its events alone: only its subject is replayed.
+    let filter = case_of(dataset, &key)
+        .map(|case| hub_log::names::event_subject("case", case))
+        .unwrap_or_else(|| projection.filter_subject());
+    let store = replay(log, (projection, &filter), position).await?;
     let (row, applied) = tokio::task::spawn_blocking(move || {
         let row = store
             .get(&data_key(&key))?
@@ -261,6 +267,20 @@ fn stored_key(dataset: &Dataset, key: &str) -> String {
     key.to_owned()
 }
 
+/// The case a row of a position-keyed dataset (one row per event of a case, keyed
+/// `<case id>/<position>`) belongs to, when its key names a well-formed case id.
+fn case_of<'k>(dataset: &Dataset, stored_key: &'k [u8]) -> Option<&'k str> {
+    if !position_keyed(dataset) {
+        return None;
+    }
+    let key = std::str::from_utf8(stored_key).ok()?;
+    let (case, _) = key.rsplit_once('/')?;
+    let well_formed = !case.is_empty()
+        && case.len() <= 64
+        && case.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    well_formed.then_some(case)
+}
+
 /// Where the event log starts and ends.
 async fn bounds(log: &Appender) -> Result<(u64, u64), ApiError> {
     let stream = log
@@ -275,18 +295,18 @@ async fn bounds(log: &Appender) -> Result<(u64, u64), ApiError> {
     Ok((state.first_sequence, state.last_sequence))
 }
 
-/// The dataset of `projection` built from position 1 up to `up_to`, in a store of its own.
+/// The dataset of `projection` built from the messages on `filter` from position 1 up to
+/// `up_to`, in a store of its own.
 async fn replay(
     log: &Appender,
-    projection: Arc<dyn Projection>,
+    (projection, filter): (Arc<dyn Projection>, &str),
     up_to: u64,
 ) -> Result<Arc<MemStore>, ApiError> {
     let store = Arc::new(MemStore::new());
-    let filter = projection.filter_subject();
     let mut after = 0;
     while after < up_to {
         let mut entries = log
-            .read_filter_batch(&filter, after)
+            .read_filter_batch(filter, after)
             .await
             .map_err(super::history::log_failed)?;
         let Some(last) = entries.last().map(Entry::position) else {
@@ -351,6 +371,24 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+
+    #[test]
+    fn a_cases_own_row_replays_that_case_alone() {
+        let key = |k: &str| stored_key(&case_timeline::DATASET, k).into_bytes();
+        assert_eq!(case_of(&case_timeline::DATASET, &key("c-1/7")), Some("c-1"));
+        assert_eq!(
+            case_of(
+                &transfer_ledger::DATASET,
+                &key("3f2a-9b/00000000000000000012")
+            ),
+            Some("3f2a-9b")
+        );
+        // Nothing that could widen the subject filter, and no other dataset.
+        for bad in ["c.1/7", "c*/7", "c>/7", "/7", "c-1"] {
+            assert_eq!(case_of(&case_timeline::DATASET, &key(bad)), None, "{bad}");
+        }
+        assert_eq!(case_of(&grant_register::DATASET, b"c-1/7"), None);
+    }
 
     fn row(value: Value) -> Row {
         match value {
