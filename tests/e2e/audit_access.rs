@@ -390,6 +390,41 @@ async fn the_access_log_pages_with_stable_cursors_and_refuses_bad_queries_by_fie
         .map(|e| (e.sequence, e.index))
         .collect();
     assert_eq!(again, walked[2..4]);
+    // A token goes on only with the query that gave it (a page size of its own is fine).
+    let wider = access(
+        &hub,
+        ListAccessRequest {
+            page_size: 3,
+            ..page(tokens[0].clone())
+        },
+    )
+    .await;
+    assert_eq!(wider.entries.len(), 3, "{wider:?}");
+    let refused = hub
+        .auditors()
+        .list_access(from(
+            AUDITOR,
+            ListAccessRequest {
+                dataset: "care_roster".into(),
+                ..page(tokens[0].clone())
+            },
+        ))
+        .await
+        .expect_err("another query's token");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(violated_field(&refused), "page_token");
+    let refused = hub
+        .auditors()
+        .list_disclosures(from(
+            AUDITOR,
+            ListDisclosuresRequest {
+                page_token: tokens[0].clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect_err("another call's token");
+    assert_eq!(violated_field(&refused), "page_token");
 
     // A time range after everything: nothing.
     let later = jiff::Timestamp::now()

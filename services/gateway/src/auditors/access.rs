@@ -46,23 +46,36 @@ struct Cursor {
     index: u32,
 }
 
+/// What a page token is bound to: the call and its filters (not the page size), so a token
+/// goes on only with the query that gave it.
+fn query_tag(parts: &[&str]) -> String {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    parts.hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}
+
 impl Cursor {
-    fn token(self) -> String {
-        format!("{}.{}", self.sequence, self.index)
+    /// The token of a page that goes on after this place, for the query tagged `tag`.
+    fn token(self, tag: &str) -> String {
+        format!("{}.{}.{tag}", self.sequence, self.index)
     }
 
-    fn parse(violations: &mut Violations, token: &str) -> Option<Self> {
+    fn parse(violations: &mut Violations, token: &str, tag: &str) -> Option<Self> {
         if token.is_empty() {
             return None;
         }
-        let parsed = token.split_once('.').and_then(|(sequence, index)| {
-            Some(Self {
-                sequence: sequence.parse().ok().filter(|s| *s > 0)?,
-                index: index.parse().ok()?,
-            })
-        });
+        let mut parts = token.splitn(3, '.');
+        let parsed = (|| {
+            let sequence = parts.next()?.parse().ok().filter(|s| *s > 0)?;
+            let index = parts.next()?.parse().ok()?;
+            (parts.next()? == tag).then_some(Self { sequence, index })
+        })();
         if parsed.is_none() {
-            violations.push("page_token", "is not a token from a previous response");
+            violations.push(
+                "page_token",
+                "is not a token from a previous response to this query (same filters)",
+            );
         }
         parsed
     }
@@ -138,7 +151,7 @@ impl Scan {
             Option<&prost_types::Timestamp>,
             Option<&prost_types::Timestamp>,
         ),
-        page_token: &str,
+        (page_token, tag): (&str, &str),
         size: u32,
     ) -> Self {
         let from = time_bound(violations, "from", from);
@@ -147,7 +160,7 @@ impl Scan {
         Self {
             from,
             to,
-            after: Cursor::parse(violations, page_token),
+            after: Cursor::parse(violations, page_token, tag),
             limit: page_size(size),
         }
     }
@@ -290,10 +303,19 @@ pub(super) async fn list_access(
         .then(|| parse_aggregate(&mut violations, "aggregate", &request.aggregate))
         .flatten()
         .map(|(kind, id)| format!("{kind}/{id}"));
+    let tag = query_tag(&[
+        "ListAccess",
+        &request.department,
+        &request.acting_person,
+        &request.dataset,
+        &request.aggregate,
+        &request.care_id,
+        &format!("{:?}", (&request.from, &request.to)),
+    ]);
     let range = Scan::of(
         &mut violations,
         (request.from.as_ref(), request.to.as_ref()),
-        &request.page_token,
+        (&request.page_token, &tag),
         request.page_size,
     );
     let care_id = person_filter(&mut violations, &request.care_id);
@@ -327,7 +349,7 @@ pub(super) async fn list_access(
     .await?;
     Ok(ListAccessResponse {
         entries,
-        next_page_token: next.map(Cursor::token).unwrap_or_default(),
+        next_page_token: next.map(|c| c.token(&tag)).unwrap_or_default(),
     })
 }
 
@@ -340,10 +362,16 @@ pub(super) async fn list_disclosures(
     let mut violations = Violations::new();
     let care_id = person_filter(&mut violations, &request.care_id);
     let department = department_filter(&mut violations, &request.department);
+    let tag = query_tag(&[
+        "ListDisclosures",
+        &request.care_id,
+        &request.department,
+        &format!("{:?}", (&request.from, &request.to)),
+    ]);
     let range = Scan::of(
         &mut violations,
         (request.from.as_ref(), request.to.as_ref()),
-        &request.page_token,
+        (&request.page_token, &tag),
         request.page_size,
     );
     if !violations.is_empty() {
@@ -380,7 +408,7 @@ pub(super) async fn list_disclosures(
                     sequence: p.sequence,
                     index: p.index,
                 }
-                .token()
+                .token(&tag)
             })
             .unwrap_or_default(),
     })
