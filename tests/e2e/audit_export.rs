@@ -155,15 +155,14 @@ async fn an_auditor_exports_the_audit_log_and_the_public_key_alone_verifies_it()
     assert_eq!(last.batch.number, verified.manifest.chains[0].number + 1);
     assert!(last.batch.checkpoint.is_some());
 
-    // A record changed in the middle: named at its batch's item.
+    // A record changed in the middle: named at its batch's item, and by its place in the
+    // batch (the next batch, or the manifest, names each record's digest).
     let found = batches(&items);
     let (middle, mut batch) = found[found.len() / 2].clone();
-    assert!(!batch.records.is_empty() || batch.checkpoint.is_some());
+    assert!(!batch.records.is_empty(), "a batch of records: {batch:?}");
     let mut changed = items.clone();
-    match batch.records.first_mut() {
-        Some(record) => record.department = "public-security".into(),
-        None => batch.number += 100,
-    }
+    let last = batch.records.len() - 1;
+    batch.records[last].department = "public-security".into();
     if let Some(Item::Batch(b)) = &mut changed[middle].item {
         b.body = batch.encode_to_vec();
     }
@@ -171,6 +170,10 @@ async fn an_auditor_exports_the_audit_log_and_the_public_key_alone_verifies_it()
     write(&changed_file, &changed);
     let broken = tampered(&changed_file, &key);
     assert_eq!(broken.item, middle as u64, "{broken}");
+    assert!(
+        broken.place.ends_with(&format!(", record {last} changed")),
+        "{broken}"
+    );
 
     // Cut short: the last batch dropped.
     let mut cut = items.clone();

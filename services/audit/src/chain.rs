@@ -15,6 +15,16 @@ pub fn digest(body: &[u8]) -> Vec<u8> {
     Sha256::digest(body).to_vec()
 }
 
+/// SHA-256 of each record of `batch` (its protobuf encoding), in order: what the next batch
+/// and a checkpoint's chain head name as `previous_records` and `last_records`.
+pub fn record_digests(batch: &AuditBatch) -> Vec<Vec<u8>> {
+    batch
+        .records
+        .iter()
+        .map(|record| digest(&prost::Message::encode_to_vec(record)))
+        .collect()
+}
+
 /// One batch as stored: its stream sequence, its body, and the body decoded.
 #[derive(Debug, Clone)]
 pub struct StoredBatch {
@@ -126,7 +136,7 @@ mod tests {
                         action: format!("read-{number}"),
                         ..Default::default()
                     }],
-                    checkpoint: None,
+                    ..Default::default()
                 };
                 let body: Bytes = batch.encode_to_vec().into();
                 previous = digest(&body);

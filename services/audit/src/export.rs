@@ -30,7 +30,7 @@ use hub_api::v1::{
 use prost::Message;
 
 use crate::AuditError;
-use crate::chain::digest;
+use crate::chain::{digest, record_digests};
 use crate::signing::{CheckpointVerifier, hex};
 
 /// The header's format string.
@@ -85,13 +85,58 @@ fn place(instance: &str, number: u64, sequence: u64) -> String {
     format!("chain {instance}, batch {number}, stream sequence {sequence}")
 }
 
-/// A chain as read so far: each batch's item, sequence and digest, by number; the records
-/// since its last checkpoint, and the bound that checkpoint's writer kept (0: none yet).
+/// A batch of a chain as read from the file.
+struct Seen {
+    item: u64,
+    sequence: u64,
+    digest: Vec<u8>,
+    /// The digests of its records as the file holds them.
+    records: Vec<Vec<u8>>,
+}
+
+/// A chain as read so far: each batch seen, by number; the records since its last
+/// checkpoint, and the bound that checkpoint's writer kept (0: none yet).
 #[derive(Default)]
 struct Chain {
-    batches: Vec<(u64, u64, Vec<u8>)>,
+    batches: Vec<Seen>,
     run: u64,
     every_records: u64,
+}
+
+/// Which record of a batch differs from what the hub named (`named`: the digests of its
+/// records the next batch or a checkpoint names) in the batch as found: the record changed,
+/// dropped, inserted, or two records swapped, as ", record N ..." for a place; `None` when
+/// nothing is named (a batch without records, or one written before records were named: the
+/// two look alike) or none differs.
+fn which_record(named: &[Vec<u8>], found: &[Vec<u8>]) -> Option<String> {
+    if named.is_empty() || named == found {
+        return None;
+    }
+    let at = named
+        .iter()
+        .zip(found)
+        .position(|(n, f)| n != f)
+        .unwrap_or(named.len().min(found.len()));
+    let what = if found.len() + 1 == named.len() && found[at..] == named[at + 1..] {
+        "dropped"
+    } else if found.len() == named.len() + 1 && found[at + 1..] == named[at..] {
+        "inserted"
+    } else if found.len() == named.len()
+        && at + 1 < found.len()
+        && found[at] == named[at + 1]
+        && found[at + 1] == named[at]
+    {
+        return Some(format!(", records {at} and {} swapped", at + 1));
+    } else if at < found.len().min(named.len()) {
+        "changed"
+    } else {
+        return Some(format!(
+            ", {} records where {} were named",
+            found.len(),
+            named.len()
+        ));
+    };
+    Some(format!(", record {at} {what}"))
 }
 
 impl Chain {
@@ -197,15 +242,17 @@ pub fn verify(
         let previous = chain
             .batches
             .last()
-            .map(|(_, _, digest)| digest.clone())
+            .map(|seen| seen.digest.clone())
             .unwrap_or_default();
         if read.batch.previous != previous {
             // The batch before no longer has the digest this one names: it was changed (or
             // this one was forged in its place).
             return Err(match chain.batches.last() {
-                Some((item, sequence, _)) => Tampered {
-                    item: *item,
-                    place: place(&read.batch.instance, read.batch.number - 1, *sequence),
+                Some(seen) => Tampered {
+                    item: seen.item,
+                    place: place(&read.batch.instance, read.batch.number - 1, seen.sequence)
+                        + &which_record(&read.batch.previous_records, &seen.records)
+                            .unwrap_or_default(),
                     reason: format!(
                         "its content does not match the digest the next batch (item \
                          {item_no}) names: it was changed"
@@ -214,9 +261,12 @@ pub fn verify(
                 None => fail("the chain's first batch names a batch before it".to_owned()),
             });
         }
-        chain
-            .batches
-            .push((item_no, read.sequence, read.digest.clone()));
+        chain.batches.push(Seen {
+            item: item_no,
+            sequence: read.sequence,
+            digest: read.digest.clone(),
+            records: record_digests(&read.batch),
+        });
         chain.run += read.batch.records.len() as u64;
         batches += 1;
         records += read.batch.records.len() as u64;
@@ -329,12 +379,11 @@ fn vouched(
                     ),
                 });
             }
-            Some((at, sequence, digest))
-                if *digest != head.digest || *sequence != head.sequence =>
-            {
+            Some(seen) if seen.digest != head.digest || seen.sequence != head.sequence => {
                 return Err(Tampered {
-                    item: *at,
-                    place: place(&head.instance, head.number, *sequence),
+                    item: seen.item,
+                    place: place(&head.instance, head.number, seen.sequence)
+                        + &which_record(&head.last_records, &seen.records).unwrap_or_default(),
                     reason: format!(
                         "it differs from the batch {whose} {item} signed (digest {}): it was \
                          changed",
@@ -361,7 +410,7 @@ fn ends_at_manifest(
         .collect();
     for (instance, chain) in chains {
         let Some(head) = heads.get(instance.as_str()) else {
-            let (item, sequence, _) = chain.batches[0];
+            let (item, sequence) = item_and_sequence(chain.batches.first());
             return Err(Tampered {
                 item,
                 place: place(instance, 1, sequence),
@@ -427,9 +476,9 @@ fn batches_from(first: u64, last: u64) -> String {
 }
 
 /// The item and stream sequence of a batch read, if any.
-fn item_and_sequence(batch: Option<&(u64, u64, Vec<u8>)>) -> (u64, u64) {
+fn item_and_sequence(batch: Option<&Seen>) -> (u64, u64) {
     batch
-        .map(|(item, sequence, _)| (*item, *sequence))
+        .map(|seen| (seen.item, seen.sequence))
         .unwrap_or_default()
 }
 

@@ -27,7 +27,7 @@ pub mod log_digest;
 pub mod signing;
 mod writer;
 
-pub use chain::{ChainBreak, StoredBatch, check_chain, digest, read_chain};
+pub use chain::{ChainBreak, StoredBatch, check_chain, digest, read_chain, record_digests};
 pub use hub_api::v1::{AuditBatch, AuditRecord, Checkpoint, SignedCheckpoint};
 pub use writer::{
     Audit, AuditError, Checkpoints, HistoryExport, LogHeadSource, MAX_BATCH, MadeCheckpoint,

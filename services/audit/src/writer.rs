@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{error, info};
 
-use crate::chain::digest;
+use crate::chain::{digest, record_digests};
 use crate::signing::CheckpointSigner;
 
 /// Most records in one append.
@@ -107,6 +107,8 @@ struct Tail {
     sequence: u64,
     /// Whether that batch is a checkpoint.
     checkpoint: bool,
+    /// The digests of its records, which the next batch names.
+    records: Vec<Vec<u8>>,
 }
 
 impl Tail {
@@ -130,6 +132,7 @@ impl Tail {
                     digest: digest(&message.payload),
                     sequence: message.sequence,
                     checkpoint: batch.checkpoint.is_some(),
+                    records: record_digests(&batch),
                 })
             }
             Err(err)
@@ -385,6 +388,7 @@ impl Writer {
                 number: self.tail.number,
                 digest: self.tail.digest.clone(),
                 sequence: self.tail.sequence,
+                last_records: self.tail.records.clone(),
             });
         }
         chains.sort_by(|a, b| a.instance.cmp(&b.instance));
@@ -452,6 +456,7 @@ impl Writer {
                 ))
             })?;
             heads.push(ChainHead {
+                last_records: record_digests(&batch),
                 instance: batch.instance,
                 number: batch.number,
                 digest: digest(&message.payload),
@@ -497,6 +502,7 @@ impl Writer {
             previous: self.tail.digest.clone(),
             records,
             checkpoint,
+            previous_records: self.tail.records.clone(),
         };
         let body = batch.encode_to_vec();
         // No message id: the expected last subject sequence already keeps a batch from being
@@ -521,6 +527,7 @@ impl Writer {
             digest: digest(&body),
             sequence: ack.sequence,
             checkpoint: batch.checkpoint.is_some(),
+            records: record_digests(&batch),
         };
         Ok(ack.sequence)
     }

@@ -87,6 +87,8 @@ fn one_record_batch(record: &AuditRecord, number: u64, previous: Vec<u8>) -> Vec
         previous,
         records: vec![made_now(record)],
         checkpoint: None,
+        // As the hub's batches name the records of the one before (here: one).
+        previous_records: vec![vec![0; 32]],
     }
     .encode_to_vec()
 }

@@ -8,28 +8,31 @@ fn signer() -> CheckpointSigner {
 }
 
 /// Two chains, `a` and `b`, written in turns (a1 b1 a2 b2 ...) at stream sequences 10, 20,
-/// ..., `a`'s third batch a stored checkpoint; the header's manifest signs both heads.
+/// ..., each batch of three records but `a`'s third, a stored checkpoint; every batch names
+/// the records of the one before, and the header's manifest signs both heads with theirs.
 struct Built {
     items: Vec<ExportAuditResponse>,
 }
 
 fn build() -> Built {
     let signer = signer();
-    let mut previous: BTreeMap<&str, (u64, Vec<u8>, u64)> = BTreeMap::new();
+    let mut previous: BTreeMap<&str, (u64, Vec<u8>, u64, Vec<Vec<u8>>)> = BTreeMap::new();
     let mut items = Vec::new();
     let mut sequence = 0;
     for round in 1..=4u64 {
         for instance in ["a", "b"] {
             sequence += 10;
-            let (number, prev, _) = previous.get(instance).cloned().unwrap_or_default();
+            let (number, prev, _, prev_records) =
+                previous.get(instance).cloned().unwrap_or_default();
             let checkpoint = (instance == "a" && round == 3).then(|| {
                 let chains = previous
                     .iter()
-                    .map(|(i, (n, d, s))| ChainHead {
+                    .map(|(i, (n, d, s, r))| ChainHead {
                         instance: (*i).into(),
                         number: *n,
                         digest: d.clone(),
                         sequence: *s,
+                        last_records: r.clone(),
                     })
                     .collect();
                 signer.sign(&Checkpoint {
@@ -42,10 +45,12 @@ fn build() -> Built {
             let records = if checkpoint.is_some() {
                 Vec::new()
             } else {
-                vec![AuditRecord {
-                    action: format!("{instance}-{round}"),
-                    ..Default::default()
-                }]
+                (0..3)
+                    .map(|k| AuditRecord {
+                        action: format!("{instance}-{round}-{k}"),
+                        ..Default::default()
+                    })
+                    .collect()
             };
             let batch = AuditBatch {
                 instance: instance.into(),
@@ -53,9 +58,13 @@ fn build() -> Built {
                 previous: prev,
                 records,
                 checkpoint,
+                previous_records: prev_records,
             };
             let body = batch.encode_to_vec();
-            previous.insert(instance, (number + 1, digest(&body), sequence));
+            previous.insert(
+                instance,
+                (number + 1, digest(&body), sequence, record_digests(&batch)),
+            );
             items.push(ExportAuditResponse {
                 item: Some(Item::Batch(ExportedBatch { sequence, body })),
             });
@@ -63,11 +72,12 @@ fn build() -> Built {
     }
     let chains = previous
         .iter()
-        .map(|(i, (n, d, s))| ChainHead {
+        .map(|(i, (n, d, s, r))| ChainHead {
             instance: (*i).into(),
             number: *n,
             digest: d.clone(),
             sequence: *s,
+            last_records: r.clone(),
         })
         .collect();
     let manifest = signer.sign(&Checkpoint {
@@ -119,9 +129,14 @@ impl Built {
 
     /// Changes item `item`'s first record and re-encodes its body, as a forger would.
     fn change_record(&mut self, item: usize) {
+        self.records(item, |records| records[0].department = "public-security".into());
+    }
+
+    /// Changes item `item`'s records with `change` and re-encodes its body.
+    fn records(&mut self, item: usize, change: impl FnOnce(&mut Vec<AuditRecord>)) {
         let exported = self.batch(item);
         let mut batch = AuditBatch::decode(exported.body.as_slice()).expect("batch");
-        batch.records[0].department = "public-security".into();
+        change(&mut batch.records);
         exported.body = batch.encode_to_vec();
     }
 }
@@ -131,7 +146,7 @@ fn an_untouched_export_verifies_with_the_public_key_alone() {
     let built = build();
     let verified = built.verify().expect("untouched");
     assert_eq!(verified.batches, 8);
-    assert_eq!(verified.records, 7);
+    assert_eq!(verified.records, 21);
     assert_eq!(verified.checkpoints, 1);
     assert_eq!(verified.events.position, 12);
     assert_eq!(verified.manifest.chains.len(), 2);
@@ -143,21 +158,48 @@ fn an_untouched_export_verifies_with_the_public_key_alone() {
 }
 
 #[test]
-fn a_changed_record_is_named_at_its_batch() {
+fn a_changed_dropped_inserted_or_swapped_record_is_named_in_its_batch() {
     // Item 3 is a2 (items: header, a1, b1, a2, b2, a3 (checkpoint), b3, a4, b4).
     let mut built = build();
-    built.change_record(3);
+    built.records(3, |records| records[1].department = "public-security".into());
     let broken = built.broken();
     assert_eq!(broken.item, 3, "{broken}");
-    assert!(broken.place.contains("chain a, batch 2"), "{broken}");
+    assert_eq!(
+        broken.place,
+        "chain a, batch 2, stream sequence 30, record 1 changed"
+    );
     assert!(broken.reason.contains("changed"), "{broken}");
+    let mut built = build();
+    built.records(3, |records| drop(records.remove(2)));
+    assert!(built.broken().place.ends_with(", record 2 dropped"));
+    let mut built = build();
+    built.records(3, |records| records.insert(0, AuditRecord::default()));
+    assert!(built.broken().place.ends_with(", record 0 inserted"));
+    let mut built = build();
+    built.records(3, |records| records.swap(0, 1));
+    assert!(built.broken().place.ends_with(", records 0 and 1 swapped"));
 
-    // The last batch of a chain has no successor: the manifest names it.
+    // The last batch of a chain has no successor: the manifest names it, and its records.
     let mut built = build();
     built.change_record(8);
     let broken = built.broken();
     assert_eq!(broken.item, 8, "{broken}");
-    assert!(broken.place.contains("chain b, batch 4"), "{broken}");
+    assert_eq!(
+        broken.place,
+        "chain b, batch 4, stream sequence 80, record 0 changed"
+    );
+    // A batch before a stored checkpoint is named by the checkpoint too: b2 (item 4) changed
+    // and b3 re-linked to it, so only a3's checkpoint still names b2 as it was.
+    let mut built = build();
+    built.records(4, |records| records[2].purpose = "forged".into());
+    let relinked = digest(&built.batch(4).body);
+    let exported = built.batch(6);
+    let mut batch = AuditBatch::decode(exported.body.as_slice()).expect("batch");
+    batch.previous = relinked;
+    exported.body = batch.encode_to_vec();
+    let broken = built.broken();
+    assert_eq!(broken.item, 4, "{broken}");
+    assert!(broken.place.ends_with(", record 2 changed"), "{broken}");
 
     // A body that no longer decodes.
     let mut built = build();
@@ -332,6 +374,7 @@ fn an_export_that_lost_what_an_earlier_export_signed_fails_against_it() {
                 number: batch.number,
                 digest: digest(&exported.body),
                 sequence: exported.sequence,
+                last_records: record_digests(&batch),
             },
         );
     }
@@ -380,6 +423,7 @@ fn a_run_of_records_longer_than_the_writer_allows_means_a_checkpoint_was_dropped
                     ..Default::default()
                 })
             }),
+            ..Default::default()
         };
         let body = batch.encode_to_vec();
         previous = digest(&body);
@@ -388,6 +432,7 @@ fn a_run_of_records_longer_than_the_writer_allows_means_a_checkpoint_was_dropped
             number,
             digest: previous.clone(),
             sequence: number,
+            ..Default::default()
         };
         items.push(ExportAuditResponse {
             item: Some(Item::Batch(ExportedBatch {
