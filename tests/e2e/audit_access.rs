@@ -34,19 +34,7 @@ async fn disclosures(hub: &Hub, request: ListDisclosuresRequest) -> v1::ListDisc
 async fn register(hub: &Hub, rid: &str) -> (String, u64) {
     let result = hub
         .care()
-        .register_care(from(
-            "civil-affairs",
-            v1::RegisterCareRequest {
-                request_id: rid.into(),
-                name: "王小明".into(),
-                identity_number: "11010519491231002X".into(),
-                category: v1::CareCategory::SevereMentalDisorder as i32,
-                community_code: "310104001001".into(),
-                risk_level: v1::RiskLevel::High as i32,
-                phone: "13812345678".into(),
-                address: "漕溪北路1号".into(),
-            },
-        ))
+        .register_care(from("civil-affairs", fixtures::care(rid)))
         .await
         .expect("register")
         .into_inner()

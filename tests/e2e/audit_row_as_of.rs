@@ -303,26 +303,13 @@ async fn a_replay_goes_through_the_log_batch_by_batch_up_to_the_position_asked()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_care_roster_row_as_of_a_position_is_masked_and_recorded_as_a_disclosure() {
-    const NAME: &str = "张三丰";
-    const IDENTITY: &str = "11010519491231002X";
-    const PHONE: &str = "13812345678";
-    const ADDRESS: &str = "漕溪北路88弄3号";
+    use hub_tests::fixtures::{
+        CARE_ADDRESS as ADDRESS, CARE_IDENTITY as IDENTITY, CARE_NAME as NAME, CARE_PHONE as PHONE,
+    };
     let hub = HubBuilder::dev().start().await;
     let registered = hub
         .care()
-        .register_care(from(
-            "civil-affairs",
-            v1::RegisterCareRequest {
-                request_id: "care-1".into(),
-                name: NAME.into(),
-                identity_number: IDENTITY.into(),
-                category: v1::CareCategory::ElderlyInHardship as i32,
-                community_code: "310104001001".into(),
-                risk_level: v1::RiskLevel::Medium as i32,
-                phone: PHONE.into(),
-                address: ADDRESS.into(),
-            },
-        ))
+        .register_care(from("civil-affairs", hub_tests::fixtures::care("care-1")))
         .await
         .expect("register")
         .into_inner()

@@ -46,6 +46,27 @@ pub fn complaint(request_id: &str) -> v1::ReportCaseRequest {
     }
 }
 
+/// The person [`care`] registers: sensitive personal data, which tests look for where it
+/// must never be.
+pub const CARE_NAME: &str = "王小明";
+pub const CARE_IDENTITY: &str = "11010519491231002X";
+pub const CARE_PHONE: &str = "13812345678";
+pub const CARE_ADDRESS: &str = "漕溪北路88弄3号";
+
+/// A valid registration for care in a Xuhui community, as civil affairs sends it.
+pub fn care(request_id: &str) -> v1::RegisterCareRequest {
+    v1::RegisterCareRequest {
+        request_id: request_id.to_owned(),
+        name: CARE_NAME.into(),
+        identity_number: CARE_IDENTITY.into(),
+        category: v1::CareCategory::SevereMentalDisorder as i32,
+        community_code: "310104001001".into(),
+        risk_level: v1::RiskLevel::High as i32,
+        phone: CARE_PHONE.into(),
+        address: CARE_ADDRESS.into(),
+    }
+}
+
 /// The acting person every test request names (a staff id, never a person's data).
 pub const ACTING_PERSON: &str = "staff-0001";
 /// The purpose every test request names unless it names a grant.

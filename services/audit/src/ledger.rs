@@ -33,7 +33,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
-use futures::{FutureExt as _, StreamExt as _};
 use hub_api::v1::{AuditBatch, Disclosure};
 use hub_log::names::AUDIT_STREAM;
 use jiff::Timestamp;
@@ -498,30 +497,10 @@ impl Ledger {
             .map_err(|e| format!("consume: {e}"))?;
         info!(position, "disclosure ledger following the audit log");
         loop {
-            let first = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(Stop::Shutdown),
-                next = messages.next() => match next {
-                    None => return Err("consumer stream ended".to_owned()),
-                    Some(Err(err)) => return Err(format!("consumer: {err}")),
-                    Some(Ok(message)) => message,
-                },
+            let Some((run, failure)) = crate::next_run(&mut messages, MAX_APPLY, shutdown).await?
+            else {
+                return Ok(Stop::Shutdown);
             };
-            let mut run = vec![first];
-            let mut failure = None;
-            while run.len() < MAX_APPLY {
-                match messages.next().now_or_never() {
-                    Some(Some(Ok(message))) => run.push(message),
-                    Some(Some(Err(err))) => {
-                        failure = Some(format!("consumer: {err}"));
-                        break;
-                    }
-                    Some(None) => {
-                        failure = Some("consumer stream ended".to_owned());
-                        break;
-                    }
-                    None => break,
-                }
-            }
             let mut delivered = Vec::with_capacity(run.len());
             for message in &run {
                 let info = message.info().map_err(|e| format!("message info: {e}"))?;

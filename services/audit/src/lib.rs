@@ -109,6 +109,35 @@ pub(crate) fn open_sled(dir: &std::path::Path) -> Result<sled::Db, sled::Error> 
     }
 }
 
+/// The next run of messages a consumer delivers: the first waited for (`Ok(None)` at
+/// shutdown), then every one already waiting, up to `most`, with the failure that ended the
+/// run early if any (the run's messages are to be applied before it is acted on).
+pub(crate) async fn next_run<E: std::fmt::Display>(
+    messages: &mut (impl futures::Stream<Item = Result<async_nats::jetstream::Message, E>> + Unpin),
+    most: usize,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Result<Option<(Vec<async_nats::jetstream::Message>, Option<String>)>, String> {
+    use futures::{FutureExt as _, StreamExt as _};
+    let first = tokio::select! {
+        _ = shutdown.cancelled() => return Ok(None),
+        next = messages.next() => match next {
+            None => return Err("consumer stream ended".to_owned()),
+            Some(Err(err)) => return Err(format!("consumer: {err}")),
+            Some(Ok(message)) => message,
+        },
+    };
+    let mut run = vec![first];
+    while run.len() < most {
+        match messages.next().now_or_never() {
+            Some(Some(Ok(message))) => run.push(message),
+            Some(Some(Err(err))) => return Ok(Some((run, Some(format!("consumer: {err}"))))),
+            Some(None) => return Ok(Some((run, Some("consumer stream ended".to_owned())))),
+            None => break,
+        }
+    }
+    Ok(Some((run, None)))
+}
+
 pub(crate) fn now() -> prost_types::Timestamp {
     let now = jiff::Timestamp::now();
     prost_types::Timestamp {

@@ -16,7 +16,9 @@ struct Built {
 
 fn build() -> Built {
     let signer = signer();
-    let mut previous: BTreeMap<&str, (u64, Vec<u8>, u64, Vec<Vec<u8>>)> = BTreeMap::new();
+    // Each chain's last batch: number, digest, stream sequence, its records' digests.
+    type Last = (u64, Vec<u8>, u64, Vec<Vec<u8>>);
+    let mut previous: BTreeMap<&str, Last> = BTreeMap::new();
     let mut items = Vec::new();
     let mut sequence = 0;
     for round in 1..=4u64 {
@@ -129,7 +131,9 @@ impl Built {
 
     /// Changes item `item`'s first record and re-encodes its body, as a forger would.
     fn change_record(&mut self, item: usize) {
-        self.records(item, |records| records[0].department = "public-security".into());
+        self.records(item, |records| {
+            records[0].department = "public-security".into()
+        });
     }
 
     /// Changes item `item`'s records with `change` and re-encodes its body.
@@ -161,7 +165,9 @@ fn an_untouched_export_verifies_with_the_public_key_alone() {
 fn a_changed_dropped_inserted_or_swapped_record_is_named_in_its_batch() {
     // Item 3 is a2 (items: header, a1, b1, a2, b2, a3 (checkpoint), b3, a4, b4).
     let mut built = build();
-    built.records(3, |records| records[1].department = "public-security".into());
+    built.records(3, |records| {
+        records[1].department = "public-security".into()
+    });
     let broken = built.broken();
     assert_eq!(broken.item, 3, "{broken}");
     assert_eq!(

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use hub_log::names::EVENTS_STREAM;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -158,30 +158,11 @@ impl LogDigest {
         info!(position = head.position, "log digest consuming");
         let mut fold = Fold { head };
         loop {
-            let first = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(Stop::Shutdown),
-                next = messages.next() => match next {
-                    None => return Err("consumer stream ended".to_owned()),
-                    Some(Err(err)) => return Err(format!("consumer: {err}")),
-                    Some(Ok(message)) => message,
-                },
+            let Some((batch, failure)) =
+                crate::next_run(&mut messages, MAX_BATCH, shutdown).await?
+            else {
+                return Ok(Stop::Shutdown);
             };
-            let mut batch = vec![first];
-            let mut failure = None;
-            while batch.len() < MAX_BATCH {
-                match messages.next().now_or_never() {
-                    Some(Some(Ok(message))) => batch.push(message),
-                    Some(Some(Err(err))) => {
-                        failure = Some(format!("consumer: {err}"));
-                        break;
-                    }
-                    Some(None) => {
-                        failure = Some("consumer stream ended".to_owned());
-                        break;
-                    }
-                    None => break,
-                }
-            }
             let entries = fold_batch(&mut fold, &batch)?;
             if !entries.is_empty() {
                 self.blocking(move |store| store.write(&entries)).await?;

@@ -14,7 +14,7 @@ use hub_api::v1;
 use hub_api::v1::audit_service_client::AuditServiceClient;
 use hub_api::v1::dataset_service_client::DatasetServiceClient;
 use hub_store::ReadModelStore;
-use hub_tests::fixtures::{from, historic, import_chunks, incident};
+use hub_tests::fixtures::{care, from, historic, import_chunks, incident};
 use hub_tests::{
     HubProcess, Nats, ProcessBuilder, assert_read_models_equal_a_rebuild, default_policy,
     open_stopped, wait_for_duplicate_window,
@@ -230,19 +230,7 @@ async fn a_crash_after_feed_deliveries_are_audited_before_they_are_sent() {
     // Civil affairs registers a person: its own feed receives the record whole.
     let _ = hub
         .care()
-        .register_care(from(
-            "civil-affairs",
-            v1::RegisterCareRequest {
-                request_id: "care-crash".into(),
-                name: "王小明".into(),
-                identity_number: "11010519491231002X".into(),
-                category: v1::CareCategory::SevereMentalDisorder as i32,
-                community_code: "310104001001".into(),
-                risk_level: v1::RiskLevel::High as i32,
-                phone: "13812345678".into(),
-                address: "漕溪北路1号".into(),
-            },
-        ))
+        .register_care(from("civil-affairs", care("care-crash")))
         .await;
     stopped_at(&mut hub, "feed-after-audit=return").await;
     let hub = process(dir.path(), &nats).start_serving_commands().await;
