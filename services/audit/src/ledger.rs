@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer};
+use async_nats::jetstream;
 use hub_api::v1::{AuditBatch, Disclosure};
 use hub_log::names::AUDIT_STREAM;
 use jiff::Timestamp;
@@ -477,24 +477,7 @@ impl Ledger {
         }
         self.state.send_modify(|s| s.checked = true);
         let position = self.position();
-        let deliver_policy = match position {
-            0 => consumer::DeliverPolicy::All,
-            p => consumer::DeliverPolicy::ByStartSequence {
-                start_sequence: p + 1,
-            },
-        };
-        let consumer = stream
-            .create_consumer(consumer::pull::OrderedConfig {
-                description: Some("disclosure ledger".to_owned()),
-                deliver_policy,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| format!("create consumer: {e}"))?;
-        let mut messages = consumer
-            .messages()
-            .await
-            .map_err(|e| format!("consume: {e}"))?;
+        let mut messages = crate::follow(&stream, "disclosure ledger", position).await?;
         info!(position, "disclosure ledger following the audit log");
         loop {
             let Some((run, failure)) = crate::next_run(&mut messages, MAX_APPLY, shutdown).await?

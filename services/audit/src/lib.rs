@@ -109,6 +109,33 @@ pub(crate) fn open_sled(dir: &std::path::Path) -> Result<sled::Db, sled::Error> 
     }
 }
 
+/// The messages of `stream` after position `after`, through an ordered consumer (ephemeral,
+/// recreated by the client on a gap); `Err` with its text.
+pub(crate) async fn follow(
+    stream: &async_nats::jetstream::stream::Stream,
+    description: &str,
+    after: u64,
+) -> Result<async_nats::jetstream::consumer::pull::Ordered, String> {
+    use async_nats::jetstream::consumer;
+    let deliver_policy = match after {
+        0 => consumer::DeliverPolicy::All,
+        after => consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: after + 1,
+        },
+    };
+    stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            description: Some(description.to_owned()),
+            deliver_policy,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| format!("create consumer: {e}"))?
+        .messages()
+        .await
+        .map_err(|e| format!("consume: {e}"))
+}
+
 /// The next run of messages a consumer delivers: the first waited for (`Ok(None)` at
 /// shutdown), then every one already waiting, up to `most`, with the failure that ended the
 /// run early if any (the run's messages are to be applied before it is acted on).

@@ -137,24 +137,7 @@ impl LogDigest {
                     .await?;
             }
         }
-        let deliver_policy = match head.position {
-            0 => consumer::DeliverPolicy::All,
-            position => consumer::DeliverPolicy::ByStartSequence {
-                start_sequence: position + 1,
-            },
-        };
-        let consumer = stream
-            .create_consumer(consumer::pull::OrderedConfig {
-                description: Some("log digest".to_owned()),
-                deliver_policy,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| format!("create consumer: {e}"))?;
-        let mut messages = consumer
-            .messages()
-            .await
-            .map_err(|e| format!("consume: {e}"))?;
+        let mut messages = crate::follow(&stream, "log digest", head.position).await?;
         info!(position = head.position, "log digest consuming");
         let mut fold = Fold { head };
         loop {

@@ -140,28 +140,34 @@ struct Scan {
     after: Option<Cursor>,
     /// A page holds at most this many entries.
     limit: usize,
+    /// What the query's page tokens are bound to: the call, its filters and its time range.
+    tag: String,
 }
 
 impl Scan {
     /// A query's time range (`from` inclusive, `to` exclusive), page token and page size,
-    /// each checked into `violations`.
+    /// each checked into `violations`; the token must come from the same call with the same
+    /// `filters` (its name first) and time range.
     fn of(
         violations: &mut Violations,
         (from, to): (
             Option<&prost_types::Timestamp>,
             Option<&prost_types::Timestamp>,
         ),
-        (page_token, tag): (&str, &str),
+        (page_token, filters): (&str, &[&str]),
         size: u32,
     ) -> Self {
+        let range = format!("{:?}", (from, to));
+        let tag = query_tag(&[filters, &[range.as_str()]].concat());
         let from = time_bound(violations, "from", from);
         let to = time_bound(violations, "to", to);
         ordered(violations, from, to);
         Self {
             from,
             to,
-            after: Cursor::parse(violations, page_token, tag),
+            after: Cursor::parse(violations, page_token, &tag),
             limit: page_size(size),
+            tag,
         }
     }
 }
@@ -303,19 +309,20 @@ pub(super) async fn list_access(
         .then(|| parse_aggregate(&mut violations, "aggregate", &request.aggregate))
         .flatten()
         .map(|(kind, id)| format!("{kind}/{id}"));
-    let tag = query_tag(&[
-        "ListAccess",
-        &request.department,
-        &request.acting_person,
-        &request.dataset,
-        &request.aggregate,
-        &request.care_id,
-        &format!("{:?}", (&request.from, &request.to)),
-    ]);
     let range = Scan::of(
         &mut violations,
         (request.from.as_ref(), request.to.as_ref()),
-        (&request.page_token, &tag),
+        (
+            &request.page_token,
+            &[
+                "ListAccess",
+                &request.department,
+                &request.acting_person,
+                &request.dataset,
+                &request.aggregate,
+                &request.care_id,
+            ],
+        ),
         request.page_size,
     );
     let care_id = person_filter(&mut violations, &request.care_id);
@@ -349,7 +356,7 @@ pub(super) async fn list_access(
     .await?;
     Ok(ListAccessResponse {
         entries,
-        next_page_token: next.map(|c| c.token(&tag)).unwrap_or_default(),
+        next_page_token: next.map(|c| c.token(&range.tag)).unwrap_or_default(),
     })
 }
 
@@ -362,16 +369,13 @@ pub(super) async fn list_disclosures(
     let mut violations = Violations::new();
     let care_id = person_filter(&mut violations, &request.care_id);
     let department = department_filter(&mut violations, &request.department);
-    let tag = query_tag(&[
-        "ListDisclosures",
-        &request.care_id,
-        &request.department,
-        &format!("{:?}", (&request.from, &request.to)),
-    ]);
     let range = Scan::of(
         &mut violations,
         (request.from.as_ref(), request.to.as_ref()),
-        (&request.page_token, &tag),
+        (
+            &request.page_token,
+            &["ListDisclosures", &request.care_id, &request.department],
+        ),
         request.page_size,
     );
     if !violations.is_empty() {
@@ -408,7 +412,7 @@ pub(super) async fn list_disclosures(
                     sequence: p.sequence,
                     index: p.index,
                 }
-                .token(&tag)
+                .token(&range.tag)
             })
             .unwrap_or_default(),
     })

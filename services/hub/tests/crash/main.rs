@@ -249,7 +249,7 @@ async fn a_crash_after_feed_deliveries_are_audited_before_they_are_sent() {
         .await;
     assert_eq!(
         delivered,
-        [event_id.clone()],
+        std::slice::from_ref(&event_id),
         "sent once, after the restart"
     );
 
