@@ -6,7 +6,7 @@ use std::path::PathBuf;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
     let files = [
-        "envelope", "case", "ingest", "query", "care", "grant", "catalog", "feed", "audit",
+        "envelope", "case", "ingest", "query", "care", "grant", "catalog", "feed", "audit", "admin",
     ]
     .map(|name| root.join(format!("gov/hub/v1/{name}.proto")));
     let include = protoc_bin_vendored::include_path()?;

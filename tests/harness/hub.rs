@@ -6,6 +6,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use hub::Config;
+use hub_api::v1::admin_service_client::AdminServiceClient;
 use hub_api::v1::audit_service_client::AuditServiceClient;
 use hub_api::v1::care_command_service_client::CareCommandServiceClient;
 use hub_api::v1::case_command_service_client::CaseCommandServiceClient;
@@ -266,6 +267,10 @@ impl Hub {
 
     pub fn auditors(&self) -> AuditServiceClient<Channel> {
         AuditServiceClient::new(self.channel.clone())
+    }
+
+    pub fn admin(&self) -> AdminServiceClient<Channel> {
+        AdminServiceClient::new(self.channel.clone())
     }
 
     /// This hub's instance name (its audit chain is `gov.audit.<instance>`).

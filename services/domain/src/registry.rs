@@ -21,6 +21,9 @@ pub enum UnitKind {
     /// An auditor (discipline inspection 纪检监察, the audit bureau): reads the audit log,
     /// the history of any record and who accessed what.
     Auditor,
+    /// The hub's operators (the city's big data centre, 大数据中心): watch its status,
+    /// replay the log, rebuild read models, back up and restore (AdminService, hubctl).
+    Operator,
 }
 
 #[derive(Debug, Clone, Deserialize)]

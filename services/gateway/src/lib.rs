@@ -3,7 +3,7 @@
 //! Every read accepts a minimum position and waits, within the call's deadline, until the
 //! read model has applied the log up to it, so a client reads its own writes.
 
-mod audited;
+pub mod audited;
 mod auditors;
 mod cases;
 pub mod catalog;
@@ -16,7 +16,7 @@ pub mod http;
 mod model_read;
 mod queue;
 
-pub use auditors::Auditors;
+pub use auditors::{Auditors, history_event, parse_aggregate, valid_time};
 pub use cases::CaseQueries;
 pub use catalog_service::Catalog;
 pub use datasets::Datasets;

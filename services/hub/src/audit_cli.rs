@@ -38,7 +38,7 @@ pub struct Exported {
     pub bytes: u64,
 }
 
-async fn channel(caller: &Caller) -> anyhow::Result<Channel> {
+pub async fn channel(caller: &Caller) -> anyhow::Result<Channel> {
     let mut endpoint = Channel::from_shared(caller.hub.clone())
         .with_context(|| format!("the hub address {:?}", caller.hub))?;
     if caller.hub.starts_with("https://") {
@@ -68,7 +68,7 @@ fn header(name: &str, value: &str) -> anyhow::Result<MetadataValue<tonic::metada
 }
 
 /// `message` as a request of `caller`: the acting person, the purpose and the proof.
-fn request<T>(caller: &Caller, message: T) -> anyhow::Result<tonic::Request<T>> {
+pub fn request<T>(caller: &Caller, message: T) -> anyhow::Result<tonic::Request<T>> {
     let mut request = tonic::Request::new(message);
     let metadata = request.metadata_mut();
     metadata.insert("x-hub-user", header("--user", &caller.user)?);

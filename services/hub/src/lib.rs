@@ -1,11 +1,13 @@
 //! The hub server as a library: `run` takes its configuration, a bound listener and a
 //! shutdown future, so the binary and the tests start it the same way.
 
+mod admin;
 pub mod audit_cli;
 pub mod config;
 pub mod dev_ca;
 mod health;
 pub mod identity;
+mod model_control;
 pub mod nats_accounts;
 mod nats_child;
 mod read_models;

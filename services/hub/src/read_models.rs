@@ -6,7 +6,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use hub_api::aggregate::{Aggregate, Care, Case, Grant};
 use hub_domain::policy::Policy;
-use hub_log::names::EVENTS_STREAM;
 use hub_projector::case_queue;
 use hub_projector::command_state;
 use hub_projector::datasets::care::{self, CareDataset, CareModel};
@@ -18,9 +17,8 @@ use hub_projector::datasets::incident_stats::{self, IncidentStats};
 use hub_projector::datasets::response_efficiency::{self, ResponseEfficiency};
 use hub_projector::datasets::transfer_ledger::{self, TransferLedger};
 use hub_projector::datasets::{Dataset, common};
-use hub_projector::{Alarms, Projection, ProjectorError, ProjectorOptions, ReadModel};
+use hub_projector::{Alarms, Projection, ReadModel};
 use hub_store::{MODEL_VERSION, Opened, ReadModelStore, SledStore};
-use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -129,18 +127,19 @@ pub fn read_model_dir(data_dir: &Path, name: &str) -> PathBuf {
     }
 }
 
-/// A folder of read model `name`: `<name>` or a rebuild's `<name>.v<version>`.
+/// A folder of read model `name`: `<name>`, a rebuild for a new version's `<name>.v<version>`
+/// or an operator's rebuild's `<name>.r<number>`.
 fn is_model_folder(name: &str, folder: &str) -> bool {
     folder == name
         || folder
             .strip_prefix(name)
-            .and_then(|rest| rest.strip_prefix(".v"))
+            .and_then(|rest| rest.strip_prefix(".v").or_else(|| rest.strip_prefix(".r")))
             .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Makes `folder` the live database of read model `name`, atomically: the pointer file is
 /// written aside, synced and renamed over the old one.
-fn set_live_folder(data_dir: &Path, name: &str, folder: &str) -> std::io::Result<()> {
+pub(crate) fn set_live_folder(data_dir: &Path, name: &str, folder: &str) -> std::io::Result<()> {
     let root = data_dir.join("read-models");
     let pointer = root.join(format!("{name}.current"));
     let aside = root.join(format!("{name}.current.new"));
@@ -155,7 +154,7 @@ fn set_live_folder(data_dir: &Path, name: &str, folder: &str) -> std::io::Result
 
 /// Removes the folders of read model `name` that are neither live nor in `keep`: what a swap
 /// that stopped halfway (a crash after the pointer moved) left behind.
-fn remove_stale(data_dir: &Path, name: &str, keep: &[&Path]) {
+pub(crate) fn remove_stale(data_dir: &Path, name: &str, keep: &[&Path]) {
     let root = data_dir.join("read-models");
     let live = read_model_dir(data_dir, name);
     let Ok(entries) = std::fs::read_dir(&root) else {
@@ -201,113 +200,6 @@ pub fn check_version(store: &SledStore, code: u32) -> anyhow::Result<Version> {
     }
 }
 
-/// How a rebuild beside the live model runs.
-pub struct Rebuild {
-    pub js: async_nats::jetstream::Context,
-    pub data_dir: PathBuf,
-    pub cache_mb: u64,
-    pub alarms: Alarms,
-}
-
-/// Rebuilds read model `live` beside itself and then runs it: a new database in
-/// `read-models/<name>.v<version>` is built from position 1 (or from its own checkpoint, after
-/// a restart) in large batches by a consumer of its own, while the live one keeps serving what
-/// it has (its projector stopped: the new code may not fit the old rows). Once the new one is
-/// complete as of a moment after the rebuild began, it is flushed, marked with its version,
-/// made live by the pointer file and swapped into the handle; the old folder is removed and
-/// the model runs on.
-pub async fn rebuild_then_run(
-    rebuild: Rebuild,
-    live: ReadModel,
-    projection: Arc<dyn Projection>,
-    options: ProjectorOptions,
-    stop: CancellationToken,
-) -> Result<(), ProjectorError> {
-    let name = live.name();
-    let version = projection.version();
-    let folder = format!("{name}.v{version}");
-    let dir = rebuild.data_dir.join("read-models").join(&folder);
-    let failed = |e: anyhow::Error| ProjectorError::Store {
-        model: name,
-        source: hub_store::StoreError::Io(format!("rebuild: {e:#}")),
-    };
-    let store = open_dir(dir.clone(), name, rebuild.cache_mb)
-        .await
-        .map_err(failed)?;
-    let checkpoint = store.checkpoint().map_err(|source| ProjectorError::Store {
-        model: name,
-        source,
-    })?;
-    info!(read_model = name, version, from = checkpoint + 1, folder = %folder, "rebuilding the read model beside the live one");
-    let building = ReadModel::new(name, store.clone(), checkpoint);
-    let mut build_options = options.clone();
-    let build_consumer = format!("{}-rebuild", options.consumer_name);
-    build_options.consumer_name = build_consumer.clone();
-    build_options.max_batch = options.max_batch.max(4096);
-    let began = Timestamp::now();
-    let build_stop = stop.child_token();
-    let mut task = tokio::spawn(hub_projector::run(
-        rebuild.js.clone(),
-        building.clone(),
-        projection.clone(),
-        build_options,
-        build_stop.clone(),
-    ));
-    tokio::spawn(alarm_when_halted(
-        building.clone(),
-        rebuild.alarms.clone(),
-        stop.child_token(),
-    ));
-    let mut state = building.subscribe();
-    let done = tokio::select! {
-        _ = stop.cancelled() => false,
-        caught_up = state.wait_for(|s| s.halted.is_none() && s.complete_as_of.is_some_and(|t| t >= began)) => caught_up.is_ok(),
-        // The rebuild's projector ended by itself: a storage failure, which restarts the hub.
-        ended = &mut task => {
-            return ended.map_err(|e| failed(anyhow::anyhow!("rebuild task: {e}")))?;
-        }
-    };
-    build_stop.cancel();
-    task.await
-        .map_err(|e| failed(anyhow::anyhow!("rebuild task: {e}")))??;
-    if !done {
-        return Ok(()); // shutdown: the rebuild resumes from its checkpoint next start
-    }
-    let swap = {
-        let (store, data_dir, folder) = (store.clone(), rebuild.data_dir.clone(), folder.clone());
-        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            store.flush()?;
-            store.set_meta(MODEL_VERSION, &version.to_string())?;
-            hub_store::failpoint::crash("rebuild-before-pointer");
-            set_live_folder(&data_dir, name, &folder)?;
-            hub_store::failpoint::crash("rebuild-after-pointer");
-            Ok(())
-        })
-    };
-    swap.await.map_err(|e| failed(e.into()))?.map_err(failed)?;
-    let state = building.state();
-    let old = live.swap(store, state.position);
-    if let Some(as_of) = state.complete_as_of {
-        live.complete_as_of(as_of);
-    }
-    drop(old);
-    info!(
-        read_model = name,
-        version,
-        position = state.position,
-        "rebuilt read model swapped in"
-    );
-    // The rebuild's consumer is done with; the server would otherwise keep it for a day.
-    if let Ok(stream) = rebuild.js.get_stream(EVENTS_STREAM).await
-        && let Err(err) = stream.delete_consumer(&build_consumer).await
-    {
-        warn!(read_model = name, error = %err, "could not remove the rebuild's consumer");
-    }
-    let data_dir = rebuild.data_dir.clone();
-    let _ = tokio::task::spawn_blocking(move || remove_stale(&data_dir, name, &[])).await;
-    hub_projector::run(rebuild.js, live, projection, options, stop).await
-}
-
 /// Opens read model `name`'s live database, first removing folders a swap left behind (but
 /// not a rebuild for `version`, the code's, which a restart resumes).
 pub async fn open_read_model(
@@ -324,7 +216,7 @@ pub async fn open_read_model(
     open_dir(read_model_dir(data_dir, name), name, cache_mb).await
 }
 
-async fn open_dir(
+pub(crate) async fn open_dir(
     dir: PathBuf,
     name: &'static str,
     cache_mb: u64,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use hub_api::aggregate::{Care, Case, Grant};
 use hub_api::v1::LogDigestHead;
+use hub_api::v1::admin_service_server::AdminServiceServer;
 use hub_api::v1::audit_service_server::AuditServiceServer;
 use hub_api::v1::care_command_service_server::CareCommandServiceServer;
 use hub_api::v1::case_command_service_server::CaseCommandServiceServer;
@@ -46,7 +47,7 @@ use crate::config::Config;
 use crate::identity::Identities;
 use crate::nats_child::ChildNats;
 use crate::reference::load_registry;
-use crate::{health, nats_accounts, read_models};
+use crate::{health, model_control, nats_accounts, read_models};
 
 /// Runs the hub until `shutdown` completes or a part fails for good.
 ///
@@ -344,11 +345,12 @@ async fn serve(
         stop.child_token(),
     );
     let projector_js = async_nats::jetstream::new(projector_client.clone());
+    crate::admin::clear_scratch(&config.data_dir);
     let mut projectors = tokio::task::JoinSet::new();
     let mut stores = Vec::new();
     let mut start = async |projection: Arc<dyn Projection>,
                            prepare: read_models::Prepare|
-           -> anyhow::Result<ReadModel> {
+           -> anyhow::Result<model_control::Managed> {
         let version = projection.version();
         let store = read_models::open_read_model(
             &config.data_dir,
@@ -372,59 +374,57 @@ async fn serve(
         options.max_batch = config.read_models.max_batch;
         // An idle model asks the log how far it stands often enough to stay fresh for commands.
         options.idle_check = options.idle_check.min(freshness.max_age() / 4);
-        match stored {
-            read_models::Version::Current => {
-                projectors.spawn(hub_projector::run(
-                    projector_js.clone(),
-                    model.clone(),
-                    projection,
-                    options,
-                    stop.child_token(),
-                ));
-            }
+        let older = match stored {
+            read_models::Version::Current => false,
             read_models::Version::Older(stored) => {
                 info!(
                     read_model = model.name(),
                     stored, version, "read model built by older code"
                 );
-                let rebuild = read_models::Rebuild {
-                    js: projector_js.clone(),
-                    data_dir: config.data_dir.clone(),
-                    cache_mb: config.read_models.cache_mb,
-                    alarms: alarms.clone(),
-                };
-                projectors.spawn(read_models::rebuild_then_run(
-                    rebuild,
-                    model.clone(),
-                    projection,
-                    options,
-                    stop.child_token(),
-                ));
+                true
             }
-        }
+        };
+        let task = model_control::Task {
+            js: projector_js.clone(),
+            data_dir: config.data_dir.clone(),
+            cache_mb: config.read_models.cache_mb,
+            alarms: alarms.clone(),
+            options,
+            prepare: (prepare, policy.clone()),
+        };
+        let (managed, task) =
+            model_control::start(task, model.clone(), projection, older, stop.child_token());
+        projectors.spawn(task);
         tokio::spawn(read_models::alarm_when_halted(
             model.clone(),
             alarms.clone(),
             stop.child_token(),
         ));
         stores.push(store);
-        Ok(model)
+        Ok(managed)
     };
+    // Every read model's task, for the operators' status, rebuilds and verifies.
+    let mut managed = Vec::new();
     let model = start(
         Arc::new(CaseQueue::new(alarms.clone())),
         read_models::prepare_case_queue,
     )
     .await?;
+    managed.push((None, model.clone()));
+    let model = model.model;
     let command_state = start(
         Arc::new(CommandState::new(policy.clone(), alarms.clone())),
         read_models::prepare_command_state,
     )
     .await?;
+    managed.push((None, command_state.clone()));
+    let command_state = command_state.model;
     // The datasets of the catalogue, each on its own read model.
     let mut dataset_models = Vec::new();
     for (dataset, projection) in read_models::dataset_projections(&tz, &alarms) {
         let model = start(projection, read_models::prepare_dataset).await?;
-        dataset_models.push((dataset, model));
+        managed.push((Some(dataset), model.clone()));
+        dataset_models.push((dataset, model.model));
     }
 
     // The feed publisher: decides each department's feed with its checkpoint, then sends.
@@ -434,6 +434,8 @@ async fn serve(
         read_models::prepare_feed,
     )
     .await?;
+    managed.push((None, feed_model.clone()));
+    let feed_model = feed_model.model;
     let (feed_published, _) = tokio::sync::watch::channel(0);
     // Each care event placed in a feed is audited (the disclosure ledger reads it) before
     // it is sent.
@@ -447,6 +449,8 @@ async fn serve(
 
     // gRPC.
     let (health, health_service) = tonic_health::server::health_reporter();
+    // The operators' status asks health in-process what the health service answers.
+    let health_check = tonic_health::server::HealthService::from_health_reporter(health.clone());
     tokio::spawn(health::watch(
         health,
         model.clone(),
@@ -505,6 +509,23 @@ async fn serve(
     let catalogued = std::iter::once((&case_queue::DATASET, model.clone()))
         .chain(dataset_models)
         .collect();
+    let admin = crate::admin::Admin::new(crate::admin::Parts {
+        auth: auth.clone(),
+        audit: audit.clone(),
+        instance: instance.clone(),
+        log: appender.clone(),
+        models: managed,
+        units: registry.units().map(|u| u.code.to_string()).collect(),
+        health: health_check,
+        alarms: alarms.clone(),
+        durability: crate::admin::Durability {
+            monitor_url: monitor_url.clone(),
+            server_id: client.server_info().server_id,
+            settings: settings.clone(),
+        },
+        digest: digest_head.clone(),
+        scratch: (config.data_dir.clone(), config.read_models.cache_mb),
+    });
     let auditors = Auditors::new(
         (auth.clone(), audit.clone()),
         (audit_js, ledger),
@@ -551,7 +572,8 @@ async fn serve(
             .add_service(CatalogServiceServer::new(catalog.clone()))
             .add_service(DatasetServiceServer::new(catalog))
             .add_service(FeedServiceServer::new(feeds))
-            .add_service(AuditServiceServer::new(auditors));
+            .add_service(AuditServiceServer::new(auditors))
+            .add_service(AdminServiceServer::new(admin));
         let mut routes = routes.routes();
         let grpc = std::mem::take(routes.axum_router_mut());
         *routes.axum_router_mut() = grpc.merge(http::router(datasets, publisher, base_url));

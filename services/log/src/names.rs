@@ -136,6 +136,8 @@ pub mod headers {
 
     /// Set by the server on a direct get's answers.
     pub const NUM_PENDING: &str = "Nats-Num-Pending";
+    /// A direct get answer's stream sequence.
+    pub const SEQUENCE: &str = "Nats-Sequence";
 
     /// On a feed message: the event's position in GOV_EVENTS (its stream sequence). Feed
     /// cursors, lag and resumption speak in it, never in the feed stream's own sequence.

@@ -172,4 +172,37 @@ impl Appender {
             .map_err(|e| AppendError::Unavailable(e.to_string()))?;
         Ok(stream.cached_info().state.last_sequence)
     }
+
+    /// The position of the first message the log stored at or after `time`; `None` when it
+    /// stored none since.
+    pub async fn first_position_at(
+        &self,
+        time: jiff::Timestamp,
+    ) -> Result<Option<u64>, AppendError> {
+        let request = serde_json::to_vec(&serde_json::json!({ "start_time": time.to_string() }))
+            .map_err(|e| AppendError::Refused(e.to_string()))?;
+        self.count_direct_get();
+        let answer = self
+            .context()
+            .client()
+            .request(direct_get_subject(EVENTS_STREAM), request.into())
+            .await
+            .map_err(|e| AppendError::Unavailable(e.to_string()))?;
+        match answer.status.map(|s| s.as_u16()) {
+            None => answer
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(h::SEQUENCE))
+                .and_then(|v| v.as_str().parse().ok())
+                .map(Some)
+                .ok_or_else(|| {
+                    AppendError::Refused("a direct get answer without its sequence".into())
+                }),
+            Some(404) => Ok(None),
+            Some(code) => Err(AppendError::Refused(format!(
+                "direct get answered {code}: {}",
+                answer.description.unwrap_or_default()
+            ))),
+        }
+    }
 }

@@ -13,6 +13,7 @@ pub mod datasets;
 pub mod feed;
 mod model;
 mod projection;
+pub mod replay;
 mod runner;
 
 pub use alarm::Alarms;

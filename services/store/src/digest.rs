@@ -12,6 +12,8 @@ use crate::{ReadModelStore, StoreError};
 pub struct Digest {
     pub checkpoint: u64,
     pub sha256: [u8; 32],
+    /// The rows digested.
+    pub rows: u64,
 }
 
 impl std::fmt::Display for Digest {
@@ -27,12 +29,14 @@ pub fn digest(store: &dyn ReadModelStore) -> Result<Digest, StoreError> {
     let checkpoint = store.checkpoint()?;
     let mut hash = Sha256::new();
     let mut after: Option<Vec<u8>> = None;
+    let mut count = 0;
     loop {
         let rows = store.scan(b"", after.as_deref(), 1024)?;
         let Some((last, _)) = rows.last() else {
             break;
         };
         after = Some(last.clone());
+        count += rows.len() as u64;
         for (key, value) in &rows {
             // Lengths first, so no two row sets hash alike by shifting bytes between rows.
             hash.update((key.len() as u64).to_be_bytes());
@@ -44,5 +48,6 @@ pub fn digest(store: &dyn ReadModelStore) -> Result<Digest, StoreError> {
     Ok(Digest {
         checkpoint,
         sha256: hash.finalize().into(),
+        rows: count,
     })
 }

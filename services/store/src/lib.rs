@@ -86,6 +86,11 @@ pub trait ReadModelStore: Send + Sync {
     /// already sent is sent again, and de-duplicated by its receiver).
     fn forget(&self, keys: Vec<Vec<u8>>) -> Result<(), StoreError>;
 
+    /// Bytes the store takes on disk, for a store kept on disk.
+    fn disk_bytes(&self) -> Option<u64> {
+        None
+    }
+
     /// [`ReadModelStore::write`], then [`ReadModelStore::flush`].
     fn commit(&self, writes: Vec<Write>, checkpoint: u64) -> Result<(), StoreError> {
         self.write(writes, checkpoint)?;

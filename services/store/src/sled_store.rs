@@ -121,6 +121,10 @@ fn open_db(dir: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
 }
 
 impl ReadModelStore for SledStore {
+    fn disk_bytes(&self) -> Option<u64> {
+        self.db.size_on_disk().ok()
+    }
+
     fn checkpoint(&self) -> Result<u64, StoreError> {
         match self.db.get(CHECKPOINT_KEY)? {
             None => Ok(0),

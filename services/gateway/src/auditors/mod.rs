@@ -9,6 +9,8 @@
 
 mod access;
 mod history;
+
+pub use history::history_event;
 mod history_export;
 mod row_as_of;
 
@@ -66,7 +68,7 @@ const AGGREGATE_TYPES: [&str; 3] = ["case", "care", "grant"];
 
 /// An aggregate named as `<type>/<id>` (case/<uuid>, care/<uuid>, grant/<uuid>): its type and
 /// id, or a violation of `field` that repeats none of the text.
-pub(crate) fn parse_aggregate(
+pub fn parse_aggregate(
     violations: &mut Violations,
     field: &str,
     value: &str,
@@ -88,7 +90,7 @@ pub(crate) fn parse_aggregate(
 }
 
 /// A protobuf time as protobuf defines it (nanoseconds 0 to 999,999,999), `None` otherwise.
-pub(crate) fn valid_time(value: &prost_types::Timestamp) -> Option<jiff::Timestamp> {
+pub fn valid_time(value: &prost_types::Timestamp) -> Option<jiff::Timestamp> {
     (0..1_000_000_000)
         .contains(&value.nanos)
         .then(|| hub_api::from_timestamp(value))

@@ -29,13 +29,14 @@ use std::sync::Arc;
 use hub_api::ApiError;
 use hub_api::v1::{GetRowAsOfRequest, GetRowAsOfResponse};
 use hub_domain::Violations;
+use hub_log::Appender;
 use hub_log::names::EVENTS_STREAM;
-use hub_log::{Appender, Entry};
 use hub_projector::datasets::access::{Access, mask_row};
 use hub_projector::datasets::rows::{Row, data_key, decode_row};
 use hub_projector::datasets::{Dataset, Mask, Publication, case_timeline, transfer_ledger};
-use hub_projector::{Projection, ProjectionError, apply_entries, case_queue};
-use hub_store::{Batch, MemStore, ReadModelStore};
+use hub_projector::replay::ReplayError;
+use hub_projector::{Projection, ProjectionError, case_queue};
+use hub_store::{MemStore, ReadModelStore};
 use tracing::{error, warn};
 
 use crate::audited::Answered;
@@ -303,44 +304,11 @@ async fn replay(
     up_to: u64,
 ) -> Result<Arc<MemStore>, ApiError> {
     let store = Arc::new(MemStore::new());
-    let mut after = 0;
-    while after < up_to {
-        let mut entries = log
-            .read_filter_batch(filter, after)
-            .await
-            .map_err(super::history::log_failed)?;
-        let Some(last) = entries.last().map(Entry::position) else {
-            break; // nothing more on the dataset's subjects
-        };
-        entries.retain(|e| e.position() <= up_to);
-        after = last;
-        apply(&store, &projection, entries).await?;
-    }
-    Ok(store)
-}
-
-/// Applies `entries` to `store` and commits them, as the projector commits a batch.
-async fn apply(
-    store: &Arc<MemStore>,
-    projection: &Arc<dyn Projection>,
-    entries: Vec<Entry>,
-) -> Result<(), ApiError> {
     let name = projection.name();
-    let (store, projection) = (store.clone(), projection.clone());
-    let applied = tokio::task::spawn_blocking(move || -> Result<(), ProjectionError> {
-        let checkpoint = store.checkpoint()?;
-        let mut batch = Batch::new(&*store);
-        let last = apply_entries(&*projection, &mut batch, &entries, checkpoint)?;
-        if last > checkpoint {
-            let writes = batch.into_writes();
-            store.write(writes, last)?;
-        }
-        Ok(())
-    })
-    .await;
-    match applied {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(
+    match hub_projector::replay::build_to(log, store.clone(), (projection, filter), up_to).await {
+        Ok(_) => Ok(store),
+        Err(ReplayError::Log(err)) => Err(super::history::log_failed(err)),
+        Err(ReplayError::Apply(
             ProjectionError::Decode { position, .. }
             | ProjectionError::Inconsistent { position, .. },
         )) => {
@@ -353,12 +321,8 @@ async fn apply(
                  not apply (its read model halts there too); no row from there on can be told"
             )))
         }
-        Ok(Err(err)) => {
-            error!(dataset = name, error = %err, "audit: a replay failed");
-            Err(ApiError::Internal)
-        }
         Err(err) => {
-            error!(dataset = name, error = %err, "audit: a replay task failed");
+            error!(dataset = name, error = %err, "audit: a replay failed");
             Err(ApiError::Internal)
         }
     }

@@ -136,8 +136,9 @@ pub(super) fn log_failed(err: AppendError) -> ApiError {
     }
 }
 
-/// One message of the log as an auditor receives it.
-fn history_event(kind: &str, entry: &Entry) -> HistoryEvent {
+/// One message of the log as an auditor (or an operator's replay) receives it: its envelope,
+/// and its body typed, a care record's masked as for a department without a grant.
+pub fn history_event(kind: &str, entry: &Entry) -> HistoryEvent {
     match entry {
         Entry::Event(event) => stored_event(kind, event),
         Entry::Unreadable(unreadable) => unreadable_event(unreadable),

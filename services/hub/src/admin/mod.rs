@@ -1,0 +1,358 @@
+//! `gov.hub.v1.AdminService`: what the hub's operators (units of kind operator in the
+//! registry) ask of it, with `hubctl` as its client. Everyone else is refused (the public
+//! with UNAUTHENTICATED, any other unit with PERMISSION_DENIED) before anything is looked up,
+//! and every call is audited like a query.
+//!
+//! - [`status`]: where the streams, read models, feeds, health, alarms and durability stand;
+//! - [`replay`]: the log's events by position, time, aggregate, type and event type;
+//! - rebuild, swap and verify of read models, through each read model's task
+//!   ([`crate::model_control`]); [`verify`] builds the fresh copy to compare.
+
+mod replay;
+mod status;
+mod verify;
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use hub_api::ApiError;
+use hub_api::identity::{Authenticator, Identity};
+use hub_api::v1::admin_service_server::AdminService;
+use hub_api::v1::{
+    GetStatusRequest, GetStatusResponse, RebuildProgress, RebuildReadModelRequest,
+    RebuildReadModelResponse, ReplayRequest, ReplayResponse, SwapReadModelRequest,
+    SwapReadModelResponse, VerifyReadModelRequest, VerifyReadModelResponse,
+};
+use hub_audit::Audit;
+use hub_audit::log_digest::LogHead;
+use hub_domain::registry::UnitKind;
+use hub_gateway::audited::{Answered, Asked, audited};
+use hub_log::Appender;
+use hub_log::stream::EventsStreamSettings;
+use hub_projector::Alarms;
+use hub_projector::datasets::Dataset;
+use tokio::sync::watch;
+use tonic::{Request, Response, Status};
+
+pub use verify::clear_scratch;
+
+use crate::model_control::{Building, Managed};
+
+/// How often a rebuild's progress is reported.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// The NATS server the hub checks for durability.
+#[derive(Debug, Clone)]
+pub struct Durability {
+    pub monitor_url: Option<String>,
+    pub server_id: String,
+    pub settings: EventsStreamSettings,
+}
+
+/// A read model as the operators see it: its task, and its dataset if it is one.
+pub type Model = (Option<&'static Dataset>, Managed);
+
+pub struct Admin {
+    auth: Authenticator,
+    audit: Audit,
+    instance: String,
+    log: Appender,
+    models: Vec<Model>,
+    units: Vec<String>,
+    health: tonic_health::server::HealthService,
+    alarms: Alarms,
+    durability: Durability,
+    digest: watch::Receiver<LogHead>,
+    /// Where verifies build their fresh copies, and with what cache.
+    scratch: (PathBuf, u64),
+    /// One verify at a time: each replays the log.
+    verifies: Arc<tokio::sync::Semaphore>,
+}
+
+/// Everything [`Admin`] reads.
+pub struct Parts {
+    pub auth: Authenticator,
+    pub audit: Audit,
+    pub instance: String,
+    pub log: Appender,
+    pub models: Vec<Model>,
+    pub units: Vec<String>,
+    pub health: tonic_health::server::HealthService,
+    pub alarms: Alarms,
+    pub durability: Durability,
+    pub digest: watch::Receiver<LogHead>,
+    pub scratch: (PathBuf, u64),
+}
+
+impl Admin {
+    pub fn new(parts: Parts) -> Self {
+        let Parts {
+            auth,
+            audit,
+            instance,
+            log,
+            models,
+            units,
+            health,
+            alarms,
+            durability,
+            digest,
+            scratch,
+        } = parts;
+        Self {
+            auth,
+            audit,
+            instance,
+            log,
+            models,
+            units,
+            health,
+            alarms,
+            durability,
+            digest,
+            scratch,
+            verifies: Arc::new(tokio::sync::Semaphore::new(1)),
+        }
+    }
+
+    /// `who`, if it is an operator.
+    fn operator(&self, who: &Result<Identity, ApiError>) -> Result<(), ApiError> {
+        match who.as_ref().map_err(Clone::clone)? {
+            Identity::Public => Err(ApiError::Unauthenticated(
+                "the admin service is for operators: identify by client certificate or signed \
+                 token"
+                    .into(),
+            )),
+            Identity::Department(d) => {
+                let kind = self.auth.registry().unit(&d.code).map(|u| u.kind);
+                if kind == Some(UnitKind::Operator) {
+                    Ok(())
+                } else {
+                    Err(ApiError::PermissionDenied(
+                        "the admin service is for operators (units of kind operator) only".into(),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// The read model named `name`, one that can be rebuilt and verified; a violation of
+    /// `read_model` otherwise (the names are no secret: GetStatus lists them).
+    fn rebuildable(&self, name: &str) -> Result<&Managed, ApiError> {
+        let found = self.models.iter().find(|(_, m)| m.model.name() == name);
+        match found {
+            Some((_, m)) if m.model.name() == hub_projector::feed::FEED_MODEL => {
+                Err(ApiError::FailedPrecondition(
+                    "the feed publisher keeps what it has sent to each department, not rows the \
+                     log alone gives: it is not rebuilt or verified"
+                        .into(),
+                ))
+            }
+            Some((_, m)) => Ok(m),
+            None => {
+                let mut violations = hub_domain::Violations::new();
+                violations.push("read_model", "names no read model (GetStatus lists them)");
+                Err(violations.into())
+            }
+        }
+    }
+
+    /// Records the call `action` on `read_model` by `who` with `result`.
+    async fn recorded<T>(
+        &self,
+        who: &Result<Identity, ApiError>,
+        action: &'static str,
+        read_model: &str,
+        result: Result<T, ApiError>,
+        position: impl FnOnce(&T) -> u64,
+    ) -> Result<T, ApiError> {
+        let asked = Asked {
+            action,
+            dataset: self
+                .models
+                .iter()
+                .find(|(_, m)| m.model.name() == read_model)
+                .map(|(_, m)| m.model.name().to_owned())
+                .unwrap_or_default(),
+            ..Asked::default()
+        };
+        audited(&self.audit, who, asked, result, |value| Answered {
+            position: position(value),
+            ..Answered::default()
+        })
+        .await
+    }
+}
+
+type Batches = Pin<Box<dyn Stream<Item = Result<ReplayResponse, Status>> + Send>>;
+type Progress = Pin<Box<dyn Stream<Item = Result<RebuildReadModelResponse, Status>> + Send>>;
+
+/// Where `building` stands against a log whose last position is `last`.
+fn progress(name: &str, building: &Building, last: u64) -> RebuildProgress {
+    let state = building.model.state();
+    RebuildProgress {
+        read_model: name.to_owned(),
+        position: state.position,
+        last: last.max(state.position),
+        caught_up: building.caught_up(),
+        started: Some(hub_api::timestamp(building.started)),
+        halted: state.halted.unwrap_or_default(),
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for Admin {
+    type ReplayStream = Batches;
+    type RebuildReadModelStream = Progress;
+
+    async fn get_status(
+        &self,
+        request: Request<GetStatusRequest>,
+    ) -> Result<Response<GetStatusResponse>, Status> {
+        let who = self.auth.identify_grpc(&request);
+        let result = match self.operator(&who) {
+            Ok(()) => status::get_status(self).await,
+            Err(err) => Err(err),
+        };
+        let asked = Asked {
+            action: "gov.hub.v1.AdminService/GetStatus",
+            ..Asked::default()
+        };
+        let answer = audited(&self.audit, &who, asked, result, |_| Answered::default()).await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn replay(&self, request: Request<ReplayRequest>) -> Result<Response<Batches>, Status> {
+        let who = self.auth.identify_grpc(&request);
+        let planned = match self.operator(&who) {
+            Ok(()) => replay::plan(&self.log, request.get_ref()).await,
+            Err(err) => Err(err),
+        };
+        // The replay is recorded before its first event goes out, with what it selects.
+        let asked = Asked {
+            action: "gov.hub.v1.AdminService/Replay",
+            aggregate: planned
+                .as_ref()
+                .map(|p| p.aggregate.clone())
+                .unwrap_or_default(),
+            ..Asked::default()
+        };
+        let planned = audited(&self.audit, &who, asked, planned, |p| Answered {
+            position: p.to,
+            // A care record's events carry its personal fields, masked.
+            persons: p.person.iter().cloned().collect(),
+            ..Answered::default()
+        })
+        .await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let log = self.log.clone();
+        tokio::spawn(async move { replay::send(&log, planned, &tx).await });
+        let batches =
+            futures::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(rx), |batch| {
+                batch.map_err(Status::from)
+            });
+        Ok(Response::new(Box::pin(batches)))
+    }
+
+    async fn rebuild_read_model(
+        &self,
+        request: Request<RebuildReadModelRequest>,
+    ) -> Result<Response<Progress>, Status> {
+        let who = self.auth.identify_grpc(&request);
+        let name = request.get_ref().read_model.clone();
+        let result = match self.operator(&who).and_then(|()| self.rebuildable(&name)) {
+            Ok(managed) => managed.rebuild().await.map(|b| (managed.clone(), b)),
+            Err(err) => Err(err),
+        };
+        let (managed, building) = self
+            .recorded(
+                &who,
+                "gov.hub.v1.AdminService/RebuildReadModel",
+                &name,
+                result,
+                |_| 0,
+            )
+            .await?;
+        let log = self.log.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            let name = managed.model.name();
+            let mut tick = tokio::time::interval(PROGRESS_EVERY);
+            loop {
+                tick.tick().await;
+                let last = log.last_position().await.unwrap_or(0);
+                let now = progress(name, &building, last);
+                let done = now.caught_up || !now.halted.is_empty();
+                let message = RebuildReadModelResponse {
+                    progress: Some(now),
+                };
+                if tx.send(Ok(message)).await.is_err() || done {
+                    return;
+                }
+                // Swapped in meanwhile (by another operator, or by itself): nothing to follow.
+                if managed.building().is_none() {
+                    return;
+                }
+            }
+        });
+        let progress = tokio_stream::wrappers::ReceiverStream::new(rx);
+        Ok(Response::new(Box::pin(progress)))
+    }
+
+    async fn swap_read_model(
+        &self,
+        request: Request<SwapReadModelRequest>,
+    ) -> Result<Response<SwapReadModelResponse>, Status> {
+        let who = self.auth.identify_grpc(&request);
+        let name = request.get_ref().read_model.clone();
+        let result = match self.operator(&who).and_then(|()| self.rebuildable(&name)) {
+            Ok(managed) => managed.swap().await,
+            Err(err) => Err(err),
+        };
+        let position = self
+            .recorded(
+                &who,
+                "gov.hub.v1.AdminService/SwapReadModel",
+                &name,
+                result,
+                |p| *p,
+            )
+            .await?;
+        Ok(Response::new(SwapReadModelResponse {
+            read_model: name,
+            position,
+        }))
+    }
+
+    async fn verify_read_model(
+        &self,
+        request: Request<VerifyReadModelRequest>,
+    ) -> Result<Response<VerifyReadModelResponse>, Status> {
+        let who = self.auth.identify_grpc(&request);
+        let name = request.get_ref().read_model.clone();
+        let result = match self.operator(&who).and_then(|()| self.rebuildable(&name)) {
+            Ok(managed) => {
+                let _turn = self
+                    .verifies
+                    .acquire()
+                    .await
+                    .map_err(|_| ApiError::Internal)?;
+                verify::verify(&self.log, managed, &self.scratch).await
+            }
+            Err(err) => Err(err),
+        };
+        let verified = self
+            .recorded(
+                &who,
+                "gov.hub.v1.AdminService/VerifyReadModel",
+                &name,
+                result,
+                |v| v.position,
+            )
+            .await?;
+        Ok(Response::new(verified))
+    }
+}

@@ -1,0 +1,207 @@
+//! Replay: the log's events selected by position range, stored-time range, aggregate or
+//! aggregate type, and event type, oldest first, a batch of direct gets at a time.
+//!
+//! Each event goes out as an auditor's history shows it ([`hub_gateway::history_event`]): its
+//! envelope and its typed body, a care record's masked as for a department without a grant.
+//! The range is fixed when the replay starts: it ends at the log's last position then (or
+//! the one asked for, if lower), so a replay of a busy log ends. A stored-time range starts
+//! at the first position the log stored at or after its start and ends at the first message
+//! stored after its end.
+
+use std::collections::BTreeSet;
+
+use hub_api::ApiError;
+use hub_api::v1::{ReplayRequest, ReplayResponse};
+use hub_domain::Violations;
+use hub_gateway::{history_event, parse_aggregate, valid_time};
+use hub_log::names::{EVENTS_SUBJECTS, aggregate_filter, event_subject, parse_event_subject};
+use hub_log::{AppendError, Appender, Entry};
+use jiff::Timestamp;
+use tokio::sync::mpsc;
+use tracing::warn;
+
+/// The aggregate types a replay may name.
+const AGGREGATE_TYPES: [&str; 3] = ["case", "care", "grant"];
+/// Most event types one replay names.
+const MAX_EVENT_TYPES: usize = 32;
+
+/// A replay, checked and bounded.
+#[derive(Debug, Clone)]
+pub(super) struct Planned {
+    filter: String,
+    /// Positions after `after` up to `to`.
+    after: u64,
+    pub(super) to: u64,
+    until: Option<Timestamp>,
+    event_types: BTreeSet<String>,
+    /// The aggregate named, as its audit record names it (`case/<id>`).
+    pub(super) aggregate: String,
+    /// The care record named, whose (masked) personal fields the replay carries.
+    pub(super) person: Option<String>,
+}
+
+fn unavailable(err: AppendError) -> ApiError {
+    warn!(error = %err, "replay: the event log cannot be read");
+    ApiError::Unavailable("the event log cannot be read now; retry later".into())
+}
+
+/// Checks `request` (every field at once, none repeated back) and fixes where it ends.
+pub(super) async fn plan(log: &Appender, request: &ReplayRequest) -> Result<Planned, ApiError> {
+    let mut violations = Violations::new();
+    if request.to_position != 0 && request.from_position > request.to_position {
+        violations.push("to_position", "is before from_position");
+    }
+    let time = |violations: &mut Violations, field: &str, t: &Option<prost_types::Timestamp>| {
+        let t = t.as_ref()?;
+        let valid = valid_time(t);
+        if valid.is_none() {
+            violations.push(field, "is not a valid time");
+        }
+        valid
+    };
+    let since = time(&mut violations, "from_time", &request.from_time);
+    let until = time(&mut violations, "to_time", &request.to_time);
+    if let (Some(since), Some(until)) = (since, until)
+        && since > until
+    {
+        violations.push("to_time", "is before from_time");
+    }
+    let aggregate = (!request.aggregate.is_empty())
+        .then(|| parse_aggregate(&mut violations, "aggregate", &request.aggregate))
+        .flatten();
+    let kind = request.aggregate_type.as_str();
+    if !kind.is_empty() && !AGGREGATE_TYPES.contains(&kind) {
+        violations.push("aggregate_type", "must be case, care or grant");
+    }
+    if !kind.is_empty() && !request.aggregate.is_empty() {
+        violations.push("aggregate_type", "cannot be given with aggregate");
+    }
+    if request.event_types.len() > MAX_EVENT_TYPES {
+        violations.push("event_types", "names more than 32 event types");
+    }
+    let well_formed = |t: &String| {
+        (1..=128).contains(&t.len())
+            && t.starts_with("gov.hub.")
+            && t.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_')
+    };
+    if !request.event_types.iter().all(well_formed) {
+        violations.push(
+            "event_types",
+            "each must be an event type such as gov.hub.case.reported.v1",
+        );
+    }
+    violations.finish(|| ())?;
+
+    let filter = match (&aggregate, kind) {
+        (Some((kind, id)), _) => event_subject(kind, id),
+        (None, "") => EVENTS_SUBJECTS.to_owned(),
+        (None, kind) => aggregate_filter(kind),
+    };
+    let last = log.last_position().await.map_err(unavailable)?;
+    let to = match request.to_position {
+        0 => last,
+        to => to.min(last),
+    };
+    let mut after = request.from_position.saturating_sub(1);
+    if let Some(since) = since {
+        match log.first_position_at(since).await.map_err(unavailable)? {
+            Some(first) => after = after.max(first - 1),
+            None => after = to, // nothing stored since
+        }
+    }
+    let person = match &aggregate {
+        Some(("care", id)) => Some(id.clone()),
+        _ => None,
+    };
+    Ok(Planned {
+        filter,
+        after,
+        to,
+        until,
+        event_types: request.event_types.iter().cloned().collect(),
+        aggregate: aggregate
+            .map(|(kind, id)| format!("{kind}/{id}"))
+            .unwrap_or_default(),
+        person,
+    })
+}
+
+/// Whether `entry` is one the replay selects (its position is in range already).
+fn selected(planned: &Planned, entry: &Entry) -> bool {
+    if planned.event_types.is_empty() {
+        return true;
+    }
+    let event_type = match entry {
+        Entry::Event(e) => &e.envelope.event_type,
+        Entry::Unreadable(u) => &u.event_type,
+    };
+    planned.event_types.contains(event_type)
+}
+
+fn subject(entry: &Entry) -> &str {
+    match entry {
+        Entry::Event(e) => &e.subject,
+        Entry::Unreadable(u) => &u.subject,
+    }
+}
+
+/// Sends the planned replay down `tx`, a batch at a time, until it ends or the receiver goes.
+pub(super) async fn send(
+    log: &Appender,
+    planned: Planned,
+    tx: &mpsc::Sender<Result<ReplayResponse, ApiError>>,
+) {
+    let mut after = planned.after;
+    let mut sent_any = false;
+    while after < planned.to {
+        let entries = match log.read_filter_batch(&planned.filter, after).await {
+            Ok(entries) => entries,
+            Err(err) => {
+                let _ = tx.send(Err(unavailable(err))).await;
+                return;
+            }
+        };
+        let Some(read_to) = entries.last().map(Entry::position) else {
+            break; // nothing more on the filter's subjects
+        };
+        let mut events = Vec::new();
+        let mut ended = false;
+        for entry in &entries {
+            if entry.position() > planned.to
+                || planned.until.is_some_and(|until| entry.stored_at() > until)
+            {
+                ended = true;
+                break;
+            }
+            if selected(&planned, entry) {
+                let kind = parse_event_subject(subject(entry)).map_or("", |(kind, _)| kind);
+                events.push(history_event(kind, entry));
+            }
+        }
+        after = if ended {
+            planned.to
+        } else {
+            read_to.min(planned.to)
+        };
+        let batch = ReplayResponse {
+            events,
+            reached: after,
+            last: planned.to,
+        };
+        if tx.send(Ok(batch)).await.is_err() {
+            return; // the caller went away
+        }
+        sent_any = true;
+    }
+    if !sent_any {
+        // Nothing matched: one empty batch says where the replay ended.
+        let _ = tx
+            .send(Ok(ReplayResponse {
+                events: Vec::new(),
+                reached: planned.to,
+                last: planned.to,
+            }))
+            .await;
+    }
+}

@@ -1,0 +1,258 @@
+//! GetStatus: the streams, every read model, every department's feed, health, alarms and the
+//! durability guard's findings, as they stand when asked.
+
+use async_nats::jetstream::stream::{Info, State};
+use futures::future::join_all;
+use hub_api::ApiError;
+use hub_api::v1::{
+    Alarm, DurabilityStatus, FeedStatus, GetStatusResponse, ReadModelStatus, ServiceHealth,
+    StreamStatus,
+};
+use hub_log::guard;
+use hub_log::names::headers as h;
+use hub_log::names::{AUDIT_STREAM, EVENTS_STREAM, feed_consumer, feed_stream};
+use hub_log::stream::{AUDIT, EVENTS, unsafe_settings_of};
+use hub_projector::datasets::rows::row_count;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_server::Health;
+use tracing::warn;
+
+use super::{Admin, progress};
+use crate::health::{ALARMS_HEALTH, COMMANDS, QUERIES};
+
+pub(super) async fn get_status(admin: &Admin) -> Result<GetStatusResponse, ApiError> {
+    let js = admin.log.context();
+    let unavailable = |what: &str, err: &dyn std::fmt::Display| {
+        warn!(error = %err, "status: {what} cannot be read");
+        ApiError::Unavailable(format!("{what} cannot be read now; retry later"))
+    };
+    let events = js
+        .get_stream(EVENTS_STREAM)
+        .await
+        .map_err(|e| unavailable("the event log", &e))?;
+    let events = events.cached_info().clone();
+    let audit = js
+        .get_stream(AUDIT_STREAM)
+        .await
+        .map_err(|e| unavailable("the audit log", &e))?;
+    let audit = audit.cached_info().clone();
+    let last = events.state.last_sequence;
+
+    let feeds = join_all(admin.units.iter().map(|unit| feed(admin, unit))).await;
+    let mut streams = vec![stream(&events), stream(&audit)];
+    let mut feed_statuses = Vec::new();
+    for (info, status) in feeds.into_iter().flatten() {
+        streams.push(stream(&info));
+        feed_statuses.push(status);
+    }
+
+    let mut read_models = Vec::new();
+    for (dataset, managed) in &admin.models {
+        let state = managed.model.state();
+        let store = managed.model.store();
+        let rows = match dataset {
+            Some(_) => {
+                let counted = tokio::task::spawn_blocking(move || row_count(&*store)).await;
+                counted.ok().and_then(Result::ok)
+            }
+            None => None,
+        };
+        let building = managed.building();
+        let state_name = match (&state.halted, &building) {
+            (Some(_), _) => "halted",
+            (None, Some(_)) => "rebuilding",
+            (None, None) => "live",
+        };
+        read_models.push(ReadModelStatus {
+            name: managed.model.name().to_owned(),
+            dataset: dataset.map(|d| d.id.to_owned()).unwrap_or_default(),
+            position: state.position,
+            lag: last.saturating_sub(state.position),
+            lag_age: state
+                .lag_age(jiff::Timestamp::now())
+                .and_then(|age| prost_types::Duration::try_from(age).ok()),
+            state: state_name.to_owned(),
+            halted: state.halted.clone().unwrap_or_default(),
+            rows,
+            disk_bytes: managed.model.store().disk_bytes().unwrap_or(0),
+            rebuild: building.map(|b| progress(managed.model.name(), &b, last)),
+        });
+    }
+
+    let mut health = Vec::new();
+    let services = std::iter::once("")
+        .chain(COMMANDS.iter().copied())
+        .chain(QUERIES.iter().copied())
+        .chain([ALARMS_HEALTH]);
+    for service in services {
+        let asked = tonic::Request::new(HealthCheckRequest {
+            service: service.to_owned(),
+        });
+        let status = match admin.health.check(asked).await {
+            Ok(answer) => answer.into_inner().status().as_str_name().to_owned(),
+            Err(_) => "SERVICE_UNKNOWN".to_owned(),
+        };
+        health.push(ServiceHealth {
+            service: if service.is_empty() {
+                "(the hub)"
+            } else {
+                service
+            }
+            .to_owned(),
+            status,
+        });
+    }
+
+    Ok(GetStatusResponse {
+        time: Some(hub_api::timestamp(jiff::Timestamp::now())),
+        instance: admin.instance.clone(),
+        streams,
+        read_models,
+        feeds: feed_statuses,
+        health,
+        alarms: admin
+            .alarms
+            .list()
+            .into_iter()
+            .map(|(key, text)| Alarm { key, text })
+            .collect(),
+        durability: Some(durability(admin, &events, &audit).await),
+        log_digest_position: admin.digest.borrow().position,
+    })
+}
+
+fn time(t: async_nats::datetime::DateTime) -> Option<prost_types::Timestamp> {
+    let nanos = t.unix_timestamp_nanos();
+    let seconds = i64::try_from(nanos.div_euclid(1_000_000_000)).ok()?;
+    Some(prost_types::Timestamp {
+        seconds,
+        nanos: nanos.rem_euclid(1_000_000_000) as i32,
+    })
+}
+
+fn times(
+    state: &State,
+) -> (
+    Option<prost_types::Timestamp>,
+    Option<prost_types::Timestamp>,
+) {
+    if state.messages == 0 {
+        return (None, None);
+    }
+    (time(state.first_timestamp), time(state.last_timestamp))
+}
+
+fn stream(info: &Info) -> StreamStatus {
+    let state = &info.state;
+    let (first_time, last_time) = times(state);
+    StreamStatus {
+        name: info.config.name.clone(),
+        messages: state.messages,
+        bytes: state.bytes,
+        first_sequence: state.first_sequence,
+        last_sequence: state.last_sequence,
+        first_time,
+        last_time,
+        consumers: u32::try_from(state.consumer_count).unwrap_or(u32::MAX),
+        replicas: u32::try_from(info.config.num_replicas).unwrap_or(u32::MAX),
+    }
+}
+
+/// A department's feed stream and where its receiver stands; `None` when it cannot be read
+/// (logged).
+async fn feed(admin: &Admin, unit: &str) -> Option<(Info, FeedStatus)> {
+    let js = admin.log.context();
+    let mut stream = match js.get_stream(feed_stream(unit)).await {
+        Ok(stream) => stream,
+        Err(err) => {
+            warn!(department = unit, error = %err, "status: a feed stream cannot be read");
+            return None;
+        }
+    };
+    let info = stream.info().await.ok()?.clone();
+    // The log position a feed message carries.
+    let position_at = async |sequence: u64| -> u64 {
+        if sequence == 0 {
+            return 0;
+        }
+        match stream.get_raw_message(sequence).await {
+            Ok(message) => message
+                .headers
+                .get(h::HUB_POSITION)
+                .and_then(|v| v.as_str().parse().ok())
+                .unwrap_or(0),
+            Err(_) => 0,
+        }
+    };
+    let position = position_at(info.state.last_sequence).await;
+    let consumer = stream
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&feed_consumer(unit))
+        .await;
+    let (acknowledged_position, lag, waiting) = match consumer {
+        Ok(mut consumer) => match consumer.info().await {
+            Ok(c) => (
+                position_at(c.ack_floor.stream_sequence).await,
+                c.num_pending + c.num_ack_pending as u64,
+                u32::try_from(c.num_waiting).unwrap_or(u32::MAX),
+            ),
+            Err(_) => (0, 0, 0),
+        },
+        Err(_) => (0, 0, 0),
+    };
+    let status = FeedStatus {
+        department: unit.to_owned(),
+        stream: info.config.name.clone(),
+        messages: info.state.messages,
+        bytes: info.state.bytes,
+        position,
+        acknowledged_position,
+        lag,
+        consumers: u32::try_from(info.state.consumer_count).unwrap_or(u32::MAX),
+        waiting,
+    };
+    Some((info, status))
+}
+
+/// The durability guard's findings now: the server (through its monitoring endpoint) and
+/// the append-only settings of GOV_EVENTS and GOV_AUDIT.
+async fn durability(admin: &Admin, events: &Info, audit: &Info) -> DurabilityStatus {
+    let settings = &admin.durability.settings;
+    let mut problems: Vec<String> = unsafe_settings_of(EVENTS, &events.config, settings)
+        .into_iter()
+        .map(|p| format!("{EVENTS_STREAM}: {p}"))
+        .chain(
+            unsafe_settings_of(AUDIT, &audit.config, settings)
+                .into_iter()
+                .map(|p| format!("{AUDIT_STREAM}: {p}")),
+        )
+        .collect();
+    let (server_name, version) = match &admin.durability.monitor_url {
+        Some(url) => match guard::check_server(url, Some(&admin.durability.server_id)).await {
+            Ok(check) => (check.server_name, check.version),
+            Err(err) => {
+                problems.insert(0, err.to_string());
+                (String::new(), String::new())
+            }
+        },
+        None => {
+            problems.insert(
+                0,
+                "not checked: no monitoring URL, and the operator accepted the risk \
+                 (nats.accept_durability_risk)"
+                    .to_owned(),
+            );
+            (String::new(), String::new())
+        }
+    };
+    let safe = problems.is_empty();
+    DurabilityStatus {
+        safe,
+        server_name,
+        version,
+        finding: if safe {
+            "sync_interval always; GOV_EVENTS and GOV_AUDIT append-only".to_owned()
+        } else {
+            problems.join("; ")
+        },
+    }
+}
