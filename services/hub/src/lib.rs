@@ -3,6 +3,7 @@
 
 mod admin;
 pub mod audit_cli;
+pub mod backup;
 pub mod config;
 pub mod dev_ca;
 mod health;

@@ -523,7 +523,7 @@ async fn serve(
             server_id: client.server_info().server_id,
             settings: settings.clone(),
         },
-        digest: digest_head.clone(),
+        digest: log_digest.clone(),
         scratch: (config.data_dir.clone(), config.read_models.cache_mb),
     });
     let auditors = Auditors::new(

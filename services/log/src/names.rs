@@ -136,6 +136,11 @@ pub mod headers {
 
     /// Set by the server on a direct get's answers.
     pub const NUM_PENDING: &str = "Nats-Num-Pending";
+    /// On an event imported from a backup of the log (hubctl import): when the log it came
+    /// from stored it, Unix nanoseconds. Read as the event's stored time everywhere (the log's
+    /// digest included), so an imported log reads and digests as the one it was exported from.
+    /// Only the import writes it.
+    pub const HUB_STORED_AT: &str = "hub-stored-at";
     /// A direct get answer's stream sequence.
     pub const SEQUENCE: &str = "Nats-Sequence";
 

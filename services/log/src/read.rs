@@ -86,11 +86,30 @@ impl Appender {
         Ok(self.read_batch(filter, position + 1).await?.0)
     }
 
+    /// One batch of the messages stored on `filter` after `position`, as stored (headers
+    /// and body untouched): what a backup of the log copies.
+    pub async fn read_raw_batch(
+        &self,
+        filter: &str,
+        position: u64,
+    ) -> Result<Vec<StreamMessage>, AppendError> {
+        Ok(self.read_stored_batch(filter, position + 1).await?.0)
+    }
+
     async fn read_batch(
         &self,
         subject: &str,
         from: u64,
     ) -> Result<(Vec<Entry>, BatchEnd), AppendError> {
+        let (stored, end) = self.read_stored_batch(subject, from).await?;
+        Ok((stored.iter().map(Entry::from_stream_message).collect(), end))
+    }
+
+    async fn read_stored_batch(
+        &self,
+        subject: &str,
+        from: u64,
+    ) -> Result<(Vec<StreamMessage>, BatchEnd), AppendError> {
         let unavailable = |e: &dyn std::fmt::Display| AppendError::Unavailable(e.to_string());
         let client = self.context().client();
         let inbox = client.new_inbox();
@@ -121,7 +140,7 @@ impl Appender {
                 None => {
                     let stored = StreamMessage::try_from(message)
                         .map_err(|e| AppendError::Refused(format!("direct get answer: {e}")))?;
-                    entries.push(Entry::from_stream_message(&stored));
+                    entries.push(stored);
                 }
                 Some(404) => return Ok((entries, BatchEnd::NotFound)),
                 Some(204) => {

@@ -80,7 +80,10 @@ impl Entry {
     pub fn from_stream_message(message: &async_nats::jetstream::message::StreamMessage) -> Self {
         Self::read(
             message.sequence,
-            stored_time(message.time.unix_timestamp_nanos()),
+            stored_time(stored_nanos(
+                Some(&message.headers),
+                message.time.unix_timestamp_nanos(),
+            )),
             &message.subject,
             Some(&message.headers),
             &message.payload,
@@ -97,7 +100,10 @@ impl Entry {
             .map_err(|e| StoredEventError::NotJetStream(e.to_string()))?;
         Ok(Self::read(
             info.stream_sequence,
-            stored_time(info.published.unix_timestamp_nanos()),
+            stored_time(stored_nanos(
+                message.headers.as_ref(),
+                info.published.unix_timestamp_nanos(),
+            )),
             &message.subject,
             message.headers.as_ref(),
             &message.payload,
@@ -162,6 +168,16 @@ impl StoredEvent {
             body: body.clone(),
         })
     }
+}
+
+/// When the log a message came from stored it, Unix nanoseconds: the server's stamp
+/// `server_nanos`, unless the message was imported from a backup, which kept the original's
+/// in [`HUB_STORED_AT`](crate::names::headers::HUB_STORED_AT).
+pub fn stored_nanos(headers: Option<&async_nats::HeaderMap>, server_nanos: i128) -> i128 {
+    headers
+        .and_then(|h| h.get(crate::names::headers::HUB_STORED_AT))
+        .and_then(|v| v.as_str().parse::<i64>().ok())
+        .map_or(server_nanos, i128::from)
 }
 
 /// A message's stored time (nanoseconds since the Unix epoch, as the server stamped it),

@@ -22,8 +22,8 @@
 //!   kept: every (name, value) entry whose name does not start with "Nats-" (ASCII
 //!   case-insensitive: those are set or added by NATS itself, e.g. Nats-Msg-Id, the
 //!   Nats-Expected-* headers, and the Nats-Stream/-Sequence/-Time-Stamp/-Subject a direct
-//!   get adds), sorted by name (bytewise, as stored, case kept), the values of one name in
-//!   their stored order.
+//!   get adds) and is not `hub-stored-at`, sorted by name (bytewise, as stored, case
+//!   kept), the values of one name in their stored order.
 //!
 //! leaf(position, subject_hash, content_hash) =
 //!     H("gov-event-leaf-v1" || u64(position) || subject_hash || content_hash)
@@ -36,7 +36,10 @@
 //!
 //! A message's position is its stream sequence (from 1); its time is the time the stream
 //! stored it: `info().published` of a consumer-delivered message, `time` of a message read
-//! by direct or raw get ([`Stored`] reads both; they agree to the nanosecond). Headers are a
+//! by direct or raw get ([`Stored`] reads both; they agree to the nanosecond) — unless the
+//! message was imported from a backup of the log, whose `hub-stored-at` header keeps the time
+//! the original log stored it: that time is the message's, and the header is not covered, so
+//! an imported log digests exactly as the log it came from. Headers are a
 //! multimap, unordered in `async_nats::HeaderMap`, hence the sort. Headers are covered as
 //! the client parses them: names as stored, values with surrounding whitespace trimmed.
 //!
@@ -56,6 +59,9 @@ use sha2::{Digest, Sha256};
 
 pub use store::LogDigest;
 pub use task::{MAX_BATCH, compute};
+
+use hub_log::names::headers::HUB_STORED_AT;
+use hub_log::stored::stored_nanos;
 
 use crate::AuditError;
 
@@ -125,7 +131,7 @@ pub fn content_hash_of(time_nanos: i64, headers: &[(&str, &str)], payload: &[u8]
     let mut kept: Vec<(&str, &str)> = headers
         .iter()
         .copied()
-        .filter(|(name, _)| !is_nats_header(name))
+        .filter(|(name, _)| !is_nats_header(name) && !name.eq_ignore_ascii_case(HUB_STORED_AT))
         .collect();
     // Stable: the values of one name keep their order.
     kept.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
@@ -142,6 +148,19 @@ pub fn content_hash_of(time_nanos: i64, headers: &[(&str, &str)], payload: &[u8]
     hasher.update((payload.len() as u64).to_be_bytes());
     hasher.update(payload);
     hasher.finalize().into()
+}
+
+/// The digest after a message given in parts (a backup's copy of it): stored at
+/// `time_nanos`, with `headers` in stored order, folded onto `previous`.
+pub fn fold_parts(
+    previous: &[u8; 32],
+    (position, subject): (u64, &str),
+    time_nanos: i64,
+    headers: &[(&str, &str)],
+    payload: &[u8],
+) -> [u8; 32] {
+    let content = content_hash_of(time_nanos, headers, payload);
+    next(previous, &leaf(position, &subject_hash(subject), &content))
 }
 
 /// The leaf of the message at `position`.
@@ -196,7 +215,13 @@ impl<'a> Stored<'a> {
         Ok(Self {
             position: info.stream_sequence,
             subject: message.subject.as_str(),
-            time_nanos: nanos(info.stream_sequence, info.published.unix_timestamp_nanos())?,
+            time_nanos: nanos(
+                info.stream_sequence,
+                stored_nanos(
+                    message.headers.as_ref(),
+                    info.published.unix_timestamp_nanos(),
+                ),
+            )?,
             headers: message.headers.as_ref(),
             payload: &message.payload,
         })
@@ -211,7 +236,10 @@ impl<'a> Stored<'a> {
         Ok(Self {
             position: message.sequence,
             subject: message.subject.as_str(),
-            time_nanos: nanos(message.sequence, message.time.unix_timestamp_nanos())?,
+            time_nanos: nanos(
+                message.sequence,
+                stored_nanos(Some(&message.headers), message.time.unix_timestamp_nanos()),
+            )?,
             headers: Some(&message.headers),
             payload: &message.payload,
         })

@@ -183,7 +183,11 @@ fn proven(message: &StreamMessage, digest: [u8; 32]) -> ProvenEvent {
     ProvenEvent {
         position: message.sequence,
         subject: message.subject.to_string(),
-        stored_at_nanos: i64::try_from(message.time.unix_timestamp_nanos()).unwrap_or(i64::MAX),
+        stored_at_nanos: i64::try_from(hub_log::stored::stored_nanos(
+            Some(&message.headers),
+            message.time.unix_timestamp_nanos(),
+        ))
+        .unwrap_or(i64::MAX),
         headers,
         payload: message.payload.to_vec(),
         digest: digest.to_vec(),

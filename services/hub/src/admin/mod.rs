@@ -8,6 +8,7 @@
 //! - rebuild, swap and verify of read models, through each read model's task
 //!   ([`crate::model_control`]); [`verify`] builds the fresh copy to compare.
 
+mod backup;
 mod replay;
 mod status;
 mod verify;
@@ -22,19 +23,19 @@ use hub_api::ApiError;
 use hub_api::identity::{Authenticator, Identity};
 use hub_api::v1::admin_service_server::AdminService;
 use hub_api::v1::{
-    GetStatusRequest, GetStatusResponse, RebuildProgress, RebuildReadModelRequest,
-    RebuildReadModelResponse, ReplayRequest, ReplayResponse, SwapReadModelRequest,
-    SwapReadModelResponse, VerifyReadModelRequest, VerifyReadModelResponse,
+    ExportLogRequest, ExportLogResponse, GetStatusRequest, GetStatusResponse, ImportLogRequest,
+    ImportLogResponse, RebuildProgress, RebuildReadModelRequest, RebuildReadModelResponse,
+    ReplayRequest, ReplayResponse, SwapReadModelRequest, SwapReadModelResponse,
+    VerifyReadModelRequest, VerifyReadModelResponse,
 };
 use hub_audit::Audit;
-use hub_audit::log_digest::LogHead;
+use hub_audit::log_digest::LogDigest;
 use hub_domain::registry::UnitKind;
 use hub_gateway::audited::{Answered, Asked, audited};
 use hub_log::Appender;
 use hub_log::stream::EventsStreamSettings;
 use hub_projector::Alarms;
 use hub_projector::datasets::Dataset;
-use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 pub use verify::clear_scratch;
@@ -65,7 +66,8 @@ pub struct Admin {
     health: tonic_health::server::HealthService,
     alarms: Alarms,
     durability: Durability,
-    digest: watch::Receiver<LogHead>,
+    /// The event log's chained digest.
+    digest: LogDigest,
     /// Where verifies build their fresh copies, and with what cache.
     scratch: (PathBuf, u64),
     /// One verify at a time: each replays the log.
@@ -83,7 +85,7 @@ pub struct Parts {
     pub health: tonic_health::server::HealthService,
     pub alarms: Alarms,
     pub durability: Durability,
-    pub digest: watch::Receiver<LogHead>,
+    pub digest: LogDigest,
     pub scratch: (PathBuf, u64),
 }
 
@@ -188,6 +190,7 @@ impl Admin {
 }
 
 type Batches = Pin<Box<dyn Stream<Item = Result<ReplayResponse, Status>> + Send>>;
+type ExportItems = Pin<Box<dyn Stream<Item = Result<ExportLogResponse, Status>> + Send>>;
 type Progress = Pin<Box<dyn Stream<Item = Result<RebuildReadModelResponse, Status>> + Send>>;
 
 /// Where `building` stands against a log whose last position is `last`.
@@ -207,6 +210,79 @@ fn progress(name: &str, building: &Building, last: u64) -> RebuildProgress {
 impl AdminService for Admin {
     type ReplayStream = Batches;
     type RebuildReadModelStream = Progress;
+    type ExportLogStream = ExportItems;
+
+    async fn export_log(
+        &self,
+        request: Request<ExportLogRequest>,
+    ) -> Result<Response<ExportItems>, Status> {
+        let who = self.auth.identify_grpc(&request);
+        let planned = match self.operator(&who) {
+            Ok(()) => backup::plan_export(&self.log, &self.instance).await,
+            Err(err) => Err(err),
+        };
+        let asked = Asked {
+            action: "gov.hub.v1.AdminService/ExportLog",
+            ..Asked::default()
+        };
+        let header = audited(&self.audit, &who, asked, planned, |h| Answered {
+            count: h.last_position,
+            position: h.last_position,
+            ..Answered::default()
+        })
+        .await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let log = self.log.clone();
+        tokio::spawn(async move { backup::send_export(&log, header, &tx).await });
+        let items =
+            futures::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(rx), |item| {
+                item.map_err(Status::from)
+            });
+        Ok(Response::new(Box::pin(items)))
+    }
+
+    async fn import_log(
+        &self,
+        request: Request<tonic::Streaming<ImportLogRequest>>,
+    ) -> Result<Response<ImportLogResponse>, Status> {
+        let who = self.auth.identify_grpc(&request);
+        let mut items = request.into_inner();
+        // Who asks first; then what the log holds and what the export says it holds.
+        let planned = match self.operator(&who) {
+            Ok(()) => match self.log.last_position().await {
+                Ok(held) => backup::import_header(&mut items).await.and_then(|header| {
+                    if held > header.last_position {
+                        Err(ApiError::FailedPrecondition(format!(
+                            "the event log holds {held} messages, more than this export \
+                             ({}): an import restores into an empty hub",
+                            header.last_position
+                        )))
+                    } else {
+                        Ok((header, held))
+                    }
+                }),
+                Err(err) => {
+                    tracing::warn!(error = %err, "import: the event log cannot be read");
+                    Err(ApiError::Unavailable(
+                        "the event log cannot be read now; retry later".into(),
+                    ))
+                }
+            },
+            Err(err) => Err(err),
+        };
+        let asked = Asked {
+            action: "gov.hub.v1.AdminService/ImportLog",
+            ..Asked::default()
+        };
+        let (header, held) = audited(&self.audit, &who, asked, planned, |(h, _)| Answered {
+            count: h.last_position,
+            position: h.last_position,
+            ..Answered::default()
+        })
+        .await?;
+        let imported = backup::import(&self.log, &self.digest, (header, held), &mut items).await?;
+        Ok(Response::new(imported))
+    }
 
     async fn get_status(
         &self,

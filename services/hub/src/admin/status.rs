@@ -117,7 +117,7 @@ pub(super) async fn get_status(admin: &Admin) -> Result<GetStatusResponse, ApiEr
             .map(|(key, text)| Alarm { key, text })
             .collect(),
         durability: Some(durability(admin, &events, &audit).await),
-        log_digest_position: admin.digest.borrow().position,
+        log_digest_position: admin.digest.head().position,
     })
 }
 
