@@ -116,7 +116,7 @@ pub fn render(status: &GetStatusResponse) -> String {
     }
     let _ = writeln!(
         out,
-        "\n{:<22} {:>10} {:>8} {:>8} {:<11} {:>9} {:>11}  REBUILD",
+        "\n{:<26} {:>10} {:>8} {:>8} {:<11} {:>9} {:>11}  REBUILD",
         "READ MODEL", "POSITION", "LAG", "AGE", "STATE", "ROWS", "DISK"
     );
     for m in &status.read_models {
@@ -129,7 +129,7 @@ pub fn render(status: &GetStatusResponse) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<22} {:>10} {:>8} {:>8} {:<11} {:>9} {:>11}  {}",
+            "{:<26} {:>10} {:>8} {:>8} {:<11} {:>9} {:>11}  {}",
             m.name,
             m.position,
             m.lag,

@@ -636,6 +636,14 @@ async fn a_backup_restores_into_an_empty_hub_at_the_same_positions_and_digests()
     let from_target = stdout(&hubctl(&target, &["replay"]).await);
     assert_eq!(from_source.lines().count() as u64, last);
     assert_eq!(from_source, from_target);
+    // A restored message keeps its first stored time, and a replay by time selects by it.
+    let line: Value =
+        serde_json::from_str(from_source.lines().nth(early as usize - 1).expect("line"))
+            .expect("json");
+    let since = line["storedAt"].as_str().expect("stored at");
+    let replayed = lines(&hubctl(&target, &["replay", "--since", since]).await);
+    let positions: Vec<u64> = replayed.iter().map(|e| number(&e["position"])).collect();
+    assert_eq!(positions, (early..=last).collect::<Vec<_>>());
     assert_eq!(
         incident_rows(&target, last).await,
         incident_rows(&source, last).await

@@ -5,8 +5,9 @@
 //! envelope and its typed body, a care record's masked as for a department without a grant.
 //! The range is fixed when the replay starts: it ends at the log's last position then (or
 //! the one asked for, if lower), so a replay of a busy log ends. A stored-time range starts
-//! at the first position the log stored at or after its start and ends at the first message
-//! stored after its end.
+//! at the first position the server stamped at or after its start and ends at the first
+//! message stored after its end; stored times are the ones readers see (a restored log's
+//! messages keep the time their first log stored them).
 
 use std::collections::BTreeSet;
 
@@ -32,6 +33,7 @@ pub(super) struct Planned {
     /// Positions after `after` up to `to`.
     after: u64,
     pub(super) to: u64,
+    since: Option<Timestamp>,
     until: Option<Timestamp>,
     event_types: BTreeSet<String>,
     /// The aggregate named, as its audit record names it (`case/<id>`).
@@ -118,6 +120,7 @@ pub(super) async fn plan(log: &Appender, request: &ReplayRequest) -> Result<Plan
         filter,
         after,
         to,
+        since,
         until,
         event_types: request.event_types.iter().cloned().collect(),
         aggregate: aggregate
@@ -129,6 +132,11 @@ pub(super) async fn plan(log: &Appender, request: &ReplayRequest) -> Result<Plan
 
 /// Whether `entry` is one the replay selects (its position is in range already).
 fn selected(planned: &Planned, entry: &Entry) -> bool {
+    // A restored log's messages keep their first stored time, earlier than the server's
+    // own stamp that found where to start.
+    if planned.since.is_some_and(|since| entry.stored_at() < since) {
+        return false;
+    }
     if planned.event_types.is_empty() {
         return true;
     }
