@@ -444,11 +444,22 @@ impl Runner {
             ));
         }
         let state = build.info.model.state();
+        let was_halted = self.model.state().halted.is_some();
         let old = self.model.swap(build.store.clone(), state.position);
         if let Some(as_of) = state.complete_as_of {
             self.model.complete_as_of(as_of);
         }
         drop(old);
+        // A halted model is live again: its alarm goes, and a new halt raises it again (the
+        // watcher that raised it has ended).
+        if was_halted {
+            self.task.alarms.clear(&format!("halted/{name}"));
+            tokio::spawn(alarm_when_halted(
+                self.model.clone(),
+                self.task.alarms.clone(),
+                self.stop.child_token(),
+            ));
+        }
         info!(read_model = name, version, position = state.position, folder = %build.folder, "rebuilt read model swapped in");
         // The rebuild's consumer is done with; the server would otherwise keep it for a day.
         if let Ok(stream) = self.task.js.get_stream(EVENTS_STREAM).await

@@ -672,3 +672,85 @@ async fn a_backup_restores_into_an_empty_hub_at_the_same_positions_and_digests()
     source.stop().await.expect("stop");
     target.stop().await.expect("stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_halted_read_model_is_mended_by_a_rebuild_and_a_swap() {
+    let hub = HubBuilder::dev().start().await;
+    let (case, at) = report(&hub, "mend-1").await;
+    hub.read_model("case_queue")
+        .wait_for(at, std::time::Duration::from_secs(30))
+        .await
+        .expect("applied");
+    assert!(hubctl(&hub, &["status", "--check"]).await.status.success());
+
+    // A row of the case damaged on disk: the next event of the case halts the model.
+    let live = hub.read_model("case_queue").store();
+    let rows = live.scan(b"", None, 1000).expect("rows");
+    let damaged: Vec<_> = rows
+        .into_iter()
+        .filter(|(key, _)| String::from_utf8_lossy(key).contains(&case))
+        .map(|(key, _)| hub_store::Write::Put {
+            key,
+            value: b"not a row".to_vec(),
+        })
+        .collect();
+    assert!(!damaged.is_empty(), "the case has rows");
+    live.write(damaged, live.checkpoint().expect("checkpoint"))
+        .expect("damage");
+    let dispatched = hub
+        .commands()
+        .dispatch_case(fixtures::from(
+            "dcc-310104",
+            v1::DispatchCaseRequest {
+                request_id: "mend-d".into(),
+                case_id: case.clone(),
+                department: "urban-management".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("dispatched")
+        .into_inner()
+        .result
+        .expect("a result");
+    let halted = hub
+        .read_model("case_queue")
+        .wait_for(dispatched.position, std::time::Duration::from_secs(30))
+        .await;
+    assert!(
+        matches!(halted, Err(hub_projector::WaitError::Halted(_))),
+        "{halted:?}"
+    );
+    let check = hubctl(&hub, &["status", "--check"]).await;
+    assert_eq!(check.status.code(), Some(3), "{}", stderr(&check));
+    assert!(
+        stderr(&check).contains("read model case_queue halted"),
+        "{}",
+        stderr(&check)
+    );
+
+    // Rebuilt from the log and swapped in: live again, the alarm gone, the case readable.
+    let rebuilt = hubctl(&hub, &["rebuild", "case_queue", "--swap"]).await;
+    assert!(rebuilt.status.success(), "{}", stderr(&rebuilt));
+    assert!(
+        stdout(&rebuilt).contains("swapped in"),
+        "{}",
+        stdout(&rebuilt)
+    );
+    let check = hubctl(&hub, &["status", "--check"]).await;
+    assert!(check.status.success(), "{}", stderr(&check));
+    let case_view = hub
+        .queries()
+        .get_case(fixtures::from(
+            "urban-management",
+            v1::GetCaseRequest {
+                case_id: case.clone(),
+                min_position: dispatched.position,
+            },
+        ))
+        .await
+        .expect("the case reads again")
+        .into_inner();
+    assert!(case_view.case.is_some());
+    hub.stop().await.expect("stop");
+}

@@ -46,6 +46,16 @@ impl Alarms {
         self.count.send_replace(raised.len());
     }
 
+    /// Clears the alarm `key`, once what raised it is mended (a halted read model rebuilt and
+    /// swapped in); logged.
+    pub fn clear(&self, key: &str) {
+        let mut raised = self.raised.lock().unwrap_or_else(PoisonError::into_inner);
+        if raised.remove(key).is_some() {
+            tracing::info!(alarm = %key, "alarm cleared");
+            self.count.send_replace(raised.len());
+        }
+    }
+
     /// Every alarm raised, as (key, text), in key order.
     pub fn list(&self) -> Vec<(String, String)> {
         self.raised

@@ -99,7 +99,8 @@ impl ReadModel {
 
     /// Swaps in `store`, built beside the live one up to `position` (at or past the live
     /// position: the position never moves back), and returns the store it replaced. Its
-    /// projector must not be running meanwhile.
+    /// projector must not be running meanwhile. A halted model is live again: the store
+    /// swapped in was built without halting.
     pub fn swap(&self, store: Arc<dyn ReadModelStore>, position: u64) -> Arc<dyn ReadModelStore> {
         let old = std::mem::replace(
             &mut *self
@@ -109,6 +110,9 @@ impl ReadModel {
                 .unwrap_or_else(PoisonError::into_inner),
             store,
         );
+        self.inner
+            .state
+            .send_if_modified(|s| s.halted.take().is_some());
         self.advance(position);
         old
     }
