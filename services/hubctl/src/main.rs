@@ -10,6 +10,7 @@ mod connect;
 mod json;
 mod rebuild;
 mod replay;
+mod simulate;
 mod status;
 
 use std::io::Write as _;
@@ -31,6 +32,7 @@ Examples:
   hubctl verify incident_stats                   live digest against a fresh build
   hubctl export --out backup.hublog              a backup of the event log, with checksums
   hubctl --hub http://other:50051 import --file backup.hublog
+  hubctl simulate run --seed 7 --days 1          a simulated city's day of commands
   hubctl completions bash > /etc/bash_completion.d/hubctl
 
 Against the development hub (./deploy/dev.sh) the defaults work as they are: the hub at
@@ -109,6 +111,12 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         file: PathBuf,
     },
+    /// A simulated city, for demos and benchmarks: reference data for N districts and
+    /// grids, and days of reports, dispatches, acceptances, transfers, resolutions, ratings,
+    /// care visits and grants sent to a hub in development mode, deterministic under a seed.
+    ///
+    /// Example: hubctl simulate run --seed 7 --days 1 --rate 5
+    Simulate(simulate::SimulateArgs),
     /// Prints a completion script for SHELL.
     ///
     /// Example: hubctl completions zsh > ~/.zfunc/_hubctl
@@ -168,6 +176,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Verify { read_model } => rebuild::verify(&connection, json, &read_model).await,
         Command::Export { out } => backup::export(&connection, json, &out).await,
         Command::Import { file } => backup::import(&connection, json, &file).await,
+        Command::Simulate(args) => simulate::run(&connection, json, &args).await,
     }
 }
 
