@@ -265,12 +265,21 @@ async fn a_cases_history_shows_every_event_in_order_and_pages_stably() {
     for (event, (position, ids, kind, rid, by, owner)) in events.iter().zip(expected) {
         assert_eq!(event.position, position);
         assert_eq!(std::slice::from_ref(&event.event_id), ids.as_slice());
-        assert_eq!(event.event_type, format!("gov.hub.case.{kind}.v1"));
+        let version = if kind == "reported" { 2 } else { 1 };
+        assert_eq!(event.event_type, format!("gov.hub.case.{kind}.v{version}"));
         assert_eq!(event.request_id, rid);
         assert_eq!(event.source, format!("/departments/{by}"));
         assert_eq!(event.department, owner, "owner after {kind}");
         assert_eq!(event.acting_person, fixtures::ACTING_PERSON);
-        assert_eq!(event.schema_version, 1);
+        assert_eq!(event.schema_version, version);
+        assert_eq!(
+            (
+                event.stored_event_type.as_str(),
+                event.stored_schema_version
+            ),
+            ("", 0),
+            "stored as read"
+        );
         assert!(event.masked.is_empty() && event.withheld.is_empty());
         let stored = event.stored_at.expect("stored_at");
         let time = event.time.expect("time");

@@ -466,7 +466,7 @@ async fn only_auditors_read_rows_as_of_a_position_and_malformed_requests_name_th
         .into_inner();
     assert_eq!(
         text(found(&answer), "event_type").as_deref(),
-        Some("gov.hub.case.reported.v1")
+        Some("gov.hub.case.reported.v2")
     );
 
     // Malformed requests name the field and never repeat its text.

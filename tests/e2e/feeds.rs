@@ -107,7 +107,7 @@ async fn each_feed_holds_what_its_department_may_read_and_a_revocation_purges_it
             .collect();
         assert_eq!(
             types,
-            ["gov.hub.case.reported.v1", "gov.hub.case.dispatched.v1"],
+            ["gov.hub.case.reported.v2", "gov.hub.case.dispatched.v1"],
             "{stream}"
         );
         let first = &messages[0];
@@ -233,7 +233,7 @@ async fn each_feed_holds_what_its_department_may_read_and_a_revocation_purges_it
 }
 
 /// The next event of a subscription, skipping progress reports.
-async fn next_event(
+pub(crate) async fn next_event(
     stream: &mut tonic::Streaming<v1::SubscribeResponse>,
 ) -> Result<v1::FeedEvent, tonic::Status> {
     loop {
@@ -385,7 +385,7 @@ async fn a_grpc_subscription_filters_resumes_reports_its_lag_and_ends_on_revocat
         Some("housing"),
         v1::SubscribeRequest {
             start_position: first.position + 1,
-            event_types: vec!["gov.hub.case.reported.v1".into()],
+            event_types: vec!["gov.hub.case.reported.v2".into()],
             ..Default::default()
         },
     )

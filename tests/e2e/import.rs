@@ -25,6 +25,7 @@ fn historic(i: usize) -> v1::HistoricCase {
             kind: v1::ReporterKind::GridWorker as i32,
             grid_worker_id: format!("GW-{}", i % 40),
         }),
+        channel: v1::ReportChannel::GridPatrol as i32,
         reported_at: Some(prost_types::Timestamp {
             seconds: 1_700_000_000 + i as i64 * 60,
             nanos: 0,

@@ -149,7 +149,7 @@ async fn a_case_goes_round_the_whole_loop_with_a_transfer_and_a_reopening() {
         );
     }
     let expected = [
-        "reported.v1",
+        "reported.v2",
         "dispatched.v1",
         "accepted.v1",
         "transfer_requested.v1",

@@ -29,6 +29,7 @@ mod serving;
 mod sharing;
 mod supervision;
 mod unreadable;
+mod upcasting;
 mod who_asks;
 
 use hub_api::v1;

@@ -81,7 +81,8 @@ async fn a_reported_incident_is_on_the_log_with_cloudevents_headers_and_readable
     assert_eq!(header("Nats-Msg-Id"), answer.event_ids[0]);
     assert_eq!(header("ce-id"), answer.event_ids[0]);
     assert_eq!(header("ce-specversion"), "1.0");
-    assert_eq!(header("ce-type"), "gov.hub.case.reported.v1");
+    assert_eq!(header("ce-type"), "gov.hub.case.reported.v2");
+    assert_eq!(header("ce-schemaversion"), "2");
     assert_eq!(header("ce-source"), "/departments/urban-management");
     assert_eq!(header("ce-subject"), format!("case/{}", answer.case_id));
     assert_eq!(header("ce-datacontenttype"), "application/protobuf");
@@ -106,6 +107,8 @@ async fn a_reported_incident_is_on_the_log_with_cloudevents_headers_and_readable
     let body = v1::CaseReported::decode(raw.payload.as_ref()).expect("body is a CaseReported");
     assert_eq!(body.case_id, answer.case_id);
     assert_eq!(body.dispatch_unit, "dcc-310104");
+    // The request named no channel: a grid worker's report comes from patrol.
+    assert_eq!(body.channel, v1::ReportChannel::GridPatrol as i32);
 
     hub.stop().await.expect("clean stop");
 }

@@ -23,10 +23,12 @@ pub fn incident(request_id: &str) -> v1::ReportCaseRequest {
             kind: v1::ReporterKind::GridWorker as i32,
             grid_worker_id: "GW-0107".into(),
         }),
+        // None named: a grid worker's report comes from patrol.
+        channel: v1::ReportChannel::Unspecified as i32,
     }
 }
 
-/// A valid property complaint from a resident in Changning.
+/// A valid property complaint from a resident in Changning, made on the 12345 hotline.
 pub fn complaint(request_id: &str) -> v1::ReportCaseRequest {
     v1::ReportCaseRequest {
         request_id: request_id.to_owned(),
@@ -43,6 +45,7 @@ pub fn complaint(request_id: &str) -> v1::ReportCaseRequest {
             kind: v1::ReporterKind::Resident as i32,
             grid_worker_id: String::new(),
         }),
+        channel: v1::ReportChannel::Hotline as i32,
     }
 }
 
@@ -113,6 +116,7 @@ pub fn historic(request_id: &str, reported_at: i64) -> v1::HistoricCase {
         kind: report.kind.map(Into::into),
         description: report.description,
         reporter: report.reporter,
+        channel: report.channel,
         reported_at: Some(prost_types::Timestamp {
             seconds: reported_at,
             nanos: 0,

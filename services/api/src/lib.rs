@@ -12,6 +12,7 @@ mod roundtrip;
 mod roundtrip_care;
 #[cfg(test)]
 mod roundtrip_grant;
+pub mod upcast;
 
 pub use convert::*;
 pub use error::ApiError;

@@ -48,6 +48,7 @@ pub fn sample_event() -> Sample {
         reporter: Reporter::GridWorker {
             id: "GW-0107".into(),
         },
+        channel: ReportChannel::GridPatrol,
         district: DivisionCode::parse("310104").expect("district"),
         dispatch_unit: dept("dcc-310104"),
         urgency: Urgency::Urgent,
@@ -64,7 +65,7 @@ pub fn sample_event() -> Sample {
         dataschema: event_type.dataschema.into(),
         department: "urban-management".into(),
         classification: Classification::Internal,
-        schema_version: 1,
+        schema_version: event_type.schema_version,
         correlation_id: "bench-000001".into(),
         causation_id: "bench-000001".into(),
         traceparent: String::new(),

@@ -45,6 +45,7 @@ fn report(request_id: String, i: usize) -> v1::ReportCaseRequest {
             kind: v1::ReporterKind::GridWorker as i32,
             grid_worker_id: "GW-0107".into(),
         }),
+        channel: v1::ReportChannel::GridPatrol as i32,
     }
 }
 
@@ -247,6 +248,7 @@ impl Hub {
                             kind: r.kind.map(Into::into),
                             description: r.description,
                             reporter: r.reporter,
+                            channel: r.channel,
                             reported_at: Some(prost_types::Timestamp {
                                 seconds: 1_700_000_000,
                                 nanos: 0,

@@ -7,8 +7,12 @@
 //! subscriber. Every event carries its GOV_EVENTS position; progress messages say how far the
 //! subscription stands and its lag behind the log. When a grant the subscription started under
 //! is revoked or expires, the stream ends with PERMISSION_DENIED.
+//!
+//! Events go out in the current version of their type: a message the feed stream took before
+//! an upgrade, in an older version, is upcast on the way out (`hub_api::upcast`), and a filter
+//! naming an older version of a type matches the type in its current version.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
@@ -20,7 +24,8 @@ use hub_api::v1::feed_service_server::FeedService;
 use hub_api::{ApiError, v1};
 use hub_domain::FieldViolation;
 use hub_log::Appender;
-use hub_log::names::{feed_stream, feed_subjects, headers::HUB_POSITION};
+use hub_log::names::headers::{CE_DATASCHEMA, CE_SCHEMAVERSION, CE_TYPE, HUB_POSITION};
+use hub_log::names::{feed_stream, feed_subjects};
 use hub_projector::feed::{HUB_DISTRICT, HUB_GRANTS, HUB_GRID};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -91,7 +96,7 @@ impl Filter {
             if !valid {
                 violations.push(FieldViolation::new(
                     "event_types",
-                    "each must be an event type such as gov.hub.case.reported.v1",
+                    "each must be an event type such as gov.hub.case.reported.v2",
                 ));
                 break;
             }
@@ -106,21 +111,57 @@ impl Filter {
             return Err(ApiError::InvalidArgument(violations));
         }
         Ok(Self {
-            event_types: request.event_types.iter().cloned().collect(),
+            // Events are read in the current version of their type: so is a filter.
+            event_types: request
+                .event_types
+                .iter()
+                .map(|t| hub_api::upcast::read_as(t).map_or_else(|| t.clone(), |c| c.name.into()))
+                .collect(),
             district: request.district_code.clone(),
             grid: request.grid_code.clone(),
         })
     }
 
-    fn matches(&self, message: &Message) -> bool {
+    /// Whether an event of `event_type` (as read) in `message` is wanted.
+    fn matches(&self, message: &Message, event_type: Option<&str>) -> bool {
         let header = |name: &str| message.headers.as_ref().and_then(|h| h.get(name));
         let is = |name: &str, wanted: &str| {
             wanted.is_empty() || header(name).is_some_and(|v| v.as_str() == wanted)
         };
-        (self.event_types.is_empty()
-            || header("ce-type").is_some_and(|t| self.event_types.contains(t.as_str())))
+        (self.event_types.is_empty() || event_type.is_some_and(|t| self.event_types.contains(t)))
             && is(HUB_DISTRICT, &self.district)
             && is(HUB_GRID, &self.grid)
+    }
+}
+
+/// A feed message's attributes and body in the current version of its event type: as sent
+/// when it is current (or its type unknown, or its body beyond its upcaster), else upcast, with
+/// `ce-type`, `ce-dataschema` and `ce-schemaversion` those of the current version.
+fn current_form(
+    headers: Option<&async_nats::HeaderMap>,
+    payload: &[u8],
+) -> (HashMap<String, String>, Vec<u8>) {
+    let mut attributes: HashMap<String, String> = headers
+        .map(|h| {
+            h.iter()
+                .filter_map(|(name, values)| {
+                    Some((name.to_string(), values.first()?.as_str().to_owned()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let upcast = attributes
+        .get(CE_TYPE)
+        .and_then(|t| hub_api::upcast::upcast(t, payload).ok().flatten());
+    match upcast {
+        Some(current) => {
+            let t = current.event_type;
+            attributes.insert(CE_TYPE.to_owned(), t.name.to_owned());
+            attributes.insert(CE_DATASCHEMA.to_owned(), t.dataschema.to_owned());
+            attributes.insert(CE_SCHEMAVERSION.to_owned(), t.schema_version.to_string());
+            (attributes, current.body)
+        }
+        None => (attributes, payload.to_vec()),
     }
 }
 
@@ -429,22 +470,15 @@ impl Subscription {
             }
         }
         self.position = self.position.max(position);
-        if !self.filter.matches(&message) {
+        let (attributes, data) = current_form(headers, &message.payload);
+        let event_type = attributes.get(CE_TYPE).map(String::as_str);
+        if !self.filter.matches(&message, event_type) {
             return true;
         }
-        let attributes = headers
-            .map(|h| {
-                h.iter()
-                    .filter_map(|(name, values)| {
-                        Some((name.to_string(), values.first()?.as_str().to_owned()))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
         let event = v1::FeedEvent {
             position,
             attributes,
-            data: message.payload.to_vec(),
+            data,
         };
         // While a slow client holds the queue full, the grants are still checked: a
         // revocation ends the stream at once, whether or not the client reads.
@@ -524,5 +558,69 @@ impl Subscription {
             })),
             Err(mpsc::error::TrySendError::Closed(_))
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hub_api::{CASE_REPORTED, CASE_REPORTED_V1, v1};
+    use prost::Message as _;
+
+    use super::*;
+
+    #[test]
+    fn a_message_sent_before_an_upgrade_goes_out_upcast_and_a_filter_names_the_current_type() {
+        // A v1 report as the feed stream took it before the upgrade: no channel.
+        let body = v1::CaseReported {
+            case_id: "c-1".into(),
+            reporter: Some(v1::Reporter {
+                kind: v1::ReporterKind::GridWorker as i32,
+                grid_worker_id: "GW-1".into(),
+            }),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(CE_TYPE, CASE_REPORTED_V1.name);
+        headers.insert(CE_SCHEMAVERSION, "1");
+        headers.insert(CE_DATASCHEMA, CASE_REPORTED_V1.dataschema);
+        headers.insert(HUB_POSITION, "7");
+        let (attributes, data) = current_form(Some(&headers), &body);
+        assert_eq!(attributes[CE_TYPE], "gov.hub.case.reported.v2");
+        assert_eq!(attributes[CE_SCHEMAVERSION], "2");
+        assert_eq!(attributes[CE_DATASCHEMA], CASE_REPORTED.dataschema);
+        assert_eq!(attributes[HUB_POSITION], "7");
+        let read = v1::CaseReported::decode(data.as_slice()).expect("a v2 body");
+        assert_eq!(read.channel, v1::ReportChannel::GridPatrol as i32);
+
+        // A current message, and one whose body its upcaster cannot read, go as sent.
+        headers.insert(CE_TYPE, CASE_REPORTED.name);
+        let (attributes, data) = current_form(Some(&headers), &body);
+        assert_eq!(
+            (attributes[CE_TYPE].as_str(), data),
+            (CASE_REPORTED.name, body)
+        );
+        headers.insert(CE_TYPE, CASE_REPORTED_V1.name);
+        let (attributes, data) = current_form(Some(&headers), b"\xff\xff");
+        assert_eq!(
+            (attributes[CE_TYPE].as_str(), data.as_slice()),
+            (CASE_REPORTED_V1.name, &b"\xff\xff"[..])
+        );
+
+        let filter = Filter::parse(&v1::SubscribeRequest {
+            event_types: vec![
+                CASE_REPORTED_V1.name.into(),
+                "gov.hub.case.closed.v1".into(),
+            ],
+            ..Default::default()
+        })
+        .expect("a valid filter");
+        assert_eq!(
+            filter.event_types,
+            BTreeSet::from([
+                "gov.hub.case.closed.v1".to_owned(),
+                "gov.hub.case.reported.v2".to_owned()
+            ])
+        );
     }
 }

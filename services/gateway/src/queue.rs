@@ -87,6 +87,9 @@ fn to_row(view: v1::CaseView) -> Row {
     let urgency = v1::Urgency::try_from(view.urgency)
         .map(|u| u.as_str_name())
         .unwrap_or_default();
+    let channel = v1::ReportChannel::try_from(view.channel)
+        .map(|c| c.as_str_name())
+        .unwrap_or_default();
     let mut row = Row::new();
     let mut put = |k: &str, v: Value| {
         row.insert(k.to_owned(), v);
@@ -99,6 +102,7 @@ fn to_row(view: v1::CaseView) -> Row {
     put("grid_code", grid);
     put("district_code", Value::from(view.district_code));
     put("urgency", Value::from(urgency));
+    put("channel", Value::from(channel));
     put("reported_at", instant(view.reported_at));
     put("accept_by", instant(view.accept_by));
     put("resolve_by", instant(view.resolve_by));

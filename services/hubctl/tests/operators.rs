@@ -248,7 +248,7 @@ async fn replay_writes_the_selected_events_as_json_lines_with_care_records_maske
     let all = lines(&hubctl(&hub, &["replay"]).await);
     let positions: Vec<u64> = all.iter().map(|e| number(&e["position"])).collect();
     assert_eq!(positions, (1..=last).collect::<Vec<_>>());
-    assert_eq!(all[0]["eventType"], "gov.hub.case.reported.v1");
+    assert_eq!(all[0]["eventType"], "gov.hub.case.reported.v2");
     assert_eq!(
         all[0]["body"]["@type"],
         "type.googleapis.com/gov.hub.v1.CaseReported"
@@ -263,7 +263,7 @@ async fn replay_writes_the_selected_events_as_json_lines_with_care_records_maske
     let types: Vec<&str> = one.iter().filter_map(|e| e["eventType"].as_str()).collect();
     assert_eq!(
         types,
-        ["gov.hub.case.reported.v1", "gov.hub.case.dispatched.v1"]
+        ["gov.hub.case.reported.v2", "gov.hub.case.dispatched.v1"]
     );
 
     // By position range and event type.

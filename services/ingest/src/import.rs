@@ -52,6 +52,7 @@ impl CaseCommands {
             kind: historic.kind.clone().map(Into::into),
             description: historic.description.clone(),
             reporter: historic.reporter.clone(),
+            channel: historic.channel,
         };
         let mut violations = Violations::new();
         let reported_at = match historic.reported_at.as_ref().map(from_timestamp) {

@@ -5,7 +5,7 @@
 //! - [`stream`]: creates or updates `GOV_EVENTS` and checks its settings.
 //! - [`guard`]: refuses a server whose settings could lose acknowledged events.
 //! - [`append`]: appends events with `Nats-Msg-Id` and the expected subject sequence.
-//! - [`stored`]: an event read back from the log.
+//! - [`stored`]: an event read back from the log, upcast to the current version of its type.
 //! - [`read`]: one aggregate's events read back in batches, and where the log ends.
 //! - [`server`]: starts and stops a real `nats-server` process (the hub's child, the tests' servers).
 //! - [`feeds`]: each department's feed stream and the durable consumer it binds to.
@@ -26,4 +26,4 @@ pub mod stream;
 
 pub use append::{AppendError, Appender, NewEvent};
 pub use envelope::{Classification, Envelope};
-pub use stored::{Entry, StoredEvent, Unreadable};
+pub use stored::{AsStored, Entry, StoredEvent, Unreadable};

@@ -1,7 +1,14 @@
-//! An event as read back from `GOV_EVENTS`.
+//! An event as read back from `GOV_EVENTS`, in the current version of its type.
+//!
+//! The log keeps every event as it was written. An event of an older version of its type is
+//! read through its upcaster (`hub_api::upcast`) as it is read here, whoever reads it (a read
+//! model's consumer, command handling's direct gets, an auditor's history, an operator's
+//! tool): its envelope and body show the current version, and [`StoredEvent::upcast_from`]
+//! what the log holds.
 
 use bytes::Bytes;
 use jiff::Timestamp;
+use tracing::debug;
 
 use crate::envelope::{Envelope, EnvelopeError};
 
@@ -14,7 +21,24 @@ pub struct StoredEvent {
     /// When the log stored it (the server's time stamp of the message), as against
     /// `envelope.time`, when it happened: what the hub knew when, for auditors.
     pub stored_at: Timestamp,
+    /// The attributes; type, data schema and schema version those of the version read.
     pub envelope: Envelope,
+    /// The protobuf body in the shape of the version read.
+    pub body: Bytes,
+    /// What the log holds when the event was upcast from an older version; `None` when it
+    /// is read as stored.
+    pub upcast_from: Option<AsStored>,
+}
+
+/// An event's type and body as the log holds them, when it is read as a later version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsStored {
+    /// `ce-type`, e.g. `gov.hub.case.reported.v1`.
+    pub event_type: String,
+    /// `ce-dataschema`.
+    pub dataschema: String,
+    /// `ce-schemaversion`.
+    pub schema_version: u32,
     pub body: Bytes,
 }
 
@@ -54,6 +78,15 @@ pub struct Unreadable {
 }
 
 impl Entry {
+    /// The entry with its event in the current version of its type (see
+    /// [`StoredEvent::into_current`]); entries read from the log are already.
+    pub fn into_current(self) -> Self {
+        match self {
+            Entry::Event(event) => Entry::Event(event.into_current()),
+            unreadable => unreadable,
+        }
+    }
+
     pub fn position(&self) -> u64 {
         match self {
             Entry::Event(e) => e.position,
@@ -160,13 +193,54 @@ impl StoredEvent {
     ) -> Result<Self, StoredEventError> {
         let envelope = Envelope::from_headers(headers)
             .map_err(|source| StoredEventError::Envelope { position, source })?;
-        Ok(Self {
+        let event = Self {
             position,
             subject: subject.to_string(),
             stored_at,
             envelope,
             body: body.clone(),
-        })
+            upcast_from: None,
+        };
+        Ok(event.into_current())
+    }
+
+    /// The event in the current version of its type: an older version is upcast through
+    /// `hub_api::upcast` (type, data schema, schema version and body replaced, what the log
+    /// holds kept in [`StoredEvent::upcast_from`]); anything else is returned as it is. A
+    /// body its upcaster cannot read stays as stored: decoding it then fails and names the
+    /// event, as for any corrupt body, and only its aggregate is stopped.
+    pub fn into_current(mut self) -> Self {
+        if self.upcast_from.is_some() {
+            return self;
+        }
+        match hub_api::upcast::upcast(&self.envelope.event_type, &self.body) {
+            Ok(Some(current)) => {
+                let envelope = &mut self.envelope;
+                let stored = AsStored {
+                    event_type: std::mem::replace(
+                        &mut envelope.event_type,
+                        current.event_type.name.to_owned(),
+                    ),
+                    dataschema: std::mem::replace(
+                        &mut envelope.dataschema,
+                        current.event_type.dataschema.to_owned(),
+                    ),
+                    schema_version: std::mem::replace(
+                        &mut envelope.schema_version,
+                        current.event_type.schema_version,
+                    ),
+                    body: std::mem::replace(&mut self.body, current.body.into()),
+                };
+                self.upcast_from = Some(stored);
+            }
+            Ok(None) => {}
+            Err(_) => debug!(
+                position = self.position,
+                event_type = %self.envelope.event_type,
+                "an event's body cannot be upcast; read as stored"
+            ),
+        }
+        self
     }
 }
 
@@ -190,3 +264,6 @@ fn stored_time(nanos: i128) -> Timestamp {
         Timestamp::MAX
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,6 @@
 //! Enum mappings between protobuf and the domain, both ways.
 
-use hub_domain::case::{ComplaintCategory, DeadlineKind, IncidentCategory, Urgency};
+use hub_domain::case::{ComplaintCategory, DeadlineKind, IncidentCategory, ReportChannel, Urgency};
 
 use crate::v1;
 
@@ -48,4 +48,13 @@ enum_map!(urgency_to_proto, urgency, Urgency, v1::Urgency, {
 enum_map!(deadline_to_proto, deadline, DeadlineKind, v1::DeadlineKind, {
     Accept => Accept,
     Resolve => Resolve,
+});
+
+enum_map!(report_channel_to_proto, report_channel, ReportChannel, v1::ReportChannel, {
+    GridPatrol => GridPatrol,
+    Hotline => Hotline,
+    Online => Online,
+    WalkIn => WalkIn,
+    Department => Department,
+    Unrecorded => Unrecorded,
 });

@@ -18,29 +18,41 @@ pub struct EventType {
     pub schema_version: u32,
 }
 
-/// Defines one `EventType` constant per event, and the list of them all under `$list`.
+/// Defines one `EventType` constant per event, and the list of them all under `$list`. The
+/// schema version is 1 unless given after the message (`=> "CaseReported" @ 2`); the name
+/// ends in the same version (`.v2`).
 macro_rules! event_types {
     (
         $(#[$doc:meta])*
         $list:ident {
-            $($konst:ident: $name:literal => $proto:literal),* $(,)?
+            $($konst:ident: $name:literal => $proto:literal $(@ $version:literal)?),* $(,)?
         }
     ) => {
         $(pub const $konst: EventType = EventType {
             name: $name,
             dataschema: concat!("type.googleapis.com/gov.hub.v1.", $proto),
-            schema_version: 1,
+            schema_version: event_types!(@version $($version)?),
         };)*
         $(#[$doc])*
         pub const $list: &[EventType] = &[$($konst),*];
     };
+    (@version) => { 1 };
+    (@version $version:literal) => { $version };
 }
 pub(crate) use event_types;
 
+/// Version 1 of `gov.hub.case.reported`, without the channel: the log still holds such
+/// events; they are read through [`crate::upcast`] as version 2.
+pub const CASE_REPORTED_V1: EventType = EventType {
+    name: "gov.hub.case.reported.v1",
+    dataschema: "type.googleapis.com/gov.hub.v1.CaseReported",
+    schema_version: 1,
+};
+
 event_types! {
-    /// Every case event type the hub writes.
+    /// Every case event type the hub writes, each in its current version.
     CASE_EVENT_TYPES {
-        CASE_REPORTED: "gov.hub.case.reported.v1" => "CaseReported",
+        CASE_REPORTED: "gov.hub.case.reported.v2" => "CaseReported" @ 2,
         CASE_DISPATCHED: "gov.hub.case.dispatched.v1" => "CaseDispatched",
         CASE_ACCEPTED: "gov.hub.case.accepted.v1" => "CaseAccepted",
         CASE_TRANSFER_REQUESTED: "gov.hub.case.transfer_requested.v1" => "CaseTransferRequested",
@@ -114,6 +126,7 @@ pub fn encode_case_event(event: &CaseEvent) -> (EventType, Vec<u8>) {
                 urgency: urgency_to_proto(e.urgency) as i32,
                 reported_at: ts(&e.reported_at),
                 reported_by: e.reported_by.to_string(),
+                channel: report_channel_to_proto(e.channel) as i32,
             }
             .encode_to_vec(),
         ),
@@ -302,8 +315,17 @@ impl Reader<'_> {
     }
 }
 
-/// Decodes a stored case event; `Ok(None)` for a type this version does not know.
+/// Decodes a stored case event, upcast first when it is of an older version
+/// ([`crate::upcast`]); `Ok(None)` for a type this version does not know.
 pub fn decode_case_event(event_type: &str, body: &[u8]) -> Result<Option<CaseEvent>, DecodeError> {
+    match crate::upcast::upcast(event_type, body)? {
+        Some(current) => decode_current(current.event_type.name, &current.body),
+        None => decode_current(event_type, body),
+    }
+}
+
+/// Decodes a case event of a current type.
+fn decode_current(event_type: &str, body: &[u8]) -> Result<Option<CaseEvent>, DecodeError> {
     let r = Reader { event_type };
     let id = |case_id: String| CaseId::new(case_id);
     let event = match event_type {
@@ -314,6 +336,7 @@ pub fn decode_case_event(event_type: &str, body: &[u8]) -> Result<Option<CaseEve
                 kind: r.kind(e.kind)?,
                 description: e.description,
                 reporter: r.reporter(e.reporter)?,
+                channel: r.some("channel", report_channel(e.channel))?,
                 district: DivisionCode::parse(&e.district_code)
                     .map_err(|e| r.fail(format!("district_code: {e}")))?,
                 dispatch_unit: r.dept("dispatch_unit", &e.dispatch_unit)?,

@@ -12,7 +12,7 @@ mod report;
 
 pub use care::*;
 pub use commands::*;
-pub use enums::urgency_to_proto;
+pub use enums::{report_channel, report_channel_to_proto, urgency_to_proto};
 pub use events::*;
 pub use grant::*;
 pub use report::ValidReport;

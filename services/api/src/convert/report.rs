@@ -2,11 +2,12 @@
 
 use hub_domain::Violations;
 use hub_domain::case::{
-    CaseId, CaseKind, GridIncident, Location, PropertyComplaint, ReportCase, Reporter,
+    CaseId, CaseKind, GridIncident, Location, PropertyComplaint, ReportCase, ReportChannel,
+    Reporter,
 };
 use hub_domain::codes::{CreditCode, DepartmentCode, DivisionCode, GridCode};
 
-use super::enums::{complaint_category, incident_category};
+use super::enums::{complaint_category, incident_category, report_channel};
 use super::{MAX_DESCRIPTION_CHARS, MAX_SHORT_TEXT_CHARS, request_id, text};
 use crate::v1;
 
@@ -121,6 +122,19 @@ fn reporter(violations: &mut Violations, r: Option<&v1::Reporter>) -> Option<Rep
     }
 }
 
+/// The channel a report names; `Some(None)` when it names none (the reporter's default
+/// applies), `None` for a number that is no channel.
+fn channel(violations: &mut Violations, value: i32) -> Option<Option<ReportChannel>> {
+    if value == v1::ReportChannel::Unspecified as i32 {
+        return Some(None);
+    }
+    let channel = report_channel(value);
+    if channel.is_none() {
+        violations.push("channel", "must name a known report channel");
+    }
+    channel.map(Some)
+}
+
 /// The validated request, with the fields that decide the ids.
 #[derive(Debug, Clone)]
 pub struct ValidReport {
@@ -128,6 +142,8 @@ pub struct ValidReport {
     pub kind: CaseKind,
     pub description: String,
     pub reporter: Reporter,
+    /// As named, or the reporter's default ([`ReportChannel::default_for`]).
+    pub channel: ReportChannel,
 }
 
 impl TryFrom<&v1::ReportCaseRequest> for ValidReport {
@@ -155,14 +171,16 @@ impl TryFrom<&v1::ReportCaseRequest> for ValidReport {
             MAX_DESCRIPTION_CHARS,
         );
         let reporter = reporter(&mut violations, req.reporter.as_ref());
-        match (request_id, kind, description, reporter) {
-            (Some(request_id), Some(kind), Some(description), Some(reporter))
+        let channel = channel(&mut violations, req.channel);
+        match (request_id, kind, description, reporter, channel) {
+            (Some(request_id), Some(kind), Some(description), Some(reporter), Some(channel))
                 if violations.is_empty() =>
             {
                 Ok(ValidReport {
                     request_id,
                     kind,
                     description,
+                    channel: channel.unwrap_or_else(|| ReportChannel::default_for(&reporter)),
                     reporter,
                 })
             }
@@ -178,6 +196,7 @@ impl ValidReport {
             kind: self.kind,
             description: self.description,
             reporter: self.reporter,
+            channel: self.channel,
             reported_by,
         }
     }
@@ -200,5 +219,65 @@ impl From<v1::report_case_request::Kind> for v1::historic_case::Kind {
             v1::report_case_request::Kind::GridIncident(g) => Self::GridIncident(g),
             v1::report_case_request::Kind::PropertyComplaint(p) => Self::PropertyComplaint(p),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(reporter: v1::Reporter, channel: i32) -> v1::ReportCaseRequest {
+        v1::ReportCaseRequest {
+            request_id: "r-1".into(),
+            kind: Some(v1::report_case_request::Kind::GridIncident(
+                v1::GridIncident {
+                    grid_code: "310104001001001".into(),
+                    category: v1::IncidentCategory::Dispute as i32,
+                    location: None,
+                },
+            )),
+            description: "dispute".into(),
+            reporter: Some(reporter),
+            channel,
+        }
+    }
+
+    fn grid_worker() -> v1::Reporter {
+        v1::Reporter {
+            kind: v1::ReporterKind::GridWorker as i32,
+            grid_worker_id: "GW-1".into(),
+        }
+    }
+
+    fn resident() -> v1::Reporter {
+        v1::Reporter {
+            kind: v1::ReporterKind::Resident as i32,
+            grid_worker_id: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_report_naming_no_channel_gets_its_reporters_default() {
+        let channel = |reporter, channel| {
+            ValidReport::try_from(&request(reporter, channel))
+                .expect("valid")
+                .channel
+        };
+        let unspecified = v1::ReportChannel::Unspecified as i32;
+        assert_eq!(
+            channel(grid_worker(), unspecified),
+            ReportChannel::GridPatrol
+        );
+        assert_eq!(channel(resident(), unspecified), ReportChannel::Unrecorded);
+        assert_eq!(
+            channel(resident(), v1::ReportChannel::Hotline as i32),
+            ReportChannel::Hotline
+        );
+    }
+
+    #[test]
+    fn a_channel_number_that_is_no_channel_is_refused() {
+        let violations = ValidReport::try_from(&request(resident(), 99)).expect_err("refused");
+        assert_eq!(violations.as_slice()[0].field, "channel");
     }
 }

@@ -273,6 +273,9 @@ fn report_case(report: ReportCase, ctx: Ctx<'_>) -> Result<CaseEvent, Refusal> {
             "no such district in the registry",
         );
     }
+    if !report.channel.fits(&report.reporter) {
+        violations.push("channel", "grid patrol is a grid worker's channel only");
+    }
     if ctx.registry.unit(&report.reported_by).is_none() {
         violations.push("x-hub-department", "no such department in the registry");
     }
@@ -285,6 +288,7 @@ fn report_case(report: ReportCase, ctx: Ctx<'_>) -> Result<CaseEvent, Refusal> {
         kind: report.kind,
         description: report.description,
         reporter: report.reporter,
+        channel: report.channel,
         district,
         dispatch_unit,
         reported_at: ctx.now,

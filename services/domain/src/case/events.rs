@@ -2,7 +2,7 @@
 
 use jiff::Timestamp;
 
-use super::{CaseId, CaseKind, DeadlineKind, Reporter, Urgency};
+use super::{CaseId, CaseKind, DeadlineKind, ReportChannel, Reporter, Urgency};
 use crate::codes::{DepartmentCode, DivisionCode};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -11,6 +11,7 @@ pub struct CaseReported {
     pub kind: CaseKind,
     pub description: String,
     pub reporter: Reporter,
+    pub channel: ReportChannel,
     pub district: DivisionCode,
     pub dispatch_unit: DepartmentCode,
     pub urgency: Urgency,

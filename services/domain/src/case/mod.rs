@@ -49,6 +49,8 @@ pub struct ReportCase {
     pub kind: CaseKind,
     pub description: String,
     pub reporter: Reporter,
+    /// How the report reached the hub.
+    pub channel: ReportChannel,
     /// The department whose system submitted the report.
     pub reported_by: DepartmentCode,
 }

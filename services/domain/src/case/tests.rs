@@ -75,6 +75,7 @@ pub(super) fn report_by(department: &str, kind: CaseKind) -> CaseCommand {
         kind,
         description: "blocked fire exit".into(),
         reporter: Reporter::GridWorker { id: "gw-17".into() },
+        channel: ReportChannel::GridPatrol,
         reported_by: dept(department),
     })
 }
@@ -245,6 +246,55 @@ fn a_report_is_made_in_ones_own_name_of_known_places_and_only_once() {
         later(1),
     );
     assert_eq!(again, Err(Refusal::AlreadyExists("case")));
+}
+
+#[test]
+fn a_report_keeps_its_channel_and_only_a_grid_worker_reports_from_patrol() {
+    let case = Case::new();
+    let kind = || incident("310104001001001", IncidentCategory::Dispute);
+    let with = |reporter: Reporter, channel: ReportChannel| {
+        let CaseCommand::Report(mut report) = report_by("urban-management", kind()) else {
+            unreachable!("report_by builds a report")
+        };
+        report.reporter = reporter;
+        report.channel = channel;
+        CaseCommand::Report(report)
+    };
+    let Err(Refusal::Invalid(v)) = case.when(
+        &by("urban-management"),
+        with(Reporter::Resident, ReportChannel::GridPatrol),
+        later(0),
+    ) else {
+        panic!("a resident's patrol accepted")
+    };
+    assert_eq!(v.as_slice()[0].field, "channel");
+    for (reporter, channel) in [
+        (Reporter::Resident, ReportChannel::Hotline),
+        (
+            Reporter::GridWorker { id: "gw-1".into() },
+            ReportChannel::GridPatrol,
+        ),
+        (
+            Reporter::GridWorker { id: "gw-1".into() },
+            ReportChannel::Online,
+        ),
+    ] {
+        let events = case
+            .when(&by("urban-management"), with(reporter, channel), later(0))
+            .expect("reported");
+        let [CaseEvent::Reported(reported)] = events.as_slice() else {
+            panic!("{events:?}")
+        };
+        assert_eq!(reported.channel, channel);
+    }
+    assert_eq!(
+        ReportChannel::default_for(&Reporter::GridWorker { id: "gw-1".into() }),
+        ReportChannel::GridPatrol
+    );
+    assert_eq!(
+        ReportChannel::default_for(&Reporter::Resident),
+        ReportChannel::Unrecorded
+    );
 }
 
 #[test]

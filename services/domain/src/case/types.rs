@@ -94,6 +94,40 @@ pub enum Reporter {
     Resident,
 }
 
+/// How a report reached the hub (上报渠道).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ReportChannel {
+    /// A grid worker's patrol (网格员巡查上报).
+    GridPatrol,
+    /// The citizen service hotline 12345.
+    Hotline,
+    /// Online self-service: an app, a mini program or a web portal.
+    Online,
+    /// In person at a service counter.
+    WalkIn,
+    /// Found by a department's own inspection or sensors and passed on by its system.
+    Department,
+    /// Not recorded.
+    Unrecorded,
+}
+
+impl ReportChannel {
+    /// The channel of a report that names none: a grid worker reports what the patrol found;
+    /// how a resident's report came in is not known. Reports stored before the hub recorded
+    /// channels are read with the same rule.
+    pub fn default_for(reporter: &Reporter) -> Self {
+        match reporter {
+            Reporter::GridWorker { .. } => Self::GridPatrol,
+            Reporter::Resident => Self::Unrecorded,
+        }
+    }
+
+    /// Whether `reporter` can have reported through this channel: only a grid worker patrols.
+    pub fn fits(self, reporter: &Reporter) -> bool {
+        self != Self::GridPatrol || matches!(reporter, Reporter::GridWorker { .. })
+    }
+}
+
 /// Which deadline a case can miss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DeadlineKind {

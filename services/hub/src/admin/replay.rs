@@ -122,7 +122,12 @@ pub(super) async fn plan(log: &Appender, request: &ReplayRequest) -> Result<Plan
         to,
         since,
         until,
-        event_types: request.event_types.iter().cloned().collect(),
+        // A type of an older version selects the events read as its current version.
+        event_types: request
+            .event_types
+            .iter()
+            .map(|t| hub_api::upcast::read_as(t).map_or_else(|| t.clone(), |c| c.name.into()))
+            .collect(),
         aggregate: aggregate
             .map(|(kind, id)| format!("{kind}/{id}"))
             .unwrap_or_default(),

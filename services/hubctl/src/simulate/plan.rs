@@ -770,6 +770,8 @@ fn case(
                 kind: v1::ReporterKind::Resident as i32,
                 grid_worker_id: String::new(),
             }),
+            // Residents complain through the 12345 hotline.
+            channel: v1::ReportChannel::Hotline as i32,
         };
         (request, None)
     } else {
@@ -802,6 +804,11 @@ fn case(
                 },
             )),
             description: both(text),
+            channel: if resident {
+                v1::ReportChannel::Hotline
+            } else {
+                v1::ReportChannel::GridPatrol
+            } as i32,
             reporter: Some(if resident {
                 v1::Reporter {
                     kind: v1::ReporterKind::Resident as i32,

@@ -104,6 +104,7 @@ impl CommandLog for MemLog {
                     stored_at: jiff::Timestamp::now(),
                     envelope: event.envelope.clone(),
                     body: event.body.clone(),
+                    upcast_from: None,
                 },
                 None => return Ok(Vec::new()),
             };
@@ -146,6 +147,7 @@ impl CommandLog for MemLog {
                 stored_at: jiff::Timestamp::now(),
                 envelope: event.envelope,
                 body: event.body,
+                upcast_from: None,
             }));
             appended.push(Appended {
                 position,

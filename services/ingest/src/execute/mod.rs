@@ -478,6 +478,7 @@ impl<A: Aggregate> Executor<A> {
                         acting_person: submitted.person.clone(),
                     },
                     body: body.into(),
+                    upcast_from: None,
                 }
             })
             .collect()

@@ -213,6 +213,7 @@ fn report(rid: &str) -> Submitted<Case> {
         }),
         description: "fire lane blocked".into(),
         reporter: Reporter::Resident,
+        channel: hub_domain::case::ReportChannel::Unrecorded,
         reported_by: dept(URBAN),
     });
     submitted(URBAN, rid, &id, None, command)
@@ -476,6 +477,7 @@ async fn an_event_this_version_cannot_read_blocks_its_aggregate_and_no_other() {
                 acting_person: String::new(),
             },
             body: bytes::Bytes::from_static(b"\x0a\x01x"),
+            upcast_from: None,
         })
     });
     assert_eq!(position, 3);

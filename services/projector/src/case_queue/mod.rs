@@ -8,7 +8,8 @@
 
 use hub_api::aggregate::{Aggregate, Case};
 use hub_api::{
-    decode_case_event, kind_to_proto, reporter_to_proto, timestamp, urgency_to_proto, v1,
+    decode_case_event, kind_to_proto, report_channel_to_proto, reporter_to_proto, timestamp,
+    urgency_to_proto, v1,
 };
 use hub_domain::case::{CaseEvent, CaseReported};
 use hub_log::names::{aggregate_filter, parse_event_subject};
@@ -30,7 +31,8 @@ pub const NAME: &str = "case_queue";
 /// of the open cases it holds, read by that department alone.
 pub static DATASET: Dataset = Dataset {
     id: NAME,
-    version: 1,
+    // 2: each case's report channel (gov.hub.case.reported.v2; a v1 report's as upcast).
+    version: 2,
     title_zh: "部门案件待办队列",
     title_en: "Each department's case queue",
     description_zh: "每个部门及区网格化服务管理中心手上尚未结案的案件，按上报先后排列：状态、类别、网格、时限和督办层级。各部门只读自己的队列。",
@@ -61,6 +63,13 @@ pub static DATASET: Dataset = Dataset {
             "district code",
         ),
         f("urgency", T::Text, S::Internal, "紧急程度", "urgency"),
+        f(
+            "channel",
+            T::Text,
+            S::Internal,
+            "上报渠道",
+            "report channel",
+        ),
         f(
             "reported_at",
             T::Timestamp,
@@ -253,6 +262,7 @@ fn reported_view(e: CaseReported, position: u64) -> v1::CaseView {
         }),
         description: e.description,
         reporter: Some(reporter_to_proto(&e.reporter)),
+        channel: report_channel_to_proto(e.channel) as i32,
         district_code: e.district.to_string(),
         urgency: urgency_to_proto(e.urgency) as i32,
         reported_by: e.reported_by.to_string(),
@@ -270,6 +280,10 @@ impl Projection for CaseQueue {
 
     fn filter_subject(&self) -> String {
         aggregate_filter(Case::TYPE)
+    }
+
+    fn version(&self) -> u32 {
+        DATASET.version
     }
 
     fn apply(&self, event: &StoredEvent, batch: &mut Batch<'_>) -> Result<(), ProjectionError> {

@@ -39,6 +39,7 @@ fn stored(position: u64, event: &CaseEvent) -> StoredEvent {
             acting_person: String::new(),
         },
         body: body.into(),
+        upcast_from: None,
     }
 }
 
@@ -52,6 +53,7 @@ fn reported(case_id: &str) -> CaseEvent {
         }),
         description: "overflowing bins".into(),
         reporter: Reporter::Resident,
+        channel: hub_domain::case::ReportChannel::Hotline,
         district: DivisionCode::parse("310104").expect("district"),
         dispatch_unit: dept("dcc-310104"),
         urgency: Urgency::General,
@@ -108,6 +110,28 @@ fn reports_queue_at_the_command_centre_and_a_dispatch_moves_them_within_one_batc
     assert_eq!(a.status, v1::CaseStatus::Dispatched as i32);
     assert_eq!((a.reported_position, a.last_position), (3, 8));
     assert_eq!(get_case(&store, "zzz").expect("get"), None);
+}
+
+#[test]
+fn a_report_stored_as_v1_is_queued_with_its_channel_as_upcast() {
+    // As version 1 wrote it: the same message without a channel, typed v1.
+    let mut v1_report = stored(3, &reported("a"));
+    let mut body = v1::CaseReported::decode(v1_report.body.as_ref()).expect("body");
+    body.channel = 0;
+    v1_report.body = body.encode_to_vec().into();
+    v1_report.envelope.event_type = hub_api::CASE_REPORTED_V1.name.into();
+    v1_report.envelope.schema_version = 1;
+    let store = MemStore::new();
+    // As the log reads it back (upcast), and as a caller hands it over without (decoding
+    // upcasts): the same row.
+    for event in [v1_report.clone().into_current(), v1_report] {
+        project(&store, &[event]);
+        let a = get_case(&store, "a").expect("get").expect("case a exists");
+        assert_eq!(a.channel, v1::ReportChannel::Unrecorded as i32);
+    }
+    project(&store, &[stored(4, &reported("b"))]);
+    let b = get_case(&store, "b").expect("get").expect("case b exists");
+    assert_eq!(b.channel, v1::ReportChannel::Hotline as i32);
 }
 
 #[test]

@@ -63,6 +63,7 @@ fn stored(position: u64, subject: &str, event_type: &str, body: Vec<u8>, rid: &s
             acting_person: String::new(),
         },
         body: body.into(),
+        upcast_from: None,
     }
 }
 
@@ -87,6 +88,7 @@ fn reported(id: &str) -> CaseEvent {
         }),
         description: "overflowing bins".into(),
         reporter: Reporter::Resident,
+        channel: hub_domain::case::ReportChannel::Hotline,
         district: DivisionCode::parse("310104").expect("district"),
         dispatch_unit: dept("dcc-310104"),
         urgency: Urgency::General,

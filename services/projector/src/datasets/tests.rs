@@ -130,6 +130,7 @@ fn events(n: usize, s: &Story, start: Timestamp) -> Vec<CaseEvent> {
         kind,
         description: "d".into(),
         reporter: Reporter::Resident,
+        channel: hub_domain::case::ReportChannel::Hotline,
         district: DivisionCode::parse(if s.incident {
             "310104"
         } else {
@@ -271,6 +272,7 @@ fn entry(position: u64, event: &CaseEvent) -> Entry {
             acting_person: String::new(),
         },
         body: body.into(),
+        upcast_from: None,
     })
 }
 

@@ -61,6 +61,7 @@ fn stored(
             acting_person: "ps-0007".into(),
         },
         body: body.into(),
+        upcast_from: None,
     }
 }
 

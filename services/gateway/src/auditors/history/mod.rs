@@ -5,7 +5,8 @@
 //! apply.
 //!
 //! - [`get_history`] (here): every stored event with its envelope, a care record's body masked
-//!   as for a department without a grant;
+//!   as for a department without a grant; an event the log holds in an older version of its
+//!   type is shown upcast to the current one, naming the type and version stored;
 //! - [`as_of`]: the aggregate folded by the domain's rules up to a position or a stored time.
 
 mod as_of;
@@ -193,6 +194,15 @@ fn stored_event(kind: &str, event: &StoredEvent) -> HistoryEvent {
         body,
         masked,
         withheld,
+        stored_event_type: event
+            .upcast_from
+            .as_ref()
+            .map(|stored| stored.event_type.clone())
+            .unwrap_or_default(),
+        stored_schema_version: event
+            .upcast_from
+            .as_ref()
+            .map_or(0, |stored| stored.schema_version),
     }
 }
 

@@ -36,6 +36,7 @@ fn event(position: u64, event_type: &str, body: &[u8]) -> StoredEvent {
             acting_person: "staff-1".into(),
         },
         body: body.to_vec().into(),
+        upcast_from: None,
     }
 }
 
@@ -111,6 +112,48 @@ fn a_case_body_goes_as_stored_under_its_dataschema() {
         (3, "staff-1")
     );
     assert_eq!(history.stored_at, Some(hub_api::timestamp(at(3))));
+}
+
+#[test]
+fn a_case_event_stored_in_an_older_version_is_shown_upcast_naming_what_is_stored() {
+    use prost::Message;
+    let body = hub_api::v1::CaseReported {
+        case_id: "c-1".into(),
+        reporter: Some(hub_api::v1::Reporter {
+            kind: hub_api::v1::ReporterKind::Resident as i32,
+            grid_worker_id: String::new(),
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let mut stored = event(3, hub_api::CASE_REPORTED_V1.name, &body);
+    stored.subject = "gov.events.case.c-1".into();
+    stored.envelope.dataschema = hub_api::CASE_REPORTED_V1.dataschema.into();
+    let history = stored_event("case", &stored.into_current());
+    assert_eq!(
+        (history.event_type.as_str(), history.schema_version),
+        ("gov.hub.case.reported.v2", 2)
+    );
+    assert_eq!(
+        (
+            history.stored_event_type.as_str(),
+            history.stored_schema_version
+        ),
+        ("gov.hub.case.reported.v1", 1)
+    );
+    let any = history.body.expect("a case body");
+    assert_eq!(any.type_url, "type.googleapis.com/gov.hub.v1.CaseReported");
+    let shown = hub_api::v1::CaseReported::decode(any.value.as_slice()).expect("a v2 body");
+    assert_eq!(shown.channel, hub_api::v1::ReportChannel::Unrecorded as i32);
+    // An event read as stored names no other version.
+    let current = stored_event("case", &event(4, hub_api::CASE_REPORTED.name, &body));
+    assert_eq!(
+        (
+            current.stored_event_type.as_str(),
+            current.stored_schema_version
+        ),
+        ("", 0)
+    );
 }
 
 #[test]
