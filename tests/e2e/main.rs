@@ -9,6 +9,7 @@ mod bad_input;
 mod care;
 mod command_hash;
 mod commands;
+mod console;
 mod datasets;
 mod due;
 mod feeds;

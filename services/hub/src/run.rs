@@ -509,7 +509,8 @@ async fn serve(
     let catalogued = std::iter::once((&case_queue::DATASET, model.clone()))
         .chain(dataset_models)
         .collect();
-    let admin = crate::admin::Admin::new(crate::admin::Parts {
+    // Shared by the admin service and the operators' web console.
+    let admin = Arc::new(crate::admin::Admin::new(crate::admin::Parts {
         auth: auth.clone(),
         audit: audit.clone(),
         instance: instance.clone(),
@@ -525,7 +526,7 @@ async fn serve(
         },
         digest: log_digest.clone(),
         scratch: (config.data_dir.clone(), config.read_models.cache_mb),
-    });
+    }));
     let auditors = Auditors::new(
         (auth.clone(), audit.clone()),
         (audit_js, ledger),
@@ -573,10 +574,12 @@ async fn serve(
             .add_service(DatasetServiceServer::new(catalog))
             .add_service(FeedServiceServer::new(feeds))
             .add_service(AuditServiceServer::new(auditors))
-            .add_service(AdminServiceServer::new(admin));
+            .add_service(AdminServiceServer::from_arc(admin.clone()));
         let mut routes = routes.routes();
         let grpc = std::mem::take(routes.axum_router_mut());
-        *routes.axum_router_mut() = grpc.merge(http::router(datasets, publisher, base_url));
+        *routes.axum_router_mut() = grpc
+            .merge(http::router(datasets, publisher, base_url))
+            .merge(crate::console::router(admin));
         // HTTP/1.1 too, for the catalogue and dataset rows; gRPC stays on HTTP/2. With TLS
         // configured, the port serves TLS only, through the hub's own acceptor.
         let server = tonic::transport::Server::builder()

@@ -7,7 +7,6 @@
 
 mod backup;
 mod connect;
-mod json;
 mod rebuild;
 mod replay;
 mod simulate;

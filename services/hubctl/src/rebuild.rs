@@ -48,7 +48,7 @@ pub async fn rebuild(
         if json {
             println!(
                 "{}",
-                crate::json::to_json("gov.hub.v1.RebuildProgress", &p)?
+                hub::proto_json::to_json("gov.hub.v1.RebuildProgress", &p)?
             );
         }
         bar.set_length(p.last);
@@ -102,7 +102,7 @@ pub async fn swap(connection: &Connection, json: bool, read_model: &str) -> Resu
     if json {
         println!(
             "{}",
-            crate::json::to_json("gov.hub.v1.SwapReadModelResponse", &swapped)?
+            hub::proto_json::to_json("gov.hub.v1.SwapReadModelResponse", &swapped)?
         );
     } else {
         println!(
@@ -133,7 +133,7 @@ pub async fn verify(connection: &Connection, json: bool, read_model: &str) -> Re
     if json {
         println!(
             "{}",
-            crate::json::to_json("gov.hub.v1.VerifyReadModelResponse", &verified)?
+            hub::proto_json::to_json("gov.hub.v1.VerifyReadModelResponse", &verified)?
         );
     } else {
         println!(

@@ -84,7 +84,7 @@ pub async fn run(connection: &Connection, json: bool, args: &ReplayArgs) -> Resu
         bar.set_length(batch.last);
         bar.set_position(batch.reached);
         for event in &batch.events {
-            let line = crate::json::to_json("gov.hub.v1.HistoryEvent", event)?;
+            let line = hub::proto_json::to_json("gov.hub.v1.HistoryEvent", event)?;
             writeln!(out, "{line}").context("writing the replay")?;
             events += 1;
             first.get_or_insert(event.position);

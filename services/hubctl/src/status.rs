@@ -15,7 +15,7 @@ pub async fn run(connection: &Connection, json: bool, check: bool) -> Result<(),
         .map_err(|s| refused("status", s))?
         .into_inner();
     if json {
-        let value = crate::json::to_json("gov.hub.v1.GetStatusResponse", &status)?;
+        let value = hub::proto_json::to_json("gov.hub.v1.GetStatusResponse", &status)?;
         println!("{value}");
     } else {
         print!("{}", render(&status));

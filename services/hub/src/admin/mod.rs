@@ -189,6 +189,27 @@ impl Admin {
     }
 }
 
+/// What the operators' web console ([`crate::console`]) reads through the admin service: the
+/// same status GetStatus answers, and the identity, audit and log it works with.
+impl Admin {
+    pub(crate) fn auth(&self) -> &Authenticator {
+        &self.auth
+    }
+
+    pub(crate) fn audit(&self) -> &Audit {
+        &self.audit
+    }
+
+    pub(crate) fn log(&self) -> &Appender {
+        &self.log
+    }
+
+    /// GetStatus's answer, for a caller already checked to be an operator.
+    pub(crate) async fn status(&self) -> Result<GetStatusResponse, ApiError> {
+        status::get_status(self).await
+    }
+}
+
 type Batches = Pin<Box<dyn Stream<Item = Result<ReplayResponse, Status>> + Send>>;
 type ExportItems = Pin<Box<dyn Stream<Item = Result<ExportLogResponse, Status>> + Send>>;
 type Progress = Pin<Box<dyn Stream<Item = Result<RebuildReadModelResponse, Status>> + Send>>;

@@ -260,7 +260,7 @@ impl Command {
     /// The request as proto3 JSON.
     pub fn to_json(&self) -> anyhow::Result<serde_json::Value> {
         let name = format!("gov.hub.v1.{}Request", self.rpc());
-        each!(self, m => crate::json::to_json(&name, m))
+        each!(self, m => Ok(hub::proto_json::to_json(&name, m)?))
     }
 }
 
