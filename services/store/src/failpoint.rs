@@ -23,7 +23,10 @@
 #[cfg(feature = "failpoints")]
 pub fn crash(name: &str) {
     if fail::eval(name, |_| ()).is_some() {
-        eprintln!("failpoint {name}: stopping the process");
+        // One write: stderr is unbuffered, and a line written in pieces can interleave with
+        // the log lines the test reads beside it.
+        let line = format!("failpoint {name}: stopping the process\n");
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
         std::process::abort();
     }
 }
