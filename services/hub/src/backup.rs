@@ -10,6 +10,7 @@
 use hub_api::v1::{LogExportHeader, LogExportTrailer, LogHeader, LogMessage};
 use hub_audit::log_digest::{EMPTY, fold_parts, is_nats_header};
 use hub_log::names::headers::HUB_STORED_AT;
+use hub_log::names::parse_event_subject;
 use sha2::{Digest as _, Sha256};
 
 /// The header's `format`.
@@ -30,6 +31,10 @@ pub enum BadExport {
     },
     #[error("message at position {position} has no valid stored time")]
     Time { position: u64 },
+    #[error(
+        "message at position {position} is not on an event subject (gov.events.<case|care|grant>.<id>)"
+    )]
+    Subject { position: u64 },
     #[error("the export ends without its trailer")]
     NoTrailer,
     #[error("the export holds {found} messages where its header names positions {first} to {last}")]
@@ -111,6 +116,17 @@ impl LogChecks {
         let time = nanos(&message.stored_at).ok_or(BadExport::Time {
             position: message.position,
         })?;
+        // Only the event log's own subjects: an import never writes anywhere else.
+        let event_subject = parse_event_subject(&message.subject).is_some_and(|(kind, id)| {
+            ["case", "care", "grant"].contains(&kind)
+                && id.len() <= 64
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+        if !event_subject {
+            return Err(BadExport::Subject {
+                position: message.position,
+            });
+        }
         let headers: Vec<(&str, &str)> = message
             .headers
             .iter()
@@ -246,6 +262,20 @@ mod tests {
         assert_eq!(
             checked(&changed).finish(&header(3), &forged),
             Err(BadExport::LogDigest)
+        );
+
+        // A message on another subject than an event's is refused.
+        let mut elsewhere = message(1, b"a");
+        elsewhere.subject = "gov.audit.x".into();
+        let mut checks = LogChecks::new(&header(1)).expect("header");
+        assert_eq!(
+            checks.add(&elsewhere),
+            Err(BadExport::Subject { position: 1 })
+        );
+        elsewhere.subject = "gov.events.case.>".into();
+        assert_eq!(
+            checks.add(&elsewhere),
+            Err(BadExport::Subject { position: 1 })
         );
 
         // A message dropped or swapped is named by its place.

@@ -27,6 +27,11 @@ pub struct Config {
     pub time_zone: String,
     /// How often deadline supervision looks for cases past their deadlines.
     pub supervision_interval_ms: u64,
+    /// Restore mode: the hub takes a backup of the event log (`hubctl import`) and nothing
+    /// else writes to the log meanwhile: the command services answer UNAVAILABLE and deadline
+    /// supervision does not run. Reads, read models and feeds work as usual. Restart without
+    /// it once the import is done.
+    pub restore: bool,
     pub nats: NatsConfig,
     pub commands: CommandsConfig,
     pub read_models: ReadModelsConfig,
@@ -158,6 +163,7 @@ impl Default for Config {
             reference_data: None,
             time_zone: "Asia/Shanghai".to_owned(),
             supervision_interval_ms: 1000,
+            restore: false,
             nats: NatsConfig::default(),
             commands: CommandsConfig::default(),
             read_models: ReadModelsConfig::default(),

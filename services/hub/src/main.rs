@@ -46,6 +46,11 @@ struct Cli {
     /// department unproven. Loopback only; the hub says so at start-up.
     #[arg(long)]
     dev: bool,
+    /// Restore mode: takes a backup of the event log (`hubctl import`) into an empty hub, with
+    /// the command services off (UNAVAILABLE) and no deadline supervision meanwhile, so
+    /// nothing else writes to the log; restart without it afterwards.
+    #[arg(long)]
+    restore: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -213,6 +218,9 @@ impl Cli {
         }
         if self.accept_no_isolation {
             nats.insert("accept_no_isolation".into(), Value::from(true));
+        }
+        if self.restore {
+            top.insert("restore".into(), Value::from(true));
         }
         if self.dev {
             let mut identity = Dict::new();

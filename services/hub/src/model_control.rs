@@ -28,7 +28,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::read_models::{Prepare, alarm_when_halted, open_dir, remove_stale, set_live_folder};
+use crate::read_models::{
+    Prepare, alarm_as_when_halted, alarm_when_halted, open_dir, remove_stale, set_live_folder,
+};
 
 /// How long a swap waits for the build to reach the live model's position.
 const SWAP_CATCH_UP: Duration = Duration::from_secs(30);
@@ -149,6 +151,7 @@ pub fn start(
         build: None,
         building: building_tx,
         stop,
+        fatal: None,
     };
     (managed, runner.run(control_rx, stored_older))
 }
@@ -183,6 +186,9 @@ struct Runner {
     build: Option<Build>,
     building: watch::Sender<Option<Building>>,
     stop: CancellationToken,
+    /// A projector that failed to stop (a storage failure): the task ends with it, and the
+    /// hub restarts.
+    fatal: Option<ProjectorError>,
 }
 
 fn task_failed(reason: String) -> ProjectorError {
@@ -279,6 +285,9 @@ impl Runner {
                     }
                 },
             }
+            if let Some(err) = self.fatal.take() {
+                return Err(err);
+            }
         }
         // Shutdown: each projector stops after its batch; a version rebuild resumes from its
         // checkpoint at the next start, an operator's is dropped.
@@ -303,9 +312,51 @@ impl Runner {
         self.live = Some(Running { task, stop });
     }
 
+    /// The alarm key of a halted rebuild.
+    fn build_alarm(&self) -> String {
+        format!("halted/{}.rebuild", self.model.name())
+    }
+
+    /// Records `err`, a projector that failed to stop: the task ends after this request.
+    fn failed(&mut self, err: ProjectorError) -> ApiError {
+        warn!(read_model = self.model.name(), error = %err, "a projector failed to stop; the hub restarts");
+        self.fatal = Some(err);
+        ApiError::Unavailable("the read model's storage failed; the hub restarts".into())
+    }
+
+    /// Drops the rebuild beside the live model: its projector, consumer, folder and alarm.
+    async fn drop_build(&mut self) -> Result<(), ApiError> {
+        let Some(build) = self.build.take() else {
+            return Ok(());
+        };
+        self.building.send_replace(None);
+        if let Err(err) = build.running.stop().await {
+            return Err(self.failed(err));
+        }
+        if let Ok(stream) = self.task.js.get_stream(EVENTS_STREAM).await
+            && let Err(err) = stream.delete_consumer(&build.consumer).await
+        {
+            warn!(read_model = self.model.name(), error = %err, "could not remove a dropped rebuild's consumer");
+        }
+        let dir = self.task.data_dir.join("read-models").join(&build.folder);
+        drop(build.store);
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+        self.task.alarms.clear(&self.build_alarm());
+        Ok(())
+    }
+
     async fn rebuild(&mut self) -> Result<Building, ApiError> {
-        if let Some(build) = &self.build {
-            return Ok(build.info.clone());
+        match &self.build {
+            // A halted build is dropped and started again (the cause may be mended).
+            Some(build) if build.info.model.state().halted.is_some() => {
+                info!(
+                    read_model = self.model.name(),
+                    "a halted rebuild is dropped and started again"
+                );
+                self.drop_build().await?;
+            }
+            Some(build) => return Ok(build.info.clone()),
+            None => {}
         }
         let folder = format!(
             "{}.r{}",
@@ -349,9 +400,10 @@ impl Runner {
             options.clone(),
             stop.clone(),
         ));
-        tokio::spawn(alarm_when_halted(
+        // A build that halts has an alarm of its own: the live model serves on meanwhile.
+        tokio::spawn(alarm_as_when_halted(
             model.clone(),
-            self.task.alarms.clone(),
+            (self.task.alarms.clone(), self.build_alarm()),
             stop.clone(),
         ));
         let info = Building {
@@ -388,13 +440,14 @@ impl Runner {
             }));
         }
         // The live model stops where it stands; the build, which follows the log, reaches
-        // that position before it stops too, so the position never moves back.
-        let internal = |err: ProjectorError| {
-            warn!(read_model = name, error = %err, "a swap failed");
-            ApiError::Internal
-        };
-        if let Some(live) = self.live.take() {
-            live.stop().await.map_err(internal)?;
+        // that position before it stops too, so the position never moves back. It is let
+        // reach where the live one stands now first, so the live one stops only briefly.
+        let now = self.model.state().position;
+        let _ = build.info.model.wait_for(now, SWAP_CATCH_UP).await;
+        if let Some(live) = self.live.take()
+            && let Err(err) = live.stop().await
+        {
+            return Err(self.failed(err));
         }
         let live_position = self.model.state().position;
         let reached = build
@@ -415,7 +468,10 @@ impl Runner {
             return Err(ApiError::Internal);
         };
         self.building.send_replace(None);
-        build.running.stop().await.map_err(internal)?;
+        if let Err(err) = build.running.stop().await {
+            return Err(self.failed(err));
+        }
+        self.task.alarms.clear(&self.build_alarm());
         let version = self.projection.version();
         let made_live = {
             let (store, data_dir, folder) = (
@@ -477,10 +533,9 @@ impl Runner {
         let name = self.model.name();
         let was_live = match self.live.take() {
             Some(live) => {
-                live.stop().await.map_err(|err| {
-                    warn!(read_model = name, error = %err, "stopping the read model to digest it");
-                    ApiError::Internal
-                })?;
+                if let Err(err) = live.stop().await {
+                    return Err(self.failed(err));
+                }
                 true
             }
             None => false,

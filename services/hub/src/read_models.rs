@@ -102,16 +102,23 @@ pub fn prepare_dataset(
 
 /// Raises an alarm (`halted/<model>`) when a read model halts rather than serve wrong data.
 pub async fn alarm_when_halted(model: ReadModel, alarms: Alarms, stop: CancellationToken) {
+    let key = format!("halted/{}", model.name());
+    alarm_as_when_halted(model, (alarms, key), stop).await;
+}
+
+/// Raises the alarm `key` when `model` halts.
+pub async fn alarm_as_when_halted(
+    model: ReadModel,
+    (alarms, key): (Alarms, String),
+    stop: CancellationToken,
+) {
     let mut state = model.subscribe();
     tokio::select! {
         _ = stop.cancelled() => {}
         halted = state.wait_for(|s| s.halted.is_some()) => {
             if let Ok(s) = halted {
                 let reason = s.halted.clone().unwrap_or_default();
-                alarms.raise(
-                    format!("halted/{}", model.name()),
-                    format!("read model {} halted: {reason}", model.name()),
-                );
+                alarms.raise(key, format!("read model {} halted: {reason}", model.name()));
             }
         }
     }

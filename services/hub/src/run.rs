@@ -487,7 +487,17 @@ async fn serve(
         command_state.clone(),
         Duration::from_millis(config.supervision_interval_ms),
     );
-    let supervision = tokio::spawn(supervisor.run(stop.child_token()));
+    // In restore mode nothing but the import writes to the log.
+    let supervision = if config.restore {
+        warn!(
+            "RESTORE MODE: the hub takes a backup of the event log (hubctl import); the command \
+             services answer UNAVAILABLE and deadline supervision is off; restart without \
+             --restore once the import is done"
+        );
+        tokio::spawn(async {})
+    } else {
+        tokio::spawn(supervisor.run(stop.child_token()))
+    };
     let commands = CaseCommands::new(case_executor, (auth.clone(), audit.clone()));
     let care = CareCommands::new(care_executor, (auth.clone(), audit.clone()));
     let grants = GrantCommands::new(grant_executor, (auth.clone(), audit.clone()));
@@ -526,6 +536,7 @@ async fn serve(
         },
         digest: log_digest.clone(),
         scratch: (config.data_dir.clone(), config.read_models.cache_mb),
+        restore: config.restore,
     }));
     let auditors = Auditors::new(
         (auth.clone(), audit.clone()),
@@ -558,6 +569,17 @@ async fn serve(
     );
     info!(%addr, nats = %url, data_dir = %config.data_dir.display(), catalogue = %format!("{base_url}/catalog"), "hub serving gRPC and HTTP");
 
+    let restore = config.restore;
+    let restoring = move |request: tonic::Request<()>| {
+        if restore {
+            Err(tonic::Status::unavailable(
+                "this hub runs in restore mode (a backup of the event log is being imported); \
+                 commands are taken once it is restarted without --restore",
+            ))
+        } else {
+            Ok(request)
+        }
+    };
     let serving = {
         let stop = stop.clone();
         let stop_accepting = stop.clone();
@@ -566,9 +588,13 @@ async fn serve(
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(CaseCommandServiceServer::new(commands))
-            .add_service(CareCommandServiceServer::new(care))
-            .add_service(GrantCommandServiceServer::new(grants))
+            .add_service(CaseCommandServiceServer::with_interceptor(
+                commands, restoring,
+            ))
+            .add_service(CareCommandServiceServer::with_interceptor(care, restoring))
+            .add_service(GrantCommandServiceServer::with_interceptor(
+                grants, restoring,
+            ))
             .add_service(CaseQueryServiceServer::new(queries))
             .add_service(CatalogServiceServer::new(catalog.clone()))
             .add_service(DatasetServiceServer::new(catalog))

@@ -47,10 +47,9 @@ pub async fn export(connection: &Connection, json: bool, out: &Path) -> Result<(
         .map_err(|s| refused("export", s))?
         .into_inner();
     let partial = out.with_extension("partial");
-    let mut file = BufWriter::new(
-        std::fs::File::create(&partial)
-            .with_context(|| format!("creating {}", partial.display()))?,
-    );
+    let mut file = BufWriter::new(crate::private_file(&partial)?);
+    // What an export that fails leaves behind goes with it.
+    let partial_guard = Partial(Some(partial.clone()));
     let bar = bar(json, "export")?;
     let (mut header, mut checks, mut trailer, mut bytes) = (None, None, None, 0u64);
     while let Some(response) = items
@@ -98,6 +97,7 @@ pub async fn export(connection: &Connection, json: bool, out: &Path) -> Result<(
     file.sync_all()
         .with_context(|| format!("writing {}", partial.display()))?;
     std::fs::rename(&partial, out).with_context(|| format!("writing {}", out.display()))?;
+    partial_guard.keep();
     let summary = serde_json::json!({
         "file": out,
         "messages": trailer.messages,
@@ -124,6 +124,27 @@ pub async fn export(connection: &Connection, json: bool, out: &Path) -> Result<(
     }
     Ok(())
 }
+
+/// Removes an unfinished export file when dropped, unless kept.
+struct Partial(Option<PathBuf>);
+
+impl Partial {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// The longest item a file may hold: a message of the log is at most NATS's largest payload
+/// (64 MiB) with its headers.
+const MAX_ITEM: u64 = 65 << 20;
 
 /// The items of an export file, read one at a time.
 struct Items {
@@ -156,6 +177,13 @@ impl Items {
             if byte[0] & 0x80 == 0 {
                 break;
             }
+        }
+        if length > MAX_ITEM {
+            return Err(anyhow!(
+                "{} holds an item of {length} bytes, longer than any message of the log: it is \
+                 not a log export, or damaged",
+                self.path.display()
+            ));
         }
         let mut buffer = vec![0u8; usize::try_from(length)?];
         self.reader

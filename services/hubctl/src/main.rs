@@ -181,11 +181,22 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 
 /// Where output goes: a file named on the command line, or stdout.
 pub fn output(path: Option<&PathBuf>) -> anyhow::Result<Box<dyn std::io::Write + Send>> {
-    use anyhow::Context as _;
     Ok(match path {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        )),
+        Some(path) => Box::new(std::io::BufWriter::new(private_file(path)?)),
         None => Box::new(std::io::BufWriter::new(std::io::stdout())),
     })
+}
+
+/// A new file only its owner may read (mode 0600): replays and backups hold what the log
+/// holds, a backup personal data in clear.
+pub fn private_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use anyhow::Context as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))
 }

@@ -147,14 +147,20 @@ pub fn render(status: &GetStatusResponse) -> String {
     }
     let _ = writeln!(
         out,
-        "\n{:<22} {:>10} {:>10} {:>8} {:>6} {:>8}",
-        "FEED", "POSITION", "ACKED", "LAG", "CONS", "WAITING"
+        "\n{:<22} {:>10} {:>10} {:>8} {:>8} {:>6} {:>8}",
+        "FEED", "POSITION", "ACKED", "LAG", "PENDING", "CONS", "WAITING"
     );
     for f in &status.feeds {
         let _ = writeln!(
             out,
-            "{:<22} {:>10} {:>10} {:>8} {:>6} {:>8}",
-            f.department, f.position, f.acknowledged_position, f.lag, f.consumers, f.waiting
+            "{:<22} {:>10} {:>10} {:>8} {:>8} {:>6} {:>8}",
+            f.department,
+            f.position,
+            f.acknowledged_position,
+            f.lag,
+            f.pending,
+            f.consumers,
+            f.waiting
         );
     }
     let _ = writeln!(out, "\nHEALTH");

@@ -183,39 +183,92 @@ async fn status_shows_the_streams_read_models_feeds_health_and_durability_to_ope
         );
     }
 
-    // A department is refused, the anonymous public too; each exit status 1 with the code.
-    let refused = hubctl(&hub, &["--department", "urban-management", "status"]).await;
-    assert_eq!(refused.status.code(), Some(1));
+    // Every command, asked by a department, is refused before anything is looked up or
+    // written (the operator's own calls above and below succeed); exit status 1 with the code.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backup = dir.path().join("backup.hublog");
+    let backup = backup.to_str().expect("utf-8");
+    let made = hubctl(&hub, &["export", "--out", backup]).await;
+    assert!(made.status.success(), "{}", stderr(&made));
+    let refused_file = dir.path().join("refused.hublog");
+    let refused_file = refused_file.to_str().expect("utf-8");
+    let commands: [&[&str]; 7] = [
+        &["status"],
+        &["replay"],
+        &["rebuild", "incident_stats"],
+        &["swap", "incident_stats"],
+        &["verify", "incident_stats"],
+        &["export", "--out", refused_file],
+        &["import", "--file", backup],
+    ];
+    for command in commands {
+        let args: Vec<&str> = ["--department", "urban-management"]
+            .into_iter()
+            .chain(command.iter().copied())
+            .collect();
+        let refused = hubctl(&hub, &args).await;
+        assert_eq!(refused.status.code(), Some(1), "{command:?}");
+        assert!(
+            stderr(&refused).contains("PermissionDenied"),
+            "{command:?}: {}",
+            stderr(&refused)
+        );
+        assert!(stdout(&refused).is_empty(), "{command:?}");
+    }
     assert!(
-        stderr(&refused).contains("PermissionDenied"),
-        "{}",
-        stderr(&refused)
+        !std::path::Path::new(refused_file).exists(),
+        "a refused export writes nothing"
     );
-    assert!(stdout(&refused).is_empty());
+    // The operator's own replay still works after all that, and nothing was rebuilt.
+    assert!(hubctl(&hub, &["replay"]).await.status.success());
+    let status = json(&hubctl(&hub, &["status", "--json"]).await);
+    assert_eq!(read_model(&status, "incident_stats")["state"], "live");
 
-    // Every call was audited, the refusal included.
-    let access = hub
-        .auditors()
-        .list_access(fixtures::from(
-            "audit-bureau",
-            v1::ListAccessRequest {
-                department: "big-data-centre".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("access log")
-        .into_inner();
-    let actions: Vec<_> = access
-        .entries
-        .iter()
-        .filter_map(|e| e.record.as_ref())
-        .map(|r| r.action.as_str())
-        .collect();
+    // Every call was audited, the operator's and the refusals.
+    let actions = |department: &'static str| {
+        let hub = &hub;
+        async move {
+            let access = hub
+                .auditors()
+                .list_access(fixtures::from(
+                    "audit-bureau",
+                    v1::ListAccessRequest {
+                        department: department.into(),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .expect("access log")
+                .into_inner();
+            access
+                .entries
+                .into_iter()
+                .filter_map(|e| e.record)
+                .map(|r| (r.action, r.outcome))
+                .collect::<Vec<_>>()
+        }
+    };
+    let operator = actions("big-data-centre").await;
     assert!(
-        actions.contains(&"gov.hub.v1.AdminService/GetStatus"),
-        "{actions:?}"
+        operator.contains(&("gov.hub.v1.AdminService/GetStatus".into(), "ok".into())),
+        "{operator:?}"
     );
+    let refusals = actions("urban-management").await;
+    for action in [
+        "GetStatus",
+        "Replay",
+        "RebuildReadModel",
+        "SwapReadModel",
+        "VerifyReadModel",
+        "ExportLog",
+        "ImportLog",
+    ] {
+        let action = format!("gov.hub.v1.AdminService/{action}");
+        assert!(
+            refusals.contains(&(action.clone(), "permission_denied".into())),
+            "{action}: {refusals:?}"
+        );
+    }
     hub.stop().await.expect("stop");
 }
 
@@ -450,6 +503,11 @@ async fn a_read_model_is_rebuilt_beside_the_live_one_swapped_in_and_verified() {
         .collect();
     assert_eq!(names.len(), 10, "{names:?}");
     for name in &names {
+        // Each stands at the last report first (a filtered model learns it by asking).
+        hub.read_model(name)
+            .wait_for(after_swap, std::time::Duration::from_secs(30))
+            .await
+            .expect("caught up");
         let verified = json(&hubctl(&hub, &["verify", name, "--json"]).await);
         assert_eq!(verified["matches"], true, "{name}: {verified}");
         assert!(
@@ -569,7 +627,33 @@ async fn a_backup_restores_into_an_empty_hub_at_the_same_positions_and_digests()
         .await,
     );
 
-    let target = HubBuilder::dev().start().await;
+    // Only a hub in restore mode takes a backup (here the source, with commands on: refused).
+    let not_restoring = hubctl(
+        &source,
+        &["import", "--file", whole.to_str().expect("utf-8")],
+    )
+    .await;
+    assert_eq!(not_restoring.status.code(), Some(1));
+    assert!(
+        stderr(&not_restoring).contains("restore mode"),
+        "{}",
+        stderr(&not_restoring)
+    );
+    let target_dir = tempfile::tempdir().expect("target data dir");
+    let mut restoring = HubBuilder::dev().data_dir(target_dir.path());
+    restoring.config_mut().restore = true;
+    let target = restoring.start().await;
+    // Meanwhile nothing else writes to its log: commands are refused, saying why.
+    let refused = target
+        .commands()
+        .report_case(fixtures::from(
+            "urban-management",
+            fixtures::incident("backup-x"),
+        ))
+        .await
+        .expect_err("restore mode");
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("restore mode"), "{refused:?}");
     // A changed byte is found before anything is sent: the target stays empty.
     let mut bytes = std::fs::read(&whole).expect("read");
     let at = bytes.len() / 2;
@@ -666,7 +750,9 @@ async fn a_backup_restores_into_an_empty_hub_at_the_same_positions_and_digests()
         }
     };
     assert_eq!(state(&target).await, state(&source).await);
-    // And the target takes new commands after the restore, at the next position.
+    // Restarted without restore mode, the target takes new commands at the next position.
+    target.stop().await.expect("stop");
+    let target = HubBuilder::dev().data_dir(target_dir.path()).start().await;
     let (_, next) = report(&target, "backup-4").await;
     assert_eq!(next, last + 1);
     source.stop().await.expect("stop");

@@ -246,12 +246,16 @@ impl StoredEvent {
 
 /// When the log a message came from stored it, Unix nanoseconds: the server's stamp
 /// `server_nanos`, unless the message was imported from a backup, which kept the original's
-/// in [`HUB_STORED_AT`](crate::names::headers::HUB_STORED_AT).
+/// in [`HUB_STORED_AT`](crate::names::headers::HUB_STORED_AT) (taken only when it is no later
+/// than the server's stamp).
 pub fn stored_nanos(headers: Option<&async_nats::HeaderMap>, server_nanos: i128) -> i128 {
+    // Never later than the server stored the copy: an import keeps an earlier time only.
     headers
         .and_then(|h| h.get(crate::names::headers::HUB_STORED_AT))
         .and_then(|v| v.as_str().parse::<i64>().ok())
-        .map_or(server_nanos, i128::from)
+        .map(i128::from)
+        .filter(|original| *original <= server_nanos)
+        .unwrap_or(server_nanos)
 }
 
 /// A message's stored time (nanoseconds since the Unix epoch, as the server stamped it),

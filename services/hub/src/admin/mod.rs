@@ -72,6 +72,7 @@ pub struct Admin {
     scratch: (PathBuf, u64),
     /// One verify at a time: each replays the log.
     verifies: Arc<tokio::sync::Semaphore>,
+    restore: bool,
 }
 
 /// Everything [`Admin`] reads.
@@ -87,6 +88,8 @@ pub struct Parts {
     pub durability: Durability,
     pub digest: LogDigest,
     pub scratch: (PathBuf, u64),
+    /// Restore mode: the only one in which ImportLog writes to the log.
+    pub restore: bool,
 }
 
 impl Admin {
@@ -103,6 +106,7 @@ impl Admin {
             durability,
             digest,
             scratch,
+            restore,
         } = parts;
         Self {
             auth,
@@ -117,6 +121,7 @@ impl Admin {
             digest,
             scratch,
             verifies: Arc::new(tokio::sync::Semaphore::new(1)),
+            restore,
         }
     }
 
@@ -138,6 +143,21 @@ impl Admin {
                     ))
                 }
             }
+        }
+    }
+
+    /// Whether the hub runs in restore mode, the only one in which a backup is imported:
+    /// nothing else then writes to the log, so the import cannot be forked by a command or
+    /// an escalation landing between its messages.
+    fn restoring(&self) -> Result<(), ApiError> {
+        if self.restore {
+            Ok(())
+        } else {
+            Err(ApiError::FailedPrecondition(
+                "a backup is imported only into a hub started in restore mode (hub --restore), \
+                 where nothing else writes to the log"
+                    .into(),
+            ))
         }
     }
 
@@ -269,7 +289,7 @@ impl AdminService for Admin {
         let who = self.auth.identify_grpc(&request);
         let mut items = request.into_inner();
         // Who asks first; then what the log holds and what the export says it holds.
-        let planned = match self.operator(&who) {
+        let planned = match self.operator(&who).and_then(|()| self.restoring()) {
             Ok(()) => match self.log.last_position().await {
                 Ok(held) => backup::import_header(&mut items).await.and_then(|header| {
                     if held > header.last_position {
@@ -302,6 +322,16 @@ impl AdminService for Admin {
         })
         .await?;
         let imported = backup::import(&self.log, &self.digest, (header, held), &mut items).await?;
+        if imported.log_digest != imported.expected_log_digest {
+            self.alarms.raise(
+                "import/log-digest",
+                format!(
+                    "the event log imported up to position {} does not digest as its backup \
+                     did: what was stored differs from what was exported",
+                    imported.last_position
+                ),
+            );
+        }
         Ok(Response::new(imported))
     }
 

@@ -5,9 +5,9 @@
 //! envelope and its typed body, a care record's masked as for a department without a grant.
 //! The range is fixed when the replay starts: it ends at the log's last position then (or
 //! the one asked for, if lower), so a replay of a busy log ends. A stored-time range starts
-//! at the first position the server stamped at or after its start and ends at the first
-//! message stored after its end; stored times are the ones readers see (a restored log's
-//! messages keep the time their first log stored them).
+//! at the first position the server stamped at or after its start and selects the messages
+//! stored in it up to the range's last position; stored times are the ones readers see (a
+//! restored log's messages keep the time their first log stored them).
 
 use std::collections::BTreeSet;
 
@@ -81,11 +81,17 @@ pub(super) async fn plan(log: &Appender, request: &ReplayRequest) -> Result<Plan
     if request.event_types.len() > MAX_EVENT_TYPES {
         violations.push("event_types", "names more than 32 event types");
     }
+    // A type the hub writes, or an older version of one it reads through an upcaster: a
+    // misspelt one is refused rather than answered with nothing.
     let well_formed = |t: &String| {
-        (1..=128).contains(&t.len())
-            && t.starts_with("gov.hub.")
-            && t.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_')
+        hub_api::upcast::read_as(t).is_some()
+            || [
+                hub_api::CASE_EVENT_TYPES,
+                hub_api::CARE_EVENT_TYPES,
+                hub_api::GRANT_EVENT_TYPES,
+            ]
+            .iter()
+            .any(|types| types.iter().any(|known| known.name == t.as_str()))
     };
     if !request.event_types.iter().all(well_formed) {
         violations.push(
@@ -181,11 +187,14 @@ pub(super) async fn send(
         let mut events = Vec::new();
         let mut ended = false;
         for entry in &entries {
-            if entry.position() > planned.to
-                || planned.until.is_some_and(|until| entry.stored_at() > until)
-            {
+            if entry.position() > planned.to {
                 ended = true;
                 break;
+            }
+            // Stored times need not rise with positions (a restored log, a server's clock
+            // set back): each is looked at.
+            if planned.until.is_some_and(|until| entry.stored_at() > until) {
+                continue;
             }
             if selected(&planned, entry) {
                 let kind = parse_event_subject(subject(entry)).map_or("", |(kind, _)| kind);

@@ -188,7 +188,7 @@ async fn feed(admin: &Admin, unit: &str) -> Option<(Info, FeedStatus)> {
     let consumer = stream
         .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&feed_consumer(unit))
         .await;
-    let (acknowledged_position, lag, waiting) = match consumer {
+    let (acknowledged_position, pending, waiting) = match consumer {
         Ok(mut consumer) => match consumer.info().await {
             Ok(c) => (
                 position_at(c.ack_floor.stream_sequence).await,
@@ -199,6 +199,12 @@ async fn feed(admin: &Admin, unit: &str) -> Option<(Info, FeedStatus)> {
         },
         Err(_) => (0, 0, 0),
     };
+    // In log positions, as feeds speak: from the last one the department acknowledged to
+    // the feed's last; nothing when it has acknowledged everything.
+    let lag = match pending {
+        0 => 0,
+        _ => position.saturating_sub(acknowledged_position),
+    };
     let status = FeedStatus {
         department: unit.to_owned(),
         stream: info.config.name.clone(),
@@ -207,6 +213,7 @@ async fn feed(admin: &Admin, unit: &str) -> Option<(Info, FeedStatus)> {
         position,
         acknowledged_position,
         lag,
+        pending,
         consumers: u32::try_from(info.state.consumer_count).unwrap_or(u32::MAX),
         waiting,
     };
