@@ -16,7 +16,7 @@ pub mod http;
 mod model_read;
 mod queue;
 
-pub use auditors::{Auditors, history_event, parse_aggregate, valid_time};
+pub use auditors::{Auditors, history_event, log_failed, parse_aggregate, valid_time};
 pub use cases::CaseQueries;
 pub use catalog_service::Catalog;
 pub use datasets::Datasets;

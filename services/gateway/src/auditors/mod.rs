@@ -10,7 +10,7 @@
 mod access;
 mod history;
 
-pub use history::history_event;
+pub use history::{history_event, log_failed};
 mod history_export;
 mod row_as_of;
 

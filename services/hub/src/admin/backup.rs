@@ -21,10 +21,11 @@ use hub_api::v1::{
     LogMessage,
 };
 use hub_audit::log_digest::LogDigest;
+use hub_gateway::log_failed as unavailable;
+use hub_log::Appender;
 use hub_log::names::EVENTS_SUBJECTS;
 use hub_log::names::headers::{CE_ID, HUB_STORED_AT, MSG_ID};
 use hub_log::stored::stored_nanos;
-use hub_log::{AppendError, Appender};
 use tokio::sync::mpsc;
 use tonic::Streaming;
 use tracing::{info, warn};
@@ -35,11 +36,6 @@ use crate::backup::{BadExport, LOG_EXPORT_FORMAT, LogChecks, kept_headers};
 const IN_FLIGHT: usize = 256;
 /// How long the end of an import waits for the log's digest to fold what it stored.
 const DIGEST_WAIT: Duration = Duration::from_secs(120);
-
-fn unavailable(err: AppendError) -> ApiError {
-    warn!(error = %err, "backup: the event log cannot be read");
-    ApiError::Unavailable("the event log cannot be read now; retry later".into())
-}
 
 fn timestamp(nanos: i128) -> prost_types::Timestamp {
     prost_types::Timestamp {

@@ -234,6 +234,16 @@ type Batches = Pin<Box<dyn Stream<Item = Result<ReplayResponse, Status>> + Send>
 type ExportItems = Pin<Box<dyn Stream<Item = Result<ExportLogResponse, Status>> + Send>>;
 type Progress = Pin<Box<dyn Stream<Item = Result<RebuildReadModelResponse, Status>> + Send>>;
 
+/// The answers a task sends down `rx`, as a gRPC stream.
+fn answers<T: Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<Result<T, ApiError>>,
+) -> Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>> {
+    Box::pin(futures::StreamExt::map(
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+        |answer| answer.map_err(Status::from),
+    ))
+}
+
 /// Where `building` stands against a log whose last position is `last`.
 fn progress(name: &str, building: &Building, last: u64) -> RebuildProgress {
     let state = building.model.state();
@@ -275,11 +285,7 @@ impl AdminService for Admin {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let log = self.log.clone();
         tokio::spawn(async move { backup::send_export(&log, header, &tx).await });
-        let items =
-            futures::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(rx), |item| {
-                item.map_err(Status::from)
-            });
-        Ok(Response::new(Box::pin(items)))
+        Ok(Response::new(answers(rx)))
     }
 
     async fn import_log(
@@ -377,11 +383,7 @@ impl AdminService for Admin {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let log = self.log.clone();
         tokio::spawn(async move { replay::send(&log, planned, &tx).await });
-        let batches =
-            futures::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(rx), |batch| {
-                batch.map_err(Status::from)
-            });
-        Ok(Response::new(Box::pin(batches)))
+        Ok(Response::new(answers(rx)))
     }
 
     async fn rebuild_read_model(

@@ -14,12 +14,12 @@ use std::collections::BTreeSet;
 use hub_api::ApiError;
 use hub_api::v1::{ReplayRequest, ReplayResponse};
 use hub_domain::Violations;
+use hub_gateway::log_failed as unavailable;
 use hub_gateway::{history_event, parse_aggregate, valid_time};
 use hub_log::names::{EVENTS_SUBJECTS, aggregate_filter, event_subject, parse_event_subject};
-use hub_log::{AppendError, Appender, Entry};
+use hub_log::{Appender, Entry};
 use jiff::Timestamp;
 use tokio::sync::mpsc;
-use tracing::warn;
 
 /// The aggregate types a replay may name.
 const AGGREGATE_TYPES: [&str; 3] = ["case", "care", "grant"];
@@ -40,11 +40,6 @@ pub(super) struct Planned {
     pub(super) aggregate: String,
     /// The care record named, whose (masked) personal fields the replay carries.
     pub(super) person: Option<String>,
-}
-
-fn unavailable(err: AppendError) -> ApiError {
-    warn!(error = %err, "replay: the event log cannot be read");
-    ApiError::Unavailable("the event log cannot be read now; retry later".into())
 }
 
 /// Checks `request` (every field at once, none repeated back) and fixes where it ends.

@@ -37,11 +37,10 @@ use hub_api::v1::GetHistoryResponse;
 use hub_domain::registry::UnitKind;
 use hub_domain::{FieldViolation, Violations};
 use hub_gateway::audited::{Answered, Asked, audited};
+use hub_gateway::log_failed;
 use hub_gateway::{history_event, parse_aggregate};
-use hub_log::AppendError;
 use hub_log::names::event_subject;
 use serde::Deserialize;
-use tracing::{error, warn};
 
 pub use crate::proto_json::to_json;
 
@@ -259,21 +258,6 @@ fn wanted(params: &EventsParams) -> Result<Wanted, ApiError> {
         after: after.unwrap_or_default(),
         page_size: page_size.unwrap_or(DEFAULT_PAGE_SIZE),
     })
-}
-
-/// A failed read of the event log: UNAVAILABLE when it cannot be reached now, INTERNAL
-/// (logged) otherwise.
-fn log_failed(err: AppendError) -> ApiError {
-    match err {
-        AppendError::Unavailable(reason) => {
-            warn!(reason = %reason, "console: the event log cannot be read");
-            ApiError::Unavailable("the event log cannot be read now; retry later".into())
-        }
-        other => {
-            error!(error = %other, "console: reading the event log failed");
-            ApiError::Internal
-        }
-    }
 }
 
 /// A page of the aggregate's events, and the position of its last event when more follow.

@@ -122,16 +122,16 @@ async fn read_at_most(
         .map_err(log_failed)
 }
 
-/// A failed read of the event log as an auditor's answer: UNAVAILABLE when the log cannot
-/// be reached now, INTERNAL (logged) otherwise.
-pub(super) fn log_failed(err: AppendError) -> ApiError {
+/// A failed read of the event log as an answer (an auditor's, an operator's): UNAVAILABLE
+/// when the log cannot be reached now, INTERNAL (logged) otherwise.
+pub fn log_failed(err: AppendError) -> ApiError {
     match err {
         AppendError::Unavailable(reason) => {
-            warn!(reason = %reason, "audit: the event log cannot be read");
+            warn!(reason = %reason, "the event log cannot be read");
             ApiError::Unavailable("the event log cannot be read now; retry later".into())
         }
         other => {
-            error!(error = %other, "audit: reading the event log failed");
+            error!(error = %other, "reading the event log failed");
             ApiError::Internal
         }
     }
