@@ -2,6 +2,7 @@
 
 mod audit;
 mod audit_access;
+mod audit_as_of;
 mod audit_export;
 mod audit_history;
 mod audit_row_as_of;

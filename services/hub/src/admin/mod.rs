@@ -57,22 +57,9 @@ pub struct Durability {
 pub type Model = (Option<&'static Dataset>, Managed);
 
 pub struct Admin {
-    auth: Authenticator,
-    audit: Audit,
-    instance: String,
-    log: Appender,
-    models: Vec<Model>,
-    units: Vec<String>,
-    health: tonic_health::server::HealthService,
-    alarms: Alarms,
-    durability: Durability,
-    /// The event log's chained digest.
-    digest: LogDigest,
-    /// Where verifies build their fresh copies, and with what cache.
-    scratch: (PathBuf, u64),
+    p: Parts,
     /// One verify at a time: each replays the log.
     verifies: Arc<tokio::sync::Semaphore>,
-    restore: bool,
 }
 
 /// Everything [`Admin`] reads.
@@ -86,7 +73,9 @@ pub struct Parts {
     pub health: tonic_health::server::HealthService,
     pub alarms: Alarms,
     pub durability: Durability,
+    /// The event log's chained digest.
     pub digest: LogDigest,
+    /// Where verifies build their fresh copies, and with what cache.
     pub scratch: (PathBuf, u64),
     /// Restore mode: the only one in which ImportLog writes to the log.
     pub restore: bool,
@@ -94,34 +83,9 @@ pub struct Parts {
 
 impl Admin {
     pub fn new(parts: Parts) -> Self {
-        let Parts {
-            auth,
-            audit,
-            instance,
-            log,
-            models,
-            units,
-            health,
-            alarms,
-            durability,
-            digest,
-            scratch,
-            restore,
-        } = parts;
         Self {
-            auth,
-            audit,
-            instance,
-            log,
-            models,
-            units,
-            health,
-            alarms,
-            durability,
-            digest,
-            scratch,
+            p: parts,
             verifies: Arc::new(tokio::sync::Semaphore::new(1)),
-            restore,
         }
     }
 
@@ -134,7 +98,7 @@ impl Admin {
                     .into(),
             )),
             Identity::Department(d) => {
-                let kind = self.auth.registry().unit(&d.code).map(|u| u.kind);
+                let kind = self.p.auth.registry().unit(&d.code).map(|u| u.kind);
                 if kind == Some(UnitKind::Operator) {
                     Ok(())
                 } else {
@@ -150,7 +114,7 @@ impl Admin {
     /// nothing else then writes to the log, so the import cannot be forked by a command or
     /// an escalation landing between its messages.
     fn restoring(&self) -> Result<(), ApiError> {
-        if self.restore {
+        if self.p.restore {
             Ok(())
         } else {
             Err(ApiError::FailedPrecondition(
@@ -164,7 +128,7 @@ impl Admin {
     /// The read model named `name`, one that can be rebuilt and verified; a violation of
     /// `read_model` otherwise (the names are no secret: GetStatus lists them).
     fn rebuildable(&self, name: &str) -> Result<&Managed, ApiError> {
-        let found = self.models.iter().find(|(_, m)| m.model.name() == name);
+        let found = self.p.models.iter().find(|(_, m)| m.model.name() == name);
         match found {
             Some((_, m)) if m.model.name() == hub_projector::feed::FEED_MODEL => {
                 Err(ApiError::FailedPrecondition(
@@ -194,6 +158,7 @@ impl Admin {
         let asked = Asked {
             action,
             dataset: self
+                .p
                 .models
                 .iter()
                 .find(|(_, m)| m.model.name() == read_model)
@@ -201,7 +166,7 @@ impl Admin {
                 .unwrap_or_default(),
             ..Asked::default()
         };
-        audited(&self.audit, who, asked, result, |value| Answered {
+        audited(&self.p.audit, who, asked, result, |value| Answered {
             position: position(value),
             ..Answered::default()
         })
@@ -213,15 +178,15 @@ impl Admin {
 /// same status GetStatus answers, and the identity, audit and log it works with.
 impl Admin {
     pub(crate) fn auth(&self) -> &Authenticator {
-        &self.auth
+        &self.p.auth
     }
 
     pub(crate) fn audit(&self) -> &Audit {
-        &self.audit
+        &self.p.audit
     }
 
     pub(crate) fn log(&self) -> &Appender {
-        &self.log
+        &self.p.log
     }
 
     /// GetStatus's answer, for a caller already checked to be an operator.
@@ -267,23 +232,23 @@ impl AdminService for Admin {
         &self,
         request: Request<ExportLogRequest>,
     ) -> Result<Response<ExportItems>, Status> {
-        let who = self.auth.identify_grpc(&request);
+        let who = self.p.auth.identify_grpc(&request);
         let planned = match self.operator(&who) {
-            Ok(()) => backup::plan_export(&self.log, &self.instance).await,
+            Ok(()) => backup::plan_export(&self.p.log, &self.p.instance).await,
             Err(err) => Err(err),
         };
         let asked = Asked {
             action: "gov.hub.v1.AdminService/ExportLog",
             ..Asked::default()
         };
-        let header = audited(&self.audit, &who, asked, planned, |h| Answered {
+        let header = audited(&self.p.audit, &who, asked, planned, |h| Answered {
             count: h.last_position,
             position: h.last_position,
             ..Answered::default()
         })
         .await?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let log = self.log.clone();
+        let log = self.p.log.clone();
         tokio::spawn(async move { backup::send_export(&log, header, &tx).await });
         Ok(Response::new(answers(rx)))
     }
@@ -292,11 +257,11 @@ impl AdminService for Admin {
         &self,
         request: Request<tonic::Streaming<ImportLogRequest>>,
     ) -> Result<Response<ImportLogResponse>, Status> {
-        let who = self.auth.identify_grpc(&request);
+        let who = self.p.auth.identify_grpc(&request);
         let mut items = request.into_inner();
         // Who asks first; then what the log holds and what the export says it holds.
         let planned = match self.operator(&who).and_then(|()| self.restoring()) {
-            Ok(()) => match self.log.last_position().await {
+            Ok(()) => match self.p.log.last_position().await {
                 Ok(held) => backup::import_header(&mut items).await.and_then(|header| {
                     if held > header.last_position {
                         Err(ApiError::FailedPrecondition(format!(
@@ -321,15 +286,16 @@ impl AdminService for Admin {
             action: "gov.hub.v1.AdminService/ImportLog",
             ..Asked::default()
         };
-        let (header, held) = audited(&self.audit, &who, asked, planned, |(h, _)| Answered {
+        let (header, held) = audited(&self.p.audit, &who, asked, planned, |(h, _)| Answered {
             count: h.last_position,
             position: h.last_position,
             ..Answered::default()
         })
         .await?;
-        let imported = backup::import(&self.log, &self.digest, (header, held), &mut items).await?;
+        let imported =
+            backup::import(&self.p.log, &self.p.digest, (header, held), &mut items).await?;
         if imported.log_digest != imported.expected_log_digest {
-            self.alarms.raise(
+            self.p.alarms.raise(
                 "import/log-digest",
                 format!(
                     "the event log imported up to position {} does not digest as its backup \
@@ -345,7 +311,7 @@ impl AdminService for Admin {
         &self,
         request: Request<GetStatusRequest>,
     ) -> Result<Response<GetStatusResponse>, Status> {
-        let who = self.auth.identify_grpc(&request);
+        let who = self.p.auth.identify_grpc(&request);
         let result = match self.operator(&who) {
             Ok(()) => status::get_status(self).await,
             Err(err) => Err(err),
@@ -354,14 +320,14 @@ impl AdminService for Admin {
             action: "gov.hub.v1.AdminService/GetStatus",
             ..Asked::default()
         };
-        let answer = audited(&self.audit, &who, asked, result, |_| Answered::default()).await?;
+        let answer = audited(&self.p.audit, &who, asked, result, |_| Answered::default()).await?;
         Ok(Response::new(answer))
     }
 
     async fn replay(&self, request: Request<ReplayRequest>) -> Result<Response<Batches>, Status> {
-        let who = self.auth.identify_grpc(&request);
+        let who = self.p.auth.identify_grpc(&request);
         let planned = match self.operator(&who) {
-            Ok(()) => replay::plan(&self.log, request.get_ref()).await,
+            Ok(()) => replay::plan(&self.p.log, request.get_ref()).await,
             Err(err) => Err(err),
         };
         // The replay is recorded before its first event goes out, with what it selects.
@@ -373,7 +339,7 @@ impl AdminService for Admin {
                 .unwrap_or_default(),
             ..Asked::default()
         };
-        let planned = audited(&self.audit, &who, asked, planned, |p| Answered {
+        let planned = audited(&self.p.audit, &who, asked, planned, |p| Answered {
             position: p.to,
             // A care record's events carry its personal fields, masked.
             persons: p.person.iter().cloned().collect(),
@@ -381,7 +347,7 @@ impl AdminService for Admin {
         })
         .await?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        let log = self.log.clone();
+        let log = self.p.log.clone();
         tokio::spawn(async move { replay::send(&log, planned, &tx).await });
         Ok(Response::new(answers(rx)))
     }
@@ -390,7 +356,7 @@ impl AdminService for Admin {
         &self,
         request: Request<RebuildReadModelRequest>,
     ) -> Result<Response<Progress>, Status> {
-        let who = self.auth.identify_grpc(&request);
+        let who = self.p.auth.identify_grpc(&request);
         let name = request.get_ref().read_model.clone();
         let result = match self.operator(&who).and_then(|()| self.rebuildable(&name)) {
             Ok(managed) => managed.rebuild().await.map(|b| (managed.clone(), b)),
@@ -405,7 +371,7 @@ impl AdminService for Admin {
                 |_| 0,
             )
             .await?;
-        let log = self.log.clone();
+        let log = self.p.log.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
             let name = managed.model.name();
@@ -435,7 +401,7 @@ impl AdminService for Admin {
         &self,
         request: Request<SwapReadModelRequest>,
     ) -> Result<Response<SwapReadModelResponse>, Status> {
-        let who = self.auth.identify_grpc(&request);
+        let who = self.p.auth.identify_grpc(&request);
         let name = request.get_ref().read_model.clone();
         let result = match self.operator(&who).and_then(|()| self.rebuildable(&name)) {
             Ok(managed) => managed.swap().await,
@@ -460,7 +426,7 @@ impl AdminService for Admin {
         &self,
         request: Request<VerifyReadModelRequest>,
     ) -> Result<Response<VerifyReadModelResponse>, Status> {
-        let who = self.auth.identify_grpc(&request);
+        let who = self.p.auth.identify_grpc(&request);
         let name = request.get_ref().read_model.clone();
         let result = match self.operator(&who).and_then(|()| self.rebuildable(&name)) {
             Ok(managed) => {
@@ -469,7 +435,7 @@ impl AdminService for Admin {
                     .acquire()
                     .await
                     .map_err(|_| ApiError::Internal)?;
-                verify::verify(&self.log, managed, &self.scratch).await
+                verify::verify(&self.p.log, managed, &self.p.scratch).await
             }
             Err(err) => Err(err),
         };

@@ -21,7 +21,7 @@ use super::{Admin, progress};
 use crate::health::{ALARMS_HEALTH, COMMANDS, QUERIES};
 
 pub(super) async fn get_status(admin: &Admin) -> Result<GetStatusResponse, ApiError> {
-    let js = admin.log.context();
+    let js = admin.p.log.context();
     let unavailable = |what: &str, err: &dyn std::fmt::Display| {
         warn!(error = %err, "status: {what} cannot be read");
         ApiError::Unavailable(format!("{what} cannot be read now; retry later"))
@@ -38,7 +38,7 @@ pub(super) async fn get_status(admin: &Admin) -> Result<GetStatusResponse, ApiEr
     let audit = audit.cached_info().clone();
     let last = events.state.last_sequence;
 
-    let feeds = join_all(admin.units.iter().map(|unit| feed(admin, unit))).await;
+    let feeds = join_all(admin.p.units.iter().map(|unit| feed(admin, unit))).await;
     let mut streams = vec![stream(&events), stream(&audit)];
     let mut feed_statuses = Vec::new();
     for (info, status) in feeds.into_iter().flatten() {
@@ -47,7 +47,7 @@ pub(super) async fn get_status(admin: &Admin) -> Result<GetStatusResponse, ApiEr
     }
 
     let mut read_models = Vec::new();
-    for (dataset, managed) in &admin.models {
+    for (dataset, managed) in &admin.p.models {
         let state = managed.model.state();
         let store = managed.model.store();
         let rows = match dataset {
@@ -88,7 +88,7 @@ pub(super) async fn get_status(admin: &Admin) -> Result<GetStatusResponse, ApiEr
         let asked = tonic::Request::new(HealthCheckRequest {
             service: service.to_owned(),
         });
-        let status = match admin.health.check(asked).await {
+        let status = match admin.p.health.check(asked).await {
             Ok(answer) => answer.into_inner().status().as_str_name().to_owned(),
             Err(_) => "SERVICE_UNKNOWN".to_owned(),
         };
@@ -105,19 +105,20 @@ pub(super) async fn get_status(admin: &Admin) -> Result<GetStatusResponse, ApiEr
 
     Ok(GetStatusResponse {
         time: Some(hub_api::timestamp(jiff::Timestamp::now())),
-        instance: admin.instance.clone(),
+        instance: admin.p.instance.clone(),
         streams,
         read_models,
         feeds: feed_statuses,
         health,
         alarms: admin
+            .p
             .alarms
             .list()
             .into_iter()
             .map(|(key, text)| Alarm { key, text })
             .collect(),
         durability: Some(durability(admin, &events, &audit).await),
-        log_digest_position: admin.digest.head().position,
+        log_digest_position: admin.p.digest.head().position,
     })
 }
 
@@ -161,7 +162,7 @@ fn stream(info: &Info) -> StreamStatus {
 /// A department's feed stream and where its receiver stands; `None` when it cannot be read
 /// (logged).
 async fn feed(admin: &Admin, unit: &str) -> Option<(Info, FeedStatus)> {
-    let js = admin.log.context();
+    let js = admin.p.log.context();
     let mut stream = match js.get_stream(feed_stream(unit)).await {
         Ok(stream) => stream,
         Err(err) => {
@@ -223,7 +224,7 @@ async fn feed(admin: &Admin, unit: &str) -> Option<(Info, FeedStatus)> {
 /// The durability guard's findings now: the server (through its monitoring endpoint) and
 /// the append-only settings of GOV_EVENTS and GOV_AUDIT.
 async fn durability(admin: &Admin, events: &Info, audit: &Info) -> DurabilityStatus {
-    let settings = &admin.durability.settings;
+    let settings = &admin.p.durability.settings;
     let mut problems: Vec<String> = unsafe_settings_of(EVENTS, &events.config, settings)
         .into_iter()
         .map(|p| format!("{EVENTS_STREAM}: {p}"))
@@ -233,8 +234,8 @@ async fn durability(admin: &Admin, events: &Info, audit: &Info) -> DurabilitySta
                 .map(|p| format!("{AUDIT_STREAM}: {p}")),
         )
         .collect();
-    let (server_name, version) = match &admin.durability.monitor_url {
-        Some(url) => match guard::check_server(url, Some(&admin.durability.server_id)).await {
+    let (server_name, version) = match &admin.p.durability.monitor_url {
+        Some(url) => match guard::check_server(url, Some(&admin.p.durability.server_id)).await {
             Ok(check) => (check.server_name, check.version),
             Err(err) => {
                 problems.insert(0, err.to_string());
