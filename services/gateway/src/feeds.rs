@@ -25,7 +25,7 @@ use hub_api::{ApiError, v1};
 use hub_domain::FieldViolation;
 use hub_log::Appender;
 use hub_log::names::headers::{CE_DATASCHEMA, CE_SCHEMAVERSION, CE_TYPE, HUB_POSITION};
-use hub_log::names::{feed_stream, feed_subjects};
+use hub_log::names::{feed_stream, live_feed_subjects};
 use hub_projector::feed::{HUB_DISTRICT, HUB_GRANTS, HUB_GRID};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -170,7 +170,8 @@ fn position_of(headers: Option<&async_nats::HeaderMap>) -> Option<u64> {
 }
 
 /// The first feed stream sequence whose event stands at `position` or later (a binary search
-/// over the feed, whose positions only grow; purged stretches are stepped over).
+/// over the publisher's own messages on `subjects`, whose positions only grow; purged
+/// stretches and an operator's re-deliveries are stepped over).
 async fn first_sequence_at(
     stream: &JsStream,
     subjects: &str,
@@ -295,7 +296,7 @@ impl Feeds {
             (None, position) => {
                 let start_sequence = first_sequence_at(
                     &stream,
-                    &feed_subjects(&department),
+                    &live_feed_subjects(&department),
                     (state.first_sequence, state.last_sequence),
                     position,
                 )

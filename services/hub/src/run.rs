@@ -536,6 +536,7 @@ async fn serve(
         },
         digest: log_digest.clone(),
         scratch: (config.data_dir.clone(), config.read_models.cache_mb),
+        clock: clock.clone(),
         restore: config.restore,
     }));
     let auditors = Auditors::new(

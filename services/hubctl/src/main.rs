@@ -27,6 +27,7 @@ Examples:
   hubctl replay --aggregate case/<id>            one case's events as JSON lines
   hubctl replay --from 100 --to 200 --out part.jsonl
   hubctl replay --type care --since 2026-12-01T00:00:00+08:00
+  hubctl replay --from 100 --into-feed urban-management   re-deliver into a department's feed
   hubctl rebuild incident_stats --swap           build it again beside the live one, then swap
   hubctl verify incident_stats                   live digest against a fresh build
   hubctl export --out backup.hublog              a backup of the event log, with checksums
@@ -66,7 +67,8 @@ enum Command {
     },
     /// Replays the log's events, oldest first, as JSON lines (each event's position, stored
     /// time, envelope and decoded body; a care record's body masked as for a department
-    /// without a grant). The filters combine.
+    /// without a grant). The filters combine. With --into-feed, the selected events go into
+    /// a department's feed again instead, as it was sent them.
     ///
     /// Example: hubctl replay --type case --event-type gov.hub.case.escalated.v1 --out escalations.jsonl
     Replay(replay::ReplayArgs),

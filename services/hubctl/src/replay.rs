@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use hub_api::v1::ReplayRequest;
+use hub_api::v1::{RedeliverFeedRequest, RedeliverFeedResponse, ReplayRequest};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::Failure;
@@ -33,8 +33,17 @@ pub struct ReplayArgs {
     #[arg(long = "event-type", value_name = "TYPE")]
     pub event_types: Vec<String>,
     /// Write the events to FILE instead of stdout (with a progress bar on a terminal).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "into_feed")]
     pub out: Option<PathBuf>,
+    /// Send the selected events into DEPARTMENT's feed again (re-delivery): what it was sent
+    /// of each, masked as then, and nothing a grant ended since no longer allows. The
+    /// receiver de-duplicates by event id (`ce-id`).
+    #[arg(long, value_name = "DEPARTMENT")]
+    pub into_feed: Option<String>,
+    /// Names the re-delivery (default: one made from the time); run again with the same id,
+    /// nothing is sent twice inside the feed's duplicate window.
+    #[arg(long, value_name = "ID", requires = "into_feed")]
+    pub redelivery_id: Option<String>,
 }
 
 impl ReplayArgs {
@@ -58,6 +67,9 @@ impl ReplayArgs {
 }
 
 pub async fn run(connection: &Connection, json: bool, args: &ReplayArgs) -> Result<(), Failure> {
+    if let Some(department) = &args.into_feed {
+        return redeliver(connection, json, args, department).await;
+    }
     let (mut admin, caller) = connection.admin().await?;
     let mut batches = admin
         .replay(request(&caller, args.request())?)
@@ -105,6 +117,80 @@ pub async fn run(connection: &Connection, json: bool, args: &ReplayArgs) -> Resu
         ),
         (Some(path), false) => println!("replayed {events} events ({span}) to {}", path.display()),
         (None, _) => eprintln!("replayed {events} events ({span})"),
+    }
+    Ok(())
+}
+
+/// `replay --into-feed DEPARTMENT`: a re-delivery, with a progress bar on a terminal (one
+/// progress object per line with --json).
+async fn redeliver(
+    connection: &Connection,
+    json: bool,
+    args: &ReplayArgs,
+    department: &str,
+) -> Result<(), Failure> {
+    let (mut admin, caller) = connection.admin().await?;
+    let id = args
+        .redelivery_id
+        .clone()
+        .unwrap_or_else(|| format!("hubctl-{}", jiff::Timestamp::now().as_millisecond()));
+    let asked = RedeliverFeedRequest {
+        department: department.to_owned(),
+        selection: Some(args.request()),
+        redelivery_id: id.clone(),
+    };
+    let mut progress = admin
+        .redeliver_feed(request(&caller, asked)?)
+        .await
+        .map_err(|s| refused("re-delivery", s))?
+        .into_inner();
+    let bar = if json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {prefix} [{bar:40}] position {pos}/{len} {msg}")
+            .context("progress style")?
+            .progress_chars("=> "),
+    );
+    let mut done: Option<RedeliverFeedResponse> = None;
+    while let Some(p) = progress
+        .message()
+        .await
+        .map_err(|s| refused("the re-delivery broke off", s))?
+    {
+        if json {
+            println!(
+                "{}",
+                hub::proto_json::to_json("gov.hub.v1.RedeliverFeedResponse", &p)?
+            );
+        }
+        bar.set_prefix(p.phase.clone());
+        bar.set_length(p.last);
+        bar.set_position(p.reached);
+        bar.set_message(format!("{} sent, {} withheld", p.sent, p.withheld));
+        if p.phase == "done" {
+            done = Some(p);
+        }
+    }
+    bar.finish_and_clear();
+    let Some(p) = done else {
+        return Err(Failure::Error(anyhow::anyhow!(
+            "the hub stopped reporting re-delivery {id} before it was done; run it again with \
+             --redelivery-id {id}"
+        )));
+    };
+    if !json {
+        let span = match p.sent {
+            0 => String::new(),
+            _ => format!(" (positions {} to {})", p.first_position, p.last_position),
+        };
+        println!(
+            "re-delivered {} events into {department}'s feed{span} as {id}; {} withheld \
+             (a grant they were masked under has ended)",
+            p.sent, p.withheld
+        );
     }
     Ok(())
 }

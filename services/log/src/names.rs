@@ -60,6 +60,20 @@ pub fn feed_subject(department: &str, aggregate_type: &str, id: &str) -> String 
     format!("gov.feed.{department}.{aggregate_type}.{id}")
 }
 
+/// The feed messages the publisher sends as the log grows, `gov.feed.<department>.*.*`:
+/// their positions only grow. Re-deliveries, one token longer, are left out.
+pub fn live_feed_subjects(department: &str) -> String {
+    format!("gov.feed.{department}.*.*")
+}
+
+/// Where an event sent again to a department lands (an operator's re-delivery):
+/// `<feed subject>.redelivered`, so `gov.feed.<department>.>` and
+/// `gov.feed.<department>.<aggregate_type>.>` still take it, and the publisher's own
+/// messages ([`live_feed_subjects`]) keep positions that only grow.
+pub fn redelivered_subject(feed_subject: &str) -> String {
+    format!("{feed_subject}.redelivered")
+}
+
 /// The durable pull consumer the hub creates on a department's feed stream; the department
 /// binds to it by name (it may not create consumers or look streams up).
 pub fn feed_consumer(department: &str) -> String {
@@ -178,6 +192,11 @@ mod tests {
         assert!(EVENTS_SUBJECTS.starts_with("gov.events."));
         assert_eq!(feed_stream("urban-management"), "FEED_URBAN_MANAGEMENT");
         assert_eq!(feed_subjects("civil-affairs"), "gov.feed.civil-affairs.>");
+        assert_eq!(
+            redelivered_subject(&feed_subject("housing", "case", "c-1")),
+            "gov.feed.housing.case.c-1.redelivered"
+        );
+        assert_eq!(live_feed_subjects("housing"), "gov.feed.housing.*.*");
         assert_eq!(
             feed_subject("civil-affairs", "care", "c-1"),
             "gov.feed.civil-affairs.care.c-1"

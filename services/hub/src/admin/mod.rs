@@ -5,10 +5,12 @@
 //!
 //! - [`status`]: where the streams, read models, feeds, health, alarms and durability stand;
 //! - [`replay`]: the log's events by position, time, aggregate, type and event type;
+//! - [`redeliver`]: a department's view of such a selection, sent into its feed again;
 //! - rebuild, swap and verify of read models, through each read model's task
 //!   ([`crate::model_control`]); [`verify`] builds the fresh copy to compare.
 
 mod backup;
+mod redeliver;
 mod replay;
 mod status;
 mod verify;
@@ -25,8 +27,8 @@ use hub_api::v1::admin_service_server::AdminService;
 use hub_api::v1::{
     ExportLogRequest, ExportLogResponse, GetStatusRequest, GetStatusResponse, ImportLogRequest,
     ImportLogResponse, RebuildProgress, RebuildReadModelRequest, RebuildReadModelResponse,
-    ReplayRequest, ReplayResponse, SwapReadModelRequest, SwapReadModelResponse,
-    VerifyReadModelRequest, VerifyReadModelResponse,
+    RedeliverFeedRequest, RedeliverFeedResponse, ReplayRequest, ReplayResponse,
+    SwapReadModelRequest, SwapReadModelResponse, VerifyReadModelRequest, VerifyReadModelResponse,
 };
 use hub_audit::Audit;
 use hub_audit::log_digest::LogDigest;
@@ -58,8 +60,8 @@ pub type Model = (Option<&'static Dataset>, Managed);
 
 pub struct Admin {
     p: Parts,
-    /// One verify at a time: each replays the log.
-    verifies: Arc<tokio::sync::Semaphore>,
+    /// One scratch build at a time (a verify, a re-delivery): each replays the log.
+    scratch_turn: Arc<tokio::sync::Semaphore>,
 }
 
 /// Everything [`Admin`] reads.
@@ -75,8 +77,10 @@ pub struct Parts {
     pub durability: Durability,
     /// The event log's chained digest.
     pub digest: LogDigest,
-    /// Where verifies build their fresh copies, and with what cache.
+    /// Where verifies and re-deliveries build their fresh copies, and with what cache.
     pub scratch: (PathBuf, u64),
+    /// The clock the feed publisher reads (whether a grant is in force).
+    pub clock: Arc<dyn hub_domain::clock::Clock>,
     /// Restore mode: the only one in which ImportLog writes to the log.
     pub restore: bool,
 }
@@ -85,7 +89,7 @@ impl Admin {
     pub fn new(parts: Parts) -> Self {
         Self {
             p: parts,
-            verifies: Arc::new(tokio::sync::Semaphore::new(1)),
+            scratch_turn: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
@@ -197,6 +201,7 @@ impl Admin {
 
 type Batches = Pin<Box<dyn Stream<Item = Result<ReplayResponse, Status>> + Send>>;
 type ExportItems = Pin<Box<dyn Stream<Item = Result<ExportLogResponse, Status>> + Send>>;
+type Redelivering = Pin<Box<dyn Stream<Item = Result<RedeliverFeedResponse, Status>> + Send>>;
 type Progress = Pin<Box<dyn Stream<Item = Result<RebuildReadModelResponse, Status>> + Send>>;
 
 /// The answers a task sends down `rx`, as a gRPC stream.
@@ -226,6 +231,7 @@ fn progress(name: &str, building: &Building, last: u64) -> RebuildProgress {
 impl AdminService for Admin {
     type ReplayStream = Batches;
     type RebuildReadModelStream = Progress;
+    type RedeliverFeedStream = Redelivering;
     type ExportLogStream = ExportItems;
 
     async fn export_log(
@@ -352,6 +358,39 @@ impl AdminService for Admin {
         Ok(Response::new(answers(rx)))
     }
 
+    async fn redeliver_feed(
+        &self,
+        request: Request<RedeliverFeedRequest>,
+    ) -> Result<Response<Redelivering>, Status> {
+        let who = self.p.auth.identify_grpc(&request);
+        let planned = match self.operator(&who) {
+            Ok(()) => redeliver::plan(self, request.get_ref()).await,
+            Err(err) => Err(err),
+        };
+        let planned = planned.and_then(|p| Ok((p, self.running()?)));
+        // Recorded before anything is decided, naming the feed and what is selected; each
+        // care event sent is recorded as the publisher records its own.
+        let asked = Asked {
+            action: "gov.hub.v1.AdminService/RedeliverFeed",
+            dataset: planned
+                .as_ref()
+                .map(|(p, _)| hub_log::names::feed_stream(&p.department))
+                .unwrap_or_default(),
+            aggregate: planned
+                .as_ref()
+                .map(|(p, _)| p.selection.aggregate.clone())
+                .unwrap_or_default(),
+        };
+        let (planned, running) = audited(&self.p.audit, &who, asked, planned, |(p, _)| Answered {
+            position: p.selection.to,
+            ..Answered::default()
+        })
+        .await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(redeliver::run(running, planned, tx));
+        Ok(Response::new(answers(rx)))
+    }
+
     async fn rebuild_read_model(
         &self,
         request: Request<RebuildReadModelRequest>,
@@ -431,7 +470,7 @@ impl AdminService for Admin {
         let result = match self.operator(&who).and_then(|()| self.rebuildable(&name)) {
             Ok(managed) => {
                 let _turn = self
-                    .verifies
+                    .scratch_turn
                     .acquire()
                     .await
                     .map_err(|_| ApiError::Internal)?;

@@ -17,7 +17,7 @@ use hub_domain::Violations;
 use hub_gateway::log_failed as unavailable;
 use hub_gateway::{history_event, parse_aggregate, valid_time};
 use hub_log::names::{EVENTS_SUBJECTS, aggregate_filter, event_subject, parse_event_subject};
-use hub_log::{Appender, Entry};
+use hub_log::{Appender, Entry, StoredEvent};
 use jiff::Timestamp;
 use tokio::sync::mpsc;
 
@@ -138,19 +138,50 @@ pub(super) async fn plan(log: &Appender, request: &ReplayRequest) -> Result<Plan
 
 /// Whether `entry` is one the replay selects (its position is in range already).
 fn selected(planned: &Planned, entry: &Entry) -> bool {
-    // A restored log's messages keep their first stored time, earlier than the server's
-    // own stamp that found where to start.
-    if planned.since.is_some_and(|since| entry.stored_at() < since) {
-        return false;
-    }
-    if planned.event_types.is_empty() {
-        return true;
-    }
     let event_type = match entry {
         Entry::Event(e) => &e.envelope.event_type,
         Entry::Unreadable(u) => &u.event_type,
     };
-    planned.event_types.contains(event_type)
+    planned.takes(entry.stored_at(), event_type)
+}
+
+impl Planned {
+    /// Whether an event stored at `stored_at` of `event_type` is selected, its position and
+    /// subject being in range already.
+    fn takes(&self, stored_at: Timestamp, event_type: &str) -> bool {
+        // A restored log's messages keep their first stored time, earlier than the server's
+        // own stamp that found where to start; stored times need not rise with positions.
+        if self.since.is_some_and(|since| stored_at < since)
+            || self.until.is_some_and(|until| stored_at > until)
+        {
+            return false;
+        }
+        self.event_types.is_empty() || self.event_types.contains(event_type)
+    }
+
+    /// Whether the replay selects `event`, wherever it is in the log (a re-delivery decides
+    /// every event from position 1 and sends the selected ones).
+    pub(super) fn selects(&self, event: &StoredEvent) -> bool {
+        self.after < event.position
+            && event.position <= self.to
+            && subject_matches(&self.filter, &event.subject)
+            && self.takes(event.stored_at, &event.envelope.event_type)
+    }
+}
+
+/// Whether `subject` is on `filter`, a NATS subject whose `*` stands for one token and a
+/// final `>` for one or more.
+fn subject_matches(filter: &str, subject: &str) -> bool {
+    let mut tokens = subject.split('.');
+    for want in filter.split('.') {
+        match (want, tokens.next()) {
+            (">", Some(_)) => return true,
+            ("*", Some(_)) => {}
+            (want, Some(token)) if want == token => {}
+            _ => return false,
+        }
+    }
+    tokens.next().is_none()
 }
 
 fn subject(entry: &Entry) -> &str {
@@ -186,11 +217,6 @@ pub(super) async fn send(
                 ended = true;
                 break;
             }
-            // Stored times need not rise with positions (a restored log, a server's clock
-            // set back): each is looked at.
-            if planned.until.is_some_and(|until| entry.stored_at() > until) {
-                continue;
-            }
             if selected(&planned, entry) {
                 let kind = parse_event_subject(subject(entry)).map_or("", |(kind, _)| kind);
                 events.push(history_event(kind, entry));
@@ -220,5 +246,28 @@ pub(super) async fn send(
                 last: planned.to,
             }))
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::subject_matches;
+
+    #[test]
+    fn subjects_match_as_nats_matches_them() {
+        assert!(subject_matches("gov.events.>", "gov.events.case.c-1"));
+        assert!(subject_matches("gov.events.case.*", "gov.events.case.c-1"));
+        assert!(subject_matches(
+            "gov.events.case.c-1",
+            "gov.events.case.c-1"
+        ));
+        assert!(!subject_matches("gov.events.case.*", "gov.events.care.c-1"));
+        assert!(!subject_matches(
+            "gov.events.case.c-1",
+            "gov.events.case.c-10"
+        ));
+        assert!(!subject_matches("gov.events.case.*", "gov.events.case"));
+        assert!(!subject_matches("gov.events.>", "gov.events"));
+        assert!(!subject_matches("gov.events.case", "gov.events.case.c-1"));
     }
 }

@@ -10,7 +10,7 @@ use hub_api::v1::{
 };
 use hub_log::guard;
 use hub_log::names::headers as h;
-use hub_log::names::{AUDIT_STREAM, EVENTS_STREAM, feed_consumer, feed_stream};
+use hub_log::names::{AUDIT_STREAM, EVENTS_STREAM, feed_consumer, feed_stream, live_feed_subjects};
 use hub_log::stream::{AUDIT, EVENTS, unsafe_settings_of};
 use hub_projector::datasets::rows::row_count;
 use tonic_health::pb::HealthCheckRequest;
@@ -185,7 +185,18 @@ async fn feed(admin: &Admin, unit: &str) -> Option<(Info, FeedStatus)> {
             Err(_) => 0,
         }
     };
-    let position = position_at(info.state.last_sequence).await;
+    // The publisher's last message: a re-delivery's position may be lower.
+    let position: u64 = match stream
+        .get_last_raw_message_by_subject(&live_feed_subjects(unit))
+        .await
+    {
+        Ok(message) => message
+            .headers
+            .get(h::HUB_POSITION)
+            .and_then(|v| v.as_str().parse().ok())
+            .unwrap_or(0),
+        Err(_) => 0,
+    };
     let consumer = stream
         .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&feed_consumer(unit))
         .await;

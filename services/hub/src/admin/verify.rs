@@ -31,6 +31,34 @@ pub fn clear_scratch(data_dir: &std::path::Path) {
     }
 }
 
+/// A sled database in a new folder under `<data_dir>/scratch` (named `<prefix>…`), which
+/// goes when the folder is dropped.
+pub(super) async fn scratch_store(
+    (data_dir, cache_mb): (&std::path::Path, u64),
+    prefix: &'static str,
+) -> Result<(tempfile::TempDir, Arc<SledStore>), ApiError> {
+    let scratch = data_dir.join("scratch");
+    let dir = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&scratch)?;
+        tempfile::Builder::new().prefix(prefix).tempdir_in(&scratch)
+    })
+    .await
+    .map_err(|_| ApiError::Internal)?
+    .map_err(|err| {
+        error!(error = %err, "no scratch folder");
+        ApiError::Internal
+    })?;
+    let path = dir.path().to_owned();
+    let store = tokio::task::spawn_blocking(move || SledStore::open(&path, cache_mb << 20))
+        .await
+        .map_err(|_| ApiError::Internal)?
+        .map_err(|err| {
+            error!(error = %err, "the scratch database cannot be opened");
+            ApiError::Internal
+        })?;
+    Ok((dir, Arc::new(store)))
+}
+
 pub(super) async fn verify(
     log: &Appender,
     managed: &Managed,
@@ -38,34 +66,7 @@ pub(super) async fn verify(
 ) -> Result<VerifyReadModelResponse, ApiError> {
     let name = managed.model.name();
     let (live, position) = managed.digest().await?;
-    let scratch = data_dir.join("scratch");
-    let dir = {
-        let scratch = scratch.clone();
-        tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&scratch)?;
-            tempfile::Builder::new()
-                .prefix("verify-")
-                .tempdir_in(&scratch)
-        })
-        .await
-        .map_err(|_| ApiError::Internal)?
-        .map_err(|err| {
-            error!(error = %err, "verify: no scratch folder");
-            ApiError::Internal
-        })?
-    };
-    let store = {
-        let path = dir.path().to_owned();
-        let cache = cache_mb << 20;
-        tokio::task::spawn_blocking(move || SledStore::open(&path, cache))
-            .await
-            .map_err(|_| ApiError::Internal)?
-            .map_err(|err| {
-                error!(error = %err, "verify: the scratch database cannot be opened");
-                ApiError::Internal
-            })?
-    };
-    let store = Arc::new(store);
+    let (dir, store) = scratch_store((data_dir, *cache_mb), "verify-").await?;
     let projection = managed.projection.clone();
     let filter = projection.filter_subject();
     let started = std::time::Instant::now();

@@ -4,6 +4,7 @@
 mod backup;
 mod cli;
 mod rebuild;
+mod redeliver;
 mod replay;
 mod status;
 

@@ -101,9 +101,10 @@ async fn status_shows_the_streams_read_models_feeds_health_and_durability_to_ope
     assert!(made.status.success(), "{}", stderr(&made));
     let refused_file = dir.path().join("refused.hublog");
     let refused_file = refused_file.to_str().expect("utf-8");
-    let commands: [&[&str]; 7] = [
+    let commands: [&[&str]; 8] = [
         &["status"],
         &["replay"],
+        &["replay", "--into-feed", "urban-management"],
         &["rebuild", "incident_stats"],
         &["swap", "incident_stats"],
         &["verify", "incident_stats"],
@@ -166,6 +167,7 @@ async fn status_shows_the_streams_read_models_feeds_health_and_durability_to_ope
     for action in [
         "GetStatus",
         "Replay",
+        "RedeliverFeed",
         "RebuildReadModel",
         "SwapReadModel",
         "VerifyReadModel",

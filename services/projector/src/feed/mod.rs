@@ -19,6 +19,7 @@
 
 pub mod mask;
 pub mod outbox;
+pub mod redeliver;
 pub mod route;
 
 use std::collections::BTreeSet;

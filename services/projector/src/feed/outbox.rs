@@ -30,9 +30,9 @@ use hub_api::v1::AuditRecord;
 use hub_audit::Audit;
 use hub_audit::ledger::FEED_ACTION_PREFIX;
 use hub_domain::clock::Clock;
-use hub_log::names::feed_subjects;
 use hub_log::names::headers::CE_ID;
 use hub_log::names::headers::HUB_POSITION;
+use hub_log::names::live_feed_subjects;
 
 /// Key prefix of the outbox.
 pub const OUTBOX_PREFIX: &[u8] = b"o/";
@@ -71,7 +71,7 @@ pub struct FeedDisclosure {
 
 impl FeedDisclosure {
     /// The audit record of sending it as message `position` of `stream` to `department`.
-    fn record(
+    pub(super) fn record(
         self,
         (stream, department): (&str, &str),
         position: u64,
@@ -121,7 +121,7 @@ pub fn outbox_key(position: u64, suffix: &str) -> Vec<u8> {
 }
 
 /// The log position an outbox key was written for.
-fn position_of(key: &[u8]) -> Option<u64> {
+pub(super) fn position_of(key: &[u8]) -> Option<u64> {
     std::str::from_utf8(key.get(2..22)?).ok()?.parse().ok()
 }
 
@@ -197,7 +197,7 @@ struct Sender {
 }
 
 /// The department a feed subject (`gov.feed.<department>.…`) goes to.
-fn department_of(subject: &str) -> &str {
+pub(super) fn department_of(subject: &str) -> &str {
     subject
         .strip_prefix("gov.feed.")
         .and_then(|rest| rest.split('.').next())
@@ -205,7 +205,9 @@ fn department_of(subject: &str) -> &str {
 }
 
 impl Sender {
-    /// The position of the last message `stream` holds (0: none), asked once, then kept.
+    /// The position of the last message `stream` holds of the publisher's own (0: none;
+    /// an operator's re-deliveries, with lower positions, are not counted), asked once,
+    /// then kept.
     async fn last_in(&mut self, stream: &str, subject: &str) -> Result<u64, String> {
         if let Some(last) = self.last.get(stream) {
             return Ok(*last);
@@ -217,7 +219,7 @@ impl Sender {
             .await
             .map_err(|e| format!("feed {stream}: {e}"))?;
         let last = match handle
-            .get_last_raw_message_by_subject(&feed_subjects(department))
+            .get_last_raw_message_by_subject(&live_feed_subjects(department))
             .await
         {
             Ok(message) => message
@@ -237,32 +239,31 @@ impl Sender {
         Ok(last)
     }
 
-    /// Whether every grant a masked message was decided under is still in force, by the
-    /// publisher's own record of the grants.
-    fn grants_in_force(
-        &self,
-        store: &dyn hub_store::ReadModelStore,
-        headers: &[(String, String)],
-    ) -> Result<bool, String> {
-        let Some((_, grants)) = headers.iter().find(|(name, _)| name == HUB_GRANTS) else {
-            return Ok(true);
-        };
-        let now = self.clock.now();
-        for id in grants.split(',') {
-            let grant: Option<FeedGrant> = store
-                .get(&grant_key(id))
-                .map_err(|e| e.to_string())?
-                .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-            if !grant.is_some_and(|g| g.in_force(now)) {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-
     async fn round(&mut self, model: &ReadModel) -> Result<Option<u64>, String> {
         round(self, model).await
     }
+}
+
+/// Whether every grant a masked message was decided under is in force at `now`, by the
+/// publisher's own record of the grants in `store`.
+pub(super) fn grants_in_force(
+    store: &dyn hub_store::ReadModelStore,
+    headers: &[(String, String)],
+    now: jiff::Timestamp,
+) -> Result<bool, String> {
+    let Some((_, grants)) = headers.iter().find(|(name, _)| name == HUB_GRANTS) else {
+        return Ok(true);
+    };
+    for id in grants.split(',') {
+        let grant: Option<FeedGrant> = store
+            .get(&grant_key(id))
+            .map_err(|e| e.to_string())?
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        if !grant.is_some_and(|g| g.in_force(now)) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// What one outbox entry comes to in a round.
@@ -330,7 +331,7 @@ async fn round(sender: &mut Sender, model: &ReadModel) -> Result<Option<u64>, St
             }) => {
                 let position = position_of(&key).unwrap_or(0);
                 let last = sender.last_in(&stream, &subject).await?;
-                let allowed = sender.grants_in_force(&*store, &headers)?;
+                let allowed = grants_in_force(&*store, &headers, sender.clock.now())?;
                 if position <= last || !allowed {
                     Step::Skip
                 } else {

@@ -1,0 +1,430 @@
+//! `hubctl replay --into-feed`: a department's feed re-delivered from the log.
+
+use std::time::Duration;
+
+use async_nats::jetstream::message::StreamMessage;
+use hub_api::v1;
+use hub_tests::fixtures::{self, CARE_IDENTITY, CARE_PHONE};
+use hub_tests::{HubBuilder, Nats, wait_until};
+
+use crate::*;
+
+/// Every message `stream` holds now, in order.
+async fn feed(js: &async_nats::jetstream::Context, stream: &str) -> Vec<StreamMessage> {
+    let stream = js.get_stream(stream).await.expect("the feed stream exists");
+    let info = stream.get_info().await.expect("feed stream info");
+    let mut messages = Vec::new();
+    if info.state.messages == 0 {
+        return messages;
+    }
+    for sequence in info.state.first_sequence..=info.state.last_sequence {
+        if let Ok(message) = stream.get_raw_message(sequence).await {
+            messages.push(message);
+        }
+    }
+    messages
+}
+
+fn header(message: &StreamMessage, name: &str) -> Option<String> {
+    message.headers.get(name).map(|v| v.as_str().to_owned())
+}
+
+fn position(message: &StreamMessage) -> u64 {
+    header(message, "hub-position")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits until `stream` holds a message at position `at` or later; then what it holds.
+async fn reaches(js: &async_nats::jetstream::Context, stream: &str, at: u64) -> Vec<StreamMessage> {
+    wait_until(
+        &format!("{stream} to reach {at}"),
+        Duration::from_secs(20),
+        || async {
+            let messages = feed(js, stream).await;
+            messages
+                .iter()
+                .any(|m| position(m) >= at)
+                .then_some(messages)
+        },
+    )
+    .await
+}
+
+/// The last line of a `--json` re-delivery: its outcome.
+fn outcome(output: &std::process::Output) -> serde_json::Value {
+    let lines = lines(output);
+    let last = lines.last().expect("progress lines").clone();
+    assert_eq!(last["phase"], "done", "{lines:?}");
+    last
+}
+
+/// The PUBLISH records of care events sent into public security's feed.
+async fn feed_disclosures(hub: &hub_tests::Hub) -> usize {
+    hub.auditors()
+        .list_access(fixtures::from(
+            "audit-bureau",
+            v1::ListAccessRequest {
+                department: "public-security".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("access log")
+        .into_inner()
+        .entries
+        .into_iter()
+        .filter_map(|e| e.record)
+        .filter(|r| r.action == "PUBLISH FEED_PUBLIC_SECURITY" && !r.persons.is_empty())
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_into_a_feed_sends_again_what_the_department_was_sent_and_nothing_a_grant_ended_forbids()
+ {
+    let nats = Nats::start().await;
+    let js = nats.jetstream().await;
+    let hub = HubBuilder::on(&nats).start().await;
+
+    // A case urban management reported, dispatched to housing.
+    let (case, reported) = report(&hub, "rd-1").await;
+    let dispatched = hub
+        .commands()
+        .dispatch_case(fixtures::from(
+            "dcc-310104",
+            v1::DispatchCaseRequest {
+                request_id: "rd-d".into(),
+                case_id: case.clone(),
+                department: "housing".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("dispatched")
+        .into_inner()
+        .result
+        .expect("a result")
+        .position;
+    // A care record public security reads masked under a grant, registered after approval.
+    let grant = hub
+        .grants()
+        .request_grant(fixtures::from(
+            "public-security",
+            v1::RequestGrantRequest {
+                request_id: "rd-g".into(),
+                dataset: "care_roster".into(),
+                fields: vec!["name".into()],
+                purpose: "checking persons at risk".into(),
+                expires_at: Some(prost_types::Timestamp {
+                    seconds: (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24))
+                        .as_second(),
+                    nanos: 0,
+                }),
+            },
+        ))
+        .await
+        .expect("asked")
+        .into_inner()
+        .result
+        .expect("a result")
+        .id;
+    hub.grants()
+        .approve_grant(fixtures::from(
+            "civil-affairs",
+            v1::ApproveGrantRequest {
+                request_id: "rd-a".into(),
+                grant_id: grant.clone(),
+                expected_version: None,
+            },
+        ))
+        .await
+        .expect("approved");
+    let care = hub
+        .care()
+        .register_care(fixtures::from("civil-affairs", fixtures::care("rd-c")))
+        .await
+        .expect("registered")
+        .into_inner()
+        .result
+        .expect("a result")
+        .position;
+
+    let urban = reaches(&js, "FEED_URBAN_MANAGEMENT", dispatched).await;
+    assert_eq!(
+        urban.iter().map(position).collect::<Vec<_>>(),
+        [reported, dispatched]
+    );
+    let police = reaches(&js, "FEED_PUBLIC_SECURITY", care).await;
+    let masked = police
+        .iter()
+        .find(|m| position(m) == care)
+        .expect("the masked registration")
+        .clone();
+    let disclosed = feed_disclosures(&hub).await;
+    assert_eq!(disclosed, 1, "the publisher recorded what it sent");
+
+    // Refused first, in the same setup: a department may not re-deliver, a unit that does
+    // not exist has no feed, an id must be well formed; nothing is sent.
+    let refused = hubctl(
+        &hub,
+        &[
+            "--department",
+            "urban-management",
+            "replay",
+            "--into-feed",
+            "urban-management",
+        ],
+    )
+    .await;
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("PermissionDenied"),
+        "{}",
+        stderr(&refused)
+    );
+    let unknown = hubctl(
+        &hub,
+        &[
+            "replay",
+            "--into-feed",
+            "no-such-unit",
+            "--from",
+            "9",
+            "--to",
+            "3",
+        ],
+    )
+    .await;
+    assert_eq!(unknown.status.code(), Some(1));
+    let said = stderr(&unknown);
+    assert!(
+        said.contains("InvalidArgument") && said.contains("department"),
+        "{said}"
+    );
+    assert!(said.contains("selection.to_position"), "{said}");
+    let bad_id = hubctl(
+        &hub,
+        &[
+            "replay",
+            "--into-feed",
+            "urban-management",
+            "--redelivery-id",
+            "a b",
+        ],
+    )
+    .await;
+    assert!(
+        stderr(&bad_id).contains("redelivery_id"),
+        "{}",
+        stderr(&bad_id)
+    );
+    assert_eq!(feed(&js, "FEED_URBAN_MANAGEMENT").await.len(), 2);
+
+    // One event, selected by its first version's type (read as the second): sent again on
+    // the re-delivery subject with its event id, position and body; the feed's own last
+    // position stands.
+    let aggregate = format!("case/{case}");
+    let one = hubctl(
+        &hub,
+        &[
+            "--json",
+            "replay",
+            "--into-feed",
+            "urban-management",
+            "--aggregate",
+            &aggregate,
+            "--event-type",
+            "gov.hub.case.reported.v1",
+            "--redelivery-id",
+            "r-1",
+        ],
+    )
+    .await;
+    let done = outcome(&one);
+    assert_eq!(number(&done["sent"]), 1, "{done}");
+    assert_eq!(number(&done["firstPosition"]), reported);
+    let now = feed(&js, "FEED_URBAN_MANAGEMENT").await;
+    assert_eq!(now.len(), 3);
+    let again = &now[2];
+    assert_eq!(
+        again.subject.as_str(),
+        format!("gov.feed.urban-management.case.{case}.redelivered")
+    );
+    assert_eq!(position(again), reported);
+    assert_eq!(header(again, "ce-id"), header(&urban[0], "ce-id"));
+    assert_eq!(header(again, "hub-redelivery").as_deref(), Some("r-1"));
+    assert_eq!(again.payload, urban[0].payload);
+    let status = json(&hubctl(&hub, &["status", "--json"]).await);
+    let feed_status = status["feeds"]
+        .as_array()
+        .expect("feeds")
+        .iter()
+        .find(|f| f["department"] == "urban-management")
+        .expect("urban management's feed")
+        .clone();
+    assert_eq!(
+        number(&feed_status["position"]),
+        dispatched,
+        "{feed_status}"
+    );
+
+    // Everything of the department's, twice under one id: stored once.
+    for _ in 0..2 {
+        let all = hubctl(
+            &hub,
+            &[
+                "--json",
+                "replay",
+                "--into-feed",
+                "urban-management",
+                "--redelivery-id",
+                "r-2",
+            ],
+        )
+        .await;
+        let done = outcome(&all);
+        assert_eq!(number(&done["sent"]), 2, "{done}");
+        assert_eq!(
+            (
+                number(&done["firstPosition"]),
+                number(&done["lastPosition"])
+            ),
+            (reported, dispatched)
+        );
+    }
+    assert_eq!(feed(&js, "FEED_URBAN_MANAGEMENT").await.len(), 5);
+
+    // A subscriber resuming from the dispatch starts there (the re-deliveries, with lower
+    // positions, do not mislead the search), and hears the dispatch again, marked.
+    let mut subscription = hub
+        .feeds()
+        .subscribe(fixtures::from(
+            "urban-management",
+            v1::SubscribeRequest {
+                start_position: dispatched,
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("subscribed")
+        .into_inner();
+    let mut heard = Vec::new();
+    while heard.len() < 2 {
+        let item = tokio::time::timeout(Duration::from_secs(20), subscription.message())
+            .await
+            .expect("in time")
+            .expect("no error")
+            .expect("open");
+        if let Some(v1::subscribe_response::Item::Event(event)) = item.item {
+            heard.push(event);
+        }
+    }
+    assert_eq!(heard[0].position, dispatched);
+    assert!(!heard[0].attributes.contains_key("hub-redelivery"));
+    assert_eq!(heard[1].position, dispatched);
+    assert_eq!(heard[1].attributes["hub-redelivery"], "r-2");
+    drop(subscription);
+
+    // Public security's care record: masked as it was sent, and recorded again.
+    let care_again = hubctl(
+        &hub,
+        &[
+            "--json",
+            "replay",
+            "--into-feed",
+            "public-security",
+            "--type",
+            "care",
+            "--redelivery-id",
+            "r-3",
+        ],
+    )
+    .await;
+    let done = outcome(&care_again);
+    assert_eq!(
+        (number(&done["sent"]), number(&done["withheld"])),
+        (1, 0),
+        "{done}"
+    );
+    let police = feed(&js, "FEED_PUBLIC_SECURITY").await;
+    let resent = police
+        .iter()
+        .find(|m| header(m, "hub-redelivery").as_deref() == Some("r-3"))
+        .expect("the re-delivered registration");
+    assert_eq!(resent.payload, masked.payload, "masked as then");
+    assert_eq!(header(resent, "hub-grants"), Some(grant.clone()));
+    for cleartext in [CARE_IDENTITY, CARE_PHONE] {
+        let found = resent
+            .payload
+            .windows(cleartext.len())
+            .any(|w| w == cleartext.as_bytes());
+        assert!(!found, "{cleartext} re-delivered to public security");
+    }
+    assert_eq!(feed_disclosures(&hub).await, disclosed + 1);
+
+    // The grant revoked: the feed is purged, and a re-delivery withholds what it covered.
+    hub.grants()
+        .revoke_grant(fixtures::from(
+            "civil-affairs",
+            v1::RevokeGrantRequest {
+                request_id: "rd-r".into(),
+                grant_id: grant.clone(),
+                expected_version: None,
+                reason: "purpose fulfilled".into(),
+            },
+        ))
+        .await
+        .expect("revoked");
+    wait_until("the purge", Duration::from_secs(20), || async {
+        feed(&js, "FEED_PUBLIC_SECURITY")
+            .await
+            .iter()
+            .all(|m| !m.subject.contains(".care."))
+            .then_some(())
+    })
+    .await;
+    let after = hubctl(
+        &hub,
+        &[
+            "--json",
+            "replay",
+            "--into-feed",
+            "public-security",
+            "--type",
+            "care",
+            "--redelivery-id",
+            "r-4",
+        ],
+    )
+    .await;
+    let done = outcome(&after);
+    assert_eq!(
+        (number(&done["sent"]), number(&done["withheld"])),
+        (0, 1),
+        "{done}"
+    );
+    assert!(
+        feed(&js, "FEED_PUBLIC_SECURITY")
+            .await
+            .iter()
+            .all(|m| !m.subject.contains(".care.")),
+        "nothing of the care record after the revocation"
+    );
+    assert_eq!(feed_disclosures(&hub).await, disclosed + 1);
+
+    // Text output for a person.
+    let text = hubctl(
+        &hub,
+        &["replay", "--into-feed", "housing", "--redelivery-id", "r-5"],
+    )
+    .await;
+    assert!(text.status.success(), "{}", stderr(&text));
+    assert!(
+        stdout(&text).contains(&format!(
+            "re-delivered 1 events into housing's feed (positions {dispatched} to {dispatched}) as r-5"
+        )),
+        "{}",
+        stdout(&text)
+    );
+    hub.stop().await.expect("stop");
+}

@@ -1,0 +1,218 @@
+//! Re-delivery: a department's view of a selection of the log, sent into its feed again.
+//!
+//! What the department was sent is decided again by the publisher's own code ([`Deciding`]),
+//! replayed from position 1 into a scratch store: who an event concerns and which grants
+//! covered it are learnt from the log in order, exactly as the live publisher learnt them, so
+//! a department receives again what it received then, masked as then, and nothing it did not.
+//! Only the selected events' messages are kept, and no purge. [`send`] then sends what was
+//! decided, in log order, withholding a message masked under a grant that is no longer in
+//! force by the live publisher's record (a revocation since is honoured: a re-delivery never
+//! says more than the department may read today).
+//!
+//! Each message goes on `<feed subject>.redelivered` (so the publisher's own messages keep
+//! positions that only grow) with the event's headers, its `hub-position`, a `hub-redelivery`
+//! header naming the re-delivery and `Nats-Msg-Id` `<event id>/<re-delivery>`: the same
+//! re-delivery asked again inside the feed's duplicate window stores nothing twice, and the
+//! receiver de-duplicates by `ce-id` beyond it. A care event is audited before it is sent, as
+//! the publisher audits its own messages.
+
+use std::sync::Arc;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream;
+use hub_audit::Audit;
+use hub_log::names::headers::{CE_ID, MSG_ID};
+use hub_log::names::redelivered_subject;
+use hub_log::{StoredEvent, Unreadable};
+use hub_store::{Batch, ReadModelStore};
+use jiff::Timestamp;
+
+use super::outbox::{
+    OUTBOX_PREFIX, Outgoing, department_of, grants_in_force, outbox_key, position_of,
+};
+use super::{FEED_MODEL, FeedPublisher};
+use crate::projection::{Projection, ProjectionError};
+use hub_domain::clock::Clock;
+
+/// Header of a re-delivered feed message: the re-delivery that sent it.
+pub const HUB_REDELIVERY: &str = "hub-redelivery";
+
+/// Messages sent (and acknowledged) at a time.
+const ROUND: usize = 256;
+
+/// Whether an event is one a re-delivery selects.
+pub type Selects = Box<dyn Fn(&StoredEvent) -> bool + Send + Sync>;
+
+/// The feed publisher deciding for one department only, keeping in its outbox the messages
+/// of the events `selects` takes and no purge.
+pub struct Deciding {
+    publisher: FeedPublisher,
+    department: String,
+    selects: Selects,
+}
+
+impl Deciding {
+    pub fn new(department: &str, clock: Arc<dyn Clock>, selects: Selects) -> Self {
+        Self {
+            publisher: FeedPublisher::new([department.to_owned()], clock),
+            department: department.to_owned(),
+            selects,
+        }
+    }
+}
+
+impl Projection for Deciding {
+    fn name(&self) -> &'static str {
+        FEED_MODEL
+    }
+
+    fn filter_subject(&self) -> String {
+        self.publisher.filter_subject()
+    }
+
+    fn apply(&self, stored: &StoredEvent, batch: &mut Batch<'_>) -> Result<(), ProjectionError> {
+        self.publisher.apply(stored, batch)?;
+        // The live feed was purged when it should have been; a re-delivery purges nothing.
+        batch.delete(outbox_key(
+            stored.position,
+            &format!("~purge/{}", self.department),
+        ));
+        if !(self.selects)(stored) {
+            batch.delete(outbox_key(stored.position, &self.department));
+        }
+        Ok(())
+    }
+
+    fn apply_unreadable(
+        &self,
+        unreadable: &Unreadable,
+        batch: &mut Batch<'_>,
+    ) -> Result<(), ProjectionError> {
+        self.publisher.apply_unreadable(unreadable, batch)
+    }
+}
+
+/// Where a re-delivery's messages go, and what decides whether each may still go.
+pub struct Redelivery {
+    pub js: jetstream::Context,
+    pub audit: Audit,
+    /// The live publisher's store: its record of every grant.
+    pub live: Arc<dyn ReadModelStore>,
+    pub now: Timestamp,
+    /// Names the re-delivery in every message it sends.
+    pub id: String,
+}
+
+/// How far a re-delivery has come.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// Messages the feed acknowledged.
+    pub sent: u64,
+    /// Messages masked under a grant no longer in force, not sent.
+    pub withheld: u64,
+    /// The first and last positions sent (0: none).
+    pub first: u64,
+    pub last: u64,
+    /// The position of the last message looked at.
+    pub reached: u64,
+}
+
+/// One message to send again.
+struct Message {
+    subject: String,
+    headers: HeaderMap,
+}
+
+impl Redelivery {
+    /// The headers and subject `message` goes out with again.
+    fn again(&self, subject: &str, headers: &[(String, String)]) -> Message {
+        let event_id = headers
+            .iter()
+            .find(|(name, _)| name == CE_ID)
+            .map_or("", |(_, id)| id.as_str());
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            if name != MSG_ID {
+                map.insert(name.as_str(), value.as_str());
+            }
+        }
+        map.insert(MSG_ID, format!("{event_id}/{}", self.id).as_str());
+        map.insert(HUB_REDELIVERY, self.id.as_str());
+        Message {
+            subject: redelivered_subject(subject),
+            headers: map,
+        }
+    }
+}
+
+/// Sends what [`Deciding`] left in `decided`'s outbox, a round at a time in log order, and
+/// reports after each round through `progress`.
+pub async fn send(
+    redelivery: &Redelivery,
+    decided: Arc<dyn ReadModelStore>,
+    mut progress: impl FnMut(&Sent),
+) -> Result<Sent, String> {
+    let mut done = Sent::default();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let entries = {
+            let (store, after) = (decided.clone(), after.clone());
+            tokio::task::spawn_blocking(move || store.scan(OUTBOX_PREFIX, after.as_deref(), ROUND))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?
+        };
+        let Some((last_key, _)) = entries.last() else {
+            return Ok(done);
+        };
+        after = Some(last_key.clone());
+        let mut records = Vec::new();
+        let mut messages = Vec::new();
+        for (key, value) in entries {
+            let position = position_of(&key).unwrap_or(0);
+            done.reached = done.reached.max(position);
+            let Some(Outgoing::Publish {
+                stream,
+                subject,
+                headers,
+                body,
+                disclosure,
+            }) = Outgoing::decode(&value)
+            else {
+                continue;
+            };
+            if !grants_in_force(&*redelivery.live, &headers, redelivery.now)? {
+                done.withheld += 1;
+                continue;
+            }
+            if let Some(disclosure) = disclosure {
+                let department = department_of(&subject);
+                records.push(disclosure.record((&stream, department), position, &headers));
+            }
+            messages.push((position, redelivery.again(&subject, &headers), body));
+        }
+        // A message is never out without its record.
+        let audit = &redelivery.audit;
+        futures::future::try_join_all(records.into_iter().map(|record| audit.record(record)))
+            .await
+            .map_err(|e| format!("audit: {e}"))?;
+        let mut acks = Vec::with_capacity(messages.len());
+        for (position, message, body) in messages {
+            let ack = redelivery
+                .js
+                .publish_with_headers(message.subject, message.headers, body.into())
+                .await
+                .map_err(|e| format!("publish: {e}"))?;
+            acks.push((position, ack));
+        }
+        for (position, ack) in acks {
+            ack.await.map_err(|e| format!("feed ack: {e}"))?;
+            done.sent += 1;
+            if done.first == 0 {
+                done.first = position;
+            }
+            done.last = position;
+        }
+        progress(&done);
+    }
+}
