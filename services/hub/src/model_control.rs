@@ -46,9 +46,14 @@ pub struct Building {
 impl Building {
     /// Whether it has applied everything the log stored after it began.
     pub fn caught_up(&self) -> bool {
-        let state = self.model.state();
-        state.halted.is_none() && state.complete_as_of.is_some_and(|t| t >= self.started)
+        caught_up_since(&self.model.state(), self.started)
     }
+}
+
+/// Whether a build begun at `started` that stands at `state` has applied everything the log
+/// stored after it began (and has not halted).
+fn caught_up_since(state: &hub_projector::ModelState, started: Timestamp) -> bool {
+    state.halted.is_none() && state.complete_as_of.is_some_and(|t| t >= started)
 }
 
 enum Control {
@@ -214,7 +219,7 @@ async fn ready_to_swap(build: Option<(watch::Receiver<hub_projector::ModelState>
     match build {
         Some((mut state, started)) => {
             let caught_up = state
-                .wait_for(|s| s.halted.is_none() && s.complete_as_of.is_some_and(|t| t >= started))
+                .wait_for(|s| caught_up_since(s, started))
                 .await
                 .is_ok();
             if !caught_up {

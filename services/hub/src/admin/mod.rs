@@ -44,6 +44,9 @@ pub use verify::clear_scratch;
 
 use crate::model_control::{Building, Managed};
 
+/// The action of an import's records: when it is asked, and its outcome.
+const IMPORTED: &str = "gov.hub.v1.AdminService/ImportLog";
+
 /// How often a rebuild's progress is reported.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
@@ -289,7 +292,7 @@ impl AdminService for Admin {
             Err(err) => Err(err),
         };
         let asked = Asked {
-            action: "gov.hub.v1.AdminService/ImportLog",
+            action: IMPORTED,
             ..Asked::default()
         };
         let (header, held) = audited(&self.p.audit, &who, asked, planned, |(h, _)| Answered {
@@ -299,18 +302,35 @@ impl AdminService for Admin {
         })
         .await?;
         let imported =
-            backup::import(&self.p.log, &self.p.digest, (header, held), &mut items).await?;
-        if imported.log_digest != imported.expected_log_digest {
-            self.p.alarms.raise(
-                "import/log-digest",
-                format!(
-                    "the event log imported up to position {} does not digest as its backup \
-                     did: what was stored differs from what was exported",
-                    imported.last_position
-                ),
-            );
+            backup::import(&self.p.log, &self.p.digest, (header, held), &mut items).await;
+        let differs = |i: &ImportLogResponse| {
+            format!(
+                "the event log imported up to position {} does not digest as its backup did: \
+                 what was stored differs from what was exported",
+                i.last_position
+            )
+        };
+        if let Ok(i) = &imported
+            && i.log_digest != i.expected_log_digest
+        {
+            self.p.alarms.raise("import/log-digest", differs(i));
         }
-        Ok(Response::new(imported))
+        // Its outcome recorded too: how much was stored, and whether it digests as exported.
+        let outcome = match &imported {
+            Ok(i) if i.log_digest != i.expected_log_digest => Some(Status::data_loss(differs(i))),
+            Ok(_) => None,
+            Err(err) => Some(Status::from(err.clone())),
+        };
+        let stored = imported.as_ref().map_or(0, |i| i.last_position);
+        let record = hub_api::v1::AuditRecord {
+            count: imported.as_ref().map_or(0, |i| i.messages),
+            position: stored,
+            ..hub_audit::record_status(who.as_ref().ok(), IMPORTED, outcome.as_ref())
+        };
+        if let Err(err) = self.p.audit.record(record).await {
+            tracing::warn!(error = %err, "import: its outcome cannot be audited");
+        }
+        Ok(Response::new(imported?))
     }
 
     async fn get_status(
@@ -338,23 +358,23 @@ impl AdminService for Admin {
         };
         // The replay is recorded before its first event goes out, with what it selects.
         let asked = Asked {
-            action: "gov.hub.v1.AdminService/Replay",
+            action: replay::REPLAYED,
             aggregate: planned
                 .as_ref()
                 .map(|p| p.aggregate.clone())
                 .unwrap_or_default(),
             ..Asked::default()
         };
+        // Each batch carrying care records is recorded again, naming them, before it goes.
         let planned = audited(&self.p.audit, &who, asked, planned, |p| Answered {
             position: p.to,
-            // A care record's events carry its personal fields, masked.
-            persons: p.person.iter().cloned().collect(),
             ..Answered::default()
         })
         .await?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        let log = self.p.log.clone();
-        tokio::spawn(async move { replay::send(&log, planned, &tx).await });
+        let (log, audit) = (self.p.log.clone(), self.p.audit.clone());
+        let who = who.map_err(|_| Status::internal("an operator, checked"))?;
+        tokio::spawn(async move { replay::send((&log, &audit), &who, planned, &tx).await });
         Ok(Response::new(answers(rx)))
     }
 

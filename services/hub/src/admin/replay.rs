@@ -12,6 +12,7 @@
 use std::collections::BTreeSet;
 
 use hub_api::ApiError;
+use hub_api::identity::Identity;
 use hub_api::v1::{ReplayRequest, ReplayResponse};
 use hub_domain::Violations;
 use hub_gateway::log_failed as unavailable;
@@ -20,6 +21,9 @@ use hub_log::names::{EVENTS_SUBJECTS, aggregate_filter, event_subject, parse_eve
 use hub_log::{Appender, Entry, StoredEvent};
 use jiff::Timestamp;
 use tokio::sync::mpsc;
+
+/// The action of a replay's records.
+pub(super) const REPLAYED: &str = "gov.hub.v1.AdminService/Replay";
 
 /// The aggregate types a replay may name.
 const AGGREGATE_TYPES: [&str; 3] = ["case", "care", "grant"];
@@ -38,8 +42,6 @@ pub(super) struct Planned {
     event_types: BTreeSet<String>,
     /// The aggregate named, as its audit record names it (`case/<id>`).
     pub(super) aggregate: String,
-    /// The care record named, whose (masked) personal fields the replay carries.
-    pub(super) person: Option<String>,
 }
 
 /// Checks `request` (every field at once, none repeated back) and fixes where it ends.
@@ -113,10 +115,6 @@ pub(super) async fn plan(log: &Appender, request: &ReplayRequest) -> Result<Plan
             None => after = to, // nothing stored since
         }
     }
-    let person = match &aggregate {
-        Some(("care", id)) => Some(id.clone()),
-        _ => None,
-    };
     Ok(Planned {
         filter,
         after,
@@ -132,7 +130,6 @@ pub(super) async fn plan(log: &Appender, request: &ReplayRequest) -> Result<Plan
         aggregate: aggregate
             .map(|(kind, id)| format!("{kind}/{id}"))
             .unwrap_or_default(),
-        person,
     })
 }
 
@@ -192,8 +189,12 @@ fn subject(entry: &Entry) -> &str {
 }
 
 /// Sends the planned replay down `tx`, a batch at a time, until it ends or the receiver goes.
+/// A batch that carries care records goes out only once `audit` holds a record of it naming
+/// them (their personal fields go out masked, as for a department without a grant): the
+/// disclosure ledger learns who was replayed to `who`, whatever the selection.
 pub(super) async fn send(
-    log: &Appender,
+    (log, audit): (&Appender, &hub_audit::Audit),
+    who: &Identity,
     planned: Planned,
     tx: &mpsc::Sender<Result<ReplayResponse, ApiError>>,
 ) {
@@ -211,6 +212,7 @@ pub(super) async fn send(
             break; // nothing more on the filter's subjects
         };
         let mut events = Vec::new();
+        let mut persons = BTreeSet::new();
         let mut ended = false;
         for entry in &entries {
             if entry.position() > planned.to {
@@ -218,7 +220,10 @@ pub(super) async fn send(
                 break;
             }
             if selected(&planned, entry) {
-                let kind = parse_event_subject(subject(entry)).map_or("", |(kind, _)| kind);
+                let (kind, id) = parse_event_subject(subject(entry)).unwrap_or_default();
+                if kind == "care" {
+                    persons.insert(id.to_owned());
+                }
                 events.push(history_event(kind, entry));
             }
         }
@@ -227,6 +232,24 @@ pub(super) async fn send(
         } else {
             read_to.min(planned.to)
         };
+        if !persons.is_empty() {
+            let record = hub_api::v1::AuditRecord {
+                aggregate: planned.aggregate.clone(),
+                count: events.len() as u64,
+                position: after,
+                persons: persons.into_iter().collect(),
+                ..hub_audit::record_status(Some(who), REPLAYED, None)
+            };
+            if let Err(err) = audit.record(record).await {
+                tracing::warn!(error = %err, "replay: the audit log cannot be written");
+                let _ = tx
+                    .send(Err(ApiError::Unavailable(
+                        "the replay stopped: the audit log cannot be written now; retry".into(),
+                    )))
+                    .await;
+                return;
+            }
+        }
         let batch = ReplayResponse {
             events,
             reached: after,

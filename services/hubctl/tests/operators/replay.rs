@@ -30,7 +30,8 @@ async fn replay_writes_the_selected_events_as_json_lines_with_care_records_maske
         .await
         .expect("registered")
         .into_inner();
-    let last = care.result.expect("a result").position;
+    let result = care.result.expect("a result");
+    let (last, care_id) = (result.position, result.id);
 
     // Everything, oldest first, decoded.
     let all = lines(&hubctl(&hub, &["replay"]).await);
@@ -144,6 +145,36 @@ async fn replay_writes_the_selected_events_as_json_lines_with_care_records_maske
             .any(|r| r.action == "gov.hub.v1.AdminService/Replay" && r.outcome == "ok"),
         "{:?}",
         access.entries
+    );
+    // Each replay that carried the care record (all events, the ones since it was stored,
+    // every care record) recorded naming the person, with the events it carried; the
+    // case-only replays named nobody.
+    let replayed_care: Vec<(u64, Vec<String>)> = hub
+        .auditors()
+        .list_access(fixtures::from(
+            "audit-bureau",
+            v1::ListAccessRequest {
+                department: "big-data-centre".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("access log")
+        .into_inner()
+        .entries
+        .into_iter()
+        .filter_map(|e| e.record)
+        .filter(|r| r.action == "gov.hub.v1.AdminService/Replay" && !r.persons.is_empty())
+        .map(|r| (r.count, r.persons))
+        .collect();
+    assert_eq!(
+        replayed_care,
+        [
+            (last, vec![care_id.clone()]),
+            (1, vec![care_id.clone()]),
+            (1, vec![care_id.clone()])
+        ],
+        "{replayed_care:?}"
     );
     hub.stop().await.expect("stop");
 }
