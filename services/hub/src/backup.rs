@@ -7,14 +7,63 @@
 //!   digest folds it (position, subject, stored time, headers other than NATS's own, body):
 //!   the digest an import must reproduce, and the one audit checkpoints sign.
 
-use hub_api::v1::{LogExportHeader, LogExportTrailer, LogHeader, LogMessage};
+use std::io::Read;
+
+use hub_api::v1::{LogExportHeader, LogExportItem, LogExportTrailer, LogHeader, LogMessage};
 use hub_audit::log_digest::{EMPTY, fold_parts, is_nats_header};
 use hub_log::names::headers::HUB_STORED_AT;
 use hub_log::names::parse_event_subject;
+use prost::Message as _;
 use sha2::{Digest as _, Sha256};
 
 /// The header's `format`.
 pub const LOG_EXPORT_FORMAT: &str = "gov.hub.log-export.v1";
+
+/// The longest item a file may hold: a message of the log is at most NATS's largest payload
+/// (64 MiB) with its headers.
+pub const MAX_ITEM: u64 = 65 << 20;
+
+/// Why the next item of an export file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadItem {
+    #[error("it ends inside an item")]
+    Truncated,
+    #[error(
+        "it holds an item of {0} bytes, longer than any message of the log: it is not a log export, or damaged"
+    )]
+    TooLong(u64),
+    #[error("it is not a log export: {0}")]
+    Decode(#[from] prost::DecodeError),
+    #[error(transparent)]
+    Io(std::io::Error),
+}
+
+/// The next item of an export file (a varint length, then the item); `None` at its end.
+pub fn read_item(reader: &mut impl Read) -> Result<Option<LogExportItem>, ReadItem> {
+    let mut length: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let mut byte = [0u8; 1];
+        match reader.read(&mut byte) {
+            Ok(0) if shift == 0 => return Ok(None),
+            Ok(0) => return Err(ReadItem::Truncated),
+            Ok(_) => {}
+            Err(e) => return Err(ReadItem::Io(e)),
+        }
+        length |= u64::from(byte[0] & 0x7f) << shift;
+        if byte[0] & 0x80 == 0 {
+            break;
+        }
+    }
+    if length > MAX_ITEM {
+        return Err(ReadItem::TooLong(length));
+    }
+    let mut buffer = vec![0u8; usize::try_from(length).map_err(|_| ReadItem::TooLong(length))?];
+    reader.read_exact(&mut buffer).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => ReadItem::Truncated,
+        _ => ReadItem::Io(e),
+    })?;
+    Ok(Some(LogExportItem::decode(buffer.as_slice())?))
+}
 
 /// What was wrong with an export, naming the message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

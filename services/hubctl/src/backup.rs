@@ -6,7 +6,7 @@
 //! (its SHA-256 and chained digest against its trailer) before it sends anything, because the
 //! log cannot take back what it stored.
 
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
@@ -142,10 +142,6 @@ impl Drop for Partial {
     }
 }
 
-/// The longest item a file may hold: a message of the log is at most NATS's largest payload
-/// (64 MiB) with its headers.
-const MAX_ITEM: u64 = 65 << 20;
-
 /// The items of an export file, read one at a time.
 struct Items {
     reader: BufReader<std::fs::File>,
@@ -163,36 +159,8 @@ impl Items {
     }
 
     fn next(&mut self) -> anyhow::Result<Option<LogExportItem>> {
-        // A varint length, then the item.
-        let mut length: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let mut byte = [0u8; 1];
-            match self.reader.read(&mut byte) {
-                Ok(0) if shift == 0 => return Ok(None),
-                Ok(0) => return Err(anyhow!("{} ends inside an item", self.path.display())),
-                Ok(_) => {}
-                Err(e) => return Err(anyhow!("reading {}: {e}", self.path.display())),
-            }
-            length |= u64::from(byte[0] & 0x7f) << shift;
-            if byte[0] & 0x80 == 0 {
-                break;
-            }
-        }
-        if length > MAX_ITEM {
-            return Err(anyhow!(
-                "{} holds an item of {length} bytes, longer than any message of the log: it is \
-                 not a log export, or damaged",
-                self.path.display()
-            ));
-        }
-        let mut buffer = vec![0u8; usize::try_from(length)?];
-        self.reader
-            .read_exact(&mut buffer)
-            .with_context(|| format!("{} ends inside an item", self.path.display()))?;
-        Ok(Some(
-            LogExportItem::decode(buffer.as_slice())
-                .with_context(|| format!("{} is not a log export", self.path.display()))?,
-        ))
+        hub::backup::read_item(&mut self.reader)
+            .map_err(|e| anyhow!("reading {}: {e}", self.path.display()))
     }
 }
 

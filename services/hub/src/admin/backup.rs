@@ -1,7 +1,10 @@
 //! ExportLog and ImportLog: a backup of the event log, and its restore into an empty hub at
 //! the same positions with the same chained digest (see [`crate::backup`]).
 //!
-//! An import appends each message with `Nats-Expected-Last-Sequence` = its position - 1, so
+//! An import is first received whole into a scratch file under `<data_dir>/scratch` and
+//! checked there (every message, the trailer's checks, and for a resumed import the log's
+//! messages against the export's first ones): a damaged or foreign export is refused with
+//! nothing stored. It then appends each message with `Nats-Expected-Last-Sequence` = its position - 1, so
 //! it lands at its own position or not at all, and with `hub-stored-at` = the stored time it
 //! had, which every reader takes as its stored time (the log's digest included). Up to
 //! [`IN_FLIGHT`] appends are in flight. The log cannot be cut back (it denies deletes), so an
@@ -10,6 +13,7 @@
 //! skipped.
 
 use std::collections::VecDeque;
+use std::path::Path;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -18,7 +22,7 @@ use hub_api::ApiError;
 use hub_api::v1::log_export_item::Item;
 use hub_api::v1::{
     ExportLogResponse, ImportLogRequest, ImportLogResponse, LogExportHeader, LogExportItem,
-    LogMessage,
+    LogExportTrailer, LogMessage,
 };
 use hub_audit::log_digest::LogDigest;
 use hub_gateway::log_failed as unavailable;
@@ -26,11 +30,13 @@ use hub_log::Appender;
 use hub_log::names::EVENTS_SUBJECTS;
 use hub_log::names::headers::{CE_ID, HUB_STORED_AT, MSG_ID};
 use hub_log::stored::stored_nanos;
+use prost::Message as _;
+use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc;
 use tonic::Streaming;
 use tracing::{info, warn};
 
-use crate::backup::{BadExport, LOG_EXPORT_FORMAT, LogChecks, kept_headers};
+use crate::backup::{BadExport, LOG_EXPORT_FORMAT, LogChecks, ReadItem, kept_headers, read_item};
 
 /// Appends of an import in flight at once.
 const IN_FLIGHT: usize = 256;
@@ -212,73 +218,159 @@ async fn landed(in_flight: &mut VecDeque<(u64, PublishAckFuture)>) -> Result<(),
     }
 }
 
-/// Appends the rest of an import whose header was `header` (the log held `held` messages
-/// when it began).
-pub(super) async fn import(
-    log: &Appender,
+/// An export received whole and checked, in a scratch file: one `LogMessage` after another,
+/// length-delimited.
+struct Staged {
+    file: tempfile::NamedTempFile,
+    checks: LogChecks,
+    trailer: LogExportTrailer,
+}
+
+/// Receives the rest of an import whose header was `header` into a file under `scratch`,
+/// checking every message, the trailer and (for a resumed import) that the log's first
+/// `held` messages are the export's: nothing is appended before all of it holds.
+async fn stage(
     digest: &LogDigest,
-    (header, held): (LogExportHeader, u64),
+    (header, held): (&LogExportHeader, u64),
     items: &mut Streaming<ImportLogRequest>,
-) -> Result<ImportLogResponse, ApiError> {
-    let mut checks = LogChecks::new(&header).map_err(bad)?;
-    let js = log.context();
-    let mut in_flight: VecDeque<(u64, PublishAckFuture)> = VecDeque::new();
+    scratch: &Path,
+) -> Result<Staged, ApiError> {
+    let mut checks = LogChecks::new(header).map_err(bad)?;
+    let file = {
+        let scratch = scratch.to_owned();
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&scratch)?;
+            tempfile::Builder::new()
+                .prefix("import-")
+                .tempfile_in(&scratch)
+        })
+        .await
+        .map_err(|_| ApiError::Internal)?
+        .map_err(|err| {
+            warn!(error = %err, "import: no scratch file");
+            ApiError::Internal
+        })?
+    };
+    let mut out = tokio::io::BufWriter::new(tokio::fs::File::from_std(
+        file.reopen().map_err(|_| ApiError::Internal)?,
+    ));
     let trailer = loop {
         match next_item(items).await? {
             Some(Item::Message(message)) => {
                 checks.add(&message).map_err(bad)?;
-                if message.position <= held {
-                    // Stored by an earlier run: the digest at the log's end checks them all.
-                    if message.position == held
-                        && checks.log_digest() != digest_at(digest, held).await?
-                    {
-                        return Err(ApiError::FailedPrecondition(format!(
-                            "the event log holds {held} messages that are not this export's \
-                             first {held}: it is not a restore of it to resume"
-                        )));
-                    }
-                    continue;
+                // Stored by an earlier run: the digest at the log's end checks them all.
+                if message.position == held
+                    && checks.log_digest() != digest_at(digest, held).await?
+                {
+                    return Err(ApiError::FailedPrecondition(format!(
+                        "the event log holds {held} messages that are not this export's first \
+                         {held}: it is not a restore of it to resume"
+                    )));
                 }
-                let nanos = message
-                    .stored_at
-                    .as_ref()
-                    .map(|t| {
-                        t.seconds
-                            .saturating_mul(1_000_000_000)
-                            .saturating_add(i64::from(t.nanos))
-                    })
-                    .unwrap_or_default();
-                let ack = js
-                    .publish_with_headers(
-                        message.subject.clone(),
-                        headers_of(&message, nanos),
-                        message.body.into(),
-                    )
+                let item = LogExportItem {
+                    item: Some(Item::Message(message)),
+                };
+                out.write_all(&item.encode_length_delimited_to_vec())
                     .await
                     .map_err(|err| {
-                        ApiError::Unavailable(format!("the event log cannot be written now: {err}"))
+                        warn!(error = %err, "import: the scratch file cannot be written");
+                        ApiError::Internal
                     })?;
-                in_flight.push_back((message.position, ack));
-                if in_flight.len() >= IN_FLIGHT {
-                    landed(&mut in_flight).await?;
-                }
             }
             Some(Item::Trailer(trailer)) => break trailer,
             Some(Item::Header(_)) => return Err(bad(BadExport::NoHeader)),
             None => return Err(bad(BadExport::NoTrailer)),
         }
     };
-    while !in_flight.is_empty() {
-        landed(&mut in_flight).await?;
-    }
     if next_item(items).await?.is_some() {
         return Err(bad(BadExport::AfterTrailer));
     }
-    checks.finish(&header, &trailer).map_err(|err| {
-        ApiError::FailedPrecondition(format!(
-            "every message was stored, but the export's checks fail: {err}"
-        ))
-    })?;
+    checks.finish(header, &trailer).map_err(bad)?;
+    out.flush().await.map_err(|_| ApiError::Internal)?;
+    Ok(Staged {
+        file,
+        checks,
+        trailer,
+    })
+}
+
+/// Sends the messages of a staged export after position `held` down `tx`, in order.
+fn read_back(
+    file: std::fs::File,
+    held: u64,
+    tx: &mpsc::Sender<LogMessage>,
+) -> Result<(), ReadItem> {
+    let mut reader = std::io::BufReader::new(file);
+    while let Some(item) = read_item(&mut reader)? {
+        if let Some(Item::Message(message)) = item.item
+            && message.position > held
+            && tx.blocking_send(message).is_err()
+        {
+            return Ok(()); // the appends stopped
+        }
+    }
+    Ok(())
+}
+
+/// Imports the rest of an export whose header was `header` (the log held `held` messages
+/// when it began): received whole into a file under `scratch` and checked first (the
+/// messages, the trailer, and the log's first `held` being the export's), then appended.
+pub(super) async fn import(
+    log: &Appender,
+    digest: &LogDigest,
+    (header, held): (LogExportHeader, u64),
+    items: &mut Streaming<ImportLogRequest>,
+    scratch: &Path,
+) -> Result<ImportLogResponse, ApiError> {
+    let staged = stage(digest, (&header, held), items, scratch).await?;
+    let (tx, mut rx) = mpsc::channel(IN_FLIGHT);
+    let file = staged.file.reopen().map_err(|_| ApiError::Internal)?;
+    let reading = tokio::task::spawn_blocking(move || read_back(file, held, &tx));
+    let js = log.context();
+    let mut in_flight: VecDeque<(u64, PublishAckFuture)> = VecDeque::new();
+    while let Some(message) = rx.recv().await {
+        let nanos = message
+            .stored_at
+            .as_ref()
+            .map(|t| {
+                t.seconds
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(i64::from(t.nanos))
+            })
+            .unwrap_or_default();
+        let ack = js
+            .publish_with_headers(
+                message.subject.clone(),
+                headers_of(&message, nanos),
+                message.body.into(),
+            )
+            .await
+            .map_err(|err| {
+                ApiError::Unavailable(format!("the event log cannot be written now: {err}"))
+            })?;
+        in_flight.push_back((message.position, ack));
+        if in_flight.len() >= IN_FLIGHT {
+            landed(&mut in_flight).await?;
+        }
+    }
+    while !in_flight.is_empty() {
+        landed(&mut in_flight).await?;
+    }
+    // The file was written and checked by this hub a moment ago: a failure to read it back
+    // is the disk's.
+    reading
+        .await
+        .map_err(|_| ApiError::Internal)?
+        .map_err(|err| {
+            warn!(error = %err, "import: the staged export cannot be read back");
+            ApiError::Internal
+        })?;
+    let Staged {
+        file,
+        checks,
+        trailer,
+    } = staged;
+    let _ = tokio::task::spawn_blocking(move || drop(file)).await;
     let last = checks.last();
     let stored = digest_at(digest, last).await?;
     info!(

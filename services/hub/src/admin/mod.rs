@@ -301,8 +301,15 @@ impl AdminService for Admin {
             ..Answered::default()
         })
         .await?;
-        let imported =
-            backup::import(&self.p.log, &self.p.digest, (header, held), &mut items).await;
+        let scratch = self.p.scratch.0.join("scratch");
+        let imported = backup::import(
+            &self.p.log,
+            &self.p.digest,
+            (header, held),
+            &mut items,
+            &scratch,
+        )
+        .await;
         let differs = |i: &ImportLogResponse| {
             format!(
                 "the event log imported up to position {} does not digest as its backup did: \

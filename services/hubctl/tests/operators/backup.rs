@@ -96,6 +96,30 @@ async fn a_backup_restores_into_an_empty_hub_at_the_same_positions_and_digests()
     )
     .await;
     assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    // The same change sent by a client that checks nothing: the hub receives the export
+    // whole and checks it before it appends anything.
+    let mut items = Vec::new();
+    let mut reader = std::io::BufReader::new(std::fs::File::open(&whole).expect("open"));
+    while let Some(item) = hub::backup::read_item(&mut reader).expect("an item") {
+        items.push(item);
+    }
+    let Some(v1::log_export_item::Item::Message(message)) = &mut items[last as usize].item else {
+        panic!("the last message");
+    };
+    message.body[0] ^= 0x01;
+    let requests = items
+        .into_iter()
+        .map(|item| v1::ImportLogRequest { item: Some(item) });
+    let refused = target
+        .admin()
+        .import_log(fixtures::from(
+            "big-data-centre",
+            tokio_stream::iter(requests),
+        ))
+        .await
+        .expect_err("a changed message");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("SHA-256"), "{refused:?}");
     let status = json(&hubctl(&target, &["status", "--json"]).await);
     let events = status["streams"]
         .as_array()
@@ -148,18 +172,20 @@ async fn a_backup_restores_into_an_empty_hub_at_the_same_positions_and_digests()
         .entries
         .into_iter()
         .filter_map(|e| e.record)
-        .filter(|r| r.action == "gov.hub.v1.AdminService/ImportLog" && r.count > 0)
+        .filter(|r| r.action == "gov.hub.v1.AdminService/ImportLog")
         .map(|r| (r.position, r.outcome))
         .collect();
     assert_eq!(
         outcomes,
         [
+            (last, "ok".to_owned()),
+            (0, "invalid_argument".to_owned()),
             (early, "ok".to_owned()),
             (early, "ok".to_owned()),
             (last, "ok".to_owned()),
             (last, "ok".to_owned())
         ],
-        "asked and done, twice"
+        "asked and refused (the changed export), then asked and done, twice"
     );
     // The earlier part again: the log holds more than it, refused.
     let again = hubctl(
