@@ -269,6 +269,35 @@ async fn a_log_written_with_reported_v1_is_read_as_v2_and_never_rewritten() {
     let mut stored = v1::CaseReported::decode(log.patrol_body.as_slice()).expect("a v1 body");
     stored.channel = v1::ReportChannel::GridPatrol as i32;
     assert_eq!(shown, stored, "the stored report with its channel added");
+    // The operators' replay: selected by the type the log holds, shown in the v2 shape.
+    let mut replay = hub
+        .admin()
+        .replay(from(
+            "big-data-centre",
+            v1::ReplayRequest {
+                aggregate: format!("case/{PATROL}"),
+                event_types: vec!["gov.hub.case.reported.v1".into()],
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("an operator replays")
+        .into_inner();
+    let mut replayed = Vec::new();
+    while let Some(batch) = replay.message().await.expect("the replay goes on") {
+        replayed.extend(batch.events);
+    }
+    let [again] = replayed.as_slice() else {
+        panic!("the one report: {replayed:?}")
+    };
+    assert_eq!(
+        (again.event_type.as_str(), again.stored_event_type.as_str()),
+        ("gov.hub.case.reported.v2", "gov.hub.case.reported.v1")
+    );
+    assert_eq!(
+        again.body, report.body,
+        "the replay shows what the history shows"
+    );
     // The state as of the report, folded as command handling folds it.
     let state = state_as_of(&hub, PATROL, log.patrol)
         .await

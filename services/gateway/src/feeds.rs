@@ -408,7 +408,7 @@ impl Subscription {
             tokio::select! {
                 _ = tx.closed() => return,
                 _ = shutdown.cancelled() => {
-                    self.end(Status::unavailable("the hub is stopping; resume from the last position received + 1"));
+                    self.end(Status::unavailable("the hub is stopping; resume from the highest position received + 1"));
                     return;
                 }
                 next = messages.next() => {
@@ -416,7 +416,7 @@ impl Subscription {
                         Some(Ok(message)) => message,
                         Some(Err(err)) => {
                             warn!(error = %err, "feed subscription lost its consumer");
-                            self.end(Status::unavailable("the feed was interrupted; resume from the last position received + 1"));
+                            self.end(Status::unavailable("the feed was interrupted; resume from the highest position received + 1"));
                             return;
                         }
                         None => return,

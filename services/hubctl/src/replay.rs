@@ -169,7 +169,10 @@ async fn redeliver(
         bar.set_prefix(p.phase.clone());
         bar.set_length(p.last);
         bar.set_position(p.reached);
-        bar.set_message(format!("{} sent, {} withheld", p.sent, p.withheld));
+        bar.set_message(format!(
+            "{} sent, {} there already, {} withheld",
+            p.sent, p.duplicates, p.withheld
+        ));
         if p.phase == "done" {
             done = Some(p);
         }
@@ -182,14 +185,14 @@ async fn redeliver(
         )));
     };
     if !json {
-        let span = match p.sent {
+        let span = match p.last_position {
             0 => String::new(),
             _ => format!(" (positions {} to {})", p.first_position, p.last_position),
         };
         println!(
-            "re-delivered {} events into {department}'s feed{span} as {id}; {} withheld \
-             (a grant they were masked under has ended)",
-            p.sent, p.withheld
+            "re-delivered {} events into {department}'s feed{span} as {id}; {} there already \
+             (asked again), {} withheld (a grant they were masked under has ended)",
+            p.sent, p.duplicates, p.withheld
         );
     }
     Ok(())

@@ -60,6 +60,16 @@ pub fn feed_subject(department: &str, aggregate_type: &str, id: &str) -> String 
     format!("gov.feed.{department}.{aggregate_type}.{id}")
 }
 
+/// The department, aggregate type and aggregate id of a feed subject (a re-delivery's too).
+pub fn parse_feed_subject(subject: &str) -> Option<(&str, &str, &str)> {
+    let rest = subject.strip_prefix("gov.feed.")?;
+    let rest = rest.strip_suffix(".redelivered").unwrap_or(rest);
+    let mut tokens = rest.splitn(3, '.');
+    let (department, kind, id) = (tokens.next()?, tokens.next()?, tokens.next()?);
+    let valid = [department, kind, id].iter().all(|t| !t.is_empty()) && !id.contains('.');
+    valid.then_some((department, kind, id))
+}
+
 /// The feed messages the publisher sends as the log grows, `gov.feed.<department>.*.*`:
 /// their positions only grow. Re-deliveries, one token longer, are left out.
 pub fn live_feed_subjects(department: &str) -> String {
@@ -197,6 +207,17 @@ mod tests {
             "gov.feed.housing.case.c-1.redelivered"
         );
         assert_eq!(live_feed_subjects("housing"), "gov.feed.housing.*.*");
+        for subject in [
+            "gov.feed.housing.case.c-1",
+            "gov.feed.housing.case.c-1.redelivered",
+        ] {
+            assert_eq!(
+                parse_feed_subject(subject),
+                Some(("housing", "case", "c-1"))
+            );
+        }
+        assert_eq!(parse_feed_subject("gov.feed.housing.case"), None);
+        assert_eq!(parse_feed_subject("gov.events.case.c-1"), None);
         assert_eq!(
             feed_subject("civil-affairs", "care", "c-1"),
             "gov.feed.civil-affairs.care.c-1"

@@ -495,14 +495,10 @@ impl AdminService for Admin {
         let who = self.p.auth.identify_grpc(&request);
         let name = request.get_ref().read_model.clone();
         let result = match self.operator(&who).and_then(|()| self.rebuildable(&name)) {
-            Ok(managed) => {
-                let _turn = self
-                    .scratch_turn
-                    .acquire()
-                    .await
-                    .map_err(|_| ApiError::Internal)?;
-                verify::verify(&self.p.log, managed, &self.p.scratch).await
-            }
+            Ok(managed) => match self.scratch_turn.acquire().await {
+                Ok(_turn) => verify::verify(&self.p.log, managed, &self.p.scratch).await,
+                Err(_) => Err(ApiError::Internal),
+            },
             Err(err) => Err(err),
         };
         let verified = self

@@ -92,15 +92,24 @@ pub(super) struct Running {
 }
 
 impl Admin {
-    /// What a re-delivery runs with.
+    /// What a re-delivery runs with; refused while the feed publisher is halted (its purges
+    /// would not run, and a re-delivery leans on them).
     pub(super) fn running(&self) -> Result<Running, ApiError> {
-        let live = self
+        let publisher = self
             .p
             .models
             .iter()
             .find(|(_, m)| m.model.name() == FEED_MODEL)
-            .map(|(_, m)| m.model.store())
-            .ok_or(ApiError::Internal)?;
+            .map(|(_, m)| &m.model)
+            .ok_or_else(|| {
+                ApiError::FailedPrecondition("this hub runs no feed publisher".into())
+            })?;
+        if let Some(reason) = publisher.state().halted {
+            return Err(ApiError::FailedPrecondition(format!(
+                "the feed publisher is halted ({reason}): mend it first (hubctl status)"
+            )));
+        }
+        let live = publisher.store();
         Ok(Running {
             log: self.p.log.clone(),
             audit: self.p.audit.clone(),
@@ -120,24 +129,34 @@ fn report(phase: &str, reached: u64, last: u64, sent: &Sent) -> RedeliverFeedRes
         reached,
         last,
         sent: sent.sent,
+        duplicates: sent.duplicates,
         withheld: sent.withheld,
         first_position: sent.first,
         last_position: sent.last,
     }
 }
 
-/// Runs `planned` and reports down `tx`; it goes on if the caller leaves.
+/// Runs `planned` and reports down `tx`. It stops between rounds once the caller has gone:
+/// a re-delivery is a disclosure, and an operator who asked for the wrong one stops it so.
 pub(super) async fn run(running: Running, planned: Redeliver, tx: Tx) {
-    match redeliver(&running, &planned, &tx).await {
+    let last = planned.selection.to;
+    let outcome = if planned.selection.selects_nothing() {
+        Ok(Sent::default())
+    } else {
+        redeliver(&running, &planned, &tx).await
+    };
+    match outcome {
         Ok(sent) => {
+            let stopped = tx.is_closed();
             info!(
                 department = %planned.department,
                 redelivery = %planned.id,
                 sent = sent.sent,
+                duplicates = sent.duplicates,
                 withheld = sent.withheld,
+                stopped,
                 "re-delivered a stretch of the log into a department's feed"
             );
-            let last = planned.selection.to;
             let _ = tx.send(Ok(report("done", last, last, &sent))).await;
         }
         Err(err) => {
@@ -147,24 +166,49 @@ pub(super) async fn run(running: Running, planned: Redeliver, tx: Tx) {
 }
 
 async fn redeliver(running: &Running, planned: &Redeliver, tx: &Tx) -> Result<Sent, ApiError> {
-    let _turn = running
-        .turn
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| ApiError::Internal)?;
+    let turn = match running.turn.clone().try_acquire_owned() {
+        Ok(turn) => turn,
+        Err(_) => {
+            // A verify or another re-delivery holds the scratch folder.
+            let _ = tx.try_send(Ok(report(
+                "waiting",
+                0,
+                planned.selection.to,
+                &Sent::default(),
+            )));
+            running
+                .turn
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| ApiError::Internal)?
+        }
+    };
     let (data_dir, cache_mb) = &running.scratch;
     let (dir, store) = scratch_store((data_dir, *cache_mb), "redeliver-").await?;
+    let outcome = decide_and_send(running, planned, store.clone(), tx).await;
+    drop(store);
+    // The scratch database goes with its folder, whatever the outcome.
+    let _ = tokio::task::spawn_blocking(move || drop(dir)).await;
+    drop(turn);
+    outcome
+}
+
+async fn decide_and_send(
+    running: &Running,
+    planned: &Redeliver,
+    store: Arc<hub_store::SledStore>,
+    tx: &Tx,
+) -> Result<Sent, ApiError> {
     let selection = planned.selection.clone();
     let projection = Arc::new(Deciding::new(
         &planned.department,
-        running.clock.clone(),
         Box::new(move |event| selection.selects(event)),
     ));
     let filter = projection.filter_subject();
     let last = planned.selection.to;
     let mut decided = 0;
-    while decided < last {
+    while decided < last && !tx.is_closed() {
         let up_to = (decided + DECIDE_STEP).min(last);
         match build_to(
             &running.log,
@@ -190,22 +234,21 @@ async fn redeliver(running: &Running, planned: &Redeliver, tx: &Tx) -> Result<Se
         js: running.log.context().clone(),
         audit: running.audit.clone(),
         live: running.live.clone(),
-        now: running.clock.now(),
+        clock: running.clock.clone(),
         id: planned.id.clone(),
     };
-    let sent = send(&redelivery, store.clone(), |sent| {
+    let progress = |sent: &Sent| {
         let _ = tx.try_send(Ok(report("sending", sent.reached, last, sent)));
-    })
-    .await
-    .map_err(|err| {
-        warn!(error = %err, "re-delivery: sending failed");
-        ApiError::Unavailable(
-            "the re-delivery stopped: a feed or the audit log could not be written; ask again \
+    };
+    let sent = send(&redelivery, store, progress, || tx.is_closed())
+        .await
+        .map_err(|err| {
+            warn!(error = %err, "re-delivery: sending failed");
+            ApiError::Unavailable(
+                "the re-delivery stopped: a feed or the audit log could not be written; ask again \
              with the same redelivery_id"
-                .into(),
-        )
-    })?;
-    drop(store);
-    let _ = tokio::task::spawn_blocking(move || drop(dir)).await;
+                    .into(),
+            )
+        })?;
     Ok(sent)
 }

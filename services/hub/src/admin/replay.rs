@@ -156,6 +156,11 @@ impl Planned {
         self.event_types.is_empty() || self.event_types.contains(event_type)
     }
 
+    /// Whether no position is in range.
+    pub(super) fn selects_nothing(&self) -> bool {
+        self.after >= self.to
+    }
+
     /// Whether the replay selects `event`, wherever it is in the log (a re-delivery decides
     /// every event from position 1 and sends the selected ones).
     pub(super) fn selects(&self, event: &StoredEvent) -> bool {

@@ -10,7 +10,9 @@ use hub_api::v1::{
 };
 use hub_log::guard;
 use hub_log::names::headers as h;
-use hub_log::names::{AUDIT_STREAM, EVENTS_STREAM, feed_consumer, feed_stream, live_feed_subjects};
+use hub_log::names::{
+    AUDIT_STREAM, EVENTS_STREAM, feed_consumer, feed_stream, live_feed_subjects, parse_feed_subject,
+};
 use hub_log::stream::{AUDIT, EVENTS, unsafe_settings_of};
 use hub_projector::datasets::rows::row_count;
 use tonic_health::pb::HealthCheckRequest;
@@ -200,10 +202,36 @@ async fn feed(admin: &Admin, unit: &str) -> Option<(Info, FeedStatus)> {
     let consumer = stream
         .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&feed_consumer(unit))
         .await;
+    // Up to where the department has the publisher's own messages: a re-delivery's, lower,
+    // would move it back. At the ack floor, or else just before the first of the
+    // publisher's after it (all of them when there is none).
+    let acknowledged_at = async |floor: u64| -> u64 {
+        if floor == 0 {
+            return 0;
+        }
+        let at_floor = stream.get_raw_message(floor).await;
+        if let Ok(message) = &at_floor
+            && parse_feed_subject(&message.subject).is_some()
+            && !message.subject.ends_with(".redelivered")
+        {
+            return position_at(floor).await;
+        }
+        match stream
+            .get_first_raw_message_by_subject(&live_feed_subjects(unit), floor + 1)
+            .await
+        {
+            Ok(next) => next
+                .headers
+                .get(h::HUB_POSITION)
+                .and_then(|v| v.as_str().parse::<u64>().ok())
+                .map_or(0, |p| p.saturating_sub(1)),
+            Err(_) => position,
+        }
+    };
     let (acknowledged_position, pending, waiting) = match consumer {
         Ok(mut consumer) => match consumer.info().await {
             Ok(c) => (
-                position_at(c.ack_floor.stream_sequence).await,
+                acknowledged_at(c.ack_floor.stream_sequence).await,
                 c.num_pending + c.num_ack_pending as u64,
                 u32::try_from(c.num_waiting).unwrap_or(u32::MAX),
             ),

@@ -59,8 +59,8 @@ fn outcome(output: &std::process::Output) -> serde_json::Value {
     last
 }
 
-/// The PUBLISH records of care events sent into public security's feed.
-async fn feed_disclosures(hub: &hub_tests::Hub) -> usize {
+/// The purposes of the PUBLISH records of care events sent into public security's feed.
+async fn feed_disclosures(hub: &hub_tests::Hub) -> Vec<String> {
     hub.auditors()
         .list_access(fixtures::from(
             "audit-bureau",
@@ -76,7 +76,8 @@ async fn feed_disclosures(hub: &hub_tests::Hub) -> usize {
         .into_iter()
         .filter_map(|e| e.record)
         .filter(|r| r.action == "PUBLISH FEED_PUBLIC_SECURITY" && !r.persons.is_empty())
-        .count()
+        .map(|r| r.purpose)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,6 +129,16 @@ async fn replay_into_a_feed_sends_again_what_the_department_was_sent_and_nothing
         .result
         .expect("a result")
         .id;
+    // Registered before the approval: public security was never sent it.
+    let before = hub
+        .care()
+        .register_care(fixtures::from("civil-affairs", fixtures::care("rd-c0")))
+        .await
+        .expect("registered")
+        .into_inner()
+        .result
+        .expect("a result")
+        .position;
     hub.grants()
         .approve_grant(fixtures::from(
             "civil-affairs",
@@ -161,7 +172,12 @@ async fn replay_into_a_feed_sends_again_what_the_department_was_sent_and_nothing
         .expect("the masked registration")
         .clone();
     let disclosed = feed_disclosures(&hub).await;
-    assert_eq!(disclosed, 1, "the publisher recorded what it sent");
+    assert_eq!(
+        disclosed,
+        [format!("grant:{grant}")],
+        "the publisher recorded what it sent"
+    );
+    assert!(police.iter().all(|m| position(m) != before));
 
     // Refused first, in the same setup: a department may not re-deliver, a unit that does
     // not exist has no feed, an id must be well formed; nothing is sent.
@@ -269,7 +285,7 @@ async fn replay_into_a_feed_sends_again_what_the_department_was_sent_and_nothing
     );
 
     // Everything of the department's, twice under one id: stored once.
-    for _ in 0..2 {
+    for (sent, duplicates) in [(2, 0), (0, 2)] {
         let all = hubctl(
             &hub,
             &[
@@ -283,7 +299,11 @@ async fn replay_into_a_feed_sends_again_what_the_department_was_sent_and_nothing
         )
         .await;
         let done = outcome(&all);
-        assert_eq!(number(&done["sent"]), 2, "{done}");
+        assert_eq!(
+            (number(&done["sent"]), number(&done["duplicates"])),
+            (sent, duplicates),
+            "{done}"
+        );
         assert_eq!(
             (
                 number(&done["firstPosition"]),
@@ -293,6 +313,66 @@ async fn replay_into_a_feed_sends_again_what_the_department_was_sent_and_nothing
         );
     }
     assert_eq!(feed(&js, "FEED_URBAN_MANAGEMENT").await.len(), 5);
+
+    // The department acknowledges through its durable consumer up to a re-delivered message
+    // of a lower position: status still says it has everything up to the dispatch.
+    let consumer: async_nats::jetstream::consumer::PullConsumer = js
+        .get_consumer_from_stream("feed-urban-management", "FEED_URBAN_MANAGEMENT")
+        .await
+        .expect("the department's consumer");
+    let mut batch = consumer
+        .fetch()
+        .max_messages(4)
+        .messages()
+        .await
+        .expect("fetch");
+    let mut acked = 0;
+    while let Some(message) = futures::StreamExt::next(&mut batch).await {
+        message
+            .expect("a message")
+            .double_ack()
+            .await
+            .expect("acked");
+        acked += 1;
+    }
+    assert_eq!(acked, 4);
+    let status = json(&hubctl(&hub, &["status", "--json"]).await);
+    let feed_status = status["feeds"]
+        .as_array()
+        .expect("feeds")
+        .iter()
+        .find(|f| f["department"] == "urban-management")
+        .expect("urban management's feed")
+        .clone();
+    assert_eq!(
+        (
+            number(&feed_status["acknowledgedPosition"]),
+            number(&feed_status["pending"]),
+            number(&feed_status["lag"])
+        ),
+        (dispatched, 1, 0),
+        "{feed_status}"
+    );
+    // The re-deliveries were audited as the operator's, naming the feed.
+    let redeliveries = hub
+        .auditors()
+        .list_access(fixtures::from(
+            "audit-bureau",
+            v1::ListAccessRequest {
+                department: "big-data-centre".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("access log")
+        .into_inner()
+        .entries
+        .into_iter()
+        .filter_map(|e| e.record)
+        .filter(|r| r.action == "gov.hub.v1.AdminService/RedeliverFeed" && r.outcome == "ok")
+        .map(|r| r.dataset)
+        .collect::<Vec<_>>();
+    assert_eq!(redeliveries, ["FEED_URBAN_MANAGEMENT"; 3]);
 
     // A subscriber resuming from the dispatch starts there (the re-deliveries, with lower
     // positions, do not mislead the search), and hears the dispatch again, marked.
@@ -325,7 +405,9 @@ async fn replay_into_a_feed_sends_again_what_the_department_was_sent_and_nothing
     assert_eq!(heard[1].attributes["hub-redelivery"], "r-2");
     drop(subscription);
 
-    // Public security's care record: masked as it was sent, and recorded again.
+    // Everything public security was sent, decided again in log order: its grant's events
+    // and the care record registered after the approval, masked as it was sent; not the one
+    // registered before, nor any case; recorded again, naming the re-delivery.
     let care_again = hubctl(
         &hub,
         &[
@@ -333,8 +415,6 @@ async fn replay_into_a_feed_sends_again_what_the_department_was_sent_and_nothing
             "replay",
             "--into-feed",
             "public-security",
-            "--type",
-            "care",
             "--redelivery-id",
             "r-3",
         ],
@@ -343,13 +423,22 @@ async fn replay_into_a_feed_sends_again_what_the_department_was_sent_and_nothing
     let done = outcome(&care_again);
     assert_eq!(
         (number(&done["sent"]), number(&done["withheld"])),
-        (1, 0),
+        (3, 0),
         "{done}"
     );
     let police = feed(&js, "FEED_PUBLIC_SECURITY").await;
+    let kinds: Vec<&str> = police
+        .iter()
+        .filter(|m| header(m, "hub-redelivery").as_deref() == Some("r-3"))
+        .map(|m| m.subject.split('.').nth(3).unwrap_or_default())
+        .collect();
+    assert_eq!(kinds, ["grant", "grant", "care"]);
+    assert!(police.iter().all(|m| position(m) != before));
     let resent = police
         .iter()
-        .find(|m| header(m, "hub-redelivery").as_deref() == Some("r-3"))
+        .find(|m| {
+            header(m, "hub-redelivery").as_deref() == Some("r-3") && m.subject.contains(".care.")
+        })
         .expect("the re-delivered registration");
     assert_eq!(resent.payload, masked.payload, "masked as then");
     assert_eq!(header(resent, "hub-grants"), Some(grant.clone()));
@@ -360,7 +449,9 @@ async fn replay_into_a_feed_sends_again_what_the_department_was_sent_and_nothing
             .any(|w| w == cleartext.as_bytes());
         assert!(!found, "{cleartext} re-delivered to public security");
     }
-    assert_eq!(feed_disclosures(&hub).await, disclosed + 1);
+    let mut recorded = disclosed.clone();
+    recorded.push(format!("grant:{grant},redelivery:r-3"));
+    assert_eq!(feed_disclosures(&hub).await, recorded);
 
     // The grant revoked: the feed is purged, and a re-delivery withholds what it covered.
     hub.grants()
@@ -410,7 +501,7 @@ async fn replay_into_a_feed_sends_again_what_the_department_was_sent_and_nothing
             .all(|m| !m.subject.contains(".care.")),
         "nothing of the care record after the revocation"
     );
-    assert_eq!(feed_disclosures(&hub).await, disclosed + 1);
+    assert_eq!(feed_disclosures(&hub).await, recorded);
 
     // Text output for a person.
     let text = hubctl(
@@ -421,7 +512,8 @@ async fn replay_into_a_feed_sends_again_what_the_department_was_sent_and_nothing
     assert!(text.status.success(), "{}", stderr(&text));
     assert!(
         stdout(&text).contains(&format!(
-            "re-delivered 1 events into housing's feed (positions {dispatched} to {dispatched}) as r-5"
+            "re-delivered 1 events into housing's feed (positions {dispatched} to {dispatched}) \
+             as r-5; 0 there already"
         )),
         "{}",
         stdout(&text)

@@ -4,10 +4,14 @@
 //! replayed from position 1 into a scratch store: who an event concerns and which grants
 //! covered it are learnt from the log in order, exactly as the live publisher learnt them, so
 //! a department receives again what it received then, masked as then, and nothing it did not.
-//! Only the selected events' messages are kept, and no purge. [`send`] then sends what was
-//! decided, in log order, withholding a message masked under a grant that is no longer in
-//! force by the live publisher's record (a revocation since is honoured: a re-delivery never
-//! says more than the department may read today).
+//! Only the selected events' messages are kept, and no purge. Whether a grant was in force is
+//! decided at each event's stored time, as the live publisher decided it when the event was
+//! new. [`send`] then sends what was decided, in log order, withholding a message masked
+//! under a grant that is no longer in force (by the log up to the re-delivery's end, and by
+//! the live publisher's record, read each round): a re-delivery never says more than the
+//! department may read today. After each round is stored the live record is read once more:
+//! a grant that ended meanwhile has its re-delivered messages purged again, whichever of the
+//! two purges ran first.
 //!
 //! Each message goes on `<feed subject>.redelivered` (so the publisher's own messages keep
 //! positions that only grow) with the event's headers, its `hub-position`, a `hub-redelivery`
@@ -30,9 +34,10 @@ use jiff::Timestamp;
 use super::outbox::{
     OUTBOX_PREFIX, Outgoing, department_of, grants_in_force, outbox_key, position_of,
 };
-use super::{FEED_MODEL, FeedPublisher};
+use super::{FEED_MODEL, FeedPublisher, HUB_GRANTS};
 use crate::projection::{Projection, ProjectionError};
 use hub_domain::clock::Clock;
+use hub_log::names::{feed_subject, parse_feed_subject};
 
 /// Header of a re-delivered feed message: the re-delivery that sent it.
 pub const HUB_REDELIVERY: &str = "hub-redelivery";
@@ -43,18 +48,34 @@ const ROUND: usize = 256;
 /// Whether an event is one a re-delivery selects.
 pub type Selects = Box<dyn Fn(&StoredEvent) -> bool + Send + Sync>;
 
-/// The feed publisher deciding for one department only, keeping in its outbox the messages
-/// of the events `selects` takes and no purge.
+/// The time of the event being decided: the publisher's clock while it decides again.
+#[derive(Debug)]
+struct EventTime(std::sync::Mutex<Timestamp>);
+
+impl Clock for EventTime {
+    fn now(&self) -> Timestamp {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The feed publisher deciding for one department only, at each event's stored time,
+/// keeping in its outbox the messages of the events `selects` takes and no purge.
 pub struct Deciding {
     publisher: FeedPublisher,
+    time: Arc<EventTime>,
     department: String,
     selects: Selects,
 }
 
 impl Deciding {
-    pub fn new(department: &str, clock: Arc<dyn Clock>, selects: Selects) -> Self {
+    pub fn new(department: &str, selects: Selects) -> Self {
+        let time = Arc::new(EventTime(std::sync::Mutex::new(Timestamp::UNIX_EPOCH)));
         Self {
-            publisher: FeedPublisher::new([department.to_owned()], clock),
+            publisher: FeedPublisher::new([department.to_owned()], time.clone()),
+            time,
             department: department.to_owned(),
             selects,
         }
@@ -71,6 +92,11 @@ impl Projection for Deciding {
     }
 
     fn apply(&self, stored: &StoredEvent, batch: &mut Batch<'_>) -> Result<(), ProjectionError> {
+        *self
+            .time
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = stored.stored_at;
         self.publisher.apply(stored, batch)?;
         // The live feed was purged when it should have been; a re-delivery purges nothing.
         batch.delete(outbox_key(
@@ -98,7 +124,8 @@ pub struct Redelivery {
     pub audit: Audit,
     /// The live publisher's store: its record of every grant.
     pub live: Arc<dyn ReadModelStore>,
-    pub now: Timestamp,
+    /// The clock the live publisher reads.
+    pub clock: Arc<dyn Clock>,
     /// Names the re-delivery in every message it sends.
     pub id: String,
 }
@@ -106,9 +133,11 @@ pub struct Redelivery {
 /// How far a re-delivery has come.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Sent {
-    /// Messages the feed acknowledged.
+    /// Messages the feed stored.
     pub sent: u64,
-    /// Messages masked under a grant no longer in force, not sent.
+    /// Messages the feed had already under this re-delivery (asked again).
+    pub duplicates: u64,
+    /// Messages masked under a grant no longer in force: not sent, or purged again.
     pub withheld: u64,
     /// The first and last positions sent (0: none).
     pub first: u64,
@@ -145,16 +174,25 @@ impl Redelivery {
     }
 }
 
+/// One message of a round, and whether it was masked under grants.
+struct Sending {
+    position: u64,
+    message: Message,
+    body: Vec<u8>,
+    headers: Vec<(String, String)>,
+}
+
 /// Sends what [`Deciding`] left in `decided`'s outbox, a round at a time in log order, and
-/// reports after each round through `progress`.
+/// reports after each round through `progress`; stops between rounds once `stopped` says so.
 pub async fn send(
     redelivery: &Redelivery,
     decided: Arc<dyn ReadModelStore>,
     mut progress: impl FnMut(&Sent),
+    stopped: impl Fn() -> bool,
 ) -> Result<Sent, String> {
     let mut done = Sent::default();
     let mut after: Option<Vec<u8>> = None;
-    loop {
+    while !stopped() {
         let entries = {
             let (store, after) = (decided.clone(), after.clone());
             tokio::task::spawn_blocking(move || store.scan(OUTBOX_PREFIX, after.as_deref(), ROUND))
@@ -163,11 +201,12 @@ pub async fn send(
                 .map_err(|e| e.to_string())?
         };
         let Some((last_key, _)) = entries.last() else {
-            return Ok(done);
+            break;
         };
         after = Some(last_key.clone());
+        let now = redelivery.clock.now();
         let mut records = Vec::new();
-        let mut messages = Vec::new();
+        let mut round = Vec::new();
         for (key, value) in entries {
             let position = position_of(&key).unwrap_or(0);
             done.reached = done.reached.max(position);
@@ -181,38 +220,99 @@ pub async fn send(
             else {
                 continue;
             };
-            if !grants_in_force(&*redelivery.live, &headers, redelivery.now)? {
+            if !grants_in_force(&*decided, &headers, now)?
+                || !grants_in_force(&*redelivery.live, &headers, now)?
+            {
                 done.withheld += 1;
                 continue;
             }
             if let Some(disclosure) = disclosure {
                 let department = department_of(&subject);
-                records.push(disclosure.record((&stream, department), position, &headers));
+                let mut record = disclosure.record((&stream, department), position, &headers);
+                // Which re-delivery sent it again (the disclosure ledger keeps a person's first
+                // delivery of an event; the audit log keeps every one).
+                let again = format!("redelivery:{}", redelivery.id);
+                record.purpose = match record.purpose.as_str() {
+                    "" => again,
+                    purpose => format!("{purpose},{again}"),
+                };
+                records.push(record);
             }
-            messages.push((position, redelivery.again(&subject, &headers), body));
+            round.push(Sending {
+                position,
+                message: redelivery.again(&subject, &headers),
+                body,
+                headers,
+            });
         }
         // A message is never out without its record.
         let audit = &redelivery.audit;
         futures::future::try_join_all(records.into_iter().map(|record| audit.record(record)))
             .await
             .map_err(|e| format!("audit: {e}"))?;
-        let mut acks = Vec::with_capacity(messages.len());
-        for (position, message, body) in messages {
+        let mut acks = Vec::with_capacity(round.len());
+        for sending in &round {
             let ack = redelivery
                 .js
-                .publish_with_headers(message.subject, message.headers, body.into())
+                .publish_with_headers(
+                    sending.message.subject.clone(),
+                    sending.message.headers.clone(),
+                    sending.body.clone().into(),
+                )
                 .await
                 .map_err(|e| format!("publish: {e}"))?;
-            acks.push((position, ack));
+            acks.push(ack);
         }
-        for (position, ack) in acks {
-            ack.await.map_err(|e| format!("feed ack: {e}"))?;
-            done.sent += 1;
-            if done.first == 0 {
-                done.first = position;
+        for (sending, ack) in round.iter().zip(acks) {
+            let ack = ack.await.map_err(|e| format!("feed ack: {e}"))?;
+            if ack.duplicate {
+                done.duplicates += 1;
+            } else {
+                done.sent += 1;
             }
-            done.last = position;
+            if done.first == 0 {
+                done.first = sending.position;
+            }
+            done.last = sending.position;
         }
+        recall_ended(redelivery, &round, &mut done).await?;
         progress(&done);
     }
+    Ok(done)
+}
+
+/// Purges again, from the feeds they went to, the re-delivered messages of `round` masked
+/// under a grant that ended while the round was sent: the live publisher's purge may have
+/// run before they were stored.
+async fn recall_ended(
+    redelivery: &Redelivery,
+    round: &[Sending],
+    done: &mut Sent,
+) -> Result<(), String> {
+    let now = redelivery.clock.now();
+    let mut purges = std::collections::BTreeSet::new();
+    for sending in round {
+        let masked = sending.headers.iter().any(|(name, _)| name == HUB_GRANTS);
+        if masked && !grants_in_force(&*redelivery.live, &sending.headers, now)? {
+            done.withheld += 1;
+            done.sent = done.sent.saturating_sub(1);
+            if let Some((department, kind, _)) = parse_feed_subject(&sending.message.subject) {
+                purges.insert((department.to_owned(), kind.to_owned()));
+            }
+        }
+    }
+    for (department, kind) in purges {
+        let stream = redelivery
+            .js
+            .get_stream(hub_log::names::feed_stream(&department))
+            .await
+            .map_err(|e| format!("purge: {e}"))?;
+        let subject = redelivered_subject(&feed_subject(&department, &kind, "*"));
+        stream
+            .purge()
+            .filter(&subject)
+            .await
+            .map_err(|e| format!("purge {subject}: {e}"))?;
+    }
+    Ok(())
 }
