@@ -13,22 +13,7 @@ use prost::Message;
 use crate::sharing::{ADDRESS, IDENTITY, NAME, PHONE, approve, asked, grant, register, revoke};
 use crate::{cmd, from, incident};
 
-/// Every message a department's feed stream holds now, in order.
-async fn feed(js: &async_nats::jetstream::Context, stream: &str) -> Vec<StreamMessage> {
-    let stream = js.get_stream(stream).await.expect("the feed stream exists");
-    let info = stream.get_info().await.expect("feed stream info");
-    let mut messages = Vec::new();
-    if info.state.messages == 0 {
-        return messages;
-    }
-    for sequence in info.state.first_sequence..=info.state.last_sequence {
-        // A purged message is gone: skip it.
-        if let Ok(message) = stream.get_raw_message(sequence).await {
-            messages.push(message);
-        }
-    }
-    messages
-}
+use hub_tests::feed_messages as feed;
 
 fn header(message: &StreamMessage, name: &str) -> Option<String> {
     message.headers.get(name).map(|v| v.as_str().to_owned())

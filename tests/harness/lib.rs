@@ -23,6 +23,26 @@ pub use process::{HubProcess, ProcessBuilder};
 pub use rebuild::{assert_read_models_equal_a_rebuild, default_policy, open_stopped};
 pub use shacl::dcat_ap_conforms;
 
+/// Every message a stream (a department's feed, say) holds now, in order; a purged one is
+/// skipped.
+pub async fn feed_messages(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+) -> Vec<async_nats::jetstream::message::StreamMessage> {
+    let stream = js.get_stream(stream).await.expect("the stream exists");
+    let info = stream.get_info().await.expect("stream info");
+    let mut messages = Vec::new();
+    if info.state.messages == 0 {
+        return messages;
+    }
+    for sequence in info.state.first_sequence..=info.state.last_sequence {
+        if let Ok(message) = stream.get_raw_message(sequence).await {
+            messages.push(message);
+        }
+    }
+    messages
+}
+
 /// Waits until NATS no longer recognises a message id it stored: its duplicate window has
 /// passed. Probes are well-formed events of a type no read model consumes.
 pub async fn wait_for_duplicate_window(js: &async_nats::jetstream::Context) {

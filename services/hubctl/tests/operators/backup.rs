@@ -157,21 +157,9 @@ async fn a_backup_restores_into_an_empty_hub_at_the_same_positions_and_digests()
         digest_at(&source, last).await
     );
     // Each import's outcome is audited beside its request: where it ended, digest matching.
-    let outcomes: Vec<(u64, String)> = target
-        .auditors()
-        .list_access(fixtures::from(
-            "audit-bureau",
-            v1::ListAccessRequest {
-                department: "big-data-centre".into(),
-                ..Default::default()
-            },
-        ))
+    let outcomes: Vec<(u64, String)> = access(&target, "big-data-centre")
         .await
-        .expect("access log")
-        .into_inner()
-        .entries
         .into_iter()
-        .filter_map(|e| e.record)
         .filter(|r| r.action == "gov.hub.v1.AdminService/ImportLog")
         .map(|r| (r.position, r.outcome))
         .collect();

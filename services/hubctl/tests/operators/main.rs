@@ -70,6 +70,25 @@ pub(crate) async fn report(hub: &Hub, request_id: &str) -> (String, u64) {
     (reported.case_id, reported.position)
 }
 
+/// Every audit record of `department`'s calls, oldest first, as the auditors read them.
+pub(crate) async fn access(hub: &Hub, department: &str) -> Vec<v1::AuditRecord> {
+    hub.auditors()
+        .list_access(fixtures::from(
+            "audit-bureau",
+            v1::ListAccessRequest {
+                department: department.into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("access log")
+        .into_inner()
+        .entries
+        .into_iter()
+        .filter_map(|e| e.record)
+        .collect()
+}
+
 /// incident_stats' rows once it has applied `min_position`.
 pub(crate) async fn incident_rows(hub: &Hub, min_position: u64) -> usize {
     hub.datasets()

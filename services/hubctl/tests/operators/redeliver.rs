@@ -9,21 +9,7 @@ use hub_tests::{HubBuilder, Nats, wait_until};
 
 use crate::*;
 
-/// Every message `stream` holds now, in order.
-async fn feed(js: &async_nats::jetstream::Context, stream: &str) -> Vec<StreamMessage> {
-    let stream = js.get_stream(stream).await.expect("the feed stream exists");
-    let info = stream.get_info().await.expect("feed stream info");
-    let mut messages = Vec::new();
-    if info.state.messages == 0 {
-        return messages;
-    }
-    for sequence in info.state.first_sequence..=info.state.last_sequence {
-        if let Ok(message) = stream.get_raw_message(sequence).await {
-            messages.push(message);
-        }
-    }
-    messages
-}
+use hub_tests::feed_messages as feed;
 
 fn header(message: &StreamMessage, name: &str) -> Option<String> {
     message.headers.get(name).map(|v| v.as_str().to_owned())
@@ -61,20 +47,9 @@ fn outcome(output: &std::process::Output) -> serde_json::Value {
 
 /// The purposes of the PUBLISH records of care events sent into public security's feed.
 async fn feed_disclosures(hub: &hub_tests::Hub) -> Vec<String> {
-    hub.auditors()
-        .list_access(fixtures::from(
-            "audit-bureau",
-            v1::ListAccessRequest {
-                department: "public-security".into(),
-                ..Default::default()
-            },
-        ))
+    access(&hub, "public-security")
         .await
-        .expect("access log")
-        .into_inner()
-        .entries
         .into_iter()
-        .filter_map(|e| e.record)
         .filter(|r| r.action == "PUBLISH FEED_PUBLIC_SECURITY" && !r.persons.is_empty())
         .map(|r| r.purpose)
         .collect()
@@ -354,21 +329,9 @@ async fn replay_into_a_feed_sends_again_what_the_department_was_sent_and_nothing
         "{feed_status}"
     );
     // The re-deliveries were audited as the operator's, naming the feed.
-    let redeliveries = hub
-        .auditors()
-        .list_access(fixtures::from(
-            "audit-bureau",
-            v1::ListAccessRequest {
-                department: "big-data-centre".into(),
-                ..Default::default()
-            },
-        ))
+    let redeliveries = access(&hub, "big-data-centre")
         .await
-        .expect("access log")
-        .into_inner()
-        .entries
         .into_iter()
-        .filter_map(|e| e.record)
         .filter(|r| r.action == "gov.hub.v1.AdminService/RedeliverFeed" && r.outcome == "ok")
         .map(|r| r.dataset)
         .collect::<Vec<_>>();
