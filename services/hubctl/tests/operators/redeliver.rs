@@ -37,6 +37,18 @@ async fn reaches(js: &async_nats::jetstream::Context, stream: &str, at: u64) -> 
     .await
 }
 
+/// `department`'s feed as `hubctl status` reports it.
+async fn feed_of(hub: &hub_tests::Hub, department: &str) -> serde_json::Value {
+    let status = json(&hubctl(hub, &["status", "--json"]).await);
+    status["feeds"]
+        .as_array()
+        .expect("feeds")
+        .iter()
+        .find(|f| f["department"] == department)
+        .unwrap_or_else(|| panic!("no feed of {department}: {status}"))
+        .clone()
+}
+
 /// The last line of a `--json` re-delivery: its outcome.
 fn outcome(output: &std::process::Output) -> serde_json::Value {
     let lines = lines(output);
@@ -47,7 +59,7 @@ fn outcome(output: &std::process::Output) -> serde_json::Value {
 
 /// The purposes of the PUBLISH records of care events sent into public security's feed.
 async fn feed_disclosures(hub: &hub_tests::Hub) -> Vec<String> {
-    access(&hub, "public-security")
+    access(hub, "public-security")
         .await
         .into_iter()
         .filter(|r| r.action == "PUBLISH FEED_PUBLIC_SECURITY" && !r.persons.is_empty())
@@ -245,14 +257,7 @@ async fn replay_into_a_feed_sends_again_what_the_department_was_sent_and_nothing
     assert_eq!(header(again, "ce-id"), header(&urban[0], "ce-id"));
     assert_eq!(header(again, "hub-redelivery").as_deref(), Some("r-1"));
     assert_eq!(again.payload, urban[0].payload);
-    let status = json(&hubctl(&hub, &["status", "--json"]).await);
-    let feed_status = status["feeds"]
-        .as_array()
-        .expect("feeds")
-        .iter()
-        .find(|f| f["department"] == "urban-management")
-        .expect("urban management's feed")
-        .clone();
+    let feed_status = feed_of(&hub, "urban-management").await;
     assert_eq!(
         number(&feed_status["position"]),
         dispatched,
@@ -311,14 +316,7 @@ async fn replay_into_a_feed_sends_again_what_the_department_was_sent_and_nothing
         acked += 1;
     }
     assert_eq!(acked, 4);
-    let status = json(&hubctl(&hub, &["status", "--json"]).await);
-    let feed_status = status["feeds"]
-        .as_array()
-        .expect("feeds")
-        .iter()
-        .find(|f| f["department"] == "urban-management")
-        .expect("urban management's feed")
-        .clone();
+    let feed_status = feed_of(&hub, "urban-management").await;
     assert_eq!(
         (
             number(&feed_status["acknowledgedPosition"]),
