@@ -15,6 +15,8 @@
 //!   yet sent;
 //! - `feed-after-publish`: feed messages are stored in their feeds, not yet forgotten by the
 //!   publisher's outbox;
+//! - `redelivery-hold`: with `return(<redelivery id>,...)`, those re-deliveries wait after a
+//!   round's grants are checked and its care events audited, before it is sent;
 //! - `projector-hold`: with `return(<consumer name>,...)`, those read models apply nothing
 //!   and learn nothing of the log until the point changes (a model held behind the log,
 //!   deterministically).

@@ -67,6 +67,80 @@ async fn feed_disclosures(hub: &hub_tests::Hub) -> Vec<String> {
         .collect()
 }
 
+/// Public security asks for the care roster's names for a day; the grant's id.
+async fn ask_grant(hub: &hub_tests::Hub, request_id: &str) -> String {
+    let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24);
+    hub.grants()
+        .request_grant(fixtures::from(
+            "public-security",
+            v1::RequestGrantRequest {
+                request_id: request_id.into(),
+                dataset: "care_roster".into(),
+                fields: vec!["name".into()],
+                purpose: "checking persons at risk".into(),
+                expires_at: Some(prost_types::Timestamp {
+                    seconds: expires.as_second(),
+                    nanos: 0,
+                }),
+            },
+        ))
+        .await
+        .expect("asked")
+        .into_inner()
+        .result
+        .expect("a result")
+        .id
+}
+
+async fn approve(hub: &hub_tests::Hub, request_id: &str, grant: &str) {
+    hub.grants()
+        .approve_grant(fixtures::from(
+            "civil-affairs",
+            v1::ApproveGrantRequest {
+                request_id: request_id.into(),
+                grant_id: grant.into(),
+                expected_version: None,
+            },
+        ))
+        .await
+        .expect("approved");
+}
+
+async fn revoke(hub: &hub_tests::Hub, request_id: &str, grant: &str) {
+    hub.grants()
+        .revoke_grant(fixtures::from(
+            "civil-affairs",
+            v1::RevokeGrantRequest {
+                request_id: request_id.into(),
+                grant_id: grant.into(),
+                expected_version: None,
+                reason: "purpose fulfilled".into(),
+            },
+        ))
+        .await
+        .expect("revoked");
+}
+
+/// Civil affairs registers a person for care; the registration's position.
+async fn register(hub: &hub_tests::Hub, request_id: &str) -> u64 {
+    hub.care()
+        .register_care(fixtures::from("civil-affairs", fixtures::care(request_id)))
+        .await
+        .expect("registered")
+        .into_inner()
+        .result
+        .expect("a result")
+        .position
+}
+
+/// Whether public security's feed holds any care record, re-delivered or not.
+async fn police_hold_care(js: &async_nats::jetstream::Context) -> bool {
+    feed(js, "FEED_PUBLIC_SECURITY")
+        .await
+        .iter()
+        .any(|m| m.subject.contains(".care."))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_into_a_feed_sends_again_what_the_department_was_sent_and_nothing_a_grant_ended_forbids()
  {
@@ -94,58 +168,11 @@ async fn replay_into_a_feed_sends_again_what_the_department_was_sent_and_nothing
         .expect("a result")
         .position;
     // A care record public security reads masked under a grant, registered after approval.
-    let grant = hub
-        .grants()
-        .request_grant(fixtures::from(
-            "public-security",
-            v1::RequestGrantRequest {
-                request_id: "rd-g".into(),
-                dataset: "care_roster".into(),
-                fields: vec!["name".into()],
-                purpose: "checking persons at risk".into(),
-                expires_at: Some(prost_types::Timestamp {
-                    seconds: (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24))
-                        .as_second(),
-                    nanos: 0,
-                }),
-            },
-        ))
-        .await
-        .expect("asked")
-        .into_inner()
-        .result
-        .expect("a result")
-        .id;
+    let grant = ask_grant(&hub, "rd-g").await;
     // Registered before the approval: public security was never sent it.
-    let before = hub
-        .care()
-        .register_care(fixtures::from("civil-affairs", fixtures::care("rd-c0")))
-        .await
-        .expect("registered")
-        .into_inner()
-        .result
-        .expect("a result")
-        .position;
-    hub.grants()
-        .approve_grant(fixtures::from(
-            "civil-affairs",
-            v1::ApproveGrantRequest {
-                request_id: "rd-a".into(),
-                grant_id: grant.clone(),
-                expected_version: None,
-            },
-        ))
-        .await
-        .expect("approved");
-    let care = hub
-        .care()
-        .register_care(fixtures::from("civil-affairs", fixtures::care("rd-c")))
-        .await
-        .expect("registered")
-        .into_inner()
-        .result
-        .expect("a result")
-        .position;
+    let before = register(&hub, "rd-c0").await;
+    approve(&hub, "rd-a", &grant).await;
+    let care = register(&hub, "rd-c").await;
 
     let urban = reaches(&js, "FEED_URBAN_MANAGEMENT", dispatched).await;
     assert_eq!(
@@ -415,18 +442,7 @@ async fn replay_into_a_feed_sends_again_what_the_department_was_sent_and_nothing
     assert_eq!(feed_disclosures(&hub).await, recorded);
 
     // The grant revoked: the feed is purged, and a re-delivery withholds what it covered.
-    hub.grants()
-        .revoke_grant(fixtures::from(
-            "civil-affairs",
-            v1::RevokeGrantRequest {
-                request_id: "rd-r".into(),
-                grant_id: grant.clone(),
-                expected_version: None,
-                reason: "purpose fulfilled".into(),
-            },
-        ))
-        .await
-        .expect("revoked");
+    revoke(&hub, "rd-r", &grant).await;
     wait_until("the purge", Duration::from_secs(20), || async {
         feed(&js, "FEED_PUBLIC_SECURITY")
             .await
@@ -478,6 +494,110 @@ async fn replay_into_a_feed_sends_again_what_the_department_was_sent_and_nothing
         )),
         "{}",
         stdout(&text)
+    );
+    hub.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_revoked_while_a_redelivery_is_sent_has_what_it_covered_purged_again() {
+    let nats = Nats::start().await;
+    let js = nats.jetstream().await;
+    let hub = HubBuilder::on(&nats).start().await;
+    let grant = ask_grant(&hub, "rh-g").await;
+    approve(&hub, "rh-a", &grant).await;
+    let care = register(&hub, "rh-c").await;
+    reaches(&js, "FEED_PUBLIC_SECURITY", care).await;
+
+    // The re-delivery is held once its round is checked (the grant in force) and audited,
+    // before it is sent.
+    fail::cfg("redelivery-hold", "return(r-held)").expect("failpoint");
+    let args = [
+        "--json",
+        "replay",
+        "--into-feed",
+        "public-security",
+        "--type",
+        "care",
+        "--redelivery-id",
+        "r-held",
+    ];
+    let running = {
+        let hub_addr = format!("http://{}", hub.addr());
+        tokio::spawn(async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_hubctl"))
+                .arg("--hub")
+                .arg(hub_addr)
+                .args(args)
+                .env_remove("HUBCTL_DEPARTMENT")
+                .env_remove("HUBCTL_TOKEN_FILE")
+                .output()
+                .await
+                .expect("hubctl runs")
+        })
+    };
+    wait_until(
+        "the held round's record",
+        Duration::from_secs(20),
+        || async {
+            feed_disclosures(&hub)
+                .await
+                .iter()
+                .any(|p| p.ends_with("redelivery:r-held"))
+                .then_some(())
+        },
+    )
+    .await;
+    // Meanwhile the grant is revoked and the publisher purges the feed: the held round's
+    // message would land after that purge.
+    revoke(&hub, "rh-r", &grant).await;
+    wait_until("the purge", Duration::from_secs(20), || async {
+        (!police_hold_care(&js).await).then_some(())
+    })
+    .await;
+    fail::remove("redelivery-hold");
+    let output = running.await.expect("hubctl ran");
+    let done = outcome(&output);
+    assert_eq!(
+        (number(&done["sent"]), number(&done["withheld"])),
+        (0, 1),
+        "stored, then purged again: {done}"
+    );
+    assert!(
+        !police_hold_care(&js).await,
+        "nothing of the care record stays in the feed"
+    );
+    // The allowed case in the same setup: with a grant in force again, it is sent and stays.
+    let again = ask_grant(&hub, "rh-g2").await;
+    approve(&hub, "rh-a2", &again).await;
+    let later = register(&hub, "rh-c2").await;
+    reaches(&js, "FEED_PUBLIC_SECURITY", later).await;
+    let sent = hubctl(
+        &hub,
+        &[
+            "--json",
+            "replay",
+            "--into-feed",
+            "public-security",
+            "--type",
+            "care",
+            "--from",
+            &later.to_string(),
+            "--redelivery-id",
+            "r-free",
+        ],
+    )
+    .await;
+    let done = outcome(&sent);
+    assert_eq!(
+        (number(&done["sent"]), number(&done["withheld"])),
+        (1, 0),
+        "{done}"
+    );
+    assert!(
+        feed(&js, "FEED_PUBLIC_SECURITY")
+            .await
+            .iter()
+            .any(|m| header(m, "hub-redelivery").as_deref() == Some("r-free"))
     );
     hub.stop().await.expect("stop");
 }

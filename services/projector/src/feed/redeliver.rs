@@ -250,6 +250,10 @@ pub async fn send(
         futures::future::try_join_all(records.into_iter().map(|record| audit.record(record)))
             .await
             .map_err(|e| format!("audit: {e}"))?;
+        // Tests hold a re-delivery here, its grants checked and its messages not yet sent.
+        while hub_store::failpoint::holds("redelivery-hold", &redelivery.id) {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         let mut acks = Vec::with_capacity(round.len());
         for sending in &round {
             let ack = redelivery
