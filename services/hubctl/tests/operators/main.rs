@@ -17,15 +17,22 @@ use serde_json::Value;
 
 /// Runs `hubctl` against `hub` as the demo operator unit (unless `args` name another).
 pub(crate) async fn hubctl(hub: &Hub, args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_hubctl"))
+    hubctl_command(hub, args)
+        .output()
+        .await
+        .expect("hubctl runs")
+}
+
+/// The `hubctl` command [`hubctl`] runs, for a test that runs it in the background.
+pub(crate) fn hubctl_command(hub: &Hub, args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hubctl"));
+    command
         .arg("--hub")
         .arg(format!("http://{}", hub.addr()))
         .args(args)
         .env_remove("HUBCTL_DEPARTMENT")
-        .env_remove("HUBCTL_TOKEN_FILE")
-        .output()
-        .await
-        .expect("hubctl runs")
+        .env_remove("HUBCTL_TOKEN_FILE");
+    command
 }
 
 pub(crate) fn stdout(output: &Output) -> String {

@@ -521,20 +521,8 @@ async fn a_grant_revoked_while_a_redelivery_is_sent_has_what_it_covered_purged_a
         "--redelivery-id",
         "r-held",
     ];
-    let running = {
-        let hub_addr = format!("http://{}", hub.addr());
-        tokio::spawn(async move {
-            tokio::process::Command::new(env!("CARGO_BIN_EXE_hubctl"))
-                .arg("--hub")
-                .arg(hub_addr)
-                .args(args)
-                .env_remove("HUBCTL_DEPARTMENT")
-                .env_remove("HUBCTL_TOKEN_FILE")
-                .output()
-                .await
-                .expect("hubctl runs")
-        })
-    };
+    let mut command = hubctl_command(&hub, &args);
+    let running = tokio::spawn(async move { command.output().await.expect("hubctl runs") });
     wait_until(
         "the held round's record",
         Duration::from_secs(20),
