@@ -20,6 +20,7 @@ pub struct HubProcess {
     child: Option<Child>,
     log: PathBuf,
     channel: Channel,
+    addr: String,
 }
 
 /// How to start a child hub.
@@ -34,6 +35,8 @@ pub struct ProcessBuilder {
     nkey_file: Option<PathBuf>,
     failpoints: String,
     duplicate_window_secs: u64,
+    /// More variables for the process (`OTEL_*`, `HUB_LOG_FORMAT`).
+    env: Vec<(String, String)>,
 }
 
 impl ProcessBuilder {
@@ -77,7 +80,14 @@ impl ProcessBuilder {
             nkey_file: nats.hub_seed().map(|s| s.path().to_owned()),
             failpoints: String::new(),
             duplicate_window_secs: 120,
+            env: Vec::new(),
         }
+    }
+
+    /// Sets a variable of the process's environment.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     /// Crash points, as the `fail` crate reads them (`after-append=return`).
@@ -130,6 +140,13 @@ impl ProcessBuilder {
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
+        // Only this test's OpenTelemetry settings too.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("OTEL_") {
+                command.env_remove(name);
+            }
+        }
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         match &self.nkey_file {
             Some(nkey_file) => command.env("HUB_NATS__NKEY_FILE", nkey_file),
             None => command.env("HUB_NATS__ACCEPT_NO_ISOLATION", "true"),
@@ -159,14 +176,19 @@ impl ProcessBuilder {
             child: Some(child),
             log,
             channel,
+            addr,
         }
     }
 }
 
-/// The address in the hub's "hub serving gRPC addr=..." line, once it is logged.
+/// The address in the hub's "hub serving gRPC addr=..." line (a text log) or its `addr`
+/// field (a JSON log), once it is logged.
 fn serving_addr(log: &Path) -> Option<String> {
     let text = std::fs::read_to_string(log).ok()?;
     let line = text.lines().find(|l| l.contains("hub serving gRPC"))?;
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(line) {
+        return json["fields"]["addr"].as_str().map(str::to_owned);
+    }
     let rest = &line[line.find("addr=")? + 5..];
     Some(rest.split_whitespace().next()?.to_owned())
 }
@@ -200,6 +222,16 @@ impl HubProcess {
     /// The process's log so far (for assertion messages).
     pub fn log(&self) -> String {
         tail(&self.log)
+    }
+
+    /// Everything the process has written so far.
+    pub fn whole_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `host:port` the hub serves gRPC and HTTP on.
+    pub fn addr(&self) -> &str {
+        &self.addr
     }
 
     /// Kills the process at once (SIGKILL), as a power cut would.

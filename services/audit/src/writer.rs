@@ -14,6 +14,7 @@ use hub_log::names::{AUDIT_STREAM, AUDIT_SUBJECTS, audit_subject};
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 use tracing::{error, info};
 
 use crate::chain::{digest, record_digests};
@@ -40,7 +41,12 @@ impl From<AuditError> for ApiError {
     }
 }
 
-type Waiting = (AuditRecord, oneshot::Sender<Result<(), AuditError>>);
+/// A record, who waits for it, and the trace context of the request that asked for it.
+type Waiting = (
+    AuditRecord,
+    oneshot::Sender<Result<(), AuditError>>,
+    hub_telemetry::trace::Context,
+);
 
 /// What the writer is asked to do.
 // Nearly every job is a record: boxing it would cost an allocation each for nothing.
@@ -179,7 +185,7 @@ impl Audit {
     pub async fn record(&self, record: AuditRecord) -> Result<(), AuditError> {
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send(Job::Record((record, tx)))
+            .send(Job::Record((record, tx, hub_telemetry::trace::current())))
             .await
             .map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
@@ -273,14 +279,16 @@ impl Writer {
             let mut bytes = first.0.encoded_len();
             let mut records = vec![first.0];
             let mut replies = vec![first.1];
+            let mut contexts = vec![first.2];
             // A checkpoint asked for among the records waiting is made after their batch.
             let mut asked = None;
             while records.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
                 match rx.try_recv() {
-                    Ok(Job::Record((record, reply))) => {
+                    Ok(Job::Record((record, reply, context))) => {
                         bytes += record.encoded_len();
                         records.push(record);
                         replies.push(reply);
+                        contexts.push(context);
                     }
                     Ok(Job::Checkpoint(reply, export)) => {
                         asked = Some((reply, export));
@@ -290,10 +298,13 @@ impl Writer {
                 }
             }
             let count = records.len() as u64;
-            let outcome = match self.make_room(count).await {
-                Ok(()) => self.append_records(records).await.map(|_| ()),
-                Err(err) => Err(err),
-            };
+            let span = self.batch_span(&contexts);
+            let outcome = async {
+                self.make_room(count).await?;
+                self.append_records(records).await.map(|_| ())
+            }
+            .instrument(span)
+            .await;
             if outcome.is_ok() {
                 self.records_since += count;
             }
@@ -466,6 +477,21 @@ impl Writer {
         Ok(heads)
     }
 
+    /// The producer span of a batch of records: a child of the request that asked, when one
+    /// did; linked to each request when several did.
+    fn batch_span(&self, contexts: &[hub_telemetry::trace::Context]) -> tracing::Span {
+        let span = hub_telemetry::producer_span!("gov.audit", self.subject);
+        match contexts {
+            [one] => hub_telemetry::trace::continue_context(&span, one),
+            many => {
+                for context in many {
+                    hub_telemetry::trace::link_context(&span, context);
+                }
+            }
+        }
+        span
+    }
+
     async fn append_records(&mut self, records: Vec<AuditRecord>) -> Result<u64, AuditError> {
         self.append(records, None).await
     }
@@ -507,9 +533,12 @@ impl Writer {
         let body = batch.encode_to_vec();
         // No message id: the expected last subject sequence already keeps a batch from being
         // stored twice, and a duplicate id would be answered "stored" without storing it.
-        let publish = PublishMessage::build()
+        let mut publish = PublishMessage::build()
             .payload(body.clone().into())
             .expected_last_subject_sequence(self.tail.sequence);
+        if let Some(traceparent) = hub_telemetry::trace::traceparent(&tracing::Span::current()) {
+            publish = publish.header(hub_telemetry::trace::TRACEPARENT, traceparent.as_str());
+        }
         let ack = self
             .js
             .send_publish(self.subject.clone(), publish)
@@ -522,6 +551,13 @@ impl Writer {
                 "the audit batch was taken for a duplicate and not stored".to_owned(),
             ));
         }
+        hub_telemetry::metrics().audit_chain_length.record(
+            batch.number,
+            &[hub_telemetry::metrics::label(
+                "instance",
+                self.instance.clone(),
+            )],
+        );
         self.tail = Tail {
             number: batch.number,
             digest: digest(&body),

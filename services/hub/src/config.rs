@@ -235,7 +235,7 @@ impl NatsConfig {
 }
 
 /// Environment variables starting `HUB_` that are not configuration keys.
-const NOT_CONFIG: &[&str] = &["nats_server"];
+const NOT_CONFIG: &[&str] = &["nats_server", "log_format"];
 
 impl Config {
     /// Layers defaults, `file` (when given), `HUB_*` variables and `overrides` (from flags).

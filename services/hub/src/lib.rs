@@ -9,6 +9,7 @@ mod console;
 pub mod dev_ca;
 mod health;
 pub mod identity;
+mod metrics;
 mod model_control;
 pub mod nats_accounts;
 mod nats_child;

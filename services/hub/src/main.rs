@@ -51,6 +51,9 @@ struct Cli {
     /// nothing else writes to the log; restart without it afterwards.
     #[arg(long)]
     restore: bool,
+    /// Log lines as `text` or `json` (one object per line, with the trace id).
+    #[arg(long, env = "HUB_LOG_FORMAT", default_value = "text")]
+    log_format: hub_telemetry::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -268,19 +271,22 @@ async fn main() -> ExitCode {
     // Crash points for the crash tests, read from FAILPOINTS; empty unless built with the
     // `failpoints` feature.
     let _failpoints = hub_store::failpoint::from_env();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    match start(cli).await {
+    // Logs, traces (exported over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT names a collector)
+    // and metrics; what is still queued is exported on the way out.
+    let telemetry = hub_telemetry::init(cli.log_format);
+    if let Some(endpoint) = &telemetry.traces_endpoint {
+        tracing::info!(%endpoint, "exporting traces over OTLP");
+    }
+    let outcome = match start(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err:#}");
             eprintln!("hub: {err:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    telemetry.shutdown().await;
+    outcome
 }
 
 async fn start(cli: Cli) -> anyhow::Result<()> {

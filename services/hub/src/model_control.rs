@@ -397,6 +397,8 @@ impl Runner {
         let mut options = self.task.options.clone();
         options.consumer_name = format!("{}-rebuild", self.task.options.consumer_name);
         options.max_batch = options.max_batch.max(4096);
+        // A rebuild replays the log: its spans link to each event's trace, not continue it.
+        options.replay = true;
         let stop = self.stop.child_token();
         let task = tokio::spawn(hub_projector::run(
             self.task.js.clone(),

@@ -221,8 +221,26 @@ async fn serve(
                 Some(seed) => options.nkey(seed),
                 None => options,
             };
+            // Reconnects counted (`hub_nats_reconnects_total`): async-nats says "connected"
+            // again after each loss.
+            let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
             options
                 .name(name)
+                .event_callback(move |event| {
+                    let lost = lost.clone();
+                    async move {
+                        use std::sync::atomic::Ordering;
+                        match event {
+                            async_nats::Event::Disconnected => lost.store(true, Ordering::Relaxed),
+                            async_nats::Event::Connected if lost.swap(false, Ordering::Relaxed) => {
+                                hub_telemetry::metrics()
+                                    .nats_reconnects
+                                    .add(1, &[hub_telemetry::metrics::label("connection", name)]);
+                            }
+                            _ => {}
+                        }
+                    }
+                })
                 .connection_timeout(Duration::from_secs(5))
                 .connect(&url)
                 .await
@@ -606,11 +624,14 @@ async fn serve(
         let grpc = std::mem::take(routes.axum_router_mut());
         *routes.axum_router_mut() = grpc
             .merge(http::router(datasets, publisher, base_url))
-            .merge(crate::console::router(admin));
+            .merge(crate::console::router(admin.clone()))
+            .merge(crate::metrics::router(admin));
         // HTTP/1.1 too, for the catalogue and dataset rows; gRPC stays on HTTP/2. With TLS
         // configured, the port serves TLS only, through the hub's own acceptor.
+        // A server span (continuing the caller's traceparent) and metrics for every call.
         let server = tonic::transport::Server::builder()
             .accept_http1(true)
+            .layer(hub_telemetry::grpc::ServerSpans)
             .add_routes(routes);
         let shutdown = async move { stop.cancelled().await };
         match tls {

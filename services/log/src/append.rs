@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, context::PublishErrorKind};
 use bytes::Bytes;
 
 use serde::Deserialize;
+use tracing::Instrument;
 
 use crate::envelope::Envelope;
 use crate::names::headers as h;
@@ -98,24 +99,40 @@ impl Appender {
     }
 
     /// Appends one event; `Ok` means it is stored (and, with `sync_interval: always`, on disk).
-    pub async fn append(&self, event: NewEvent) -> Result<Appended, AppendError> {
-        let mut publish = jetstream::message::PublishMessage::build()
-            .payload(event.body)
-            .headers(event.envelope.to_headers());
-        if let Some(sequence) = event.expected_last_subject_sequence {
-            publish = publish.expected_last_subject_sequence(sequence);
+    ///
+    /// A producer span (`publish gov.events`) covers it, and its trace context goes into the
+    /// event's `ce-traceparent`, so whoever consumes the event continues this trace. Without
+    /// trace export the event keeps the traceparent its command came with.
+    pub async fn append(&self, mut event: NewEvent) -> Result<Appended, AppendError> {
+        let span = hub_telemetry::producer_span!(EVENTS_DESTINATION, event.subject);
+        if let Some(traceparent) = hub_telemetry::trace::traceparent(&span) {
+            event.envelope.traceparent = traceparent;
         }
-        let ack = self
-            .js
-            .send_publish(event.subject, publish)
-            .await
-            .map_err(publish_error)?
-            .await
-            .map_err(publish_error)?;
-        Ok(Appended {
-            position: ack.sequence,
-            duplicate: ack.duplicate,
-        })
+        let started = Instant::now();
+        let appended = async {
+            let mut publish = jetstream::message::PublishMessage::build()
+                .payload(event.body)
+                .headers(event.envelope.to_headers());
+            if let Some(sequence) = event.expected_last_subject_sequence {
+                publish = publish.expected_last_subject_sequence(sequence);
+            }
+            let ack = self
+                .js
+                .send_publish(event.subject, publish)
+                .await
+                .map_err(publish_error)?
+                .await
+                .map_err(publish_error)?;
+            tracing::Span::current().record("hub.position", ack.sequence);
+            Ok(Appended {
+                position: ack.sequence,
+                duplicate: ack.duplicate,
+            })
+        }
+        .instrument(span)
+        .await;
+        observe_append("single", 1, started, &appended);
+        appended
     }
 }
 
@@ -170,6 +187,38 @@ impl Appender {
             }
             _ => {}
         }
+        // One producer span for the batch. An event whose command came with another trace
+        // (a batch of several commands, an import) keeps it and is linked from here; the
+        // others carry this span's context.
+        let span = hub_telemetry::producer_span!(EVENTS_DESTINATION, EVENTS_DESTINATION);
+        span.record("messaging.batch.message_count", events.len());
+        let own = hub_telemetry::trace::traceparent(&span);
+        let current = hub_telemetry::trace::traceparent(&tracing::Span::current());
+        let mut linked = std::collections::HashSet::new();
+        for event in &mut events {
+            let carried = &event.envelope.traceparent;
+            let other_trace = !carried.is_empty()
+                && current
+                    .as_deref()
+                    .is_none_or(|c| trace_id(c) != trace_id(carried));
+            if other_trace {
+                if linked.insert(carried.clone()) {
+                    hub_telemetry::trace::link_to(&span, carried);
+                }
+            } else if let Some(own) = &own {
+                event.envelope.traceparent = own.clone();
+            }
+        }
+        let started = Instant::now();
+        let count = events.len();
+        let appended = self.publish_batch(events).instrument(span).await;
+        observe_append("batch", count, started, &appended);
+        appended
+    }
+
+    /// The atomic batch itself: every message but the last published, the last as a request
+    /// whose answer is the batch's acknowledgement.
+    async fn publish_batch(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, AppendError> {
         let client = self.js.client();
         let batch_id = nuid::next().to_string();
         let count = events.len();
@@ -224,6 +273,38 @@ impl Appender {
             })
             .collect())
     }
+}
+
+/// The destination in the names of append spans.
+const EVENTS_DESTINATION: &str = "gov.events";
+
+/// The trace id part of a traceparent.
+fn trace_id(traceparent: &str) -> &str {
+    traceparent.split('-').nth(1).unwrap_or("")
+}
+
+/// An append's latency and size (`hub_append_duration_seconds`, `hub_append_batch_size`).
+fn observe_append<T>(
+    kind: &'static str,
+    events: usize,
+    started: Instant,
+    outcome: &Result<T, AppendError>,
+) {
+    use hub_telemetry::metrics::label;
+    let metrics = hub_telemetry::metrics();
+    let outcome = match outcome {
+        Ok(_) => "ok",
+        Err(AppendError::Conflict) => "conflict",
+        Err(AppendError::Unavailable(_)) => "unavailable",
+        Err(AppendError::Refused(_)) => "refused",
+    };
+    let labels = [label("kind", kind), label("outcome", outcome)];
+    metrics
+        .append_duration
+        .record(started.elapsed().as_secs_f64(), &labels);
+    metrics
+        .append_batch_size
+        .record(events as u64, &labels[..1]);
 }
 
 fn publish_error(err: jetstream::context::PublishError) -> AppendError {

@@ -25,6 +25,10 @@ pub struct ProjectorOptions {
     pub idle_check: Duration,
     /// An abandoned consumer (its hub gone for good) is removed by the server after this.
     pub inactive_threshold: Duration,
+    /// The model is rebuilt from the log: its consumer spans link to each event's trace
+    /// rather than continue it. A live model's continue the trace of the append, catching up
+    /// after a restart included.
+    pub replay: bool,
 }
 
 impl ProjectorOptions {
@@ -34,6 +38,7 @@ impl ProjectorOptions {
             max_batch: 1024,
             idle_check: Duration::from_millis(500),
             inactive_threshold: Duration::from_secs(24 * 3600),
+            replay: false,
         }
     }
 }
@@ -185,9 +190,15 @@ async fn consume(
             }
             next_delivery += 1;
         }
+        let spans = process_spans(&batch, &options.consumer_name, options.replay);
         if let Some(reason) = apply_batch(model, projection, &batch).await? {
             return Ok(Stop::Halt(reason));
         }
+        drop(spans);
+        hub_telemetry::metrics().projector_applied.add(
+            batch.len() as u64,
+            &[hub_telemetry::metrics::label("read_model", name)],
+        );
         // Every event the log stored up to the last one applied is applied: stream order is
         // storage order.
         if let Some(stored) = batch.last().and_then(stored_at) {
@@ -204,6 +215,56 @@ async fn consume(
         }
     }
 }
+
+/// The consumer spans of a batch, ended when dropped (after it is applied and committed).
+/// A live model gives each event a `process` span of its own, child of the append that
+/// stored it and linked to it; a rebuild gives the batch one span, a trace of its own linked
+/// to each original.
+fn process_spans(batch: &[jetstream::Message], consumer: &str, replay: bool) -> Vec<tracing::Span> {
+    let traceparent = |message: &jetstream::Message| -> String {
+        message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(hub_log::names::headers::CE_TRACEPARENT))
+            .map(|v| v.as_str().to_owned())
+            .unwrap_or_default()
+    };
+    let mut spans = Vec::new();
+    let mut replayed = None;
+    for message in batch {
+        let position = message
+            .info()
+            .map(|i| i.stream_sequence)
+            .unwrap_or_default();
+        if !replay {
+            let span = hub_telemetry::consumer_span!(
+                EVENTS_DESTINATION,
+                message.subject,
+                consumer,
+                position
+            );
+            hub_telemetry::trace::continue_from(&span, &traceparent(message));
+            spans.push(span);
+        } else {
+            let span = replayed.get_or_insert_with(|| {
+                let span = hub_telemetry::consumer_span!(
+                    EVENTS_DESTINATION,
+                    EVENTS_DESTINATION,
+                    consumer,
+                    position
+                );
+                span.record("hub.replay", true);
+                span
+            });
+            hub_telemetry::trace::link_to(span, &traceparent(message));
+        }
+    }
+    spans.extend(replayed);
+    spans
+}
+
+/// The destination in the names of the projectors' spans.
+const EVENTS_DESTINATION: &str = "gov.events";
 
 /// While a test holds this read model (failpoint `projector-hold`), waits, applying nothing
 /// and learning nothing of the log; returns whether shutdown came meanwhile.

@@ -200,6 +200,11 @@ impl Admin {
     pub(crate) async fn status(&self) -> Result<GetStatusResponse, ApiError> {
         status::get_status(self).await
     }
+
+    /// Sets the lag gauges (read models, feeds) to where things stand now.
+    pub(crate) async fn observe(&self) {
+        status::observe(self).await
+    }
 }
 
 type Batches = Pin<Box<dyn Stream<Item = Result<ReplayResponse, Status>> + Send>>;

@@ -161,6 +161,31 @@ fn stream(info: &Info) -> StreamStatus {
     }
 }
 
+/// Sets the lag gauges as [`get_status`] would report them, without its costlier parts (row
+/// counts, health, durability): each read model's events past its position
+/// (`hub_projector_lag`), each feed's lag and pending messages (`hub_feed_lag`,
+/// `hub_feed_pending`). A stream that cannot be read leaves its gauges as they were.
+pub(super) async fn observe(admin: &Admin) {
+    use hub_telemetry::metrics::label;
+    let metrics = hub_telemetry::metrics();
+    if let Ok(events) = admin.p.log.context().get_stream(EVENTS_STREAM).await {
+        let last = events.cached_info().state.last_sequence;
+        for managed in admin.p.models.iter().map(|(_, m)| m) {
+            let position = managed.model.state().position;
+            metrics.projector_lag.record(
+                last.saturating_sub(position),
+                &[label("read_model", managed.model.name())],
+            );
+        }
+    }
+    let feeds = join_all(admin.p.units.iter().map(|unit| feed(admin, unit))).await;
+    for (_, status) in feeds.into_iter().flatten() {
+        let department = [label("department", status.department.clone())];
+        metrics.feed_lag.record(status.lag, &department);
+        metrics.feed_pending.record(status.pending, &department);
+    }
+}
+
 /// A department's feed stream and where its receiver stands; `None` when it cannot be read
 /// (logged).
 async fn feed(admin: &Admin, unit: &str) -> Option<(Info, FeedStatus)> {

@@ -21,7 +21,7 @@ use async_nats::jetstream;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{Instrument, debug, warn};
 
 use super::HUB_GRANTS;
 use super::route::{FeedGrant, grant_key};
@@ -31,6 +31,7 @@ use hub_audit::Audit;
 use hub_audit::ledger::FEED_ACTION_PREFIX;
 use hub_domain::clock::Clock;
 use hub_log::names::headers::CE_ID;
+use hub_log::names::headers::CE_TRACEPARENT;
 use hub_log::names::headers::HUB_POSITION;
 use hub_log::names::live_feed_subjects;
 
@@ -194,6 +195,32 @@ struct Sender {
     clock: std::sync::Arc<dyn Clock>,
     /// The last position each feed stream holds, as far as known.
     last: HashMap<String, u64>,
+}
+
+/// A feed message's headers, and the producer span (`publish gov.feed.<dept>`) that sends
+/// it: a child of the append that stored the event, and linked to it, whose context the
+/// message carries on in `ce-traceparent` to the department.
+pub(super) fn feed_headers(
+    headers: &[(String, String)],
+    subject: &str,
+) -> (HeaderMap, tracing::Span) {
+    let destination = format!("gov.feed.{}", department_of(subject));
+    let span = hub_telemetry::producer_span!(destination, subject);
+    let carried = headers
+        .iter()
+        .find(|(name, _)| name == CE_TRACEPARENT)
+        .map(|(_, value)| value.as_str())
+        .unwrap_or("");
+    hub_telemetry::trace::continue_from(&span, carried);
+    let own = hub_telemetry::trace::traceparent(&span);
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        match &own {
+            Some(own) if name == CE_TRACEPARENT => map.insert(name.as_str(), own.as_str()),
+            _ => map.insert(name.as_str(), value.as_str()),
+        }
+    }
+    (map, span)
 }
 
 /// The department a feed subject (`gov.feed.<department>.…`) goes to.
@@ -370,15 +397,18 @@ async fn round(sender: &mut Sender, model: &ReadModel) -> Result<Option<u64>, St
                 headers,
                 body,
             } => {
-                let mut map = HeaderMap::new();
-                for (name, value) in &headers {
-                    map.insert(name.as_str(), value.as_str());
-                }
+                let department = department_of(&subject).to_owned();
+                let (map, span) = feed_headers(&headers, &subject);
                 let ack = sender
                     .js
                     .publish_with_headers(subject, map, body.into())
+                    .instrument(span)
                     .await
                     .map_err(|e| format!("publish: {e}"))?;
+                hub_telemetry::metrics().feed_published.add(
+                    1,
+                    &[hub_telemetry::metrics::label("department", department)],
+                );
                 acks.push(ack);
             }
             Step::Purge { stream, subject } => {

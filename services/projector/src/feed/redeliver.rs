@@ -25,11 +25,12 @@ use std::sync::Arc;
 use async_nats::HeaderMap;
 use async_nats::jetstream;
 use hub_audit::Audit;
-use hub_log::names::headers::{CE_ID, MSG_ID};
+use hub_log::names::headers::{CE_ID, CE_TRACEPARENT, MSG_ID};
 use hub_log::names::redelivered_subject;
 use hub_log::{StoredEvent, Unreadable};
 use hub_store::{Batch, ReadModelStore};
 use jiff::Timestamp;
+use tracing::Instrument;
 
 use super::outbox::{
     OUTBOX_PREFIX, Outgoing, department_of, grants_in_force, outbox_key, position_of,
@@ -174,6 +175,27 @@ impl Redelivery {
     }
 }
 
+impl Redelivery {
+    /// The producer span of a round, linked to each message's original trace.
+    fn round_span(&self, round: &[Sending]) -> tracing::Span {
+        let department = round
+            .first()
+            .map_or("", |sending| department_of(&sending.message.subject));
+        let destination = format!("gov.feed.{department}");
+        let span = hub_telemetry::producer_span!(destination, destination);
+        span.record("messaging.batch.message_count", round.len());
+        for sending in round {
+            let carried = sending
+                .headers
+                .iter()
+                .find(|(name, _)| name == CE_TRACEPARENT)
+                .map_or("", |(_, value)| value.as_str());
+            hub_telemetry::trace::link_to(&span, carried);
+        }
+        span
+    }
+}
+
 /// One message of a round, and whether it was masked under grants.
 struct Sending {
     position: u64,
@@ -254,15 +276,24 @@ pub async fn send(
         while hub_store::failpoint::holds("redelivery-hold", &redelivery.id) {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
+        // A replay: the round's span starts a trace of its own (under the operator's call)
+        // and links to each event's original; the messages carry the round's context.
+        let span = redelivery.round_span(&round);
+        let own = hub_telemetry::trace::traceparent(&span);
         let mut acks = Vec::with_capacity(round.len());
         for sending in &round {
+            let mut headers = sending.message.headers.clone();
+            if let Some(own) = &own {
+                headers.insert(CE_TRACEPARENT, own.as_str());
+            }
             let ack = redelivery
                 .js
                 .publish_with_headers(
                     sending.message.subject.clone(),
-                    sending.message.headers.clone(),
+                    headers,
                     sending.body.clone().into(),
                 )
+                .instrument(span.clone())
                 .await
                 .map_err(|e| format!("publish: {e}"))?;
             acks.push(ack);

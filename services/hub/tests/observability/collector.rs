@@ -1,0 +1,168 @@
+//! An OTLP/gRPC trace receiver in the test: the collector's service, generated from
+//! opentelemetry-proto, keeping every span it is sent. It can be made to stall (take a batch
+//! and never answer, as a collector that hangs) and be stopped outright.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::Span;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Request, Response, Status};
+
+#[derive(Default)]
+struct Shared {
+    spans: Mutex<Vec<Span>>,
+    /// `service.name` of every batch's resource.
+    services: Mutex<Vec<String>>,
+    stalled: AtomicBool,
+    /// Export calls that arrived while stalled.
+    held: AtomicUsize,
+}
+
+#[derive(Clone)]
+struct Service(Arc<Shared>);
+
+#[tonic::async_trait]
+impl TraceService for Service {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        if self.0.stalled.load(Ordering::SeqCst) {
+            self.0.held.fetch_add(1, Ordering::SeqCst);
+            std::future::pending::<()>().await;
+        }
+        for resource in request.into_inner().resource_spans {
+            if let Some(name) = resource
+                .resource
+                .as_ref()
+                .and_then(|r| attribute(&r.attributes, "service.name"))
+            {
+                self.0.services.lock().expect("services").push(name);
+            }
+            for scope in resource.scope_spans {
+                self.0.spans.lock().expect("spans").extend(scope.spans);
+            }
+        }
+        Ok(Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+/// The receiver, serving on a loopback port until stopped or dropped.
+pub struct Collector {
+    shared: Arc<Shared>,
+    endpoint: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Collector {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let shared = Arc::new(Shared::default());
+        let service = TraceServiceServer::new(Service(shared.clone()));
+        let task = tokio::spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(TcpListenerStream::new(listener))
+                .await;
+        });
+        Self {
+            shared,
+            endpoint,
+            task,
+        }
+    }
+
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` for the hub.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Every span received so far.
+    pub fn spans(&self) -> Vec<Span> {
+        self.shared.spans.lock().expect("spans").clone()
+    }
+
+    pub fn services(&self) -> Vec<String> {
+        self.shared.services.lock().expect("services").clone()
+    }
+
+    /// From now on, takes each batch and never answers.
+    pub fn stall(&self) {
+        self.shared.stalled.store(true, Ordering::SeqCst);
+    }
+
+    /// Export calls held since [`Collector::stall`].
+    pub fn held(&self) -> usize {
+        self.shared.held.load(Ordering::SeqCst)
+    }
+
+    /// Stops serving: connections dropped, the port closed.
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A span's (or resource's) attribute as text.
+pub fn attribute(attributes: &[KeyValue], key: &str) -> Option<String> {
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .map(text)
+}
+
+fn text(value: &AnyValue) -> String {
+    match &value.value {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        Some(any_value::Value::IntValue(i)) => i.to_string(),
+        Some(any_value::Value::BoolValue(b)) => b.to_string(),
+        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+        Some(other) => format!("{other:?}"),
+        None => String::new(),
+    }
+}
+
+/// Everything a span says in text: name, attributes, events (with theirs), links' attributes
+/// and status message, for a search for personal data.
+pub fn everything(span: &Span) -> String {
+    let mut all = vec![span.name.clone()];
+    let mut add = |attributes: &[KeyValue]| {
+        for kv in attributes {
+            all.push(format!(
+                "{}={}",
+                kv.key,
+                kv.value.as_ref().map(text).unwrap_or_default()
+            ));
+        }
+    };
+    add(&span.attributes);
+    for event in &span.events {
+        add(&event.attributes);
+    }
+    for link in &span.links {
+        add(&link.attributes);
+    }
+    for event in &span.events {
+        all.push(event.name.clone());
+    }
+    if let Some(status) = &span.status {
+        all.push(status.message.clone());
+    }
+    all.join("\n")
+}
