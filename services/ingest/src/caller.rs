@@ -63,20 +63,7 @@ fn traceparent(metadata: &MetadataMap) -> String {
     let Some(value) = metadata.get(TRACEPARENT).and_then(|v| v.to_str().ok()) else {
         return String::new();
     };
-    let parts: Vec<&str> = value.split('-').collect();
-    let hex = |s: &str, len: usize| {
-        s.len() == len
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    let well_formed = matches!(parts.as_slice(), [version, trace, parent, flags]
-        if *version == "00"
-            && hex(trace, 32)
-            && hex(parent, 16)
-            && hex(flags, 2)
-            && trace.bytes().any(|b| b != b'0')
-            && parent.bytes().any(|b| b != b'0'));
-    if well_formed {
+    if hub_telemetry::trace::well_formed(value) {
         value.to_owned()
     } else {
         String::new()

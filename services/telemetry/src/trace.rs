@@ -36,9 +36,27 @@ pub fn current() -> Context {
     Span::current().context()
 }
 
+/// Whether `value` is a W3C traceparent of version 00: `00-<32 hex>-<16 hex>-<2 hex>`, lower
+/// case, neither id all zeros. A malformed one is ignored, as the recommendation asks.
+pub fn well_formed(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    matches!(parts.as_slice(), [version, trace, parent, flags]
+        if *version == "00"
+            && hex(trace, 32)
+            && hex(parent, 16)
+            && hex(flags, 2)
+            && trace.bytes().any(|b| b != b'0')
+            && parent.bytes().any(|b| b != b'0'))
+}
+
 /// The span context `traceparent` names, if it is well formed.
 pub fn remote(traceparent: &str) -> Option<SpanContext> {
-    if traceparent.is_empty() {
+    if !well_formed(traceparent) {
         return None;
     }
     let carrier = HashMap::from([(TRACEPARENT.to_owned(), traceparent.to_owned())]);
@@ -170,6 +188,7 @@ mod tests {
             "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
             "zz-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
         ] {
             assert!(remote(bad).is_none(), "{bad}");
         }
