@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use hub_tests::{HubBuilder, wait_until};
+use hub_tests::{Hub, HubBuilder, wait_until};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -104,6 +104,7 @@ async fn a_killed_nats_server_child_is_restarted_and_the_hub_carries_on() {
         .await
         .expect("a")
         .into_inner();
+    let reconnected = reconnects(&hub).await;
     let pid = child_pid(hub.data_dir()).expect("child's ports file");
     kill(Pid::from_raw(pid as i32), Signal::SIGKILL).expect("kill the child");
 
@@ -138,6 +139,25 @@ async fn a_killed_nats_server_child_is_restarted_and_the_hub_carries_on() {
         read_case(&hub, &b.case_id, b.position).await.case_id,
         b.case_id
     );
+    // The reconnect is counted (metrics are the process's: at least this hub's).
+    wait_until("the reconnect counted", Duration::from_secs(30), || async {
+        (reconnects(&hub).await > reconnected).then_some(())
+    })
+    .await;
     hub.stop().await.expect("clean stop");
     assert!(!alive(new_pid), "the restarted child stopped with the hub");
+}
+
+/// `hub_nats_reconnects_total{connection="hub"}` as the hub's `/metrics` shows it.
+async fn reconnects(hub: &Hub) -> f64 {
+    let text = reqwest::get(format!("{}/metrics", hub.http_url()))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find(|l| l.starts_with("hub_nats_reconnects_total{") && l.contains("connection=\"hub\""))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
 }

@@ -6,7 +6,6 @@
 //! `hub_commands_total`, `hub.append.duration` is `hub_append_duration_seconds`).
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Gauge, Histogram, MeterProvider};
@@ -82,11 +81,9 @@ fn state() -> &'static State {
             }
         }
         if let Some(exporter) = crate::setup::otlp_metrics() {
-            builder = builder.with_reader(
-                opentelemetry_sdk::metrics::PeriodicReader::builder(exporter)
-                    .with_interval(Duration::from_secs(15))
-                    .build(),
-            );
+            // Every `OTEL_METRIC_EXPORT_INTERVAL` ms (60 s by default).
+            builder = builder
+                .with_reader(opentelemetry_sdk::metrics::PeriodicReader::builder(exporter).build());
         }
         let provider = builder.build();
         let meter = provider.meter("hub");

@@ -1,10 +1,16 @@
-//! An OTLP/gRPC trace receiver in the test: the collector's service, generated from
-//! opentelemetry-proto, keeping every span it is sent. It can be made to stall (take a batch
+//! An OTLP/gRPC receiver in the test: the collector's trace and metrics services, generated
+//! from opentelemetry-proto, keeping every span and the name of every metric it is sent. It can be made to stall (take a batch
 //! and never answer, as a collector that hangs) and be stopped outright.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -22,6 +28,8 @@ struct Shared {
     spans: Mutex<Vec<Span>>,
     /// `service.name` of every batch's resource.
     services: Mutex<Vec<String>>,
+    /// Names of the metrics received.
+    metrics: Mutex<Vec<String>>,
     stalled: AtomicBool,
     /// Export calls that arrived while stalled.
     held: AtomicUsize,
@@ -56,6 +64,25 @@ impl TraceService for Service {
     }
 }
 
+#[tonic::async_trait]
+impl MetricsService for Service {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        if self.0.stalled.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        let mut names = self.0.metrics.lock().expect("metrics");
+        for resource in request.into_inner().resource_metrics {
+            for scope in resource.scope_metrics {
+                names.extend(scope.metrics.into_iter().map(|m| m.name));
+            }
+        }
+        Ok(Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
 /// The receiver, serving on a loopback port until stopped or dropped.
 pub struct Collector {
     shared: Arc<Shared>,
@@ -68,10 +95,12 @@ impl Collector {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
         let shared = Arc::new(Shared::default());
-        let service = TraceServiceServer::new(Service(shared.clone()));
+        let traces = TraceServiceServer::new(Service(shared.clone()));
+        let metrics = MetricsServiceServer::new(Service(shared.clone()));
         let task = tokio::spawn(async move {
             let _ = tonic::transport::Server::builder()
-                .add_service(service)
+                .add_service(traces)
+                .add_service(metrics)
                 .serve_with_incoming(TcpListenerStream::new(listener))
                 .await;
         });
@@ -90,6 +119,11 @@ impl Collector {
     /// Every span received so far.
     pub fn spans(&self) -> Vec<Span> {
         self.shared.spans.lock().expect("spans").clone()
+    }
+
+    /// Names of the metrics received so far.
+    pub fn metrics(&self) -> Vec<String> {
+        self.shared.metrics.lock().expect("metrics").clone()
     }
 
     pub fn services(&self) -> Vec<String> {

@@ -27,6 +27,7 @@ fn exporting(dir: &Path, nats: &Nats, collector: &Collector) -> ProcessBuilder {
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint())
         .env("OTEL_SERVICE_NAME", "hub-under-test")
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .env("OTEL_METRIC_EXPORT_INTERVAL", "200")
         .env("HUB_LOG_FORMAT", "json")
 }
 

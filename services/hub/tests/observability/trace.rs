@@ -257,6 +257,20 @@ async fn one_report_is_one_trace_from_the_call_through_the_log_to_every_read_mod
     assert!(refused_span.parent_span_id.is_empty(), "a root of its own");
     assert_ne!(hex(&refused_span.trace_id), TRACE_ID);
 
+    // The metrics go over OTLP too.
+    wait_until("metrics over OTLP", Duration::from_secs(30), || async {
+        let names = collector.metrics();
+        [
+            "hub.commands",
+            "hub.append.duration",
+            "hub.projector.events.applied",
+        ]
+        .iter()
+        .all(|n| names.iter().any(|m| m == n))
+        .then_some(())
+    })
+    .await;
+
     // Logs are JSON lines, and a line written inside the call names its trace.
     let log = hub.whole_log();
     let lines: Vec<serde_json::Value> = log
