@@ -178,14 +178,25 @@ impl Audit {
         if writer.tail.number > 0 && !writer.tail.checkpoint {
             writer.checkpoint("start").await?;
         }
+        writer.count_length();
         Ok((Self { tx }, tokio::spawn(writer.run(rx))))
     }
 
-    /// Appends `record`; `Ok` once it is stored.
+    /// Appends `record`; `Ok` once it is stored. Its batch is traced under the current span.
     pub async fn record(&self, record: AuditRecord) -> Result<(), AuditError> {
+        self.record_in(record, hub_telemetry::trace::current())
+            .await
+    }
+
+    /// Appends `record`, traced under `context` (the event a disclosure is about, say).
+    pub async fn record_in(
+        &self,
+        record: AuditRecord,
+        context: hub_telemetry::trace::Context,
+    ) -> Result<(), AuditError> {
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send(Job::Record((record, tx, hub_telemetry::trace::current())))
+            .send(Job::Record((record, tx, context)))
             .await
             .map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
@@ -477,6 +488,17 @@ impl Writer {
         Ok(heads)
     }
 
+    /// `hub_audit_chain_length`: the batches in this instance's chain.
+    fn count_length(&self) {
+        hub_telemetry::metrics().audit_chain_length.record(
+            self.tail.number,
+            &[hub_telemetry::metrics::label(
+                "instance",
+                self.instance.clone(),
+            )],
+        );
+    }
+
     /// The producer span of a batch of records: a child of the request that asked, when one
     /// did; linked to each request when several did.
     fn batch_span(&self, contexts: &[hub_telemetry::trace::Context]) -> tracing::Span {
@@ -551,13 +573,6 @@ impl Writer {
                 "the audit batch was taken for a duplicate and not stored".to_owned(),
             ));
         }
-        hub_telemetry::metrics().audit_chain_length.record(
-            batch.number,
-            &[hub_telemetry::metrics::label(
-                "instance",
-                self.instance.clone(),
-            )],
-        );
         self.tail = Tail {
             number: batch.number,
             digest: digest(&body),
@@ -565,6 +580,7 @@ impl Writer {
             checkpoint: batch.checkpoint.is_some(),
             records: record_digests(&batch),
         };
+        self.count_length();
         Ok(ack.sequence)
     }
 }

@@ -198,6 +198,8 @@ async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     options: RunOptions,
 ) -> anyhow::Result<()> {
+    // Events stored before this, in a read model that starts empty, are a replay.
+    let started_at = jiff::Timestamp::now();
     let RunOptions { clock, started } = options;
     let Identities { auth, tls } = identities;
     let (url, monitor_url) = match child {
@@ -392,6 +394,10 @@ async fn serve(
         options.max_batch = config.read_models.max_batch;
         // An idle model asks the log how far it stands often enough to stay fresh for commands.
         options.idle_check = options.idle_check.min(freshness.max_age() / 4);
+        // Traces: a model built from empty over the log as it stood at start replays it
+        // (linked to, not continued); in restore mode everything is a replay.
+        options.replay_stored_before = Some(started_at);
+        options.replay = config.restore;
         let older = match stored {
             read_models::Version::Current => false,
             read_models::Version::Older(stored) => {
@@ -625,7 +631,8 @@ async fn serve(
         *routes.axum_router_mut() = grpc
             .merge(http::router(datasets, publisher, base_url))
             .merge(crate::console::router(admin.clone()))
-            .merge(crate::metrics::router(admin));
+            .merge(crate::metrics::router());
+        tokio::spawn(crate::metrics::refresh(admin, stop.clone()));
         // HTTP/1.1 too, for the catalogue and dataset rows; gRPC stays on HTTP/2. With TLS
         // configured, the port serves TLS only, through the hub's own acceptor.
         // A server span (continuing the caller's traceparent) and metrics for every call.

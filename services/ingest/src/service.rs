@@ -42,7 +42,10 @@ pub fn submitted<A: Aggregate>(
         expected_version,
         command,
         correlation_id: caller.correlation_id.clone(),
-        traceparent: caller.traceparent.clone(),
+        // The hub's own server span when traces are exported (a batch of several commands
+        // links each), else what the caller sent.
+        traceparent: hub_telemetry::trace::traceparent(&tracing::Span::current())
+            .unwrap_or_else(|| caller.traceparent.clone()),
         person: caller.person.clone(),
         decided_at: None,
     }

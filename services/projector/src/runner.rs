@@ -29,6 +29,9 @@ pub struct ProjectorOptions {
     /// rather than continue it. A live model's continue the trace of the append, catching up
     /// after a restart included.
     pub replay: bool,
+    /// A model that starts empty replays, the same way, the events stored before this
+    /// instant (the process's start): a new model, or one reset, built over an existing log.
+    pub replay_stored_before: Option<Timestamp>,
 }
 
 impl ProjectorOptions {
@@ -39,6 +42,7 @@ impl ProjectorOptions {
             idle_check: Duration::from_millis(500),
             inactive_threshold: Duration::from_secs(24 * 3600),
             replay: false,
+            replay_stored_before: None,
         }
     }
 }
@@ -144,6 +148,13 @@ async fn consume(
         .await
         .map_err(|e| nats_failure("consume")(&e))?;
     info!(read_model = name, checkpoint, "projector consuming");
+    // Events stored before this are replayed (linked to, not continued): all of them in a
+    // rebuild; in a model that starts empty, those from before the process started.
+    let replayed_before = match (options.replay, checkpoint, options.replay_stored_before) {
+        (true, _, _) => Some(Timestamp::MAX),
+        (false, 0, before) => before,
+        (false, _, _) => None,
+    };
     // Learn at once how far the model stands, rather than after the first idle interval.
     idle_check(&mut events_stream, &filter, model).await;
     let mut next_delivery = 1;
@@ -190,7 +201,7 @@ async fn consume(
             }
             next_delivery += 1;
         }
-        let spans = process_spans(&batch, &options.consumer_name, options.replay);
+        let spans = process_spans(&batch, &options.consumer_name, replayed_before);
         if let Some(reason) = apply_batch(model, projection, &batch).await? {
             return Ok(Stop::Halt(reason));
         }
@@ -218,9 +229,18 @@ async fn consume(
 
 /// The consumer spans of a batch, ended when dropped (after it is applied and committed).
 /// A live model gives each event a `process` span of its own, child of the append that
-/// stored it and linked to it; a rebuild gives the batch one span, a trace of its own linked
-/// to each original.
-fn process_spans(batch: &[jetstream::Message], consumer: &str, replay: bool) -> Vec<tracing::Span> {
+/// stored it and linked to it. Replayed events (a rebuild's, or those stored before the
+/// process started in a model that starts empty) share one span per batch, a trace of its
+/// own linked to each original.
+fn process_spans(
+    batch: &[jetstream::Message],
+    consumer: &str,
+    replayed_before: Option<Timestamp>,
+) -> Vec<tracing::Span> {
+    // Without export, nobody would see them: not made at all, on the projection's hot path.
+    if !hub_telemetry::trace::exporting() {
+        return Vec::new();
+    }
     let traceparent = |message: &jetstream::Message| -> String {
         message
             .headers
@@ -236,6 +256,8 @@ fn process_spans(batch: &[jetstream::Message], consumer: &str, replay: bool) -> 
             .info()
             .map(|i| i.stream_sequence)
             .unwrap_or_default();
+        let replay =
+            replayed_before.is_some_and(|before| stored_at(message).is_none_or(|at| at < before));
         if !replay {
             let span = hub_telemetry::consumer_span!(
                 EVENTS_DESTINATION,

@@ -7,7 +7,8 @@
 //! dataset rows, console) gets an `http.request.method` and `url.path` span, its query left
 //! out. The status is the one in the response headers: a refusal comes back trailers-only,
 //! with `grpc-status` there; a success has it in the trailers (0). A streaming call's span
-//! ends when its response starts.
+//! ends when its response starts. A call the hub does not serve (UNIMPLEMENTED) is named
+//! `_OTHER`, so no client can mint span names or metric series.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -28,6 +29,10 @@ const COMMAND_SERVICES: [&str; 3] = [
     "gov.hub.v1.CareCommandService",
     "gov.hub.v1.GrantCommandService",
 ];
+
+/// The gRPC code of a call to a service or method the hub does not serve.
+const UNIMPLEMENTED: i32 = 12;
+const OTHER: &str = "_OTHER";
 
 /// The layer; add it to the server builder.
 #[derive(Debug, Clone, Copy, Default)]
@@ -168,9 +173,20 @@ where
                 let response = future.await?;
                 let span = tracing::Span::current();
                 match call {
-                    Call::Grpc { service, method } => {
+                    Call::Grpc {
+                        mut service,
+                        mut method,
+                    } => {
                         let code = grpc_status(response.headers());
                         span.record("rpc.grpc.status_code", code);
+                        if code == UNIMPLEMENTED {
+                            // A path the hub does not serve: any client could mint these, so
+                            // they are one name in spans and metrics (the conventions' _OTHER).
+                            (service, method) = (OTHER.to_owned(), OTHER.to_owned());
+                            span.record("otel.name", OTHER);
+                            span.record("rpc.service", OTHER);
+                            span.record("rpc.method", OTHER);
+                        }
                         if server_error(code) {
                             span.record("otel.status_code", "ERROR");
                         }

@@ -34,12 +34,13 @@ pub struct Metrics {
     pub append_batch_size: Histogram<u64>,
     /// `hub_projector_events_applied_total{read_model}`.
     pub projector_applied: Counter<u64>,
-    /// `hub_projector_lag{read_model}`: events of the log past the read model's position.
+    /// `hub_projector_lag_events{read_model}`: events of the log past the read model's position.
     pub projector_lag: Gauge<u64>,
-    /// `hub_feed_lag{department}`: log positions between the last the department acknowledged
-    /// and its feed's last.
+    /// `hub_feed_lag_positions{department}`: log positions between the last the department
+    /// acknowledged and its feed's last.
     pub feed_lag: Gauge<u64>,
-    /// `hub_feed_pending{department}`: feed messages the department has not acknowledged.
+    /// `hub_feed_pending_messages{department}`: feed messages the department has not
+    /// acknowledged.
     pub feed_pending: Gauge<u64>,
     /// `hub_feed_messages_published_total{department}`.
     pub feed_published: Counter<u64>,
@@ -118,17 +119,17 @@ fn state() -> &'static State {
                 .with_description("Events applied to a read model")
                 .build(),
             projector_lag: meter
-                .u64_gauge("hub.projector.lag")
+                .u64_gauge("hub.projector.lag.events")
                 .with_description("Events in the log past a read model's position")
                 .build(),
             feed_lag: meter
-                .u64_gauge("hub.feed.lag")
+                .u64_gauge("hub.feed.lag.positions")
                 .with_description(
                     "Log positions between the last a department acknowledged and its feed's last",
                 )
                 .build(),
             feed_pending: meter
-                .u64_gauge("hub.feed.pending")
+                .u64_gauge("hub.feed.pending.messages")
                 .with_description("Feed messages a department has not acknowledged")
                 .build(),
             feed_published: meter

@@ -79,10 +79,16 @@ fn endpoint(signal: &str) -> Option<String> {
         .or_else(|| set("OTEL_EXPORTER_OTLP_ENDPOINT"))
 }
 
-/// The resource every signal names: `service.name` from `OTEL_SERVICE_NAME`, else `hub`.
+/// The resource every signal names: `service.name` from `OTEL_SERVICE_NAME` or
+/// `OTEL_RESOURCE_ATTRIBUTES`, else `hub`.
 pub(crate) fn resource() -> Resource {
     let builder = Resource::builder();
-    if set("OTEL_SERVICE_NAME").is_some() {
+    let named = set("OTEL_SERVICE_NAME").is_some()
+        || set("OTEL_RESOURCE_ATTRIBUTES").is_some_and(|a| {
+            a.split(',')
+                .any(|pair| pair.trim_start().starts_with("service.name="))
+        });
+    if named {
         builder.build()
     } else {
         builder.with_service_name("hub").build()
@@ -130,8 +136,12 @@ pub fn init(format: LogFormat) -> Telemetry {
             use opentelemetry_sdk::trace::SpanExporter;
             exporter.set_resource(&resource());
             let (processor, f) = Bounded::start(exporter, Bounds::from_env());
-            builder = builder.with_span_processor(processor);
+            // A batch of up to 1000 commands links every one.
+            builder = builder
+                .with_span_processor(processor)
+                .with_max_links_per_span(1000);
             flusher = Some(f);
+            crate::trace::set_exporting();
         }
         (Some(builder.build()), flusher)
     } else {

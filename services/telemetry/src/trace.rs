@@ -3,10 +3,11 @@
 //! The context travels as a `traceparent` value (`00-<trace id>-<span id>-<flags>`): from the
 //! gRPC metadata into the server span, from the append's producer span into the event's
 //! `ce-traceparent` header, and out of that header again wherever an event is consumed.
-//! Without an exporter or JSON logs there is no OpenTelemetry layer: [`traceparent`] answers
-//! `None` and the caller keeps the traceparent it was given.
+//! Without an exporter [`traceparent`] answers `None` and the caller keeps the traceparent it
+//! was given.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{SpanContext, TraceContextExt};
@@ -22,9 +23,24 @@ pub const MESSAGING_SYSTEM: &str = "nats";
 /// The W3C header name.
 pub const TRACEPARENT: &str = "traceparent";
 
-/// The `traceparent` of `span`, when it has an OpenTelemetry context (an exporter or JSON
-/// logs are on); `None` otherwise.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans are exported: only then do the hub's own span ids go into headers (JSON
+/// logs alone record spans for their ids, which nobody could look up).
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
+pub(crate) fn set_exporting() {
+    EXPORTING.store(true, Ordering::Relaxed);
+}
+
+/// The `traceparent` of `span`, when spans are exported; `None` otherwise, and the caller
+/// keeps the traceparent it was given.
 pub fn traceparent(span: &Span) -> Option<String> {
+    if !exporting() {
+        return None;
+    }
     let context = span.context();
     let span_context = context.span().span_context().clone();
     span_context.is_valid().then(|| format(&span_context))
@@ -80,6 +96,14 @@ pub fn continue_from(span: &Span, traceparent: &str) {
     if let Some(remote) = remote(traceparent) {
         let _ = span.set_parent(Context::new().with_remote_span_context(remote.clone()));
         span.add_link(remote);
+    }
+}
+
+/// The context `traceparent` names, to carry into another task (empty when malformed).
+pub fn context_of(traceparent: &str) -> Context {
+    match remote(traceparent) {
+        Some(remote) => Context::new().with_remote_span_context(remote),
+        None => Context::new(),
     }
 }
 

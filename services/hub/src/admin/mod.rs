@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use futures::Stream;
 use hub_api::ApiError;
@@ -386,7 +387,10 @@ impl AdminService for Admin {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let (log, audit) = (self.p.log.clone(), self.p.audit.clone());
         let who = who.map_err(|_| Status::internal("an operator, checked"))?;
-        tokio::spawn(async move { replay::send((&log, &audit), &who, planned, &tx).await });
+        tokio::spawn(
+            async move { replay::send((&log, &audit), &who, planned, &tx).await }
+                .instrument(tracing::Span::current()),
+        );
         Ok(Response::new(answers(rx)))
     }
 
@@ -419,7 +423,7 @@ impl AdminService for Admin {
         })
         .await?;
         let (tx, rx) = tokio::sync::mpsc::channel(16);
-        tokio::spawn(redeliver::run(running, planned, tx));
+        tokio::spawn(redeliver::run(running, planned, tx).instrument(tracing::Span::current()));
         Ok(Response::new(answers(rx)))
     }
 

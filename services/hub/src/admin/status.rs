@@ -43,7 +43,7 @@ pub(super) async fn get_status(admin: &Admin) -> Result<GetStatusResponse, ApiEr
     let feeds = join_all(admin.p.units.iter().map(|unit| feed(admin, unit))).await;
     let mut streams = vec![stream(&events), stream(&audit)];
     let mut feed_statuses = Vec::new();
-    for (info, status) in feeds.into_iter().flatten() {
+    for (info, status, _) in feeds.into_iter().flatten() {
         streams.push(stream(&info));
         feed_statuses.push(status);
     }
@@ -163,8 +163,9 @@ fn stream(info: &Info) -> StreamStatus {
 
 /// Sets the lag gauges as [`get_status`] would report them, without its costlier parts (row
 /// counts, health, durability): each read model's events past its position
-/// (`hub_projector_lag`), each feed's lag and pending messages (`hub_feed_lag`,
-/// `hub_feed_pending`). A stream that cannot be read leaves its gauges as they were.
+/// (`hub_projector_lag_events`), each feed's lag and pending messages
+/// (`hub_feed_lag_positions`, `hub_feed_pending_messages`). A stream or consumer that cannot
+/// be read leaves its gauges as they were.
 pub(super) async fn observe(admin: &Admin) {
     use hub_telemetry::metrics::label;
     let metrics = hub_telemetry::metrics();
@@ -179,16 +180,17 @@ pub(super) async fn observe(admin: &Admin) {
         }
     }
     let feeds = join_all(admin.p.units.iter().map(|unit| feed(admin, unit))).await;
-    for (_, status) in feeds.into_iter().flatten() {
+    // A feed whose consumer cannot be read keeps its last values rather than show no lag.
+    for (_, status, _) in feeds.into_iter().flatten().filter(|(_, _, read)| *read) {
         let department = [label("department", status.department.clone())];
         metrics.feed_lag.record(status.lag, &department);
         metrics.feed_pending.record(status.pending, &department);
     }
 }
 
-/// A department's feed stream and where its receiver stands; `None` when it cannot be read
-/// (logged).
-async fn feed(admin: &Admin, unit: &str) -> Option<(Info, FeedStatus)> {
+/// A department's feed stream and where its receiver stands, and whether its consumer could
+/// be read (else those figures are 0); `None` when the stream cannot be read (logged).
+async fn feed(admin: &Admin, unit: &str) -> Option<(Info, FeedStatus, bool)> {
     let js = admin.p.log.context();
     let mut stream = match js.get_stream(feed_stream(unit)).await {
         Ok(stream) => stream,
@@ -253,16 +255,17 @@ async fn feed(admin: &Admin, unit: &str) -> Option<(Info, FeedStatus)> {
             Err(_) => position,
         }
     };
-    let (acknowledged_position, pending, waiting) = match consumer {
+    let (acknowledged_position, pending, waiting, read) = match consumer {
         Ok(mut consumer) => match consumer.info().await {
             Ok(c) => (
                 acknowledged_at(c.ack_floor.stream_sequence).await,
                 c.num_pending + c.num_ack_pending as u64,
                 u32::try_from(c.num_waiting).unwrap_or(u32::MAX),
+                true,
             ),
-            Err(_) => (0, 0, 0),
+            Err(_) => (0, 0, 0, false),
         },
-        Err(_) => (0, 0, 0),
+        Err(_) => (0, 0, 0, false),
     };
     // In log positions, as feeds speak: from the last one the department acknowledged to
     // the feed's last; nothing when it has acknowledged everything.
@@ -282,7 +285,7 @@ async fn feed(admin: &Admin, unit: &str) -> Option<(Info, FeedStatus)> {
         consumers: u32::try_from(info.state.consumer_count).unwrap_or(u32::MAX),
         waiting,
     };
-    Some((info, status))
+    Some((info, status, read))
 }
 
 /// The durability guard's findings now: the server (through its monitoring endpoint) and

@@ -1,6 +1,7 @@
 //! An OTLP/gRPC receiver in the test: the collector's trace and metrics services, generated
-//! from opentelemetry-proto, keeping every span and the name of every metric it is sent. It can be made to stall (take a batch
-//! and never answer, as a collector that hangs) and be stopped outright.
+//! from opentelemetry-proto, keeping every span and the name of every metric it is sent. It
+//! can be made to stall (take a batch and not answer, as a collector that hangs), and to go
+//! away: refuse every batch (the held ones too) and accept no new connection.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,6 +34,30 @@ struct Shared {
     stalled: AtomicBool,
     /// Export calls that arrived while stalled.
     held: AtomicUsize,
+    /// Answers UNAVAILABLE to everything.
+    refusing: AtomicBool,
+    /// Wakes the held calls.
+    release: tokio::sync::Notify,
+}
+
+impl Shared {
+    /// Holds a call while stalled; `Err` when the collector refuses it.
+    async fn answer(&self) -> Result<(), Status> {
+        if self.stalled.load(Ordering::SeqCst) {
+            self.held.fetch_add(1, Ordering::SeqCst);
+            loop {
+                let released = self.release.notified();
+                if !self.stalled.load(Ordering::SeqCst) {
+                    break;
+                }
+                released.await;
+            }
+        }
+        if self.refusing.load(Ordering::SeqCst) {
+            return Err(Status::unavailable("the collector is going away"));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone)]
@@ -44,10 +69,7 @@ impl TraceService for Service {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        if self.0.stalled.load(Ordering::SeqCst) {
-            self.0.held.fetch_add(1, Ordering::SeqCst);
-            std::future::pending::<()>().await;
-        }
+        self.0.answer().await?;
         for resource in request.into_inner().resource_spans {
             if let Some(name) = resource
                 .resource
@@ -70,9 +92,7 @@ impl MetricsService for Service {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        if self.0.stalled.load(Ordering::SeqCst) {
-            std::future::pending::<()>().await;
-        }
+        self.0.answer().await?;
         let mut names = self.0.metrics.lock().expect("metrics");
         for resource in request.into_inner().resource_metrics {
             for scope in resource.scope_metrics {
@@ -140,8 +160,12 @@ impl Collector {
         self.shared.held.load(Ordering::SeqCst)
     }
 
-    /// Stops serving: connections dropped, the port closed.
+    /// Goes away: refuses every batch, the held ones included, and accepts no new connection
+    /// (the port is closed; a connection already open is answered UNAVAILABLE).
     pub fn stop(&self) {
+        self.shared.refusing.store(true, Ordering::SeqCst);
+        self.shared.stalled.store(false, Ordering::SeqCst);
+        self.shared.release.notify_waiters();
         self.task.abort();
     }
 }

@@ -65,12 +65,20 @@ async fn a_collector_that_hangs_or_goes_away_never_holds_a_command() {
     .await;
     assert!(sample(&text, "hub_commands_total", &[("outcome", "ok")]) >= Some(21.0));
 
-    // It goes away altogether.
+    // It goes away: the held batch and every later one refused, no new connection taken.
+    // Reports go on being answered, and the refused spans are counted.
     collector.stop();
     let mut gone = Vec::new();
     for i in 0..10 {
         gone.push(report(&hub, &format!("gone-{i}")).await);
     }
+    scrape_until(
+        &hub,
+        "hub_telemetry_spans_dropped_total",
+        &[("reason", "export_failed")],
+        1.0,
+    )
+    .await;
     answered.extend(&stalled);
     answered.extend(&gone);
     let median = |d: &[Duration]| {

@@ -74,15 +74,17 @@ async fn scrape_until(
     labels: &[(&str, &str)],
     at_least: f64,
 ) -> String {
-    wait_until(
-        &format!("{name}{labels:?} >= {at_least}"),
-        Duration::from_secs(30),
-        || async {
-            let text = scrape(hub).await;
-            sample(&text, name, labels)
-                .is_some_and(|v| v >= at_least)
-                .then_some(text)
-        },
-    )
+    scrape_when(hub, &format!("{name}{labels:?} >= {at_least}"), |text| {
+        sample(text, name, labels).is_some_and(|v| v >= at_least)
+    })
+    .await
+}
+
+/// Waits until a scrape meets `condition` (the lag gauges are read every 5 s); returns it.
+async fn scrape_when(hub: &HubProcess, what: &str, condition: impl Fn(&str) -> bool) -> String {
+    wait_until(what, Duration::from_secs(30), || async {
+        let text = scrape(hub).await;
+        condition(&text).then_some(text)
+    })
     .await
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use hub_tests::fixtures::{from, incident};
 use hub_tests::{Nats, ProcessBuilder};
 
-use crate::{HUB, sample, scrape, scrape_until};
+use crate::{HUB, sample, scrape, scrape_when};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_prometheus_endpoint_counts_commands_appends_projections_feeds_and_audit() {
@@ -51,13 +51,20 @@ async fn the_prometheus_endpoint_counts_commands_appends_projections_feeds_and_a
         .expect_err("no department named");
 
     // The feed publisher has sent the three reports to urban management's feed, which
-    // nobody reads: three pending.
-    let text = scrape_until(
-        &hub,
-        "hub_feed_pending",
-        &[("department", "urban-management")],
-        3.0,
-    )
+    // nobody reads: three pending, and the feed stands at the last report's position, ahead
+    // of the department's acknowledged position (0) by that much. The read models have
+    // caught up: no lag.
+    let last = *positions.last().expect("three reports") as f64;
+    let urban = [("department", "urban-management")];
+    let text = scrape_when(&hub, "the feed and the read models caught up", |text| {
+        sample(text, "hub_feed_pending_messages", &urban) == Some(3.0)
+            && sample(text, "hub_feed_lag_positions", &urban) == Some(last)
+            && ["case_queue", "command_state", "feeds"]
+                .iter()
+                .all(|model| {
+                    sample(text, "hub_projector_lag_events", &[("read_model", model)]) == Some(0.0)
+                })
+    })
     .await;
     let report = [("rpc", "CaseCommandService/ReportCase")];
     let count = |name: &str, labels: &[(&str, &str)]| sample(&text, name, labels);
@@ -106,8 +113,7 @@ async fn the_prometheus_endpoint_counts_commands_appends_projections_feeds_and_a
     );
     assert!(text.contains("# TYPE hub_append_duration_seconds histogram"));
     assert!(text.contains("# TYPE hub_commands_total counter"));
-    // Every read model of cases applied the three; nothing is left behind once each is
-    // caught up (the feed's pending messages were sent after the feed publisher applied them).
+    // Every read model of cases applied the three.
     for model in ["case_queue", "command_state", "feeds"] {
         assert!(
             count(
@@ -116,11 +122,11 @@ async fn the_prometheus_endpoint_counts_commands_appends_projections_feeds_and_a
             ) >= Some(3.0),
             "{model}: {text}"
         );
-        assert!(
-            count("hub_projector_lag", &[("read_model", model)]).is_some(),
-            "{model}"
-        );
     }
+    // A department with nothing in its feed: no lag, nothing pending.
+    let housing = [("department", "housing")];
+    assert_eq!(count("hub_feed_pending_messages", &housing), Some(0.0));
+    assert_eq!(count("hub_feed_lag_positions", &housing), Some(0.0));
     assert_eq!(
         count(
             "hub_feed_messages_published_total",
@@ -128,7 +134,6 @@ async fn the_prometheus_endpoint_counts_commands_appends_projections_feeds_and_a
         ),
         Some(3.0)
     );
-    assert!(count("hub_feed_lag", &[("department", "urban-management")]).is_some());
     // Every call was audited: the chain has grown.
     assert!(count("hub_audit_chain_length", &[]) >= Some(1.0), "{text}");
     // gRPC server durations by method and code.

@@ -206,12 +206,7 @@ pub(super) fn feed_headers(
 ) -> (HeaderMap, tracing::Span) {
     let destination = format!("gov.feed.{}", department_of(subject));
     let span = hub_telemetry::producer_span!(destination, subject);
-    let carried = headers
-        .iter()
-        .find(|(name, _)| name == CE_TRACEPARENT)
-        .map(|(_, value)| value.as_str())
-        .unwrap_or("");
-    hub_telemetry::trace::continue_from(&span, carried);
+    hub_telemetry::trace::continue_from(&span, carried_traceparent(headers));
     let own = hub_telemetry::trace::traceparent(&span);
     let mut map = HeaderMap::new();
     for (name, value) in headers {
@@ -221,6 +216,22 @@ pub(super) fn feed_headers(
         }
     }
     (map, span)
+}
+
+/// A feed message stored (`hub_feed_messages_published_total`).
+fn count_published(department: String) {
+    hub_telemetry::metrics().feed_published.add(
+        1,
+        &[hub_telemetry::metrics::label("department", department)],
+    );
+}
+
+/// The `ce-traceparent` an outbox entry carries from its event ("" when none).
+pub(super) fn carried_traceparent(headers: &[(String, String)]) -> &str {
+    headers
+        .iter()
+        .find(|(name, _)| name == CE_TRACEPARENT)
+        .map_or("", |(_, value)| value.as_str())
 }
 
 /// The department a feed subject (`gov.feed.<department>.…`) goes to.
@@ -364,7 +375,13 @@ async fn round(sender: &mut Sender, model: &ReadModel) -> Result<Option<u64>, St
                 } else {
                     if let Some(disclosure) = disclosure {
                         let department = department_of(&subject);
-                        records.push(disclosure.record((&stream, department), position, &headers));
+                        // Traced under the event it discloses.
+                        let context =
+                            hub_telemetry::trace::context_of(carried_traceparent(&headers));
+                        records.push((
+                            disclosure.record((&stream, department), position, &headers),
+                            context,
+                        ));
                     }
                     sender.last.insert(stream, position);
                     Step::Publish {
@@ -384,9 +401,13 @@ async fn round(sender: &mut Sender, model: &ReadModel) -> Result<Option<u64>, St
         steps.push(step);
     }
     let audit = &sender.audit;
-    futures::future::try_join_all(records.into_iter().map(|record| audit.record(record)))
-        .await
-        .map_err(|e| format!("audit: {e}"))?;
+    futures::future::try_join_all(
+        records
+            .into_iter()
+            .map(|(record, context)| audit.record_in(record, context)),
+    )
+    .await
+    .map_err(|e| format!("audit: {e}"))?;
     hub_store::failpoint::crash("feed-after-audit");
     let mut acks = Vec::new();
     for step in steps {
@@ -405,16 +426,13 @@ async fn round(sender: &mut Sender, model: &ReadModel) -> Result<Option<u64>, St
                     .instrument(span)
                     .await
                     .map_err(|e| format!("publish: {e}"))?;
-                hub_telemetry::metrics().feed_published.add(
-                    1,
-                    &[hub_telemetry::metrics::label("department", department)],
-                );
-                acks.push(ack);
+                acks.push((ack, department));
             }
             Step::Purge { stream, subject } => {
                 // Everything sent before the purge is stored first, so the purge covers it.
-                for ack in acks.drain(..) {
+                for (ack, department) in acks.drain(..) {
                     ack.await.map_err(|e| format!("feed ack: {e}"))?;
+                    count_published(department);
                 }
                 let stream = sender
                     .js
@@ -430,8 +448,9 @@ async fn round(sender: &mut Sender, model: &ReadModel) -> Result<Option<u64>, St
             }
         }
     }
-    for ack in acks {
+    for (ack, department) in acks {
         ack.await.map_err(|e| format!("feed ack: {e}"))?;
+        count_published(department);
     }
     hub_store::failpoint::crash("feed-after-publish");
     tokio::task::spawn_blocking(move || {

@@ -33,7 +33,8 @@ use jiff::Timestamp;
 use tracing::Instrument;
 
 use super::outbox::{
-    OUTBOX_PREFIX, Outgoing, department_of, grants_in_force, outbox_key, position_of,
+    OUTBOX_PREFIX, Outgoing, carried_traceparent, department_of, grants_in_force, outbox_key,
+    position_of,
 };
 use super::{FEED_MODEL, FeedPublisher, HUB_GRANTS};
 use crate::projection::{Projection, ProjectionError};
@@ -185,12 +186,7 @@ impl Redelivery {
         let span = hub_telemetry::producer_span!(destination, destination);
         span.record("messaging.batch.message_count", round.len());
         for sending in round {
-            let carried = sending
-                .headers
-                .iter()
-                .find(|(name, _)| name == CE_TRACEPARENT)
-                .map_or("", |(_, value)| value.as_str());
-            hub_telemetry::trace::link_to(&span, carried);
+            hub_telemetry::trace::link_to(&span, carried_traceparent(&sending.headers));
         }
         span
     }
@@ -276,8 +272,8 @@ pub async fn send(
         while hub_store::failpoint::holds("redelivery-hold", &redelivery.id) {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        // A replay: the round's span starts a trace of its own (under the operator's call)
-        // and links to each event's original; the messages carry the round's context.
+        // A replay: the round's span is part of the operator's call (the task runs under
+        // it) and links to each event's original; the messages carry the round's context.
         let span = redelivery.round_span(&round);
         let own = hub_telemetry::trace::traceparent(&span);
         let mut acks = Vec::with_capacity(round.len());
