@@ -31,6 +31,18 @@ fn exporting(dir: &Path, nats: &Nats, collector: &Collector) -> ProcessBuilder {
         .env("HUB_LOG_FORMAT", "json")
 }
 
+/// A report from urban management refused for its empty description (INVALID_ARGUMENT).
+async fn refused_report(hub: &HubProcess, rid: &str) {
+    let mut bad = hub_tests::fixtures::incident(rid);
+    bad.description.clear();
+    let refused = hub
+        .commands()
+        .report_case(hub_tests::fixtures::from("urban-management", bad))
+        .await
+        .expect_err("no description");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+}
+
 /// `GET /metrics` as text.
 async fn scrape(hub: &HubProcess) -> String {
     let response = reqwest::get(format!("http://{}/metrics", hub.addr()))

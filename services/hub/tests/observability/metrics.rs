@@ -5,7 +5,7 @@ use std::path::Path;
 use hub_tests::fixtures::{from, incident};
 use hub_tests::{Nats, ProcessBuilder};
 
-use crate::{HUB, sample, scrape, scrape_when};
+use crate::{HUB, refused_report, sample, scrape, scrape_when};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_prometheus_endpoint_counts_commands_appends_projections_feeds_and_audit() {
@@ -35,14 +35,7 @@ async fn the_prometheus_endpoint_counts_commands_appends_projections_feeds_and_a
             .into_inner();
         positions.push(reported.position);
     }
-    let mut bad = incident("m-4");
-    bad.description.clear();
-    let refused = hub
-        .commands()
-        .report_case(from("urban-management", bad))
-        .await
-        .expect_err("no description");
-    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    refused_report(&hub, "m-4").await;
     // A caller that names no department.
     let denied = hub
         .commands()

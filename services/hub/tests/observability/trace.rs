@@ -13,7 +13,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 
 use crate::collector::{Collector, attribute, everything};
-use crate::{exporting, sample, scrape_until};
+use crate::{exporting, refused_report, sample, scrape_until};
 
 /// The caller's trace: the report continues it.
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -235,14 +235,7 @@ async fn one_report_is_one_trace_from_the_call_through_the_log_to_every_read_mod
     assert_eq!(replayed.kind, SpanKind::Consumer as i32);
 
     // A refused call: its span says so, and a caller without a traceparent starts a trace.
-    let mut bad = incident("trace-2");
-    bad.description.clear();
-    let refused = hub
-        .commands()
-        .report_case(from("urban-management", bad))
-        .await
-        .expect_err("no description");
-    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    refused_report(&hub, "trace-2").await;
     let refused_span = wait_until(
         "the refused call's span",
         Duration::from_secs(30),
