@@ -194,3 +194,23 @@ impl Telemetry {
         let _ = tokio::time::timeout(Duration::from_secs(5), metrics).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::LogFormat;
+
+    #[test]
+    fn a_log_format_is_text_or_json_and_anything_else_is_refused_by_name() {
+        assert_eq!("text".parse::<LogFormat>(), Ok(LogFormat::Text));
+        assert_eq!("json".parse::<LogFormat>(), Ok(LogFormat::Json));
+        for format in [LogFormat::Text, LogFormat::Json] {
+            assert_eq!(format.to_string().parse::<LogFormat>(), Ok(format));
+        }
+        let refused = "xml".parse::<LogFormat>().expect_err("not a format");
+        assert!(
+            refused.contains("xml") && refused.contains("text or json"),
+            "{refused}"
+        );
+        assert!("JSON".parse::<LogFormat>().is_err());
+    }
+}

@@ -206,11 +206,7 @@ async fn feed(admin: &Admin, unit: &str) -> Option<(Info, FeedStatus, bool)> {
             return 0;
         }
         match stream.get_raw_message(sequence).await {
-            Ok(message) => message
-                .headers
-                .get(h::HUB_POSITION)
-                .and_then(|v| v.as_str().parse().ok())
-                .unwrap_or(0),
+            Ok(message) => carried_position(&message),
             Err(_) => 0,
         }
     };
@@ -219,11 +215,7 @@ async fn feed(admin: &Admin, unit: &str) -> Option<(Info, FeedStatus, bool)> {
         .get_last_raw_message_by_subject(&live_feed_subjects(unit))
         .await
     {
-        Ok(message) => message
-            .headers
-            .get(h::HUB_POSITION)
-            .and_then(|v| v.as_str().parse().ok())
-            .unwrap_or(0),
+        Ok(message) => carried_position(&message),
         Err(_) => 0,
     };
     let consumer = stream
@@ -247,11 +239,7 @@ async fn feed(admin: &Admin, unit: &str) -> Option<(Info, FeedStatus, bool)> {
             .get_first_raw_message_by_subject(&live_feed_subjects(unit), floor + 1)
             .await
         {
-            Ok(next) => next
-                .headers
-                .get(h::HUB_POSITION)
-                .and_then(|v| v.as_str().parse::<u64>().ok())
-                .map_or(0, |p| p.saturating_sub(1)),
+            Ok(next) => carried_position(&next).saturating_sub(1),
             Err(_) => position,
         }
     };
@@ -286,6 +274,15 @@ async fn feed(admin: &Admin, unit: &str) -> Option<(Info, FeedStatus, bool)> {
         waiting,
     };
     Some((info, status, read))
+}
+
+/// The log position a feed message carries (`hub-position`; 0 when it carries none).
+fn carried_position(message: &async_nats::jetstream::message::StreamMessage) -> u64 {
+    message
+        .headers
+        .get(h::HUB_POSITION)
+        .and_then(|v| v.as_str().parse().ok())
+        .unwrap_or(0)
 }
 
 /// The durability guard's findings now: the server (through its monitoring endpoint) and
