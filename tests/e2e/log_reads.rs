@@ -7,7 +7,8 @@ use hub_log::stream::{EventsStreamSettings, ensure_events_stream};
 use hub_log::{Appender, Classification, Entry, Envelope, NewEvent};
 use hub_tests::Nats;
 
-fn event(subject: &str, n: usize) -> NewEvent {
+/// A test event on `subject`, with id `<subject>-<n>` and body `n`.
+pub(crate) fn event(subject: &str, n: usize) -> NewEvent {
     NewEvent {
         subject: subject.into(),
         envelope: Envelope {

@@ -16,6 +16,7 @@ mod due;
 mod feeds;
 mod gaps;
 mod grants;
+mod group_commit;
 mod guard;
 mod idempotency;
 mod identity;

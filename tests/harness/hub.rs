@@ -315,6 +315,12 @@ impl Hub {
         &self.started.alarms
     }
 
+    /// The group committer this hub's commands are appended through (how many wait, how
+    /// many batches held several); [`crate::Hold::commands`] holds it by [`Hub::instance`].
+    pub fn group_commit(&self) -> &hub_log::GroupCommit {
+        &self.started.group_commit
+    }
+
     /// Where the event log's chained digest stands, as its task publishes it.
     pub fn log_digest(&self) -> tokio::sync::watch::Receiver<hub_audit::log_digest::LogHead> {
         self.started.log_digest.clone()

@@ -113,6 +113,9 @@ pub struct CommandsConfig {
     pub hash_key_file: Option<PathBuf>,
     /// The key before the current one, still recognised while a rotation runs.
     pub previous_hash_key_file: Option<PathBuf>,
+    /// Group commit: atomic batches of commands awaiting their acknowledgement at once (1 to
+    /// 50). Commands that arrive while all are busy go out together in the next batch.
+    pub batches_in_flight: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -197,6 +200,7 @@ impl Default for CommandsConfig {
             index_wait_ms: 5000,
             hash_key_file: None,
             previous_hash_key_file: None,
+            batches_in_flight: hub_log::GroupOptions::default().in_flight,
         }
     }
 }
@@ -283,6 +287,12 @@ impl Config {
             return Err(
                 "audit.checkpoint_records and audit.checkpoint_seconds must be at least 1".into(),
             );
+        }
+        if !(1..=hub_log::group::SERVER_MAX_IN_FLIGHT).contains(&self.commands.batches_in_flight) {
+            return Err(format!(
+                "commands.batches_in_flight must be 1 to {} (the server's limit per stream)",
+                hub_log::group::SERVER_MAX_IN_FLIGHT
+            ));
         }
         if self.read_models.max_batch == 0 {
             return Err("read_models.max_batch must be at least 1".into());

@@ -27,7 +27,7 @@ use hub_ingest::{
     CareCommands, CaseCommands, CommandHasher, Executor, ExecutorContext, Freshness, GrantCommands,
     Index, Supervisor, SystemClock,
 };
-use hub_log::Appender;
+use hub_log::{Appender, GroupCommit, GroupOptions};
 use hub_log::credentials::Seed;
 use hub_log::feeds::{FeedSettings, ensure_feeds};
 use hub_log::guard;
@@ -92,6 +92,8 @@ pub struct Started {
     pub nats_url: String,
     /// Where the event log's chained digest stands.
     pub log_digest: tokio::sync::watch::Receiver<hub_audit::log_digest::LogHead>,
+    /// The group committer commands are appended through.
+    pub group_commit: GroupCommit,
 }
 
 /// How [`run_with`] runs the hub besides its configuration.
@@ -493,9 +495,17 @@ async fn serve(
         .build_v1alpha()
         .context("building reflection")?;
 
-    // One executor per aggregate type, over the log and the command state index.
+    // One executor per aggregate type, over the log and the command state index. Commands
+    // are appended through the group committer: concurrent ones share atomic batches.
+    let group_commit = GroupCommit::start(
+        appender.clone(),
+        GroupOptions {
+            in_flight: config.commands.batches_in_flight,
+            name: instance.clone(),
+        },
+    );
     let context = ExecutorContext {
-        log: Arc::new(appender.clone()),
+        log: Arc::new(group_commit.clone()),
         index: Index::new(command_state.clone(), freshness),
         registry: registry.clone(),
         policy: policy.clone(),
@@ -667,6 +677,7 @@ async fn serve(
             alarms: alarms.clone(),
             nats_url: url.clone(),
             log_digest: digest_head,
+            group_commit,
         });
     }
     tokio::pin!(shutdown);

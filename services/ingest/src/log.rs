@@ -3,7 +3,7 @@
 //! [`Appender`] (the end-to-end tests).
 
 use hub_log::append::Appended;
-use hub_log::{AppendError, Appender, Entry, NewEvent};
+use hub_log::{AppendError, Appender, Entry, GroupCommit, NewEvent};
 
 #[tonic::async_trait]
 pub trait CommandLog: Send + Sync + 'static {
@@ -37,5 +37,25 @@ impl CommandLog for Appender {
 
     async fn last_position(&self) -> Result<u64, AppendError> {
         Appender::last_position(self).await
+    }
+}
+
+/// Commands through the group committer: concurrent ones share atomic batches.
+#[tonic::async_trait]
+impl CommandLog for GroupCommit {
+    async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, AppendError> {
+        self.append_all(events).await
+    }
+
+    async fn read_subject(&self, subject: &str, position: u64) -> Result<Vec<Entry>, AppendError> {
+        self.appender().read_subject(subject, position).await
+    }
+
+    async fn read_at(&self, position: u64) -> Result<Option<Entry>, AppendError> {
+        self.appender().read_at(position).await
+    }
+
+    async fn last_position(&self) -> Result<u64, AppendError> {
+        self.appender().last_position().await
     }
 }

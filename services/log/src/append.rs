@@ -104,6 +104,10 @@ impl Appender {
     /// event's `ce-traceparent`, so whoever consumes the event continues this trace. Without
     /// trace export the event keeps the traceparent its command came with.
     pub async fn append(&self, mut event: NewEvent) -> Result<Appended, AppendError> {
+        self.append_one(&mut event).await
+    }
+
+    async fn append_one(&self, event: &mut NewEvent) -> Result<Appended, AppendError> {
         let span = hub_telemetry::producer_span!(EVENTS_DESTINATION, event.subject);
         if let Some(traceparent) = hub_telemetry::trace::traceparent(&span) {
             event.envelope.traceparent = traceparent;
@@ -111,14 +115,14 @@ impl Appender {
         let started = Instant::now();
         let appended = async {
             let mut publish = jetstream::message::PublishMessage::build()
-                .payload(event.body)
+                .payload(event.body.clone())
                 .headers(event.envelope.to_headers());
             if let Some(sequence) = event.expected_last_subject_sequence {
                 publish = publish.expected_last_subject_sequence(sequence);
             }
             let ack = self
                 .js
-                .send_publish(event.subject, publish)
+                .send_publish(event.subject.clone(), publish)
                 .await
                 .map_err(publish_error)?
                 .await
@@ -172,17 +176,23 @@ impl Appender {
         &self,
         mut events: Vec<NewEvent>,
     ) -> Result<Vec<Appended>, AppendError> {
-        match events.len() {
-            0 => return Ok(Vec::new()),
-            1 => {
-                let event = events
-                    .pop()
-                    .ok_or_else(|| AppendError::Refused("no event".into()))?;
-                return self.append(event).await.map(|a| vec![a]);
-            }
-            n if n > MAX_BATCH => {
+        self.append_slice(&mut events).await
+    }
+
+    /// [`Self::append_all`] on events the caller keeps (the group committer retries a
+    /// refused batch's members from them). An event's traceparent may be replaced by the
+    /// append span's, as [`Self::append`] says.
+    pub(crate) async fn append_slice(
+        &self,
+        events: &mut [NewEvent],
+    ) -> Result<Vec<Appended>, AppendError> {
+        match events {
+            [] => return Ok(Vec::new()),
+            [event] => return self.append_one(event).await.map(|a| vec![a]),
+            _ if events.len() > MAX_BATCH => {
                 return Err(AppendError::Refused(format!(
-                    "{n} events exceed an atomic batch of {MAX_BATCH}"
+                    "{} events exceed an atomic batch of {MAX_BATCH}",
+                    events.len()
                 )));
             }
             _ => {}
@@ -195,7 +205,7 @@ impl Appender {
         let own = hub_telemetry::trace::traceparent(&span);
         let current = hub_telemetry::trace::traceparent(&tracing::Span::current());
         let mut linked = std::collections::HashSet::new();
-        for event in &mut events {
+        for event in events.iter_mut() {
             let carried = &event.envelope.traceparent;
             let other_trace = !carried.is_empty()
                 && current
@@ -218,12 +228,12 @@ impl Appender {
 
     /// The atomic batch itself: every message but the last published, the last as a request
     /// whose answer is the batch's acknowledgement.
-    async fn publish_batch(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, AppendError> {
+    async fn publish_batch(&self, events: &[NewEvent]) -> Result<Vec<Appended>, AppendError> {
         let client = self.js.client();
         let batch_id = nuid::next().to_string();
         let count = events.len();
         let mut commit = None;
-        for (index, event) in events.into_iter().enumerate() {
+        for (index, event) in events.iter().enumerate() {
             let mut headers = event.envelope.to_headers();
             headers.insert(h::BATCH_ID, batch_id.as_str());
             headers.insert(h::BATCH_SEQUENCE, (index + 1).to_string());
@@ -232,10 +242,10 @@ impl Appender {
             }
             if index + 1 == count {
                 headers.insert(h::BATCH_COMMIT, "1");
-                commit = Some((event.subject, headers, event.body));
+                commit = Some((event.subject.clone(), headers, event.body.clone()));
             } else {
                 client
-                    .publish_with_headers(event.subject, headers, event.body)
+                    .publish_with_headers(event.subject.clone(), headers, event.body.clone())
                     .await
                     .map_err(|e| AppendError::Unavailable(e.to_string()))?;
             }

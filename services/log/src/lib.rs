@@ -5,6 +5,7 @@
 //! - [`stream`]: creates or updates `GOV_EVENTS` and checks its settings.
 //! - [`guard`]: refuses a server whose settings could lose acknowledged events.
 //! - [`append`]: appends events with `Nats-Msg-Id` and the expected subject sequence.
+//! - [`group`]: group commit, concurrent commands appended together as atomic batches.
 //! - [`stored`]: an event read back from the log, upcast to the current version of its type.
 //! - [`read`]: one aggregate's events read back in batches, and where the log ends.
 //! - [`server`]: starts and stops a real `nats-server` process (the hub's child, the tests' servers).
@@ -17,6 +18,7 @@ pub mod append;
 pub mod credentials;
 pub mod envelope;
 pub mod feeds;
+pub mod group;
 pub mod guard;
 pub mod names;
 pub mod read;
@@ -25,5 +27,6 @@ pub mod stored;
 pub mod stream;
 
 pub use append::{AppendError, Appender, NewEvent};
+pub use group::{GroupCommit, GroupOptions};
 pub use envelope::{Classification, Envelope};
 pub use stored::{AsStored, Entry, StoredEvent, Unreadable};

@@ -5,6 +5,10 @@
 //! after an append is acknowledged, as a crash there would); an in-process test sets them
 //! with `fail::cfg`. Points:
 //! - `after-append`: the events are stored, the command not yet answered;
+//! - `between-group-batches`: a batch of the group committer is stored, its commands not yet
+//!   answered (`1*off->return` stops at the second batch);
+//! - `group-commit-hold`: with `return(<name>,...)`, those group committers send nothing and
+//!   take every command in as it arrives, so the commands held go out as one batch;
 //! - `after-batch-write`: a read model's rows and checkpoint are written, not yet flushed;
 //! - `after-flush`: a read model's batch is durable, its events not yet acknowledged;
 //! - `between-import-batches`: an import has stored some of its batches;

@@ -183,6 +183,81 @@ async fn a_crash_after_the_append_before_the_answer() {
     crash_at("after-append=return", "crash-1").await;
 }
 
+/// Group commit: the hub stops right after its second batch is stored, before that batch's
+/// commands are answered, with 40 reports arriving at once (so batches of several form while
+/// the first is in flight). After a restart every report is retried: those answered before
+/// get their first result, the rest what the log holds; none is stored twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_group_commit_batches_under_concurrent_reports() {
+    let failpoints = "between-group-batches=1*off->return";
+    let nats = Nats::start().await;
+    let js = nats.jetstream().await;
+    let dir = tempfile::tempdir().expect("data dir");
+    let mut hub = process(dir.path(), &nats)
+        .failpoints(failpoints)
+        .duplicate_window_secs(1)
+        .start()
+        .await;
+    let rids: Vec<String> = (0..40).map(|i| format!("gc-crash-{i}")).collect();
+    let firsts = futures::future::join_all(rids.iter().map(|rid| report(&hub, rid))).await;
+    stopped_at(&mut hub, failpoints).await;
+    let answered: BTreeMap<&str, v1::ReportCaseResponse> = rids
+        .iter()
+        .zip(firsts)
+        .filter_map(|(rid, first)| first.ok().map(|f| (rid.as_str(), f)))
+        .collect();
+    let at_crash = reports(&js).await;
+    assert!(
+        at_crash.len() > answered.len(),
+        "the last batch is stored but not answered: {} stored, {} answered",
+        at_crash.len(),
+        answered.len()
+    );
+    eprintln!(
+        "at the crash: {} reports stored, {} answered",
+        at_crash.len(),
+        answered.len()
+    );
+    // Past the duplicate window, so the hub's own records answer the retries, not NATS.
+    wait_for_duplicate_window(&js).await;
+
+    let hub = process(dir.path(), &nats)
+        .duplicate_window_secs(1)
+        .start_serving_commands()
+        .await;
+    let mut last = 0;
+    for rid in &rids {
+        let again = report(&hub, rid)
+            .await
+            .unwrap_or_else(|s| panic!("retry {rid}: {s:?}"));
+        if let Some(first) = answered.get(rid.as_str()) {
+            assert_eq!(first, &again, "retry of {rid}");
+        }
+        last = last.max(again.position);
+    }
+    let events = reports(&js).await;
+    assert_once_each(&events);
+    assert_eq!(events.len(), rids.len(), "each report stored exactly once");
+    assert_eq!(
+        &events[..at_crash.len()],
+        at_crash.as_slice(),
+        "what was stored before the crash stays where it was"
+    );
+    hub.queries()
+        .list_cases(from(
+            "dcc-310104",
+            v1::ListCasesRequest {
+                holder: "dcc-310104".into(),
+                min_position: last,
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("the queue catches up");
+    hub.stop().await;
+    assert_read_models_equal_a_rebuild(dir.path(), &js, default_policy()).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_after_a_read_model_batch_is_written_before_its_flush() {
     crash_at("after-batch-write=return", "crash-2").await;
