@@ -118,14 +118,7 @@ async fn commands_ready_together_go_out_as_one_batch_each_answered_alone() {
     let stored: Vec<Vec<u64>> = answers[..6].iter().map(positions).collect();
     assert_eq!(
         stored,
-        [
-            vec![2],
-            vec![3],
-            vec![4],
-            vec![5],
-            vec![6],
-            vec![7, 8, 9]
-        ]
+        [vec![2], vec![3], vec![4], vec![5], vec![6], vec![7, 8, 9]]
     );
     assert_eq!(group.grouped_batches(), 1, "one batch of several commands");
     // The second command on a0 could not share that batch (the server checks an aggregate's
@@ -155,7 +148,10 @@ async fn a_refused_batch_is_retried_member_by_member() {
     let js = nats.jetstream().await;
     let (appender, group) = started(&nats, "gc-refused").await;
     let first = expecting("gov.events.case.s", 0, Some(0));
-    let stored = appender.append(first.clone()).await.expect("the first event");
+    let stored = appender
+        .append(first.clone())
+        .await
+        .expect("the first event");
     // The same event again, expecting nothing: a retry the server knows by its id.
     let again = expecting("gov.events.case.s", 0, None);
     assert_eq!(stored.position, 1);
@@ -204,7 +200,10 @@ async fn a_refused_batch_is_retried_member_by_member() {
     let subjects = subjects(&js).await;
     assert_eq!(subjects.len(), 5, "{subjects:?}");
     assert_eq!(
-        subjects.iter().filter(|s| *s == "gov.events.case.s").count(),
+        subjects
+            .iter()
+            .filter(|s| *s == "gov.events.case.s")
+            .count(),
         1,
         "the stale member stored nothing"
     );
@@ -240,7 +239,16 @@ async fn concurrent_commands_on_one_case_and_on_many_through_the_hub() {
     let hold = Hold::commands(hub.instance());
     let accepts = (0..6).map(|i| {
         let (hub, id) = (&hub, reported.case_id.clone());
-        async move { accept(hub, "urban-management", &format!("gc-acc-{i}"), &id, Some(version)).await }
+        async move {
+            accept(
+                hub,
+                "urban-management",
+                &format!("gc-acc-{i}"),
+                &id,
+                Some(version),
+            )
+            .await
+        }
     });
     let reports = (0..6).map(|i| {
         let hub = &hub;

@@ -27,12 +27,12 @@ use hub_ingest::{
     CareCommands, CaseCommands, CommandHasher, Executor, ExecutorContext, Freshness, GrantCommands,
     Index, Supervisor, SystemClock,
 };
-use hub_log::{Appender, GroupCommit, GroupOptions};
 use hub_log::credentials::Seed;
 use hub_log::feeds::{FeedSettings, ensure_feeds};
 use hub_log::guard;
 use hub_log::names::projector_consumer;
 use hub_log::stream::{AUDIT, EventsStreamSettings, ensure_events_stream, ensure_stream};
+use hub_log::{Appender, GroupCommit, GroupOptions};
 use hub_projector::case_queue::{self, CaseQueue};
 use hub_projector::command_state::CommandState;
 use hub_projector::feed::FeedPublisher;

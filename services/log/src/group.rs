@@ -188,6 +188,16 @@ async fn run(
         let Ok(slot) = slots.clone().acquire_owned().await else {
             break;
         };
+        if let Some(gather) =
+            hub_store::failpoint::returned("group-commit-gather").and_then(|n| n.parse().ok())
+        {
+            while waiting.len() < gather {
+                match queue.recv().await {
+                    Some(member) => waiting.push_back(member),
+                    None => break,
+                }
+            }
+        }
         while hub_store::failpoint::holds("group-commit-hold", &name) {
             take_in(&mut queue, &mut waiting);
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -242,7 +252,12 @@ fn next_batch(waiting: &mut VecDeque<Member>) -> Vec<Member> {
 }
 
 /// Appends one batch and answers its members; holds its slot until they are answered.
-async fn commit(appender: Appender, mut batch: Vec<Member>, _slot: OwnedSemaphorePermit, counts: Arc<Counts>) {
+async fn commit(
+    appender: Appender,
+    mut batch: Vec<Member>,
+    _slot: OwnedSemaphorePermit,
+    counts: Arc<Counts>,
+) {
     if batch.len() == 1 {
         let Member {
             mut events,
@@ -257,10 +272,7 @@ async fn commit(appender: Appender, mut batch: Vec<Member>, _slot: OwnedSemaphor
         return;
     }
     let sizes: Vec<usize> = batch.iter().map(|m| m.events.len()).collect();
-    let mut events: Vec<NewEvent> = batch
-        .iter_mut()
-        .flat_map(|m| m.events.drain(..))
-        .collect();
+    let mut events: Vec<NewEvent> = batch.iter_mut().flat_map(|m| m.events.drain(..)).collect();
     // A root span of its own (no caller's span is current here), linked to each member's
     // trace by `append_slice`.
     let result = appender.append_slice(&mut events).await;
@@ -270,7 +282,9 @@ async fn commit(appender: Appender, mut batch: Vec<Member>, _slot: OwnedSemaphor
             hub_store::failpoint::crash("between-group-batches");
             let mut appended = appended.into_iter();
             for (member, size) in batch.into_iter().zip(sizes) {
-                let _ = member.answer.send(Ok(appended.by_ref().take(size).collect()));
+                let _ = member
+                    .answer
+                    .send(Ok(appended.by_ref().take(size).collect()));
             }
         }
         Err(AppendError::Unavailable(reason)) => {

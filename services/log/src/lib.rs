@@ -27,6 +27,6 @@ pub mod stored;
 pub mod stream;
 
 pub use append::{AppendError, Appender, NewEvent};
-pub use group::{GroupCommit, GroupOptions};
 pub use envelope::{Classification, Envelope};
+pub use group::{GroupCommit, GroupOptions};
 pub use stored::{AsStored, Entry, StoredEvent, Unreadable};

@@ -7,6 +7,8 @@
 //! - `after-append`: the events are stored, the command not yet answered;
 //! - `between-group-batches`: a batch of the group committer is stored, its commands not yet
 //!   answered (`1*off->return` stops at the second batch);
+//! - `group-commit-gather`: with `1*return(<n>)`, the group committer's first batch waits for
+//!   n commands (a child process's batch of several, deterministically);
 //! - `group-commit-hold`: with `return(<name>,...)`, those group committers send nothing and
 //!   take every command in as it arrives, so the commands held go out as one batch;
 //! - `after-batch-write`: a read model's rows and checkpoint are written, not yet flushed;
@@ -56,6 +58,18 @@ pub fn holds(name: &str, arg: &str) -> bool {
 #[inline(always)]
 pub fn holds(_name: &str, _arg: &str) -> bool {
     false
+}
+
+/// The argument of the point `name` when it is set to `return(<arg>)`.
+#[cfg(feature = "failpoints")]
+pub fn returned(name: &str) -> Option<String> {
+    fail::eval(name, |set| set.unwrap_or_default())
+}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn returned(_name: &str) -> Option<String> {
+    None
 }
 
 /// Reads `FAILPOINTS` from the environment; keep the value alive while they should apply.

@@ -401,3 +401,79 @@ async fn a_care_record_s_personal_data_is_in_no_span_and_no_log_line() {
         assert!(!log.contains(secret), "the log holds personal data");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_batched_together_are_one_append_span_linked_to_each_command_s_trace() {
+    let nats = Nats::start().await;
+    let collector = Collector::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The group committer's first batch waits for four commands, so they share it.
+    let hub = exporting(dir.path(), &nats, &collector)
+        .failpoints("group-commit-gather=1*return(4)")
+        .start_serving_commands()
+        .await;
+    let traces: Vec<String> = (1..=4)
+        .map(|i| format!("{:032x}", 0xbeef_0000_u64 + i))
+        .collect();
+    let calls = traces.iter().enumerate().map(|(i, trace)| {
+        let mut request = from("urban-management", incident(&format!("batch-{i}")));
+        request.metadata_mut().insert(
+            "traceparent",
+            format!("00-{trace}-{CALLER_SPAN}-01")
+                .parse()
+                .expect("metadata"),
+        );
+        let mut commands = hub.commands();
+        async move { commands.report_case(request).await }
+    });
+    let reported: Vec<v1::ReportCaseResponse> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|r| r.expect("report").into_inner())
+        .collect();
+    let mut positions: Vec<u64> = reported.iter().map(|r| r.position).collect();
+    positions.sort_unstable();
+    assert_eq!(
+        positions,
+        [1, 2, 3, 4],
+        "one batch, in consecutive positions"
+    );
+
+    // One append span for the four, a trace of its own, linked to each command's trace.
+    let batch = wait_until(
+        "the batch's append span",
+        Duration::from_secs(30),
+        || async {
+            collector
+                .spans()
+                .into_iter()
+                .find(|s| s.name == "publish gov.events" && s.links.len() == 4)
+        },
+    )
+    .await;
+    assert_eq!(batch.kind, SpanKind::Producer as i32);
+    assert_eq!(attr(&batch, "messaging.batch.message_count"), "4");
+    assert!(batch.parent_span_id.is_empty(), "a root of its own");
+    assert!(
+        !traces.contains(&hex(&batch.trace_id)),
+        "none of the commands' traces"
+    );
+    let mut linked: Vec<String> = batch.links.iter().map(|l| hex(&l.trace_id)).collect();
+    linked.sort_unstable();
+    assert_eq!(linked, traces, "each command's trace, once");
+
+    // Each command's event goes on in its own trace: a read model processes it there.
+    for trace in &traces {
+        wait_until(
+            "the event processed in its command's trace",
+            Duration::from_secs(30),
+            || async {
+                Trace::of(collector.spans(), trace)
+                    .processed_by("case_queue")
+                    .is_some()
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+}
