@@ -12,7 +12,8 @@
 //! - `group-commit-hold`: with `return(<name>,...)`, those group committers send nothing and
 //!   take every command in as it arrives, so the commands held go out as one batch;
 //! - `after-batch-write`: a read model's rows and checkpoint are written, not yet flushed;
-//! - `after-flush`: a read model's batch is durable, its events not yet acknowledged;
+//! - `after-apply`: a read model's batch is written and visible to reads, not yet flushed,
+//!   its events not yet acknowledged;
 //! - `between-import-batches`: an import has stored some of its batches;
 //! - `rebuild-before-pointer`: a rebuild beside a read model is complete and durable, not yet
 //!   named live;

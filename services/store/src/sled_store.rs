@@ -112,11 +112,17 @@ fn is_lock_error(e: &std::io::Error) -> bool {
         || e.to_string().starts_with("could not acquire lock")
 }
 
+/// How often sled makes what was written durable, in its own thread: writers never wait for
+/// the disk. A read model's rows and checkpoint are one atomic batch, so a crash loses at most
+/// this long of its latest batches, whole, and the projector applies them again from the log.
+pub const FLUSH_EVERY_MS: u64 = 200;
+
 fn open_db(dir: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
     sled::Config::new()
         .path(dir)
         .cache_capacity(cache_bytes)
         .mode(sled::Mode::HighThroughput)
+        .flush_every_ms(Some(FLUSH_EVERY_MS))
         .open()
 }
 

@@ -264,8 +264,8 @@ async fn a_crash_after_a_read_model_batch_is_written_before_its_flush() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_after_a_read_model_flush_before_the_ack() {
-    crash_at("after-flush=return", "crash-3").await;
+async fn a_crash_after_a_read_model_batch_is_visible_before_it_is_flushed_or_acknowledged() {
+    crash_at("after-apply=return", "crash-3").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
