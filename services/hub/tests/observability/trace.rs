@@ -73,7 +73,9 @@ async fn one_report_is_one_trace_from_the_call_through_the_log_to_every_read_mod
     let nats = Nats::start().await;
     let collector = Collector::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
+    // An accepted command is logged at debug (no line per command at info).
     let hub = exporting(dir.path(), &nats, &collector)
+        .env("RUST_LOG", "info,hub_ingest=debug")
         .start_serving_commands()
         .await;
 

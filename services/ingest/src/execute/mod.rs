@@ -345,7 +345,7 @@ impl<A: Aggregate> Executor<A> {
         match self.append(submitted, view.state(), &events, version).await {
             Ok(Appended::Duplicate { position }) => self.duplicate(view, submitted, position).await,
             Ok(Appended::Stored(record)) => {
-                info!(source = %submitted.source, position = record.position, events = record.event_ids.len(), "command accepted");
+                debug!(source = %submitted.source, position = record.position, events = record.event_ids.len(), "command accepted");
                 Ok(Step::Done(Ok(Executed {
                     record,
                     appended: true,
