@@ -122,8 +122,8 @@ async fn commands_ready_together_go_out_as_one_batch_each_answered_alone() {
     );
     assert_eq!(group.grouped_batches(), 1, "one batch of several commands");
     // The second command on a0 could not share that batch (the server checks an aggregate's
-    // expected sequence on its first message in a batch only); in the next one its
-    // expectation was checked, and refused.
+    // expected sequence on its first message in a batch only), nor overtake it: it went
+    // once that batch was answered, and its expectation was refused.
     assert!(
         matches!(answers[6], Err(AppendError::Conflict)),
         "{:?}",

@@ -73,7 +73,7 @@ impl std::fmt::Debug for GroupCommit {
 
 #[derive(Debug, Default)]
 struct Counts {
-    /// Members submitted and not yet put into a batch.
+    /// Members the committer has taken off its queue and not yet put into a batch.
     waiting: AtomicUsize,
     /// Batches stored that held more than one member.
     grouped: AtomicU64,
@@ -135,9 +135,7 @@ impl GroupCommit {
             span: tracing::Span::current(),
             answer,
         };
-        self.counts.waiting.fetch_add(1, Ordering::SeqCst);
         if self.queue.send(member).await.is_err() {
-            self.counts.waiting.fetch_sub(1, Ordering::SeqCst);
             return Err(AppendError::Unavailable(
                 "the hub is stopping: the append was not sent".into(),
             ));
@@ -151,7 +149,8 @@ impl GroupCommit {
         })
     }
 
-    /// Callers whose events wait for a batch (a test holding the committer sees them here).
+    /// Callers whose events the committer holds, waiting for a batch, in the order they
+    /// arrived (a test holding the committer sees each one here before it sends the next).
     pub fn waiting(&self) -> usize {
         self.counts.waiting.load(Ordering::SeqCst)
     }
@@ -177,6 +176,10 @@ async fn run(
     counts: Arc<Counts>,
 ) {
     let slots = Arc::new(Semaphore::new(in_flight));
+    // The subjects of the batches in flight, and a wake-up when one of them is answered: a
+    // command on one of those aggregates waits for it, so it can never overtake the command
+    // ahead of it (and have that whole batch refused).
+    let busy = Arc::new(Busy::default());
     let mut waiting = VecDeque::new();
     loop {
         if waiting.is_empty() {
@@ -184,6 +187,7 @@ async fn run(
                 Some(member) => waiting.push_back(member),
                 None => break,
             }
+            counts.waiting.store(waiting.len(), Ordering::SeqCst);
         }
         let Ok(slot) = slots.clone().acquire_owned().await else {
             break;
@@ -200,15 +204,79 @@ async fn run(
         }
         while hub_store::failpoint::holds("group-commit-hold", &name) {
             take_in(&mut queue, &mut waiting);
+            counts.waiting.store(waiting.len(), Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         take_in(&mut queue, &mut waiting);
-        let batch = next_batch(&mut waiting);
-        counts.waiting.fetch_sub(batch.len(), Ordering::SeqCst);
-        tokio::spawn(commit(appender.clone(), batch, slot, counts.clone()));
+        let batch = next_batch(&mut waiting, &busy.subjects());
+        counts.waiting.store(waiting.len(), Ordering::SeqCst);
+        if batch.is_empty() {
+            // Every command waiting is on an aggregate in flight: wait for an answer or a
+            // new command.
+            drop(slot);
+            tokio::select! {
+                () = busy.answered.notified() => {}
+                member = queue.recv() => match member {
+                    Some(member) => waiting.push_back(member),
+                    None => break,
+                },
+            }
+            counts.waiting.store(waiting.len(), Ordering::SeqCst);
+            continue;
+        }
+        let subjects = busy.take(&batch);
+        tokio::spawn(commit(
+            appender.clone(),
+            batch,
+            (slot, subjects, busy.clone()),
+            counts.clone(),
+        ));
     }
     // Every sender is gone: the batches in flight finish before the committer does.
     let _ = slots.acquire_many(in_flight as u32).await;
+    // Members still waiting behind an aggregate in flight when the hub stops were never
+    // sent; dropping them answers their callers UNAVAILABLE.
+}
+
+/// The aggregates of the batches in flight.
+#[derive(Default)]
+struct Busy {
+    in_flight: std::sync::Mutex<HashSet<String>>,
+    answered: tokio::sync::Notify,
+}
+
+impl Busy {
+    fn subjects(&self) -> HashSet<String> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Marks the batch's subjects in flight; returns them, to release once answered.
+    fn take(&self, batch: &[Member]) -> Vec<String> {
+        let subjects: Vec<String> = batch
+            .iter()
+            .flat_map(|m| m.events.iter().map(|e| e.subject.clone()))
+            .collect();
+        self.in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(subjects.iter().cloned());
+        subjects
+    }
+
+    fn release(&self, subjects: &[String]) {
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for subject in subjects {
+            in_flight.remove(subject);
+        }
+        drop(in_flight);
+        self.answered.notify_one();
+    }
 }
 
 /// Moves what is queued now (up to the lookahead) behind the members already waiting.
@@ -221,11 +289,11 @@ fn take_in(queue: &mut mpsc::Receiver<Member>, waiting: &mut VecDeque<Member>) {
     }
 }
 
-/// The next batch, oldest members first: each whole, at most one per aggregate, at most
-/// [`MAX_BATCH`] events. Members left out keep their order for the next batch. The first
-/// member always fits, so a batch is never empty.
-fn next_batch(waiting: &mut VecDeque<Member>) -> Vec<Member> {
-    let mut subjects: HashSet<String> = HashSet::new();
+/// The next batch, oldest members first: each whole, at most one per aggregate and none on
+/// an aggregate `busy` in a batch in flight, at most [`MAX_BATCH`] events. Members left out
+/// keep their order for the next batch. Empty only when every member waits on `busy`.
+fn next_batch(waiting: &mut VecDeque<Member>, busy: &HashSet<String>) -> Vec<Member> {
+    let mut subjects: HashSet<String> = busy.clone();
     let mut events = 0;
     let mut batch = Vec::new();
     let mut left = VecDeque::new();
@@ -251,13 +319,19 @@ fn next_batch(waiting: &mut VecDeque<Member>) -> Vec<Member> {
     batch
 }
 
-/// Appends one batch and answers its members; holds its slot until they are answered.
+/// Appends one batch and answers its members; holds its slot and its aggregates until they
+/// are answered.
 async fn commit(
     appender: Appender,
-    mut batch: Vec<Member>,
-    _slot: OwnedSemaphorePermit,
+    batch: Vec<Member>,
+    (_slot, subjects, busy): (OwnedSemaphorePermit, Vec<String>, Arc<Busy>),
     counts: Arc<Counts>,
 ) {
+    append_and_answer(appender, batch, counts).await;
+    busy.release(&subjects);
+}
+
+async fn append_and_answer(appender: Appender, mut batch: Vec<Member>, counts: Arc<Counts>) {
     if batch.len() == 1 {
         let Member {
             mut events,

@@ -183,6 +183,41 @@ async fn a_crash_after_the_append_before_the_answer() {
     crash_at("after-append=return", "crash-1").await;
 }
 
+/// Retries every report in `rids`; those `answered` before get their first result again.
+/// Returns the highest position answered.
+async fn retry_all<'a>(
+    hub: &HubProcess,
+    rids: impl IntoIterator<Item = &'a String>,
+    answered: impl Fn(&str) -> Option<v1::ReportCaseResponse>,
+) -> u64 {
+    let mut last = 0;
+    for rid in rids {
+        let again = report(hub, rid)
+            .await
+            .unwrap_or_else(|s| panic!("retry {rid}: {s:?}"));
+        if let Some(first) = answered(rid) {
+            assert_eq!(first, again, "retry of {rid}");
+        }
+        last = last.max(again.position);
+    }
+    last
+}
+
+/// Waits until the command centre's queue has applied `position`.
+async fn queue_at(hub: &HubProcess, position: u64) {
+    hub.queries()
+        .list_cases(from(
+            "dcc-310104",
+            v1::ListCasesRequest {
+                holder: "dcc-310104".into(),
+                min_position: position,
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("the queue catches up");
+}
+
 /// Group commit: the hub stops right after its second batch is stored, before that batch's
 /// commands are answered, with 40 reports arriving at once (so batches of several form while
 /// the first is in flight). After a restart every report is retried: those answered before
@@ -225,16 +260,7 @@ async fn a_crash_between_group_commit_batches_under_concurrent_reports() {
         .duplicate_window_secs(1)
         .start_serving_commands()
         .await;
-    let mut last = 0;
-    for rid in &rids {
-        let again = report(&hub, rid)
-            .await
-            .unwrap_or_else(|s| panic!("retry {rid}: {s:?}"));
-        if let Some(first) = answered.get(rid.as_str()) {
-            assert_eq!(first, &again, "retry of {rid}");
-        }
-        last = last.max(again.position);
-    }
+    let last = retry_all(&hub, &rids, |rid| answered.get(rid).cloned()).await;
     let events = reports(&js).await;
     assert_once_each(&events);
     assert_eq!(events.len(), rids.len(), "each report stored exactly once");
@@ -243,17 +269,7 @@ async fn a_crash_between_group_commit_batches_under_concurrent_reports() {
         at_crash.as_slice(),
         "what was stored before the crash stays where it was"
     );
-    hub.queries()
-        .list_cases(from(
-            "dcc-310104",
-            v1::ListCasesRequest {
-                holder: "dcc-310104".into(),
-                min_position: last,
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("the queue catches up");
+    queue_at(&hub, last).await;
     hub.stop().await;
     assert_read_models_equal_a_rebuild(dir.path(), &js, default_policy()).await;
 }
@@ -766,16 +782,7 @@ async fn killed_at_random_moments_under_concurrent_reports() {
         !answered.is_empty(),
         "reports went through between the kills"
     );
-    let mut last = 0;
-    for rid in &sent {
-        let again = report(&hub, rid)
-            .await
-            .unwrap_or_else(|s| panic!("retry {rid}: {s:?}"));
-        if let Some(first) = answered.get(rid) {
-            assert_eq!(first, &again, "retry of {rid}");
-        }
-        last = last.max(again.position);
-    }
+    let last = retry_all(&hub, &sent, |rid| answered.get(rid).cloned()).await;
     let events = stored(&js).await;
     assert_once_each(&events);
     assert_eq!(events.len(), sent.len(), "each report stored exactly once");
@@ -784,17 +791,7 @@ async fn killed_at_random_moments_under_concurrent_reports() {
         sent.len(),
         answered.len()
     );
-    hub.queries()
-        .list_cases(from(
-            "dcc-310104",
-            v1::ListCasesRequest {
-                holder: "dcc-310104".into(),
-                min_position: last,
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("the queue catches up");
+    queue_at(&hub, last).await;
     feed_holds_each_report_once(&js).await;
     hub.stop().await;
     assert_read_models_equal_a_rebuild(dir.path(), &js, default_policy()).await;

@@ -53,7 +53,7 @@ use hub_log::names::event_subject;
 use hub_log::{AppendError, Classification, Entry, Envelope, NewEvent, StoredEvent};
 use hub_projector::command_state::{AggregateRow, RequestRecord};
 use jiff::Timestamp;
-use tracing::{debug, info};
+use tracing::debug;
 
 use crate::hash::{CommandHash, CommandHasher};
 use crate::index::Index;
