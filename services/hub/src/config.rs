@@ -364,6 +364,24 @@ mod tests {
     }
 
     #[test]
+    fn batches_in_flight_stay_within_the_servers_limit() {
+        let with = |batches_in_flight| Config {
+            commands: CommandsConfig {
+                batches_in_flight,
+                ..CommandsConfig::default()
+            },
+            ..Config::default()
+        };
+        for refused in [0, 51] {
+            let err = with(refused).validate().expect_err("out of range");
+            assert!(err.contains("commands.batches_in_flight"), "{err}");
+        }
+        for allowed in [1, 4, 50] {
+            with(allowed).validate().expect("within the limit");
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let err = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::string("[nats]\nurl = \"nats://x\"\nsync = true\n"))

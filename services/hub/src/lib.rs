@@ -5,6 +5,7 @@ mod admin;
 pub mod audit_cli;
 pub mod backup;
 pub mod config;
+mod connections;
 mod console;
 pub mod dev_ca;
 mod health;

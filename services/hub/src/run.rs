@@ -29,7 +29,6 @@ use hub_ingest::{
 };
 use hub_log::credentials::Seed;
 use hub_log::feeds::{FeedSettings, ensure_feeds};
-use hub_log::guard;
 use hub_log::names::projector_consumer;
 use hub_log::stream::{AUDIT, EventsStreamSettings, ensure_events_stream, ensure_stream};
 use hub_log::{Appender, GroupCommit, GroupOptions};
@@ -44,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
+use crate::connections::Connections;
 use crate::identity::Identities;
 use crate::nats_child::ChildNats;
 use crate::reference::load_registry;
@@ -214,50 +214,13 @@ async fn serve(
             config.nats.monitor_url.clone(),
         ),
     };
-    // Appends and the projectors' consumers on connections of their own, so a burst of one
-    // never queues behind the other.
-    let connect = |name: &'static str| {
-        let url = url.clone();
-        let seed = hub_seed.as_ref().map(|s| s.seed().to_owned());
-        async move {
-            let options = async_nats::ConnectOptions::new();
-            let options = match seed {
-                Some(seed) => options.nkey(seed),
-                None => options,
-            };
-            // Reconnects counted (`hub_nats_reconnects_total`): async-nats says "connected"
-            // again after each loss.
-            let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            options
-                .name(name)
-                .event_callback(move |event| {
-                    let lost = lost.clone();
-                    async move {
-                        use std::sync::atomic::Ordering;
-                        match event {
-                            async_nats::Event::Disconnected => lost.store(true, Ordering::Relaxed),
-                            async_nats::Event::Connected if lost.swap(false, Ordering::Relaxed) => {
-                                hub_telemetry::metrics()
-                                    .nats_reconnects
-                                    .add(1, &[hub_telemetry::metrics::label("connection", name)]);
-                            }
-                            _ => {}
-                        }
-                    }
-                })
-                .connection_timeout(Duration::from_secs(5))
-                .connect(&url)
-                .await
-                .with_context(|| format!("connecting to NATS at {url}"))
-        }
-    };
-    let client = connect("hub").await?;
-    let projector_client = connect("hub-projectors").await?;
-    // Audit appends on a connection of their own too: reads wait for them.
-    let audit_client = connect("hub-audit").await?;
-
-    check_durability(
-        &client,
+    let Connections {
+        hub: client,
+        projectors: projector_client,
+        audit: audit_client,
+    } = Connections::open(
+        &url,
+        hub_seed.as_ref(),
         monitor_url.as_deref(),
         config.nats.accept_durability_risk,
     )
@@ -735,36 +698,6 @@ async fn serve(
     served.context("grpc server task")?.context("grpc server")?;
     info!("hub stopped");
     Ok(())
-}
-
-/// Refuses a NATS whose settings could lose acknowledged events.
-async fn check_durability(
-    client: &async_nats::Client,
-    monitor_url: Option<&str>,
-    accept_risk: bool,
-) -> anyhow::Result<()> {
-    match monitor_url {
-        Some(monitor_url) => {
-            let server_id = client.server_info().server_id;
-            let check = guard::check_server(monitor_url, Some(&server_id))
-                .await
-                .context("refusing to start")?;
-            info!(server = %check.server_name, version = %check.version, "nats durability checked: sync_interval always");
-            Ok(())
-        }
-        None if accept_risk => {
-            warn!(
-                "nats durability NOT checked: no monitoring URL, and accept_durability_risk is set; \
-                 acknowledged events may be lost if the server does not fsync every write"
-            );
-            Ok(())
-        }
-        None => bail!(
-            "refusing to start: the NATS server's fsync setting cannot be checked without its monitoring URL; \
-             set nats.monitor_url (--nats-monitor-url), or accept the risk of losing acknowledged events \
-             with nats.accept_durability_risk (--accept-durability-risk)"
-        ),
-    }
 }
 
 /// The instance name: configured, or generated once and kept in the data dir.
