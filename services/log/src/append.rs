@@ -235,13 +235,19 @@ impl Appender {
         let mut commit = None;
         for (index, event) in events.iter().enumerate() {
             let mut headers = event.envelope.to_headers();
-            headers.insert(h::BATCH_ID, batch_id.as_str());
-            headers.insert(h::BATCH_SEQUENCE, (index + 1).to_string());
+            headers.insert(crate::envelope::name(h::BATCH_ID), batch_id.as_str());
+            headers.insert(
+                crate::envelope::name(h::BATCH_SEQUENCE),
+                (index + 1).to_string(),
+            );
             if let Some(sequence) = event.expected_last_subject_sequence {
-                headers.insert(h::EXPECTED_LAST_SUBJECT_SEQUENCE, sequence.to_string());
+                headers.insert(
+                    crate::envelope::name(h::EXPECTED_LAST_SUBJECT_SEQUENCE),
+                    sequence.to_string(),
+                );
             }
             if index + 1 == count {
-                headers.insert(h::BATCH_COMMIT, "1");
+                headers.insert(crate::envelope::name(h::BATCH_COMMIT), "1");
                 commit = Some((event.subject.clone(), headers, event.body.clone()));
             } else {
                 client

@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use async_nats::HeaderMap;
+use async_nats::{HeaderMap, HeaderName};
 use jiff::Timestamp;
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
@@ -84,6 +84,12 @@ pub enum EnvelopeError {
     SpecVersion,
 }
 
+/// A header's name, made without the copy and the check that naming it by `&str` costs on
+/// every insert and lookup (the names are this crate's constants).
+pub(crate) fn name(header: &'static str) -> HeaderName {
+    HeaderName::from_static(header)
+}
+
 fn encode(value: &str) -> Cow<'_, str> {
     utf8_percent_encode(value, HEADER_ESCAPES).into()
 }
@@ -92,10 +98,10 @@ impl Envelope {
     /// The headers of the event's message, `Nats-Msg-Id` included.
     pub fn to_headers(&self) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(h::MSG_ID, encode(&self.id).as_ref());
-        for (name, value) in self.attributes() {
+        headers.insert(name(h::MSG_ID), encode(&self.id).as_ref());
+        for (header, value) in self.attributes() {
             if !value.is_empty() {
-                headers.insert(name, value.as_ref());
+                headers.insert(name(header), value.as_ref());
             }
         }
         headers
@@ -144,18 +150,18 @@ impl Envelope {
 
     /// Reads the attributes back from a stored message's headers.
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, EnvelopeError> {
-        let raw = |name: &'static str| headers.get(name).map(|v| v.as_str());
-        let text = |name: &'static str| -> Result<String, EnvelopeError> {
-            let value = raw(name).unwrap_or_default();
+        let raw = |header: &'static str| headers.get(name(header)).map(|v| v.as_str());
+        let text = |header: &'static str| -> Result<String, EnvelopeError> {
+            let value = raw(header).unwrap_or_default();
             percent_decode_str(value)
                 .decode_utf8()
                 .map(Cow::into_owned)
-                .map_err(|_| EnvelopeError::Invalid(name))
+                .map_err(|_| EnvelopeError::Invalid(header))
         };
-        let required = |name: &'static str| -> Result<String, EnvelopeError> {
-            let value = text(name)?;
+        let required = |header: &'static str| -> Result<String, EnvelopeError> {
+            let value = text(header)?;
             if value.is_empty() {
-                Err(EnvelopeError::Missing(name))
+                Err(EnvelopeError::Missing(header))
             } else {
                 Ok(value)
             }

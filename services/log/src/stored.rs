@@ -161,7 +161,7 @@ impl Entry {
                 subject: subject.to_string(),
                 stored_at,
                 event_type: headers
-                    .and_then(|h| h.get(crate::names::headers::CE_TYPE))
+                    .and_then(|h| h.get(crate::envelope::name(crate::names::headers::CE_TYPE)))
                     .map(|v| v.as_str().to_owned())
                     .unwrap_or_default(),
                 reason: err.to_string(),
@@ -251,7 +251,7 @@ impl StoredEvent {
 pub fn stored_nanos(headers: Option<&async_nats::HeaderMap>, server_nanos: i128) -> i128 {
     // Never later than the server stored the copy: an import keeps an earlier time only.
     headers
-        .and_then(|h| h.get(crate::names::headers::HUB_STORED_AT))
+        .and_then(|h| h.get(crate::envelope::name(crate::names::headers::HUB_STORED_AT)))
         .and_then(|v| v.as_str().parse::<i64>().ok())
         .map(i128::from)
         .filter(|original| *original <= server_nanos)

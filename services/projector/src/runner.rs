@@ -220,11 +220,12 @@ async fn consume(
         // off this path). The acknowledgement only keeps the server's pending count down: the
         // consumer is recreated from the durable checkpoint on every start, so an ack ahead of
         // it skips nothing. With AckPolicy::All, acknowledging the last acknowledges the batch.
+        // Not confirmed (no round trip per batch): a lost ack is harmless, the next one covers
+        // it, and a redelivered event at or below the checkpoint is skipped.
         if let Some(last) = batch.last()
-            && let Err(err) = last.double_ack().await
+            && let Err(err) = last.ack().await
         {
-            // Harmless: a redelivered event at or below the checkpoint is skipped.
-            debug!(read_model = name, error = %err, "ack not confirmed");
+            debug!(read_model = name, error = %err, "ack not sent");
         }
     }
 }
@@ -247,7 +248,11 @@ fn process_spans(
         message
             .headers
             .as_ref()
-            .and_then(|h| h.get(hub_log::names::headers::CE_TRACEPARENT))
+            .and_then(|h| {
+                h.get(async_nats::HeaderName::from_static(
+                    hub_log::names::headers::CE_TRACEPARENT,
+                ))
+            })
             .map(|v| v.as_str().to_owned())
             .unwrap_or_default()
     };
