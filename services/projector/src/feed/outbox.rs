@@ -154,7 +154,12 @@ pub async fn drain(
                     moved
                 });
                 backoff = Duration::from_millis(50);
-                continue; // more to send
+                // More to send; a shutdown does not wait for a backlog (the outbox is kept
+                // and sent from where it stands on the next start).
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                continue;
             }
             Ok(None) => {
                 published.send_if_modified(|p| {
