@@ -32,6 +32,10 @@ async fn reported(hub: &Hub, min_position: u64) -> Result<String, tonic::Status>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_built_by_older_code_is_rebuilt_beside_the_live_one_and_swapped_in() {
+    let version = hub_projector::datasets::incident_stats::DATASET
+        .version
+        .to_string();
+    let folder = format!("incident_stats.v{version}");
     let nats = Nats::start().await;
     let js = nats.jetstream().await;
     let dir = tempfile::tempdir().expect("temp dir");
@@ -47,7 +51,7 @@ async fn a_model_built_by_older_code_is_rebuilt_beside_the_live_one_and_swapped_
         let store = open_stopped(&models.join("incident_stats")).await;
         assert_eq!(
             store.meta(MODEL_VERSION).expect("meta").as_deref(),
-            Some("1")
+            Some(version.as_str())
         );
         store.set_meta(MODEL_VERSION, "0").expect("set");
     }
@@ -60,7 +64,7 @@ async fn a_model_built_by_older_code_is_rebuilt_beside_the_live_one_and_swapped_
         reported(&hub, at).await.expect("the live model serves"),
         "2"
     );
-    assert!(models.join("incident_stats.v1").is_dir(), "built beside");
+    assert!(models.join(&folder).is_dir(), "built beside");
     assert!(
         !models.join("incident_stats.current").exists(),
         "not swapped yet"
@@ -88,7 +92,7 @@ async fn a_model_built_by_older_code_is_rebuilt_beside_the_live_one_and_swapped_
     assert_eq!(reported(&hub, later).await.expect("served"), "3");
     assert_eq!(
         std::fs::read_to_string(models.join("incident_stats.current")).expect("pointer"),
-        "incident_stats.v1"
+        folder
     );
     // The old folder goes once the swap is done (after the handle moved, so no read loses it).
     tokio::time::timeout(Duration::from_secs(20), async {
@@ -103,7 +107,7 @@ async fn a_model_built_by_older_code_is_rebuilt_beside_the_live_one_and_swapped_
     let store = open_stopped(&hub::read_model_dir(dir.path(), "incident_stats")).await;
     assert_eq!(
         store.meta(MODEL_VERSION).expect("meta").as_deref(),
-        Some("1")
+        Some(version.as_str())
     );
     drop(store);
     assert_read_models_equal_a_rebuild(dir.path(), &js, default_policy()).await;

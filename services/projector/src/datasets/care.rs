@@ -28,8 +28,8 @@ use crate::projection::{Projection, ProjectionError};
 
 pub static ROSTER: Dataset = Dataset {
     id: "care_roster",
-    // 2: a phone number and an address.
-    version: 2,
+    // 2: a phone number and an address. 3: its care facts kept as postcard, not JSON.
+    version: 3,
     title_zh: "重点人群关爱名册",
     title_en: "Key-population care roster",
     description_zh: "民政部门登记的重点人群（社区戒毒康复人员、严重精神障碍患者、困难老人、留守儿童）及其走访和风险等级。敏感个人信息，经批准的共享申请方可使用，并按策略脱敏。",
@@ -135,7 +135,8 @@ pub static ROSTER: Dataset = Dataset {
 
 pub static COUNTS: Dataset = Dataset {
     id: "care_counts",
-    version: 1,
+    // 2: its care facts kept as postcard, not JSON.
+    version: 2,
     title_zh: "重点人群关爱人数（按社区、类别）",
     title_en: "Key-population care counts per community and category",
     description_zh: "各区每个社区各类重点人群的在册关爱人数，含社区合计、类别合计和全区合计。小于阈值的数字不予公布，并作补充隐匿，使任何隐匿数字都无法由公布的数字和合计相减得出。",

@@ -121,3 +121,56 @@ pub fn transfer_key(case_id: &str, position: u64) -> String {
 pub fn seconds(from: Timestamp, to: Timestamp) -> i64 {
     to.duration_since(from).as_secs().max(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use hub_store::{Batch, MemStore};
+
+    use super::*;
+    use crate::datasets::common::{load, save};
+
+    #[test]
+    fn case_facts_round_trip_as_compact_records() {
+        let at: Timestamp = "2026-11-23T08:00:00.5Z".parse().expect("timestamp");
+        let facts = CaseFacts {
+            district: "310104".into(),
+            dispatch_unit: "dcc-310104".into(),
+            grid: Some("310104001001001".into()),
+            incident_category: Some("fire_hazard".into()),
+            company: None,
+            compound: Some("康健苑 3号楼".into()),
+            complaint_category: None,
+            holder: "urban-management".into(),
+            accept_from: None,
+            accept_by: Some(at),
+            resolve_from: Some(at),
+            resolve_by: Some("2026-11-30T01:00:00Z".parse().expect("timestamp")),
+            resolved_by: None,
+            transfer_key: Some(transfer_key("c-1", 42)),
+        };
+        let store = MemStore::new();
+        let mut batch = Batch::new(&store);
+        save(&mut batch, facts_key("c-1"), &facts);
+        assert_eq!(
+            load::<CaseFacts>(&batch, &facts_key("c-1"), 7).expect("read"),
+            Some(facts.clone())
+        );
+        assert_eq!(
+            load::<CaseFacts>(&batch, &facts_key("c-2"), 7).expect("read"),
+            None
+        );
+
+        let stored = batch.get(&facts_key("c-1")).expect("get").expect("stored");
+        let json = serde_json::to_vec(&facts).expect("json");
+        assert!(
+            stored.len() * 2 < json.len(),
+            "{} bytes, against {} as JSON",
+            stored.len(),
+            json.len()
+        );
+        // A record that does not decode halts the model, naming the position.
+        batch.put(facts_key("c-3"), b"{\"district\":".to_vec());
+        let err = load::<CaseFacts>(&batch, &facts_key("c-3"), 9).expect_err("corrupt");
+        assert!(err.to_string().contains("position 9"), "{err}");
+    }
+}

@@ -14,7 +14,8 @@ use crate::projection::ProjectionError;
 
 pub static DATASET: Dataset = Dataset {
     id: "case_timeline",
-    version: 1,
+    // 2: its case facts kept as postcard, not JSON.
+    version: 2,
     title_zh: "案件处置时间线",
     title_en: "Case timelines",
     description_zh: "每个案件的全部事件：事件类型、发出部门、时间、在事件日志中的位置，以及事件后的承办单位。",

@@ -17,7 +17,8 @@ use crate::projection::ProjectionError;
 
 pub static DATASET: Dataset = Dataset {
     id: "property_complaint_stats",
-    version: 1,
+    // 2: its case facts kept as postcard, not JSON.
+    version: 2,
     title_zh: "物业服务投诉统计（按企业、小区、类别、月）",
     title_en: "Property complaints per company, compound, category and month",
     description_zh: "按统一社会信用代码标识的物业服务企业，每个小区每月各类投诉的受理数、办结数、评价数和评分合计，供信用监管使用。",

@@ -16,7 +16,8 @@ use crate::projection::ProjectionError;
 
 pub static DATASET: Dataset = Dataset {
     id: "incident_stats",
-    version: 1,
+    // 2: its case facts kept as postcard, not JSON.
+    version: 2,
     title_zh: "网格事件统计（按网格、日、类别）",
     title_en: "Grid incident statistics per grid, day and category",
     description_zh: "每个网格每天各类网格事件的上报数、办结数和结案数，按城市时区计日。",

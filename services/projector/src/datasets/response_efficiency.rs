@@ -26,7 +26,8 @@ use crate::projection::ProjectionError;
 
 pub static DATASET: Dataset = Dataset {
     id: "response_efficiency",
-    version: 1,
+    // 2: its case facts kept as postcard, not JSON.
+    version: 2,
     title_zh: "响应效率（按网格、部门、月）",
     title_en: "Response efficiency per grid, department and month",
     description_zh: "各部门处置各网格案件的响应效率：受理用时、办结用时、超期数、督办数和群众满意度，按月统计，纳入区领导班子绩效考核。",

@@ -16,7 +16,8 @@ use crate::projection::ProjectionError;
 
 pub static DATASET: Dataset = Dataset {
     id: "transfer_ledger",
-    version: 1,
+    // 2: its case facts kept as postcard, not JSON.
+    version: 2,
     title_zh: "跨部门案件流转台账",
     title_en: "Cross-department transfer ledger",
     description_zh: "案件在部门之间的每一次流转申请：由谁转给谁、何时、理由，以及接收或退回的结果。",
