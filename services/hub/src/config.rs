@@ -244,6 +244,8 @@ const NOT_CONFIG: &[&str] = &["nats_server", "log_format"];
 impl Config {
     /// Layers defaults, `file` (when given), `HUB_*` variables and `overrides` (from flags).
     /// Nested keys use a double underscore in the environment: `HUB_NATS__URL`.
+    // figment's error is large, but a configuration is loaded once, at start.
+    #[allow(clippy::result_large_err)]
     pub fn load(
         file: Option<&Path>,
         overrides: Serialized<figment::value::Dict>,

@@ -12,12 +12,6 @@ use figment::providers::Serialized;
 use figment::value::{Dict, Value};
 use tokio::net::TcpListener;
 
-/// mimalloc rather than glibc's malloc: under concurrent load about a sixth of the hub's
-/// samples were in malloc and free (sled's copy-on-write pages, decoded headers), and the
-/// hub's user CPU per report fell by about a fifth with it (see services/bench).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Debug, Parser)]
 #[command(
     name = "hub",

@@ -38,7 +38,7 @@ fn location(violations: &mut Violations, l: &v1::Location) -> Option<Location> {
         )
     };
     let address = address?;
-    ok.then(|| Location {
+    ok.then_some(Location {
         longitude: l.longitude,
         latitude: l.latitude,
         address,
