@@ -4,7 +4,7 @@
 //! is answered, and there is no switch to turn auditing off: an unaudited read is what the
 //! hub must never give. So the cost is shown by what can be measured side by side:
 //!
-//! - audited dataset queries through the hub's gRPC ([`crate::report::Hub::queries`]), and
+//! - audited dataset queries through the hub's gRPC ([`Hub::queries`]), and
 //!   the hub's own audit chain read back afterwards ([`batches_since`]): how many records each
 //!   of its appends carried while the queries ran, and how long a record waited from being
 //!   made (after its read) until the nats-server stored its batch;
@@ -47,6 +47,95 @@ use prost::Message as _;
 use tokio::task::JoinHandle;
 
 use crate::raw::median;
+use crate::report::Hub;
+use crate::table::Table;
+
+/// The audit rows: audited queries through the hub, the writer alone, one record per append.
+pub async fn rows(
+    table: &mut Table,
+    hub: &Hub,
+    url: &str,
+    args: &crate::Args,
+) -> anyhow::Result<()> {
+    let js = connect(url).await?;
+    let settled = settle(&js, Duration::from_secs(300)).await?;
+    table.note(format!(
+        "read models caught up {:.1} s after the imports",
+        settled.as_secs_f64()
+    ));
+    hub.queries(DATASET, args.query_page, 200, 8).await?;
+    let before = last_sequence(&js).await?;
+    let (query_rate, query_p50) = hub
+        .queries(DATASET, args.query_page, args.queries, args.concurrency)
+        .await?;
+    let queried = batches_since(&js, HUB_INSTANCE, before).await?;
+    // The writer alone and one record per append store what the hub stored for a query.
+    let record = queried
+        .last
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("the hub's audit chain holds no query's record"))?;
+    let (record_bytes, append_bytes) = sizes(&record);
+    table.note(format!(
+        "audit record: {record_bytes} bytes ({append_bytes} as a one-record batch); the hub's \
+         chain took {} records in {} batches and {} checkpoints during the queries",
+        queried.records, queried.batches, queried.checkpoints
+    ));
+
+    let writer = Writer::start(url).await?;
+    writer.run(200, 8, &record).await?;
+    let (writer_rate, writer_p50, alone) = writer
+        .run(args.audit_records, args.concurrency, &record)
+        .await?;
+    writer.stop().await?;
+    let one = OnePerAppend::new(url).await?;
+    one.concurrent(200, 8, &record).await?;
+    let one_rate = one
+        .concurrent(args.audit_records, args.concurrency, &record)
+        .await?;
+    let chain_rate = one.concurrent(args.sequential, 1, &record).await?;
+    table.note(format!(
+        "audit writer alone: {} records in {} batches and {} checkpoints",
+        alone.records, alone.batches, alone.checkpoints
+    ));
+    let ms = crate::bench::ms;
+    table.row(
+        "audited dataset queries, queries/s",
+        query_rate,
+        one_rate,
+        "baseline: the cap one append per record sets",
+    );
+    table.row(
+        "audited dataset query vs audit wait, median ms",
+        ms(query_p50),
+        ms(writer_p50),
+        "query/audit >= 2: reads not halved",
+    );
+    table.row(
+        "audit records/s, batched vs one per append",
+        writer_rate,
+        one_rate,
+        "batched/one per append >> 1",
+    );
+    table.row(
+        "audit records/s, batched vs one chain unbatched",
+        writer_rate,
+        chain_rate,
+        "one chain appends one at a time",
+    );
+    table.row(
+        "records per batch, queries vs writer alone",
+        queried.per_batch(),
+        alone.per_batch(),
+        "every record waiting goes in one append",
+    );
+    table.row(
+        "record made to batch stored, ms, queries vs alone",
+        ms(queried.median_until_stored()),
+        ms(alone.median_until_stored()),
+        "median, before the server's fsync and ack",
+    );
+    Ok(())
+}
 
 /// The hub's instance name, and so its audit chain's subject.
 pub const HUB_INSTANCE: &str = "bench-hub";
@@ -57,7 +146,7 @@ const RAW_STREAM: &str = "BENCH_AUDIT_RAW";
 /// The dataset the queries read: open (so any department may read it), small (a few rows a
 /// grid and day), filled by the bench's reports.
 pub const DATASET: &str = "incident_stats";
-/// The audit key the bench gives the hub (see `report::Hub::start`).
+/// The audit key the bench gives the hub (see `serve::config`).
 pub const SIGNING_KEY: [u8; 32] = [7; 32];
 
 /// `record` made now (a record's time is when its read was answered).

@@ -1,19 +1,18 @@
-//! The baseline: raw async-nats JetStream publishing of events equal to the hub's (same
-//! body size, same headers), to a stream with the events stream's settings.
+//! The baseline: raw async-nats JetStream publishing of the hub's own report event (same body,
+//! same headers, a new event id each), to a stream with the events stream's settings.
 
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, message::PublishMessage};
 use bytes::Bytes;
-use hub_api::encode_case_event;
-use hub_domain::case::*;
-use hub_domain::codes::{DepartmentCode, DivisionCode, GridCode};
+use futures::{StreamExt as _, TryStreamExt as _};
+use hub_log::names::EVENTS_STREAM;
 use hub_log::stream::{EventsStreamSettings, events_stream_config};
-use hub_log::{Appender, Classification, Envelope, NewEvent};
+use hub_log::{Appender, Envelope, NewEvent};
 
 pub const RAW_STREAM: &str = "BENCH_RAW";
 
-/// One event like those the hub appends for a report.
+/// One event as the hub appends it for a report.
 #[derive(Clone)]
 pub struct Sample {
     pub envelope: Envelope,
@@ -21,62 +20,35 @@ pub struct Sample {
 }
 
 pub fn header_bytes(sample: &Sample) -> usize {
-    let headers = sample.envelope.to_headers();
+    headers_len(&sample.envelope.to_headers())
+}
+
+/// Bytes of `headers` as sent: each name, its values, and the separators.
+pub fn headers_len(headers: &async_nats::HeaderMap) -> usize {
     headers
         .iter()
         .map(|(k, v)| k.to_string().len() + v.iter().map(|v| v.as_str().len()).sum::<usize>() + 4)
         .sum()
 }
 
-fn dept(code: &str) -> DepartmentCode {
-    DepartmentCode::parse(code).expect("valid code")
-}
-
-pub fn sample_event() -> Sample {
-    let event = CaseEvent::Reported(CaseReported {
-        case_id: CaseId::new("5b0e3c1a-9d8f-5a7e-8b61-2f4c9e7d1a30"),
-        kind: CaseKind::GridIncident(GridIncident {
-            grid: GridCode::parse("310104001001001").expect("grid"),
-            category: IncidentCategory::FireHazard,
-            location: Some(Location {
-                longitude: 121.44,
-                latitude: 31.2,
-                address: "3号楼北门".into(),
-            }),
-        }),
-        description: "消防通道被电动车堵塞 fire lane blocked".into(),
-        reporter: Reporter::GridWorker {
-            id: "GW-0107".into(),
-        },
-        channel: ReportChannel::GridPatrol,
-        district: DivisionCode::parse("310104").expect("district"),
-        dispatch_unit: dept("dcc-310104"),
-        urgency: Urgency::Urgent,
-        reported_at: jiff::Timestamp::now(),
-        reported_by: dept("urban-management"),
-    });
-    let (event_type, body) = encode_case_event(&event);
-    let envelope = Envelope {
-        id: "c629577a-3341-5dcc-94d2-9fa3b5b539ff".into(),
-        source: "/departments/urban-management".into(),
-        event_type: event_type.name.into(),
-        subject: "case/5b0e3c1a-9d8f-5a7e-8b61-2f4c9e7d1a30".into(),
-        time: jiff::Timestamp::now(),
-        dataschema: event_type.dataschema.into(),
-        department: "urban-management".into(),
-        classification: Classification::Internal,
-        schema_version: event_type.schema_version,
-        correlation_id: "bench-000001".into(),
-        causation_id: "bench-000001".into(),
-        traceparent: String::new(),
-        request_id: "bench-000001".into(),
-        command_hash: "0123456789abcdef0123456789abcdef".into(),
-        acting_person: String::new(),
-    };
-    Sample {
+/// The hub's own event for a report, as the log stored it (the last message of the events
+/// stream, which must be a report's): its envelope (every header the hub set, the event id
+/// replaced on each publish) and its body.
+pub async fn sample_from_log(js: &jetstream::Context) -> anyhow::Result<Sample> {
+    let mut stream = js.get_stream(EVENTS_STREAM).await?;
+    let last = stream.info().await?.state.last_sequence;
+    let message = stream.get_raw_message(last).await?;
+    let envelope = Envelope::from_headers(&message.headers)
+        .map_err(|e| anyhow::anyhow!("the log's last event: {e}"))?;
+    anyhow::ensure!(
+        envelope.event_type.contains(".case.reported."),
+        "the log's last event is a {}, not a report's",
+        envelope.event_type
+    );
+    Ok(Sample {
         envelope,
-        body: body.into(),
-    }
+        body: message.payload,
+    })
 }
 
 pub struct Raw {
@@ -98,7 +70,9 @@ impl Raw {
         })
     }
 
-    /// `concurrency` publishers, each awaiting its ack before the next: events per second.
+    /// `concurrency` publishers on one connection, each awaiting its ack before the next
+    /// (so `concurrency` publishes are pipelined on the connection at any time): events per
+    /// second.
     pub async fn concurrent(
         &self,
         events: usize,
@@ -127,8 +101,8 @@ impl Raw {
         Ok(events as f64 / started.elapsed().as_secs_f64())
     }
 
-    /// Median time from publish to acknowledgement, one at a time.
-    pub async fn sequential(&self, count: usize, sample: &Sample) -> anyhow::Result<Duration> {
+    /// Times from publish to acknowledgement, one at a time.
+    pub async fn sequential(&self, count: usize, sample: &Sample) -> anyhow::Result<Vec<Duration>> {
         let base = next_base();
         let mut times = Vec::with_capacity(count);
         for n in 0..count {
@@ -136,44 +110,63 @@ impl Raw {
             publish_one(&self.js, sample, base + n).await?;
             times.push(started.elapsed());
         }
-        Ok(median(times))
+        Ok(times)
     }
 
-    /// Atomic batches of `batch` events: events per second.
+    /// Atomic batches of `batch` events, `in_flight` of them awaiting their acknowledgement
+    /// at once, through the hub's own `Appender::append_all` (the code the hub's import
+    /// batches go through): events per second.
     pub async fn batches(
         &self,
         events: usize,
-        batch: usize,
+        (batch, in_flight): (usize, usize),
         sample: &Sample,
     ) -> anyhow::Result<f64> {
         let base = next_base();
+        let chunks: Vec<Vec<NewEvent>> = (0..events)
+            .collect::<Vec<_>>()
+            .chunks(batch)
+            .map(|chunk| {
+                chunk
+                    .iter()
+                    .map(|&i| {
+                        let mut envelope = sample.envelope.clone();
+                        envelope.id = format!("raw-{:012}", base + i);
+                        NewEvent {
+                            subject: format!("bench.raw.{}", base + i),
+                            envelope,
+                            body: sample.body.clone(),
+                            expected_last_subject_sequence: Some(0),
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
         let started = Instant::now();
-        let mut n = 0;
-        while n < events {
-            let size = batch.min(events - n);
-            let chunk = (n..n + size)
-                .map(|i| {
-                    let mut envelope = sample.envelope.clone();
-                    envelope.id = format!("raw-{:012}", base + i);
-                    NewEvent {
-                        subject: format!("bench.raw.{}", base + i),
-                        envelope,
-                        body: sample.body.clone(),
-                        expected_last_subject_sequence: Some(0),
-                    }
-                })
-                .collect();
-            self.appender
-                .append_all(chunk)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            n += size;
-        }
-        Ok(events as f64 / started.elapsed().as_secs_f64())
+        let appended: Vec<usize> = futures::stream::iter(chunks)
+            .map(|chunk| {
+                let appender = self.appender.clone();
+                async move { appender.append_all(chunk).await.map(|a| a.len()) }
+            })
+            .buffered(in_flight)
+            .try_collect()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let elapsed = started.elapsed();
+        anyhow::ensure!(
+            appended.iter().sum::<usize>() == events,
+            "appended {} of {events}",
+            appended.iter().sum::<usize>()
+        );
+        Ok(events as f64 / elapsed.as_secs_f64())
+    }
+
+    pub fn context(&self) -> &jetstream::Context {
+        &self.js
     }
 }
 
-async fn publish_one(js: &jetstream::Context, sample: &Sample, n: usize) -> anyhow::Result<()> {
+pub async fn publish_one(js: &jetstream::Context, sample: &Sample, n: usize) -> anyhow::Result<()> {
     let mut envelope = sample.envelope.clone();
     envelope.id = format!("raw-{n:012}");
     let publish = PublishMessage::build()
@@ -186,13 +179,33 @@ async fn publish_one(js: &jetstream::Context, sample: &Sample, n: usize) -> anyh
     Ok(())
 }
 
+/// The body and header bytes of the last message `stream` stored.
+pub async fn last_stored_size(
+    js: &jetstream::Context,
+    stream: &str,
+) -> anyhow::Result<(usize, usize)> {
+    let mut stream = js.get_stream(stream).await?;
+    let last = stream.info().await?.state.last_sequence;
+    let message = stream.get_raw_message(last).await?;
+    Ok((message.payload.len(), headers_len(&message.headers)))
+}
+
 /// Distinct subject numbers for each run.
-fn next_base() -> usize {
+pub fn next_base() -> usize {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     NEXT.fetch_add(10_000_000, std::sync::atomic::Ordering::Relaxed)
 }
 
-pub fn median(mut times: Vec<Duration>) -> Duration {
+pub fn median(times: Vec<Duration>) -> Duration {
+    percentile(times, 0.5)
+}
+
+/// The `q` quantile (0.5: the median, 0.99: p99) of `times`, by nearest rank.
+pub fn percentile(mut times: Vec<Duration>, q: f64) -> Duration {
     times.sort();
-    times.get(times.len() / 2).copied().unwrap_or_default()
+    if times.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((q * times.len() as f64).ceil() as usize).clamp(1, times.len());
+    times[rank - 1]
 }

@@ -1,27 +1,37 @@
-//! The hub's side: real gRPC calls to an in-process hub over loopback.
+//! The hub's side: real gRPC calls to the hub process over loopback.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hub_api::v1::{
     self, case_command_service_client::CaseCommandServiceClient,
     dataset_service_client::DatasetServiceClient,
 };
-use hub_log::server::NatsServer;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 use crate::raw::median;
 
+/// Most cases one ImportCases call takes (`MAX_IMPORT` in services/ingest/src/import.rs,
+/// which is private).
+pub const MAX_IMPORT: usize = 100_000;
+/// Most cases in one streamed chunk of it (`MAX_CHUNK` there).
+const MAX_CHUNK: usize = 1000;
+/// What the hub's import appends at once: atomic batches of this many events
+/// (`IMPORT_BATCH` in services/ingest/src/import.rs; one event per reported case)...
+pub const IMPORT_BATCH: usize = 1000;
+/// ...this many of them awaiting their acknowledgement at once (`IMPORT_BATCHES_IN_FLIGHT` in
+/// services/ingest/src/execute/import.rs, a `buffered` stream of batches; each goes through
+/// the group committer, whose default 4 slots let all 4 through, one batch each, since a
+/// batch of 1000 fills a group batch).
+pub const IMPORT_BATCHES_IN_FLIGHT: usize = 4;
+
 pub struct Hub {
     channels: Vec<Channel>,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<anyhow::Result<()>>,
 }
 
-fn report(request_id: String, i: usize) -> v1::ReportCaseRequest {
+/// A grid worker's report, of a general category: its deadline to be accepted is a working
+/// day away, so the hub's deadline supervision escalates none of the bench's cases while it
+/// runs (an urgent one's would come due after 30 minutes, within a long run).
+pub fn report(request_id: String, i: usize) -> v1::ReportCaseRequest {
     let grid = if i.is_multiple_of(2) {
         "310104001001001"
     } else {
@@ -32,7 +42,7 @@ fn report(request_id: String, i: usize) -> v1::ReportCaseRequest {
         kind: Some(v1::report_case_request::Kind::GridIncident(
             v1::GridIncident {
                 grid_code: grid.into(),
-                category: v1::IncidentCategory::FireHazard as i32,
+                category: v1::IncidentCategory::Sanitation as i32,
                 location: Some(v1::Location {
                     longitude: 121.44,
                     latitude: 31.2,
@@ -49,7 +59,7 @@ fn report(request_id: String, i: usize) -> v1::ReportCaseRequest {
     }
 }
 
-fn with_department<T>(message: T) -> tonic::Request<T> {
+pub fn with_department<T>(message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     let metadata = request.metadata_mut();
     metadata.insert(
@@ -68,53 +78,21 @@ fn with_department<T>(message: T) -> tonic::Request<T> {
 }
 
 impl Hub {
-    pub async fn start(nats: &NatsServer, data_dir: &Path) -> anyhow::Result<Self> {
-        let mut config = hub::Config {
-            data_dir: data_dir.to_owned(),
-            listen: ([127, 0, 0, 1], 0).into(),
-            // A known instance, so the bench finds the hub's audit chain.
-            instance: crate::audit::HUB_INSTANCE.to_owned(),
-            ..Default::default()
-        };
-        config.nats.url = Some(nats.client_url().to_owned());
-        config.nats.monitor_url = Some(nats.monitor_url().to_owned());
-        // The benchmark's own server, without department accounts.
-        config.nats.accept_no_isolation = true;
-        // Departments named by header, as on a developer's machine.
-        config.identity.mode = hub_api::identity::Mode::Development;
-        // A hub on an external NATS is given its command hash key.
-        std::fs::create_dir_all(data_dir)?;
-        let key = data_dir.join("command-hash.key");
-        std::fs::write(&key, "a".repeat(64))?;
-        config.commands.hash_key_file = Some(key);
-        // And its audit signing key.
-        let audit_key = data_dir.join("audit-signing.key");
-        std::fs::write(
-            &audit_key,
-            hub_audit::signing::CheckpointSigner::from_bytes(&crate::audit::SIGNING_KEY)
-                .to_pkcs8_pem()
-                .map_err(anyhow::Error::msg)?,
-        )?;
-        config.audit.signing_key_file = Some(audit_key);
-        let listener = TcpListener::bind(config.listen).await?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(hub::run(config, listener, async move {
-            let _ = stopped.await;
-        }));
+    /// Connects to the hub at `addr` (four HTTP/2 connections) and waits until it serves
+    /// commands (its stream and read models are ready).
+    pub async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Self> {
         let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?;
         let mut channels = Vec::new();
         let started = Instant::now();
         while channels.len() < 4 {
             match endpoint.connect().await {
                 Ok(channel) => channels.push(channel),
-                Err(_) if started.elapsed() < Duration::from_secs(60) && !task.is_finished() => {
+                Err(_) if started.elapsed() < Duration::from_secs(60) => {
                     tokio::time::sleep(Duration::from_millis(50)).await
                 }
                 Err(err) => anyhow::bail!("hub did not come up: {err}"),
             }
         }
-        // Wait until the hub serves commands (its stream and read models are ready).
         let mut client = CaseCommandServiceClient::new(channels[0].clone());
         while client
             .report_case(with_department(report("bench-ready".into(), 0)))
@@ -127,11 +105,11 @@ impl Hub {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok(Self {
-            channels,
-            stop,
-            task,
-        })
+        Ok(Self { channels })
+    }
+
+    pub fn channel(&self, i: usize) -> Channel {
+        self.channels[i % self.channels.len()].clone()
     }
 
     fn client(&self, i: usize) -> CaseCommandServiceClient<Channel> {
@@ -169,8 +147,8 @@ impl Hub {
         Ok(events as f64 / started.elapsed().as_secs_f64())
     }
 
-    /// Median round trip of one report, one at a time.
-    pub async fn sequential(&self, count: usize, tag: &str) -> anyhow::Result<Duration> {
+    /// Round trips of one report, one at a time.
+    pub async fn sequential(&self, count: usize, tag: &str) -> anyhow::Result<Vec<Duration>> {
         let mut client = self.client(0);
         let mut times = Vec::with_capacity(count);
         for n in 0..count {
@@ -180,7 +158,7 @@ impl Hub {
                 .await?;
             times.push(started.elapsed());
         }
-        Ok(median(times))
+        Ok(times)
     }
 
     /// `concurrency` clients, each awaiting its answer before the next call, reading a page of
@@ -233,26 +211,37 @@ impl Hub {
         Ok((rate, median(times)))
     }
 
-    /// Imports `cases` historic cases in chunks of 1000: cases per second.
-    pub async fn bulk(&self, cases: usize) -> anyhow::Result<f64> {
+    /// Imports `cases` historic cases (request ids `<tag>-<n>`) in one ImportCases call,
+    /// streamed in chunks of 1000: cases per second. Fails unless every case is imported.
+    pub async fn import(&self, cases: usize, tag: &str) -> anyhow::Result<f64> {
+        anyhow::ensure!(
+            cases <= MAX_IMPORT,
+            "at most {} cases per import",
+            MAX_IMPORT
+        );
+        // Reported a minute ago: historic cases from years ago would all be past their
+        // deadlines, and the hub's deadline supervision would escalate every one of them
+        // while the bench measures other things.
+        let now = jiff::Timestamp::now().as_second() - 60;
+        let reported_at = prost_types::Timestamp {
+            seconds: now,
+            nanos: 0,
+        };
         let chunks: Vec<v1::ImportCasesRequest> = (0..cases)
             .collect::<Vec<_>>()
-            .chunks(1000)
+            .chunks(MAX_CHUNK)
             .map(|chunk| v1::ImportCasesRequest {
                 cases: chunk
                     .iter()
                     .map(|&i| {
-                        let r = report(format!("bulk-{i}"), i);
+                        let r = report(format!("{tag}-{i}"), i);
                         v1::HistoricCase {
                             request_id: r.request_id,
                             kind: r.kind.map(Into::into),
                             description: r.description,
                             reporter: r.reporter,
                             channel: r.channel,
-                            reported_at: Some(prost_types::Timestamp {
-                                seconds: 1_700_000_000,
-                                nanos: 0,
-                            }),
+                            reported_at: Some(reported_at),
                         }
                     })
                     .collect(),
@@ -264,16 +253,13 @@ impl Hub {
             .import_cases(with_department(futures::stream::iter(chunks)))
             .await?
             .into_inner();
+        let elapsed = started.elapsed();
         anyhow::ensure!(
-            done.imported as usize == cases,
-            "imported {} of {cases}",
-            done.imported
+            done.imported as usize == cases && done.already_imported == 0,
+            "imported {} of {cases} ({} already imported)",
+            done.imported,
+            done.already_imported
         );
-        Ok(cases as f64 / started.elapsed().as_secs_f64())
-    }
-
-    pub async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(());
-        self.task.await?
+        Ok(cases as f64 / elapsed.as_secs_f64())
     }
 }
