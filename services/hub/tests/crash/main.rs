@@ -562,7 +562,7 @@ async fn a_crash_on_either_side_of_a_rebuilds_swap() {
             .await;
         stopped_at(&mut hub, &failpoints).await;
 
-        // Started again, the model ends up rebuilt, in one folder, at version 1.
+        // Started again, the model ends up rebuilt, in one folder, at the code's version.
         let hub = process(dir.path(), &nats).start_serving_commands().await;
         let at = report(&hub, "r-2").await.expect("report").position;
         let mut datasets = DatasetServiceClient::new(hub.channel());
@@ -581,14 +581,17 @@ async fn a_crash_on_either_side_of_a_rebuilds_swap() {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|f| f.starts_with("incident_stats") && !f.ends_with(".current"))
             .collect();
-        assert_eq!(folders, ["incident_stats.v1"], "{point}");
+        let version = hub_projector::datasets::incident_stats::DATASET
+            .version
+            .to_string();
+        assert_eq!(folders, [format!("incident_stats.v{version}")], "{point}");
         let store = open_stopped(&hub::read_model_dir(dir.path(), "incident_stats")).await;
         assert_eq!(
             store
                 .meta(hub_store::MODEL_VERSION)
                 .expect("meta")
                 .as_deref(),
-            Some("1"),
+            Some(version.as_str()),
             "{point}"
         );
         drop(store);
