@@ -92,13 +92,21 @@ fn is_lock_error(err: &sled::Error) -> bool {
             || e.to_string().starts_with("could not acquire lock"))
 }
 
+/// The page cache of each audit database (the disclosure ledger, the log digest). sled's
+/// default is 1 GiB; their work is appends and point reads of recent entries.
+pub const CACHE_BYTES: u64 = 16 << 20;
+
 /// Opens (or creates) the sled database in `dir`. A folder held by this process's previous
 /// handle (its threads still letting go) is waited for a little; one held by another process
 /// is refused.
 pub(crate) fn open_sled(dir: &std::path::Path) -> Result<sled::Db, sled::Error> {
     let started = std::time::Instant::now();
     loop {
-        match sled::Config::new().path(dir).open() {
+        match sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+        {
             Err(err)
                 if is_lock_error(&err) && started.elapsed() < std::time::Duration::from_secs(5) =>
             {
