@@ -2,6 +2,7 @@
 //! shutdown future, so the binary and the tests start it the same way.
 
 mod admin;
+pub mod allocator;
 pub mod audit_cli;
 pub mod backup;
 pub mod config;

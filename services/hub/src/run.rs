@@ -115,6 +115,7 @@ pub async fn run_with(
         .validate()
         .map_err(anyhow::Error::msg)
         .context("invalid configuration")?;
+    crate::allocator::purge_in_background();
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let registry = Arc::new(load_registry(config.reference_data.as_deref())?);
