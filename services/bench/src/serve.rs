@@ -43,7 +43,8 @@ pub fn config(data_dir: &Path, nats_url: &str, monitor_url: &str) -> anyhow::Res
             .map_err(anyhow::Error::msg)?,
     )?;
     config.audit.signing_key_file = Some(audit_key);
-    Ok(config)
+    // `HUB_*` variables over these, as for the hub binary (`HUB_READ_MODELS__CACHE_MB=16`).
+    Ok(config.with_env()?)
 }
 
 /// What `hub-bench serve-hub` is given.
