@@ -47,19 +47,21 @@ impl HubBuilder {
             .prefix("hub-test-data-")
             .tempdir()
             .expect("temp dir");
-        let mut config = Config::default();
-        config.data_dir = temp.path().to_owned();
-        // A name of its own, so a test can name its read models' consumers (to hold one).
-        config.instance = temp
-            .path()
-            .file_name()
-            .map(|n| {
-                n.to_string_lossy()
-                    .replace(|c: char| !c.is_ascii_alphanumeric(), "")
-            })
-            .unwrap_or_default();
-        config.listen = ([127, 0, 0, 1], 0).into();
-        config.supervision_interval_ms = 50;
+        let mut config = Config {
+            data_dir: temp.path().to_owned(),
+            // A name of its own, so a test can name its read models' consumers (to hold one).
+            instance: temp
+                .path()
+                .file_name()
+                .map(|n| {
+                    n.to_string_lossy()
+                        .replace(|c: char| !c.is_ascii_alphanumeric(), "")
+                })
+                .unwrap_or_default(),
+            listen: ([127, 0, 0, 1], 0).into(),
+            supervision_interval_ms: 50,
+            ..Config::default()
+        };
         // Audit checkpoints by record count only, so a test counting batches is not surprised
         // by one a slow run's clock set off.
         config.audit.checkpoint_seconds = 86_400;
