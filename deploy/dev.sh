@@ -6,5 +6,5 @@
 # Extra arguments go to the hub (`bash deploy/dev.sh --help`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash deploy/setup.sh nats-server buf
+bash deploy/setup.sh nats-server buf make
 exec cargo run --locked -p hub -- --dev "$@"

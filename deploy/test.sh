@@ -6,7 +6,7 @@
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash deploy/setup.sh nats-server buf pyshacl chromium
+bash deploy/setup.sh nats-server buf pyshacl chromium make
 echo "== buf lint proto/"
 deploy/.tools/bin/buf lint proto
 echo "== cargo test"
