@@ -28,9 +28,10 @@ use hub_projector::{Alarms, Projection, ProjectorOptions, ReadModel, apply_entri
 use hub_store::{Batch, MemStore, ReadModelStore, SledStore, Write};
 use tokio_util::sync::CancellationToken;
 
-/// The hub's sled page cache per read model (`read_models.cache_mb`, default 64 MiB).
+/// The hub's sled page cache per read model (`read_models.cache_mb`, default 16 MiB, or
+/// `HUB_READ_MODELS__CACHE_MB` as the bench's hub process takes it).
 fn cache_bytes() -> u64 {
-    hub::Config::default().read_models.cache_mb << 20
+    crate::serve::read_models().cache_mb << 20
 }
 
 /// The projections of every read model the hub rebuilds, made as the hub makes them.

@@ -16,15 +16,22 @@ use tokio::net::TcpListener;
 
 /// The hub's configuration in the bench: the production defaults, on the bench's nats-server.
 pub fn config(data_dir: &Path, nats_url: &str, monitor_url: &str) -> anyhow::Result<hub::Config> {
+    // `HUB_*` variables first, as for the hub binary (`HUB_READ_MODELS__CACHE_MB=64`), and
+    // the bench's own settings over them: a variable cannot move the hub to another server,
+    // data dir or identity than the ones the bench measures against.
     let mut config = hub::Config {
         data_dir: data_dir.to_owned(),
         listen: ([127, 0, 0, 1], 0).into(),
         // A known instance, so the bench finds the hub's audit chain.
         instance: crate::audit::HUB_INSTANCE.to_owned(),
-        ..Default::default()
+        ..hub::Config::default().with_env()?
     };
     config.nats.url = Some(nats_url.to_owned());
     config.nats.monitor_url = Some(monitor_url.to_owned());
+    // One server of the bench's, without credentials, and durable (the guard is not waived).
+    config.nats.nkey_file = None;
+    config.nats.replicas = 1;
+    config.nats.accept_durability_risk = false;
     // The benchmark's own server, without department accounts.
     config.nats.accept_no_isolation = true;
     // Departments named by header, as on a developer's machine.
@@ -43,8 +50,17 @@ pub fn config(data_dir: &Path, nats_url: &str, monitor_url: &str) -> anyhow::Res
             .map_err(anyhow::Error::msg)?,
     )?;
     config.audit.signing_key_file = Some(audit_key);
-    // `HUB_*` variables over these, as for the hub binary (`HUB_READ_MODELS__CACHE_MB=16`).
-    Ok(config.with_env()?)
+    Ok(config)
+}
+
+/// The read models' settings of the bench's hub process (the defaults under `HUB_*`
+/// variables), for the baselines that copy them. A variable the hub refuses stops the hub
+/// process at start, with its error, so the defaults here never stand in for a bad one.
+pub fn read_models() -> hub::config::ReadModelsConfig {
+    hub::Config::default()
+        .with_env()
+        .map(|c| c.read_models)
+        .unwrap_or_else(|_| hub::Config::default().read_models)
 }
 
 /// What `hub-bench serve-hub` is given.

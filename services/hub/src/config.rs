@@ -241,7 +241,8 @@ impl NatsConfig {
 }
 
 /// Environment variables starting `HUB_` that are not configuration keys.
-const NOT_CONFIG: &[&str] = &["nats_server", "log_format"];
+/// (`HUB_CHROMIUM` is the browser the web console's end-to-end test opens.)
+const NOT_CONFIG: &[&str] = &["nats_server", "log_format", "chromium"];
 
 impl Config {
     /// Layers defaults, `file` (when given), `HUB_*` variables and `overrides` (from flags).
@@ -392,6 +393,27 @@ mod tests {
         for allowed in [1, 4, 50] {
             with(allowed).validate().expect("within the limit");
         }
+    }
+
+    #[test]
+    fn hub_variables_layer_over_a_given_configuration_and_the_tools_variables_are_not_keys() {
+        figment::Jail::expect_with(|jail| {
+            let mut given = Config::default();
+            given.read_models.max_batch = 7;
+            jail.set_env("HUB_READ_MODELS__CACHE_MB", "48");
+            // The test harness's and the setup's variables, not configuration keys.
+            jail.set_env("HUB_NATS_SERVER", "/opt/nats-server");
+            jail.set_env("HUB_LOG_FORMAT", "json");
+            jail.set_env("HUB_CHROMIUM", "/usr/bin/chromium");
+            let layered = given.clone().with_env()?;
+            assert_eq!(layered.read_models.cache_mb, 48, "the variable");
+            assert_eq!(layered.read_models.max_batch, 7, "the given value kept");
+            // Any other HUB_ variable is a key, and an unknown one is refused.
+            jail.set_env("HUB_READ_MODELS__CACHE", "48");
+            let err = given.with_env().expect_err("unknown key");
+            assert!(err.to_string().contains("cache"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]
