@@ -430,7 +430,11 @@ async fn big_log(table: &mut Table, b: &Bench, args: &Args) -> anyhow::Result<()
         sled_rebuild.as_secs_f64()
     ));
 
-    let batch = crate::serve::read_models().max_batch;
+    if args.no_projection {
+        table.note("projection figures left out (--no-projection)");
+        return Ok(());
+    }
+    let batch = crate::serve::read_models()?.max_batch;
     let pulled = projection::pull_consume(url, last, batch).await?;
     let (sled, rows) = projection::sled_only(&b.dir.join("sled-1024"), entries, batch).await?;
     let projected = projection::project(url, &b.dir.join("project"), last, batch).await?;

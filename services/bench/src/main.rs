@@ -85,6 +85,10 @@ pub struct Args {
     /// is filled up to this by imports of 100000 cases. 0 skips those figures.
     #[arg(long, default_value_t = 1_000_000)]
     rebuild_events: u64,
+    /// Leave out the projection figures over that log (the projector and the sled-only loop
+    /// from position 1 again): at 1M events they take about as long as the rebuild itself.
+    #[arg(long)]
+    no_projection: bool,
     /// Folder to put the run's data in (nats-server's store, the hub's, the sled baselines);
     /// a temporary folder under it is removed at the end. Default: the system's temp folder.
     /// Put it on the disk you mean to measure: fsync cost is most of what is measured.

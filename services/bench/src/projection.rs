@@ -30,8 +30,8 @@ use tokio_util::sync::CancellationToken;
 
 /// The hub's sled page cache per read model (`read_models.cache_mb`, default 16 MiB, or
 /// `HUB_READ_MODELS__CACHE_MB` as the bench's hub process takes it).
-fn cache_bytes() -> u64 {
-    crate::serve::read_models().cache_mb << 20
+fn cache_bytes() -> anyhow::Result<u64> {
+    Ok(crate::serve::read_models()?.cache_mb << 20)
 }
 
 /// The projections of every read model the hub rebuilds, made as the hub makes them.
@@ -87,8 +87,9 @@ pub async fn project(
     for projection in projections()? {
         let name = projection.name();
         let store_dir = dir.join(name);
-        let store = tokio::task::spawn_blocking(move || SledStore::open(&store_dir, cache_bytes()))
-            .await??;
+        let cache = cache_bytes()?;
+        let store =
+            tokio::task::spawn_blocking(move || SledStore::open(&store_dir, cache)).await??;
         let model = ReadModel::new(name, Arc::new(store), 0);
         let mut options = ProjectorOptions::new(projector_consumer(name, "bench-project"));
         options.max_batch = max_batch;
@@ -245,10 +246,11 @@ pub async fn sled_only(
     let dir = dir.to_owned();
     let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<(Duration, u64)> {
         let (mut took, mut rows) = (Duration::ZERO, 0);
+        let cache = cache_bytes()?;
         for projection in projections()? {
             let writes = writes_of(&*projection, &entries, batch)?;
             rows += writes.iter().map(|(w, _)| w.len() as u64).sum::<u64>();
-            let db = open_like_the_hub(&dir.join(projection.name()))?;
+            let db = open_like_the_hub(&dir.join(projection.name()), cache)?;
             let started = Instant::now();
             write_all(&db, writes)?;
             db.flush()?;
@@ -262,10 +264,10 @@ pub async fn sled_only(
 }
 
 /// A sled database opened as the hub opens a read model's (`hub_store`'s `open_db`).
-fn open_like_the_hub(dir: &Path) -> sled::Result<sled::Db> {
+fn open_like_the_hub(dir: &Path, cache: u64) -> sled::Result<sled::Db> {
     sled::Config::new()
         .path(dir)
-        .cache_capacity(cache_bytes())
+        .cache_capacity(cache)
         .mode(sled::Mode::HighThroughput)
         .flush_every_ms(Some(hub_store::FLUSH_EVERY_MS))
         .open()

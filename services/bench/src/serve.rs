@@ -54,13 +54,11 @@ pub fn config(data_dir: &Path, nats_url: &str, monitor_url: &str) -> anyhow::Res
 }
 
 /// The read models' settings of the bench's hub process (the defaults under `HUB_*`
-/// variables), for the baselines that copy them. A variable the hub refuses stops the hub
-/// process at start, with its error, so the defaults here never stand in for a bad one.
-pub fn read_models() -> hub::config::ReadModelsConfig {
-    hub::Config::default()
-        .with_env()
-        .map(|c| c.read_models)
-        .unwrap_or_else(|_| hub::Config::default().read_models)
+/// variables), for the baselines that copy them. A variable the hub would refuse is an
+/// error here too, so a baseline never runs on defaults the hub does not have.
+pub fn read_models() -> anyhow::Result<hub::config::ReadModelsConfig> {
+    let config = hub::Config::default().with_env()?;
+    Ok(config.read_models)
 }
 
 /// What `hub-bench serve-hub` is given.
