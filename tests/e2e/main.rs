@@ -8,6 +8,7 @@ mod audit_history;
 mod audit_row_as_of;
 mod bad_input;
 mod care;
+mod cluster;
 mod command_hash;
 mod commands;
 mod console;

@@ -89,6 +89,18 @@ impl HubBuilder {
         builder
     }
 
+    /// A hub on a cluster: every node's client URL and monitoring URL, 3 replicas.
+    pub fn on_cluster(cluster: &crate::Cluster) -> Self {
+        let mut builder = Self::dev()
+            .nats_url(&cluster.urls())
+            .monitor_url(Some(&cluster.monitor_urls()));
+        builder.config.commands.hash_key_file = Some(cluster.hash_key_file());
+        builder.config.audit.signing_key_file = Some(cluster.audit_key_file());
+        builder.config.nats.replicas = 3;
+        builder.config.nats.accept_no_isolation = true;
+        builder
+    }
+
     pub fn nats_url(mut self, url: &str) -> Self {
         self.config.nats.url = Some(url.to_owned());
         self

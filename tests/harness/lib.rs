@@ -4,6 +4,7 @@
 //! loopback port it picks itself, with its store in a temp dir; it is killed and the dir
 //! removed on drop. Waits are on conditions with a time limit, never on sleeps.
 
+mod cluster;
 pub mod fixtures;
 mod hold;
 mod hub;
@@ -16,6 +17,7 @@ pub mod tls;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+pub use cluster::Cluster;
 pub use hold::Hold;
 pub use hub::{Hub, HubBuilder};
 pub use nats::Nats;

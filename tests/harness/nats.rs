@@ -1,5 +1,7 @@
 //! A real nats-server for a test.
 
+use std::path::{Path, PathBuf};
+
 use async_nats::jetstream;
 use hub_log::credentials::{Credentials, Seed};
 use hub_log::names::department_inbox_prefix;
@@ -30,6 +32,35 @@ fn random_key() -> String {
         "{nanos:032x}{:032x}",
         u128::from(std::process::id()) << 64 | nanos.rotate_left(17)
     )
+}
+
+/// The command hash key and the audit signing key (and its public key) that every hub on one
+/// log shares, written under `dir` ([`hash_key_file`] and the others name them).
+pub(crate) fn write_keys(dir: &Path) {
+    std::fs::write(dir.join(HASH_KEY_FILE), random_key()).expect("hash key file");
+    let mut secret = [0u8; 32];
+    for (byte, pair) in secret.iter_mut().zip(random_key().as_bytes().chunks(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).expect("hex"), 16).expect("hex");
+    }
+    let signer = hub_audit::signing::CheckpointSigner::from_bytes(&secret);
+    std::fs::write(
+        dir.join(AUDIT_KEY_FILE),
+        signer.to_pkcs8_pem().expect("pem"),
+    )
+    .expect("audit key file");
+    std::fs::write(
+        dir.join(AUDIT_PUBLIC_KEY_FILE),
+        signer.public_key_pem().expect("pem"),
+    )
+    .expect("audit public key file");
+}
+
+pub(crate) fn hash_key_file(dir: &Path) -> PathBuf {
+    dir.join(HASH_KEY_FILE)
+}
+
+pub(crate) fn audit_key_file(dir: &Path) -> PathBuf {
+    dir.join(AUDIT_KEY_FILE)
 }
 
 impl Nats {
@@ -70,22 +101,7 @@ impl Nats {
         let server = NatsServer::start(&binary, options)
             .await
             .unwrap_or_else(|e| panic!("starting nats-server: {e}"));
-        std::fs::write(dir.path().join(HASH_KEY_FILE), random_key()).expect("hash key file");
-        let mut secret = [0u8; 32];
-        for (byte, pair) in secret.iter_mut().zip(random_key().as_bytes().chunks(2)) {
-            *byte = u8::from_str_radix(std::str::from_utf8(pair).expect("hex"), 16).expect("hex");
-        }
-        let signer = hub_audit::signing::CheckpointSigner::from_bytes(&secret);
-        std::fs::write(
-            dir.path().join(AUDIT_KEY_FILE),
-            signer.to_pkcs8_pem().expect("pem"),
-        )
-        .expect("audit key file");
-        std::fs::write(
-            dir.path().join(AUDIT_PUBLIC_KEY_FILE),
-            signer.public_key_pem().expect("pem"),
-        )
-        .expect("audit public key file");
+        write_keys(dir.path());
         Self {
             server,
             credentials,
@@ -118,17 +134,17 @@ impl Nats {
 
     /// The command hash key every hub on this server shares, as production requires of all
     /// instances on one log.
-    pub fn hash_key_file(&self) -> std::path::PathBuf {
-        self.dir.path().join(HASH_KEY_FILE)
+    pub fn hash_key_file(&self) -> PathBuf {
+        hash_key_file(self.dir.path())
     }
 
     /// The audit signing key (PKCS#8 PEM) every hub on this server is given.
-    pub fn audit_key_file(&self) -> std::path::PathBuf {
-        self.dir.path().join(AUDIT_KEY_FILE)
+    pub fn audit_key_file(&self) -> PathBuf {
+        audit_key_file(self.dir.path())
     }
 
     /// Its public key, which verifies the exports of those hubs.
-    pub fn audit_public_key_file(&self) -> std::path::PathBuf {
+    pub fn audit_public_key_file(&self) -> PathBuf {
         self.dir.path().join(AUDIT_PUBLIC_KEY_FILE)
     }
 

@@ -121,10 +121,15 @@ pub struct CommandsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NatsConfig {
-    /// An existing NATS to use; empty: start and supervise a nats-server child.
+    /// An existing NATS to use, or a cluster's members comma-separated (the hub connects to
+    /// one and moves to another when it goes); empty: start and supervise a nats-server child.
     pub url: Option<String>,
-    /// Monitoring endpoint of that NATS (e.g. http://127.0.0.1:8222), read by the durability guard.
+    /// Monitoring endpoint of that NATS (e.g. http://127.0.0.1:8222), read by the durability
+    /// guard; on a cluster every member's, comma-separated.
     pub monitor_url: Option<String>,
+    /// How often the durability guard checks the server (every member) again while the hub
+    /// runs; a member found unsafe raises an alarm.
+    pub durability_check_secs: u64,
     /// Start against a NATS without a monitoring URL, whose durability cannot be checked.
     pub accept_durability_risk: bool,
     /// Window in which NATS recognises a re-published event id as a duplicate.
@@ -186,6 +191,7 @@ impl Default for NatsConfig {
         Self {
             url: None,
             monitor_url: None,
+            durability_check_secs: 30,
             accept_durability_risk: false,
             duplicate_window_secs: 120,
             replicas: 1,
@@ -238,6 +244,10 @@ impl NatsConfig {
     pub fn ack_timeout(&self) -> Duration {
         Duration::from_millis(self.ack_timeout_ms)
     }
+
+    pub fn durability_check_interval(&self) -> Duration {
+        Duration::from_secs(self.durability_check_secs)
+    }
 }
 
 /// Environment variables starting `HUB_` that are not configuration keys.
@@ -282,6 +292,9 @@ impl Config {
         self.time_zone()?;
         if self.nats.duplicate_window_secs == 0 {
             return Err("nats.duplicate_window_secs must be above 0".into());
+        }
+        if self.nats.durability_check_secs == 0 {
+            return Err("nats.durability_check_secs must be at least 1".into());
         }
         if self.nats.replicas == 0 {
             return Err("nats.replicas must be at least 1".into());

@@ -21,16 +21,21 @@ pub(crate) struct Connections {
 }
 
 impl Connections {
-    /// Connects to `url` (with the hub's NKey `seed`, if any) and refuses a server whose
-    /// settings could lose acknowledged events.
+    /// Connects to `url` (one server, or a cluster's members comma-separated; with the hub's
+    /// NKey `seed`, if any) and refuses a server, or a cluster with a member, whose settings
+    /// could lose acknowledged events.
     pub(crate) async fn open(
         url: &str,
         seed: Option<&Seed>,
         monitor_url: Option<&str>,
         accept_risk: bool,
     ) -> anyhow::Result<Self> {
+        let urls = guard::url_list(url);
+        if urls.is_empty() {
+            bail!("nats.url names no server");
+        }
         let connect = |name: &'static str| {
-            let url = url.to_owned();
+            let urls = urls.clone();
             let seed = seed.map(|s| s.seed().to_owned());
             async move {
                 let options = async_nats::ConnectOptions::new();
@@ -64,9 +69,9 @@ impl Connections {
                         }
                     })
                     .connection_timeout(Duration::from_secs(5))
-                    .connect(&url)
+                    .connect(urls.as_slice())
                     .await
-                    .with_context(|| format!("connecting to NATS at {url}"))
+                    .with_context(|| format!("connecting to NATS at {}", urls.join(",")))
             }
         };
         let hub = connect("hub").await?;
@@ -90,10 +95,15 @@ async fn check_durability(
     match monitor_url {
         Some(monitor_url) => {
             let server_id = client.server_info().server_id;
-            let check = guard::check_server(monitor_url, Some(&server_id))
+            let check = guard::check_cluster(&guard::url_list(monitor_url), Some(&server_id))
                 .await
                 .context("refusing to start")?;
-            info!(server = %check.server_name, version = %check.version, "nats durability checked: sync_interval always");
+            for member in &check.members {
+                info!(server = %member.server_name, version = %member.version, "nats durability checked: sync_interval always");
+            }
+            for (url, reason) in &check.unreachable {
+                warn!(monitor_url = %url, %reason, "a cluster member did not answer: checked when it does");
+            }
             Ok(())
         }
         None if accept_risk => {
@@ -108,5 +118,43 @@ async fn check_durability(
              set nats.monitor_url (--nats-monitor-url), or accept the risk of losing acknowledged events \
              with nats.accept_durability_risk (--accept-durability-risk)"
         ),
+    }
+}
+
+/// The alarm the durability watch raises while a member of the cluster could lose
+/// acknowledged events, or cannot be checked.
+pub(crate) const DURABILITY_ALARM: &str = "nats/durability";
+
+/// Checks the cluster again every `every` until `stop`: a member that joins or comes back
+/// unsafe (or without a monitoring URL among `monitor_url`'s) raises [`DURABILITY_ALARM`],
+/// cleared once every member answers safe. Whether the hub may start was decided before this;
+/// while running, an alarm is what operators see (`hub.alarms` health, the log, status).
+pub(crate) async fn watch_durability(
+    client: async_nats::Client,
+    monitor_url: String,
+    every: Duration,
+    alarms: hub_projector::Alarms,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let urls = guard::url_list(&monitor_url);
+    let mut unreachable: Vec<String> = Vec::new();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        // The server the hub is connected to now: after a reconnect, another member.
+        let connected = client.server_info().server_id;
+        match guard::check_cluster(&urls, Some(&connected)).await {
+            Ok(check) => {
+                alarms.clear(DURABILITY_ALARM);
+                let now: Vec<String> = check.unreachable.into_iter().map(|(url, _)| url).collect();
+                for url in now.iter().filter(|u| !unreachable.contains(u)) {
+                    warn!(monitor_url = %url, "a cluster member does not answer: checked when it does");
+                }
+                unreachable = now;
+            }
+            Err(err) => alarms.raise(DURABILITY_ALARM, err.to_string()),
+        }
     }
 }

@@ -30,10 +30,12 @@ struct Cli {
     /// gRPC address to listen on.
     #[arg(long)]
     listen: Option<String>,
-    /// Use this NATS instead of starting a nats-server child.
+    /// Use this NATS instead of starting a nats-server child (a cluster: every member's URL,
+    /// comma-separated).
     #[arg(long)]
     nats_url: Option<String>,
-    /// Monitoring endpoint of the NATS given by --nats-url, for the durability guard.
+    /// Monitoring endpoint of the NATS given by --nats-url, for the durability guard (a
+    /// cluster: every member's, comma-separated).
     #[arg(long)]
     nats_monitor_url: Option<String>,
     /// Start against a NATS whose durability cannot be checked (no monitoring URL).

@@ -292,6 +292,17 @@ async fn serve(
         )
         .context("starting the event log's digest")?;
     let alarms = Alarms::default();
+    // Members checked at start are checked again while the hub runs: one that comes back or
+    // joins unsafe raises an alarm.
+    if let Some(monitor_url) = &monitor_url {
+        tokio::spawn(crate::connections::watch_durability(
+            client.clone(),
+            monitor_url.clone(),
+            config.nats.durability_check_interval(),
+            alarms.clone(),
+            stop.child_token(),
+        ));
+    }
     // A halted digest folds nothing more while checkpoints go on signing its last head: an
     // alarm, so operators look.
     raise_when(
@@ -529,7 +540,7 @@ async fn serve(
         alarms: alarms.clone(),
         durability: crate::admin::Durability {
             monitor_url: monitor_url.clone(),
-            server_id: client.server_info().server_id,
+            client: client.clone(),
             settings: settings.clone(),
         },
         digest: log_digest.clone(),

@@ -6,6 +6,10 @@
 //! `sync_interval` through the JetStream API, so the guard reads the server's monitoring
 //! endpoint (`/varz` -> `jetstream.config.sync_always`). A missing `sync_always` counts as
 //! unsafe, and servers older than 2.12 are refused.
+//!
+//! On a cluster every member is checked through its own monitoring URL, and each member's
+//! routes (`/routez`) name the members it is connected to: a member that routes to the checked
+//! ones but has no monitoring URL among them cannot be checked, and is refused too.
 
 use std::time::Duration;
 
@@ -42,6 +46,31 @@ pub enum GuardError {
         monitored: String,
         connected: String,
     },
+    #[error(
+        "cluster member {members} routes to the checked servers but none of the monitoring URLs \
+         is its own, so its fsync setting cannot be checked; list every member's monitoring URL \
+         (nats.monitor_url, comma-separated)"
+    )]
+    Unchecked { members: String },
+    #[error(
+        "only {reachable} of the {listed} monitoring URLs answered; a majority of the cluster \
+         must be checked: {reason}"
+    )]
+    NoMajority {
+        reachable: usize,
+        listed: usize,
+        reason: String,
+    },
+}
+
+/// What the guard learnt of every member of a cluster (or of the one server) it accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterCheck {
+    /// The members that answered, each safe, in the order of their monitoring URLs.
+    pub members: Vec<ServerCheck>,
+    /// Monitoring URLs that did not answer, and why: a member that is down is checked again
+    /// when it answers (the hub's watch does).
+    pub unreachable: Vec<(String, String)>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,23 +134,38 @@ fn judge(varz: Varz) -> Result<ServerCheck, GuardError> {
     })
 }
 
-/// Reads `<monitor_url>/varz` and accepts the server only if it cannot lose acknowledged events.
-/// `connected_server_id`, when given, must be the server the monitoring endpoint describes.
-pub async fn check_server(
+#[derive(Debug, Deserialize)]
+struct Routez {
+    #[serde(default)]
+    routes: Option<Vec<Route>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Route {
+    remote_id: String,
+    #[serde(default)]
+    remote_name: String,
+}
+
+fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .no_proxy()
+        .build()
+}
+
+/// `GET <monitor_url>/<page>`, parsed.
+async fn monitoring<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
     monitor_url: &str,
-    connected_server_id: Option<&str>,
-) -> Result<ServerCheck, GuardError> {
-    let url = format!("{}/varz", monitor_url.trim_end_matches('/'));
+    page: &str,
+) -> Result<T, GuardError> {
+    let url = format!("{}/{page}", monitor_url.trim_end_matches('/'));
     let unreachable = |reason: String| GuardError::Unreachable {
         url: url.clone(),
         reason,
     };
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .no_proxy()
-        .build()
-        .map_err(|e| unreachable(e.to_string()))?;
-    let varz: Varz = client
+    client
         .get(&url)
         .send()
         .await
@@ -129,8 +173,20 @@ pub async fn check_server(
         .map_err(|e| unreachable(e.to_string()))?
         .json()
         .await
-        .map_err(|e| unreachable(format!("not a /varz answer: {e}")))?;
-    let check = judge(varz)?;
+        .map_err(|e| unreachable(format!("not a /{page} answer: {e}")))
+}
+
+/// Reads `<monitor_url>/varz` and accepts the server only if it cannot lose acknowledged events.
+/// `connected_server_id`, when given, must be the server the monitoring endpoint describes.
+pub async fn check_server(
+    monitor_url: &str,
+    connected_server_id: Option<&str>,
+) -> Result<ServerCheck, GuardError> {
+    let client = http_client().map_err(|e| GuardError::Unreachable {
+        url: monitor_url.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let check = judge(monitoring(&client, monitor_url, "varz").await?)?;
     if let Some(connected) = connected_server_id
         && connected != check.server_id
     {
@@ -140,6 +196,106 @@ pub async fn check_server(
         });
     }
     Ok(check)
+}
+
+/// Checks every member of a cluster through its monitoring URL (one URL: a single server,
+/// which must answer). Refused: any member that answers unsafe; fewer than a majority of the
+/// URLs answering; a member that routes to the checked ones but is not among them; a
+/// `connected_server_id`, when given, that is none of the checked servers. A listed member that
+/// does not answer (down) is returned in [`ClusterCheck::unreachable`], not refused: the
+/// cluster serves without it, and it is checked when it answers again.
+pub async fn check_cluster(
+    monitor_urls: &[String],
+    connected_server_id: Option<&str>,
+) -> Result<ClusterCheck, GuardError> {
+    let client = http_client().map_err(|e| GuardError::Unreachable {
+        url: monitor_urls.join(","),
+        reason: e.to_string(),
+    })?;
+    let mut found = ClusterCheck {
+        members: Vec::new(),
+        unreachable: Vec::new(),
+    };
+    let mut routes = Vec::new();
+    for url in monitor_urls {
+        match monitoring::<Varz>(&client, url, "varz").await {
+            Ok(varz) => found.members.push(judge(varz)?),
+            Err(err) if monitor_urls.len() == 1 => return Err(err),
+            Err(err) => {
+                found.unreachable.push((url.clone(), err.to_string()));
+                continue;
+            }
+        }
+        // A member that answered /varz and not /routez is still checked itself.
+        if let Ok(Routez {
+            routes: Some(found_routes),
+        }) = monitoring::<Routez>(&client, url, "routez").await
+        {
+            routes.extend(found_routes);
+        }
+    }
+    if found.members.len() * 2 <= monitor_urls.len() {
+        return Err(GuardError::NoMajority {
+            reachable: found.members.len(),
+            listed: monitor_urls.len(),
+            reason: found
+                .unreachable
+                .first()
+                .map(|(_, why)| why.clone())
+                .unwrap_or_default(),
+        });
+    }
+    let checked = |id: &str| found.members.iter().any(|m| m.server_id == id);
+    if let Some(connected) = connected_server_id
+        && !checked(connected)
+    {
+        return Err(GuardError::OtherServer {
+            monitored: names(
+                found
+                    .members
+                    .iter()
+                    .map(|m| display_name(&m.server_name, &m.server_id)),
+            ),
+            connected: connected.to_owned(),
+        });
+    }
+    // Routes are pooled (several per pair of servers): each member once.
+    let mut unknown: Vec<&Route> = Vec::new();
+    for route in &routes {
+        if !checked(&route.remote_id) && !unknown.iter().any(|r| r.remote_id == route.remote_id) {
+            unknown.push(route);
+        }
+    }
+    // A member listed but down may still route to the others: only more unknown members than
+    // unanswered URLs are certainly unlisted.
+    if unknown.len() > found.unreachable.len() {
+        return Err(GuardError::Unchecked {
+            members: names(
+                unknown
+                    .iter()
+                    .map(|r| display_name(&r.remote_name, &r.remote_id)),
+            ),
+        });
+    }
+    Ok(found)
+}
+
+fn display_name<'a>(name: &'a str, id: &'a str) -> &'a str {
+    if name.is_empty() { id } else { name }
+}
+
+fn names<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    names.collect::<Vec<_>>().join(", ")
+}
+
+/// Splits a comma-separated list of URLs (as `nats.url` and `nats.monitor_url` take them),
+/// dropping blanks.
+pub fn url_list(urls: &str) -> Vec<String> {
+    urls.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 #[cfg(test)]
@@ -155,6 +311,19 @@ mod tests {
                 config: Some(VarzJetStreamConfig { sync_always }),
             }),
         }
+    }
+
+    #[test]
+    fn url_lists_split_on_commas() {
+        assert_eq!(
+            url_list(" http://a:8222, http://b:8222 ,,"),
+            vec!["http://a:8222".to_owned(), "http://b:8222".to_owned()]
+        );
+        assert_eq!(
+            url_list("nats://127.0.0.1:4222"),
+            vec!["nats://127.0.0.1:4222".to_owned()]
+        );
+        assert!(url_list(" , ").is_empty());
     }
 
     #[test]

@@ -87,6 +87,35 @@ pub struct ServerOptions {
     /// An `accounts { ... }` block ([`crate::accounts::render`]); `None`: no accounts and no
     /// authentication (everyone in the global account, as in the tests that need no more).
     pub accounts: Option<String>,
+    /// A member of a cluster: `None` runs a single server.
+    pub cluster: Option<ClusterOptions>,
+}
+
+/// How a server joins a cluster on loopback (the test harness's 3 nodes).
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    pub name: String,
+    /// This member's route port: routes are configured up front, so it is chosen before start.
+    pub port: u16,
+    /// Every member's route port (this one's is skipped).
+    pub peers: Vec<u16>,
+}
+
+impl ClusterOptions {
+    fn render(&self) -> String {
+        let routes = self
+            .peers
+            .iter()
+            .filter(|p| **p != self.port)
+            .map(|p| format!("\"nats-route://127.0.0.1:{p}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "cluster {{\n  name: {name}\n  listen: \"127.0.0.1:{port}\"\n  routes: [{routes}]\n}}\n",
+            name = serde_json::to_string(&self.name).unwrap_or_default(),
+            port = self.port,
+        )
+    }
 }
 
 impl ServerOptions {
@@ -98,6 +127,7 @@ impl ServerOptions {
             monitor_port: None,
             sync_always: true,
             accounts: None,
+            cluster: None,
         }
     }
 
@@ -130,12 +160,17 @@ impl ServerOptions {
              listen: \"127.0.0.1:{client}\"\n\
              http: \"127.0.0.1:{monitor}\"\n\
              ports_file_dir: {ports}\n\
-             jetstream {{\n  store_dir: {store}{sync}\n}}\n{accounts}",
+             jetstream {{\n  store_dir: {store}{sync}\n}}\n{cluster}{accounts}",
             name = serde_json::to_string(&self.server_name).unwrap_or_default(),
             client = port(self.client_port),
             monitor = port(self.monitor_port),
             ports = quote(self.ports_dir()),
             store = quote(self.store_dir()),
+            cluster = self
+                .cluster
+                .as_ref()
+                .map(ClusterOptions::render)
+                .unwrap_or_default(),
             accounts = self.accounts.as_deref().unwrap_or_default(),
         )
     }
@@ -350,6 +385,26 @@ mod tests {
         }
         .render();
         assert!(!unsafe_text.contains("sync_interval"), "{unsafe_text}");
+    }
+
+    #[test]
+    fn a_cluster_member_routes_to_the_others_on_loopback() {
+        let mut options = ServerOptions::new("/tmp/x", "n1");
+        assert!(!options.render().contains("cluster"));
+        options.cluster = Some(ClusterOptions {
+            name: "hub-test".into(),
+            port: 6002,
+            peers: vec![6001, 6002, 6003],
+        });
+        let text = options.render();
+        assert!(text.contains("listen: \"127.0.0.1:6002\""), "{text}");
+        assert!(
+            text.contains(
+                "routes: [\"nats-route://127.0.0.1:6001\", \"nats-route://127.0.0.1:6003\"]"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("name: \"hub-test\""), "{text}");
     }
 
     #[test]

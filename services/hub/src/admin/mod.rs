@@ -51,11 +51,13 @@ const IMPORTED: &str = "gov.hub.v1.AdminService/ImportLog";
 /// How often a rebuild's progress is reported.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
-/// The NATS server the hub checks for durability.
+/// The NATS server (or every member of the cluster) the hub checks for durability.
 #[derive(Debug, Clone)]
 pub struct Durability {
+    /// One monitoring URL, or every cluster member's, comma-separated.
     pub monitor_url: Option<String>,
-    pub server_id: String,
+    /// The hub's connection: the server it is connected to now is one of the checked.
+    pub client: async_nats::Client,
     pub settings: EventsStreamSettings,
 }
 

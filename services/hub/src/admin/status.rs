@@ -299,8 +299,30 @@ async fn durability(admin: &Admin, events: &Info, audit: &Info) -> DurabilitySta
         )
         .collect();
     let (server_name, version) = match &admin.p.durability.monitor_url {
-        Some(url) => match guard::check_server(url, Some(&admin.p.durability.server_id)).await {
-            Ok(check) => (check.server_name, check.version),
+        Some(url) => match guard::check_cluster(
+            &guard::url_list(url),
+            Some(&admin.p.durability.client.server_info().server_id),
+        )
+        .await
+        {
+            Ok(check) => {
+                problems.extend(
+                    check
+                        .unreachable
+                        .iter()
+                        .map(|(url, why)| format!("not checked: {url} does not answer ({why})")),
+                );
+                let names: Vec<&str> = check
+                    .members
+                    .iter()
+                    .map(|m| m.server_name.as_str())
+                    .collect();
+                let mut versions: Vec<&str> =
+                    check.members.iter().map(|m| m.version.as_str()).collect();
+                versions.sort_unstable();
+                versions.dedup();
+                (names.join(", "), versions.join(", "))
+            }
             Err(err) => {
                 problems.insert(0, err.to_string());
                 (String::new(), String::new())
