@@ -96,19 +96,34 @@ impl Cluster {
         node.server = Some(server);
     }
 
-    /// Waits until JetStream answers through the cluster (a meta leader is elected).
+    /// Waits until the cluster can place a stream with a replica on every node (a meta leader
+    /// elected and every peer known to it), as the hub's first start needs: a probe stream is
+    /// created, then deleted.
     pub async fn wait_for_jetstream(&self) {
-        let client = self.client().await;
-        let js = jetstream::new(client);
+        let js = jetstream::new(self.client().await);
+        let replicas = self.nodes.len();
         crate::wait_until(
-            "the cluster's JetStream meta leader",
+            "the cluster to place a stream on every node",
             Duration::from_secs(30),
             || {
                 let js = js.clone();
-                async move { js.query_account().await.ok() }
+                async move {
+                    js.create_stream(jetstream::stream::Config {
+                        name: "HARNESS_PROBE".into(),
+                        subjects: vec!["harness.probe".into()],
+                        storage: jetstream::stream::StorageType::Memory,
+                        num_replicas: replicas,
+                        ..Default::default()
+                    })
+                    .await
+                    .ok()
+                }
             },
         )
         .await;
+        js.delete_stream("HARNESS_PROBE")
+            .await
+            .expect("delete the probe stream");
     }
 
     /// Kills node `i` (SIGKILL): its store stays for a restart.

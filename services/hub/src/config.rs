@@ -293,6 +293,19 @@ impl Config {
         if self.nats.duplicate_window_secs == 0 {
             return Err("nats.duplicate_window_secs must be above 0".into());
         }
+        for (key, list) in [
+            ("nats.url", &self.nats.url),
+            ("nats.monitor_url", &self.nats.monitor_url),
+        ] {
+            let Some(list) = list else { continue };
+            let urls = hub_log::guard::url_list(list);
+            if urls.is_empty() {
+                return Err(format!("{key} is set but names no server"));
+            }
+            if urls.iter().enumerate().any(|(i, u)| urls[..i].contains(u)) {
+                return Err(format!("{key} lists the same server twice"));
+            }
+        }
         if self.nats.durability_check_secs == 0 {
             return Err("nats.durability_check_secs must be at least 1".into());
         }
@@ -388,6 +401,39 @@ mod tests {
         with_seed(Some("nats://127.0.0.1:4222"))
             .validate()
             .expect("a seed for an external NATS");
+    }
+
+    #[test]
+    fn a_cluster_is_every_member_once_and_no_list_is_empty() {
+        let with = |url: &str, monitor: &str| Config {
+            nats: NatsConfig {
+                url: Some(url.to_owned()),
+                monitor_url: Some(monitor.to_owned()),
+                accept_no_isolation: true,
+                ..NatsConfig::default()
+            },
+            ..Config::default()
+        };
+        with(
+            "nats://a:4222,nats://b:4222,nats://c:4222",
+            "http://a:8222, http://b:8222,http://c:8222",
+        )
+        .validate()
+        .expect("three members");
+        let err = with(" , ", "http://a:8222")
+            .validate()
+            .expect_err("no server");
+        assert!(
+            err.contains("nats.url") && err.contains("names no server"),
+            "{err}"
+        );
+        let err = with("nats://a:4222", "http://a:8222,http://a:8222")
+            .validate()
+            .expect_err("twice");
+        assert!(
+            err.contains("nats.monitor_url") && err.contains("twice"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -71,7 +71,10 @@ impl Connections {
                     .connection_timeout(Duration::from_secs(5))
                     .connect(urls.as_slice())
                     .await
-                    .with_context(|| format!("connecting to NATS at {}", urls.join(",")))
+                    .with_context(|| {
+                        let shown: Vec<String> = urls.iter().map(|u| guard::redacted(u)).collect();
+                        format!("connecting to NATS at {}", shown.join(","))
+                    })
             }
         };
         let hub = connect("hub").await?;
@@ -122,13 +125,15 @@ async fn check_durability(
 }
 
 /// The alarm the durability watch raises while a member of the cluster could lose
-/// acknowledged events, or cannot be checked.
+/// acknowledged events, cannot be checked, or does not answer.
 pub(crate) const DURABILITY_ALARM: &str = "nats/durability";
 
-/// Checks the cluster again every `every` until `stop`: a member that joins or comes back
-/// unsafe (or without a monitoring URL among `monitor_url`'s) raises [`DURABILITY_ALARM`],
-/// cleared once every member answers safe. Whether the hub may start was decided before this;
-/// while running, an alarm is what operators see (`hub.alarms` health, the log, status).
+/// Checks the server (every member of the cluster) again every `every` until `stop`. A member
+/// that comes back or joins unsafe, one that routes to the others without a monitoring URL
+/// among `monitor_url`'s, and a listed member that does not answer (down: the log has one copy
+/// fewer) raise [`DURABILITY_ALARM`] with the latest reason, cleared once every listed member
+/// answers safe. Whether the hub may start was decided before this; while running, an alarm is
+/// what operators see (`hub.alarms` health, the log, status).
 pub(crate) async fn watch_durability(
     client: async_nats::Client,
     monitor_url: String,
@@ -137,24 +142,30 @@ pub(crate) async fn watch_durability(
     stop: tokio_util::sync::CancellationToken,
 ) {
     let urls = guard::url_list(&monitor_url);
-    let mut unreachable: Vec<String> = Vec::new();
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
-        // The server the hub is connected to now: after a reconnect, another member.
+        // Between a lost server and the next, the connection's server is not yet known.
+        if client.connection_state() != async_nats::connection::State::Connected {
+            continue;
+        }
         let connected = client.server_info().server_id;
         match guard::check_cluster(&urls, Some(&connected)).await {
+            Ok(check) if check.unreachable.is_empty() => alarms.clear(DURABILITY_ALARM),
             Ok(check) => {
-                alarms.clear(DURABILITY_ALARM);
-                let now: Vec<String> = check.unreachable.into_iter().map(|(url, _)| url).collect();
-                for url in now.iter().filter(|u| !unreachable.contains(u)) {
-                    warn!(monitor_url = %url, "a cluster member does not answer: checked when it does");
-                }
-                unreachable = now;
+                let down: Vec<String> = check
+                    .unreachable
+                    .iter()
+                    .map(|(url, why)| format!("{url} does not answer ({why})"))
+                    .collect();
+                alarms.set(
+                    DURABILITY_ALARM,
+                    format!("cluster member not checked: {}", down.join("; ")),
+                );
             }
-            Err(err) => alarms.raise(DURABILITY_ALARM, err.to_string()),
+            Err(err) => alarms.set(DURABILITY_ALARM, err.to_string()),
         }
     }
 }

@@ -88,7 +88,8 @@ pub struct Started {
     /// Every read model, with its position and freshness.
     pub read_models: Vec<ReadModel>,
     pub alarms: Alarms,
-    /// The NATS the hub uses (its own child's, in development mode).
+    /// The NATS the hub uses (its own child's, in development mode); on a cluster every
+    /// member's URL, comma-separated (`hub_log::guard::url_list` splits them).
     pub nats_url: String,
     /// Where the event log's chained digest stands.
     pub log_digest: tokio::sync::watch::Receiver<hub_audit::log_digest::LogHead>,

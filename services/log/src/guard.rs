@@ -149,6 +149,7 @@ struct Route {
 
 fn http_client() -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(5))
         .no_proxy()
         .build()
@@ -198,12 +199,13 @@ pub async fn check_server(
     Ok(check)
 }
 
-/// Checks every member of a cluster through its monitoring URL (one URL: a single server,
-/// which must answer). Refused: any member that answers unsafe; fewer than a majority of the
-/// URLs answering; a member that routes to the checked ones but is not among them; a
-/// `connected_server_id`, when given, that is none of the checked servers. A listed member that
-/// does not answer (down) is returned in [`ClusterCheck::unreachable`], not refused: the
-/// cluster serves without it, and it is checked when it answers again.
+/// Checks every member of a cluster through its monitoring URL, all at once (one URL: a
+/// single server, which must answer). Refused: any member that answers unsafe; fewer than a
+/// majority of the URLs answering; a member that routes to the checked ones but is not among
+/// them (a running member whose endpoint does not answer is one); a `connected_server_id`,
+/// when given, that is none of the checked servers. A listed member that does not answer and
+/// routes to no checked member (down) is returned in [`ClusterCheck::unreachable`], not
+/// refused: the cluster serves without it, and it is checked when it answers again.
 pub async fn check_cluster(
     monitor_urls: &[String],
     connected_server_id: Option<&str>,
@@ -212,26 +214,34 @@ pub async fn check_cluster(
         url: monitor_urls.join(","),
         reason: e.to_string(),
     })?;
+    let answers = futures::future::join_all(monitor_urls.iter().map(|url| {
+        let client = &client;
+        async move {
+            let varz = monitoring::<Varz>(client, url, "varz").await?;
+            // Its routes name the members it is connected to; without them an unlisted
+            // member would go unseen, so a member that does not show them is not checked.
+            let routes = monitoring::<Routez>(client, url, "routez").await?;
+            Ok::<_, GuardError>((varz, routes.routes.unwrap_or_default()))
+        }
+    }))
+    .await;
     let mut found = ClusterCheck {
         members: Vec::new(),
         unreachable: Vec::new(),
     };
     let mut routes = Vec::new();
-    for url in monitor_urls {
-        match monitoring::<Varz>(&client, url, "varz").await {
-            Ok(varz) => found.members.push(judge(varz)?),
-            Err(err) if monitor_urls.len() == 1 => return Err(err),
-            Err(err) => {
-                found.unreachable.push((url.clone(), err.to_string()));
-                continue;
+    for (url, answer) in monitor_urls.iter().zip(answers) {
+        match answer {
+            Ok((varz, member_routes)) => {
+                let check = judge(varz)?;
+                // The same member listed twice counts once.
+                if !found.members.iter().any(|m| m.server_id == check.server_id) {
+                    found.members.push(check);
+                }
+                routes.extend(member_routes);
             }
-        }
-        // A member that answered /varz and not /routez is still checked itself.
-        if let Ok(Routez {
-            routes: Some(found_routes),
-        }) = monitoring::<Routez>(&client, url, "routez").await
-        {
-            routes.extend(found_routes);
+            Err(err) if monitor_urls.len() == 1 => return Err(err),
+            Err(err) => found.unreachable.push((url.clone(), err.to_string())),
         }
     }
     if found.members.len() * 2 <= monitor_urls.len() {
@@ -266,9 +276,7 @@ pub async fn check_cluster(
             unknown.push(route);
         }
     }
-    // A member listed but down may still route to the others: only more unknown members than
-    // unanswered URLs are certainly unlisted.
-    if unknown.len() > found.unreachable.len() {
+    if !unknown.is_empty() {
         return Err(GuardError::Unchecked {
             members: names(
                 unknown
@@ -280,12 +288,23 @@ pub async fn check_cluster(
     Ok(found)
 }
 
-fn display_name<'a>(name: &'a str, id: &'a str) -> &'a str {
+/// A server's name, or its id when it has none.
+pub fn display_name<'a>(name: &'a str, id: &'a str) -> &'a str {
     if name.is_empty() { id } else { name }
 }
 
 fn names<'a>(names: impl Iterator<Item = &'a str>) -> String {
     names.collect::<Vec<_>>().join(", ")
+}
+
+/// A URL as it may be shown: a `user:password@` part replaced by `***@`.
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// Splits a comma-separated list of URLs (as `nats.url` and `nats.monitor_url` take them),
@@ -311,6 +330,15 @@ mod tests {
                 config: Some(VarzJetStreamConfig { sync_always }),
             }),
         }
+    }
+
+    #[test]
+    fn credentials_are_not_shown() {
+        assert_eq!(
+            redacted("nats://hub:secret@nats-1:4222"),
+            "nats://***@nats-1:4222"
+        );
+        assert_eq!(redacted("nats://nats-1:4222"), "nats://nats-1:4222");
     }
 
     #[test]

@@ -46,6 +46,29 @@ impl Alarms {
         self.count.send_replace(raised.len());
     }
 
+    /// Raises the alarm `key` saying `text`, or says `text` instead if it is raised already
+    /// for another reason (a condition checked again and again, whose cause can change);
+    /// logged when raised and when its reason changes.
+    pub fn set(&self, key: impl Into<String>, text: impl Into<String>) {
+        let key = key.into();
+        let text = text.into();
+        let mut raised = self.raised.lock().unwrap_or_else(PoisonError::into_inner);
+        match raised.get(&key) {
+            Some(now) if *now == text => {}
+            Some(_) => {
+                error!(alarm = %key, text = %text, "alarm's reason changed");
+                raised.insert(key, text);
+                // Watchers see the new reason too.
+                self.count.send_replace(raised.len());
+            }
+            None => {
+                error!(alarm = %key, text = %text, "alarm raised");
+                raised.insert(key, text);
+                self.count.send_replace(raised.len());
+            }
+        }
+    }
+
     /// Clears the alarm `key`, once what raised it is mended (a halted read model rebuilt and
     /// swapped in); logged.
     pub fn clear(&self, key: &str) {
@@ -66,7 +89,7 @@ impl Alarms {
             .collect()
     }
 
-    /// The number of alarms raised, watched.
+    /// The number of alarms raised, watched (a reason that changes wakes watchers too).
     pub fn subscribe(&self) -> watch::Receiver<usize> {
         self.count.subscribe()
     }
@@ -75,6 +98,23 @@ impl Alarms {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_set_alarm_takes_its_latest_reason() {
+        let alarms = Alarms::default();
+        alarms.set("nats/durability", "n2 unsafe");
+        alarms.set("nats/durability", "n2 does not answer");
+        assert_eq!(
+            alarms.list(),
+            [(
+                "nats/durability".to_owned(),
+                "n2 does not answer".to_owned()
+            )]
+        );
+        assert_eq!(*alarms.subscribe().borrow(), 1);
+        alarms.clear("nats/durability");
+        assert!(alarms.list().is_empty());
+    }
 
     #[test]
     fn an_alarm_is_raised_once_and_counted() {

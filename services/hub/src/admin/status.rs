@@ -315,7 +315,7 @@ async fn durability(admin: &Admin, events: &Info, audit: &Info) -> DurabilitySta
                 let names: Vec<&str> = check
                     .members
                     .iter()
-                    .map(|m| m.server_name.as_str())
+                    .map(|m| guard::display_name(&m.server_name, &m.server_id))
                     .collect();
                 let mut versions: Vec<&str> =
                     check.members.iter().map(|m| m.version.as_str()).collect();
