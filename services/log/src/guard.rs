@@ -177,28 +177,6 @@ async fn monitoring<T: serde::de::DeserializeOwned>(
         .map_err(|e| unreachable(format!("not a /{page} answer: {e}")))
 }
 
-/// Reads `<monitor_url>/varz` and accepts the server only if it cannot lose acknowledged events.
-/// `connected_server_id`, when given, must be the server the monitoring endpoint describes.
-pub async fn check_server(
-    monitor_url: &str,
-    connected_server_id: Option<&str>,
-) -> Result<ServerCheck, GuardError> {
-    let client = http_client().map_err(|e| GuardError::Unreachable {
-        url: monitor_url.to_owned(),
-        reason: e.to_string(),
-    })?;
-    let check = judge(monitoring(&client, monitor_url, "varz").await?)?;
-    if let Some(connected) = connected_server_id
-        && connected != check.server_id
-    {
-        return Err(GuardError::OtherServer {
-            monitored: check.server_id,
-            connected: connected.to_owned(),
-        });
-    }
-    Ok(check)
-}
-
 /// Checks every member of a cluster through its monitoring URL, all at once (one URL: a
 /// single server, which must answer). Refused: any member that answers unsafe; fewer than a
 /// majority of the URLs answering; a member that routes to the checked ones but is not among
