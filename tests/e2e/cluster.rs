@@ -42,15 +42,24 @@ async fn alarm_until(
     .unwrap_or_else(|_| panic!("alarm {ALARM}: never {what}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cluster_with_one_unsafe_member_is_refused_and_a_safe_one_accepted() {
-    let unsafe_cluster = Cluster::start_with(&[true, true, false]).await;
-    let err = HubBuilder::on_cluster(&unsafe_cluster)
+/// Starts a hub that must be refused (`what` says why it should be); its error, in full.
+async fn refusal(builder: HubBuilder, what: &str) -> String {
+    let err = builder
         .try_start()
         .await
         .err()
-        .expect("a cluster with an unsafe member refused");
-    let text = format!("{err:#}");
+        .unwrap_or_else(|| panic!("not refused: {what}"));
+    format!("{err:#}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_with_one_unsafe_member_is_refused_and_a_safe_one_accepted() {
+    let unsafe_cluster = Cluster::start_with(&[true, true, false]).await;
+    let text = refusal(
+        HubBuilder::on_cluster(&unsafe_cluster),
+        "a cluster with an unsafe member",
+    )
+    .await;
     assert!(text.contains("refusing to start"), "{text}");
     assert!(
         text.contains("server n2") && text.contains("sync_interval"),
@@ -68,25 +77,23 @@ async fn a_cluster_with_one_unsafe_member_is_refused_and_a_safe_one_accepted() {
         "{},http://127.0.0.1:1,http://127.0.0.1:2",
         cluster.monitor_url(0)
     );
-    let err = HubBuilder::on_cluster(&cluster)
-        .nats_url(cluster.url(0))
-        .monitor_url(Some(&mostly_wrong))
-        .try_start()
-        .await
-        .err()
-        .expect("a minority answering refused");
-    let text = format!("{err:#}");
+    let text = refusal(
+        HubBuilder::on_cluster(&cluster)
+            .nats_url(cluster.url(0))
+            .monitor_url(Some(&mostly_wrong)),
+        "a minority answering",
+    )
+    .await;
     assert!(text.contains("only 1 of the 3"), "{text}");
     // Every member must be listed: one left out cannot be checked.
     let two_of_three = format!("{},{}", cluster.monitor_url(0), cluster.monitor_url(1));
-    let err = HubBuilder::on_cluster(&cluster)
-        .nats_url(cluster.url(0))
-        .monitor_url(Some(&two_of_three))
-        .try_start()
-        .await
-        .err()
-        .expect("an unlisted member refused");
-    let text = format!("{err:#}");
+    let text = refusal(
+        HubBuilder::on_cluster(&cluster)
+            .nats_url(cluster.url(0))
+            .monitor_url(Some(&two_of_three)),
+        "an unlisted member",
+    )
+    .await;
     assert!(
         text.contains("cluster member n2") && text.contains("nats.monitor_url"),
         "{text}"

@@ -43,8 +43,8 @@ fn port_of(url: &str) -> u16 {
 }
 
 impl Cluster {
-    /// `size` nodes as the hub requires them (`sync_interval: always` on each), routes formed
-    /// and a JetStream meta leader elected.
+    /// `size` nodes as the hub requires them (`sync_interval: always` on each), ready to
+    /// place a stream with a replica on every node.
     pub async fn start(size: usize) -> Self {
         Self::start_with(&vec![true; size]).await
     }

@@ -427,6 +427,10 @@ mod tests {
             err.contains("nats.url") && err.contains("names no server"),
             "{err}"
         );
+        let mut never = with("nats://a:4222", "http://a:8222");
+        never.nats.durability_check_secs = 0;
+        let err = never.validate().expect_err("never checked again");
+        assert!(err.contains("nats.durability_check_secs"), "{err}");
         let err = with("nats://a:4222", "http://a:8222,http://a:8222")
             .validate()
             .expect_err("twice");
