@@ -60,6 +60,8 @@ impl HubBuilder {
                 .unwrap_or_default(),
             listen: ([127, 0, 0, 1], 0).into(),
             supervision_interval_ms: 50,
+            // Another instance takes a stopped one's duties over within seconds.
+            lease_ms: 3_000,
             ..Config::default()
         };
         // Audit checkpoints by record count only, so a test counting batches is not surprised

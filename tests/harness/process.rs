@@ -84,6 +84,22 @@ impl ProcessBuilder {
         }
     }
 
+    /// A child hub on a cluster: every node's client and monitoring URL, 3 replicas.
+    pub fn on_cluster(binary: &Path, data_dir: &Path, cluster: &crate::Cluster) -> Self {
+        Self {
+            binary: binary.to_owned(),
+            data_dir: data_dir.to_owned(),
+            nats_url: cluster.urls(),
+            monitor_url: cluster.monitor_urls(),
+            key_file: cluster.hash_key_file(),
+            audit_key_file: cluster.audit_key_file(),
+            nkey_file: None,
+            failpoints: String::new(),
+            duplicate_window_secs: 120,
+            env: vec![("HUB_NATS__REPLICAS".to_owned(), "3".to_owned())],
+        }
+    }
+
     /// Sets a variable of the process's environment.
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.to_owned(), value.to_owned()));
@@ -133,6 +149,8 @@ impl ProcessBuilder {
                 self.duplicate_window_secs.to_string(),
             )
             .env("HUB_SUPERVISION_INTERVAL_MS", "50")
+            // A killed instance's duties are taken over within seconds, not the default ten.
+            .env("HUB_LEASE_MS", "3000")
             .env("HUB_IDENTITY__MODE", "development")
             .env("FAILPOINTS", &self.failpoints)
             .env("RUST_LOG", "info")

@@ -27,6 +27,10 @@ pub struct Config {
     pub time_zone: String,
     /// How often deadline supervision looks for cases past their deadlines.
     pub supervision_interval_ms: u64,
+    /// Lease time of a once-per-hub duty (deadline supervision, sending the feeds), the same
+    /// on every instance: the instance holding a duty renews it every third of this, and when
+    /// it dies another takes the duty over within about this long.
+    pub lease_ms: u64,
     /// Restore mode: the hub takes a backup of the event log (`hubctl import`) and nothing
     /// else writes to the log meanwhile: the command services answer UNAVAILABLE and deadline
     /// supervision does not run. Reads, read models and feeds work as usual. Restart without
@@ -173,6 +177,7 @@ impl Default for Config {
             reference_data: None,
             time_zone: "Asia/Shanghai".to_owned(),
             supervision_interval_ms: 1000,
+            lease_ms: 10_000,
             restore: false,
             nats: NatsConfig::default(),
             commands: CommandsConfig::default(),
@@ -282,6 +287,11 @@ impl Config {
             .extract()
     }
 
+    /// The lease time of a once-per-hub duty.
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+
     /// The configured time zone.
     pub fn time_zone(&self) -> Result<jiff::tz::TimeZone, String> {
         jiff::tz::TimeZone::get(&self.time_zone)
@@ -305,6 +315,9 @@ impl Config {
             if urls.iter().enumerate().any(|(i, u)| urls[..i].contains(u)) {
                 return Err(format!("{key} lists the same server twice"));
             }
+        }
+        if self.lease_ms < 500 {
+            return Err("lease_ms must be at least 500".into());
         }
         if self.nats.durability_check_secs == 0 {
             return Err("nats.durability_check_secs must be at least 1".into());

@@ -9,6 +9,7 @@ pub mod config;
 mod connections;
 mod console;
 pub mod dev_ca;
+mod duties;
 mod health;
 pub mod identity;
 mod metrics;

@@ -278,6 +278,15 @@ async fn serve(
     // log digest's would otherwise hold its store's lock).
     let _stop_on_return = stop.clone().drop_guard();
     let instance = instance_name(config)?;
+    // Deadline supervision and sending the feeds: done by the instance holding each lease.
+    let duties = crate::duties::Duties::start(
+        appender.context(),
+        &instance,
+        (config.lease(), config.nats.replicas),
+        config.restore,
+        &stop,
+    )
+    .await?;
     let (signer, public_key) = crate::secrets::audit_signer(config).await?;
     if let Some(public_key) = public_key {
         info!(public_key = %public_key.display(), "audit checkpoints are signed; exports verify with this public key");
@@ -445,7 +454,13 @@ async fn serve(
         (projector_js.clone(), audit.clone()),
         feed_model.clone(),
         clock.clone(),
-        feed_published.clone(),
+        (
+            feed_published.clone(),
+            hub_projector::feed::outbox::Duty {
+                held: duties.feeds.clone(),
+                marks: duties.marks.clone(),
+            },
+        ),
         stop.child_token(),
     ));
 
@@ -506,7 +521,7 @@ async fn serve(
         );
         tokio::spawn(async {})
     } else {
-        tokio::spawn(supervisor.run(stop.child_token()))
+        tokio::spawn(supervisor.run(duties.supervision.clone(), stop.child_token()))
     };
     let commands = CaseCommands::new(case_executor, (auth.clone(), audit.clone()));
     let care = CareCommands::new(care_executor, (auth.clone(), audit.clone()));
@@ -548,6 +563,7 @@ async fn serve(
         scratch: (config.data_dir.clone(), config.read_models.cache_mb),
         clock: clock.clone(),
         restore: config.restore,
+        leases: duties.leases.clone(),
     }));
     let auditors = Auditors::new(
         (auth.clone(), audit.clone()),
@@ -690,6 +706,8 @@ async fn serve(
     if let Err(err) = supervision.await {
         error!(error = %err, "deadline supervision task failed");
     }
+    // Another instance takes the duties over at once rather than when the leases age out.
+    duties.released().await;
     for store in &stores {
         read_models::store_flush(store).await;
     }

@@ -96,6 +96,14 @@ pub fn render(status: &GetStatusResponse) -> String {
             d.finding
         );
     }
+    for duty in &status.duties {
+        let holder = if duty.holder.is_empty() {
+            "none (being handed over)"
+        } else {
+            duty.holder.as_str()
+        };
+        let _ = writeln!(out, "duty {}: instance {holder}", duty.name);
+    }
     let _ = writeln!(
         out,
         "\n{:<28} {:>10} {:>11} {:>10} {:>10} {:>20} {:>5}",

@@ -2,10 +2,12 @@
 //! deadline is escalated (督办) one tier at a time, exactly once per breach and tier, and a
 //! grant past its expiry lapses, across restarts and with several hub instances.
 //!
-//! Each instance scans the due index of its `command_state` read model and sends the hub's
-//! own command through the ordinary executor. The command's request id is derived from what
-//! fell due (case, deadline, due time, tier), so instances that race for the same breach
-//! send the same command: one append wins, the others find its record and append nothing.
+//! The instance that holds the supervision lease (`hub_log::lease`) scans the due index of
+//! its `command_state` read model and sends the hub's own command through the ordinary
+//! executor; the others stand by and take over when it stops renewing. The command's request
+//! id is derived from what fell due (case, deadline, due time, tier), so even two instances
+//! that briefly both believe they hold the lease send the same command: one append wins, the
+//! other finds its record and appends nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +21,7 @@ use hub_log::names::SYSTEM_SOURCE;
 use hub_projector::ReadModel;
 use hub_projector::command_state::due::due_page;
 use sha2::{Digest, Sha256};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -82,12 +85,15 @@ impl Supervisor {
         }
     }
 
-    /// Scans every `interval` until `stop`.
-    pub async fn run(self, stop: CancellationToken) {
+    /// Scans every `interval` while `held` says this instance holds the duty, until `stop`.
+    pub async fn run(self, held: watch::Receiver<bool>, stop: CancellationToken) {
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(self.interval) => {}
+            }
+            if !*held.borrow() {
+                continue;
             }
             // While command_state is too far behind for new commands (a rebuild), the hub's
             // own commands would only wait and fail one by one: skip the scan.

@@ -12,6 +12,7 @@
 //! - [`feeds`]: each department's feed stream and the durable consumer it binds to.
 //! - [`accounts`]: the NATS accounts that keep the departments apart, rendered for nats-server.
 //! - [`credentials`]: the NKeys of the hub's and the departments' NATS users.
+//! - [`lease`]: which instance does a once-per-hub duty (supervision, sending feeds).
 
 pub mod accounts;
 pub mod append;
@@ -20,6 +21,7 @@ pub mod envelope;
 pub mod feeds;
 pub mod group;
 pub mod guard;
+pub mod lease;
 pub mod names;
 pub mod read;
 pub mod server;

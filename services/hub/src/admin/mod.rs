@@ -89,6 +89,8 @@ pub struct Parts {
     pub clock: Arc<dyn hub_domain::clock::Clock>,
     /// Restore mode: the only one in which ImportLog writes to the log.
     pub restore: bool,
+    /// The duties' leases: who holds which.
+    pub leases: async_nats::jetstream::kv::Store,
 }
 
 impl Admin {

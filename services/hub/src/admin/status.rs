@@ -121,7 +121,26 @@ pub(super) async fn get_status(admin: &Admin) -> Result<GetStatusResponse, ApiEr
             .collect(),
         durability: Some(durability(admin, &events, &audit).await),
         log_digest_position: admin.p.digest.head().position,
+        duties: duties(&admin.p.leases).await?,
     })
+}
+
+/// Who holds each duty's lease now.
+async fn duties(
+    leases: &async_nats::jetstream::kv::Store,
+) -> Result<Vec<hub_api::v1::DutyStatus>, ApiError> {
+    let mut duties = Vec::new();
+    for duty in hub_log::lease::DUTIES {
+        let holder = hub_log::lease::holder(leases, duty).await.map_err(|e| {
+            warn!(error = %e, "status: reading a duty's lease");
+            ApiError::Unavailable("the duties' leases cannot be read now; try again".into())
+        })?;
+        duties.push(hub_api::v1::DutyStatus {
+            name: (*duty).to_owned(),
+            holder: holder.unwrap_or_default(),
+        });
+    }
+    Ok(duties)
 }
 
 fn time(t: async_nats::datetime::DateTime) -> Option<prost_types::Timestamp> {

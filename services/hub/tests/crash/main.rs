@@ -20,6 +20,7 @@ use hub_tests::{
     open_stopped, wait_for_duplicate_window,
 };
 
+mod duties;
 mod random_kills;
 
 const HUB: &str = env!("CARGO_BIN_EXE_hub");

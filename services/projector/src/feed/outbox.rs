@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream;
+use async_nats::jetstream::kv;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +31,7 @@ use hub_api::v1::AuditRecord;
 use hub_audit::Audit;
 use hub_audit::ledger::FEED_ACTION_PREFIX;
 use hub_domain::clock::Clock;
+use hub_log::lease;
 use hub_log::names::headers::CE_ID;
 use hub_log::names::headers::CE_TRACEPARENT;
 use hub_log::names::headers::HUB_POSITION;
@@ -126,13 +128,33 @@ pub(super) fn position_of(key: &[u8]) -> Option<u64> {
     std::str::from_utf8(key.get(2..22)?).ok()?.parse().ok()
 }
 
-/// Sends the outbox of `model` until `shutdown`, and reports through `published` the
-/// position up to which every feed message has been acknowledged by its stream.
+/// The instance that sends: the holder of the feeds lease, and the bucket where the holders
+/// record the last outbox entry they sent.
+pub struct Duty {
+    pub held: watch::Receiver<bool>,
+    pub marks: kv::Store,
+}
+
+/// Key of the feeds' mark: the last outbox key whose message (or purge) the holder of the
+/// duty has had acknowledged. Outbox keys are the same on every instance (they are decided
+/// from the log), so every instance can forget what the holder has done.
+pub const SENT_MARK: &str = "feeds.sent";
+
+/// How often the holder records how far it has sent, besides after every purge.
+const MARK_EVERY: Duration = Duration::from_millis(500);
+
+/// Sends the outbox of `model` while this instance holds the feeds duty, until `shutdown`,
+/// and reports through `published` the position up to which every feed message has been
+/// acknowledged by its stream.
+///
+/// Standing by, it forgets what the holder has sent (up to the mark), so its outbox stays
+/// small and, when it takes over, it starts where the last holder stopped: nothing sent
+/// twice, and no purge run again over messages sent after it.
 pub async fn drain(
     (js, audit): (jetstream::Context, Audit),
     model: ReadModel,
     clock: std::sync::Arc<dyn Clock>,
-    published: watch::Sender<u64>,
+    (published, mut duty): (watch::Sender<u64>, Duty),
     shutdown: CancellationToken,
 ) {
     let mut changes = model.subscribe();
@@ -143,16 +165,73 @@ pub async fn drain(
         clock,
         last: HashMap::new(),
     };
+    let advance = |to: u64| {
+        published.send_if_modified(|p| {
+            let moved = to > *p;
+            *p = (*p).max(to);
+            moved
+        });
+    };
+    // Holding the duty and started after the last holder's mark.
+    let mut sending = false;
+    // The last key sent and not yet recorded as the mark; whether it must be before going on.
+    let mut unmarked: Option<Vec<u8>> = None;
+    let mut must_mark = false;
+    let mut marked_at = tokio::time::Instant::now();
     loop {
+        if !*duty.held.borrow_and_update() {
+            sending = false;
+            match follow(&duty.marks, &model).await {
+                Ok(to) => advance(to),
+                Err(reason) => {
+                    warn!(reason = %reason, "feed publisher: standing by, could not read the mark")
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                held = duty.held.changed() => if held.is_err() { shutdown.cancelled().await; return },
+                // The mark is read once a second, not on every batch the model applies.
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            continue;
+        }
+        let step: Result<(), String> = async {
+            if !sending {
+                // Taking over: after what the last holder sent, with the feeds asked afresh.
+                let to = follow(&duty.marks, &model).await?;
+                advance(to);
+                sender.last.clear();
+                sending = true;
+            }
+            if let Some(key) = unmarked.as_ref()
+                && (must_mark || marked_at.elapsed() >= MARK_EVERY)
+            {
+                lease::advance_mark(&duty.marks, SENT_MARK, key).await?;
+                unmarked = None;
+                must_mark = false;
+                marked_at = tokio::time::Instant::now();
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(reason) = step {
+            warn!(reason = %reason, ?backoff, "feed publisher: could not record how far it has sent; retrying");
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+            continue;
+        }
         // Read before the outbox: whatever was decided up to here is in this round or sent.
         let decided = model.state().position;
         match sender.round(&model).await {
-            Ok(Some(pending_from)) => {
-                published.send_if_modified(|p| {
-                    let moved = pending_from.saturating_sub(1) > *p;
-                    *p = (*p).max(pending_from.saturating_sub(1));
-                    moved
-                });
+            Ok(Some(sent)) => {
+                advance(sent.pending_from.saturating_sub(1));
+                // A purge is recorded before anything after it is sent, so a later holder
+                // never runs it again over those messages.
+                must_mark |= sent.purged;
+                unmarked = Some(sent.last_key);
                 backoff = Duration::from_millis(50);
                 // More to send; a shutdown does not wait for a backlog (the outbox is kept
                 // and sent from where it stands on the next start).
@@ -162,12 +241,13 @@ pub async fn drain(
                 continue;
             }
             Ok(None) => {
-                published.send_if_modified(|p| {
-                    let moved = decided > *p;
-                    *p = (*p).max(decided);
-                    moved
-                });
+                advance(decided);
                 backoff = Duration::from_millis(50);
+                // Idle: record how far it has got now rather than later.
+                if unmarked.is_some() {
+                    must_mark = true;
+                    continue;
+                }
                 // Anything new may have landed while this round ran; look once more first.
                 if changes.has_changed().unwrap_or(false) {
                     changes.borrow_and_update();
@@ -175,6 +255,7 @@ pub async fn drain(
                 }
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
+                    _ = duty.held.changed() => {}
                     _ = changes.changed() => {}
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                 }
@@ -191,6 +272,45 @@ pub async fn drain(
             }
         }
     }
+}
+
+/// Standing by (or taking over): forgets every outbox entry at or before the holder's mark,
+/// and returns the position up to which this instance's outbox is sent.
+async fn follow(marks: &kv::Store, model: &ReadModel) -> Result<u64, String> {
+    let decided = model.state().position;
+    let mark = lease::mark(marks, SENT_MARK).await?;
+    let store = model.store();
+    tokio::task::spawn_blocking(move || -> Result<u64, hub_store::StoreError> {
+        loop {
+            let entries = store.scan(OUTBOX_PREFIX, None, ROUND)?;
+            let done: Vec<Vec<u8>> = entries
+                .iter()
+                .map(|(key, _)| key)
+                .take_while(|key| key.as_slice() <= mark.as_slice())
+                .cloned()
+                .collect();
+            if done.is_empty() {
+                return Ok(entries
+                    .first()
+                    .and_then(|(key, _)| position_of(key))
+                    .map_or(decided, |p| p.saturating_sub(1).min(decided)));
+            }
+            store.forget(done)?;
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
+}
+
+/// What a round sent.
+struct Sent {
+    /// Entries from this position on may remain.
+    pending_from: u64,
+    /// The last key it sent and forgot.
+    last_key: Vec<u8>,
+    /// Whether it was a purge.
+    purged: bool,
 }
 
 struct Sender {
@@ -282,7 +402,7 @@ impl Sender {
         Ok(last)
     }
 
-    async fn round(&mut self, model: &ReadModel) -> Result<Option<u64>, String> {
+    async fn round(&mut self, model: &ReadModel) -> Result<Option<Sent>, String> {
         round(self, model).await
     }
 }
@@ -324,14 +444,14 @@ enum Step {
     Skip,
 }
 
-/// Sends one round of the outbox. `Ok(None)`: it was empty; `Ok(Some(p))`: entries were sent
-/// and forgotten, and entries from position `p` on may remain.
+/// Sends one round of the outbox. `Ok(None)`: it was empty; `Ok(Some(sent))`: entries were
+/// sent and forgotten.
 ///
 /// The round is decided first, then the care events it sends are recorded in the audit log
 /// (one batch, awaited), then it is sent: a message is never out without its record. After a
 /// crash between the two, the record is made again when the message is sent again (the
 /// ledger enters a delivery once, by department, event id and person).
-async fn round(sender: &mut Sender, model: &ReadModel) -> Result<Option<u64>, String> {
+async fn round(sender: &mut Sender, model: &ReadModel) -> Result<Option<Sent>, String> {
     let store = model.store();
     let entries = {
         let store = store.clone();
@@ -360,7 +480,9 @@ async fn round(sender: &mut Sender, model: &ReadModel) -> Result<Option<u64>, St
         entries.truncate(at.max(1));
     }
     let sent: Vec<Vec<u8>> = entries.iter().map(|(key, _)| key.clone()).collect();
-    let next = sent.last().and_then(|key| position_of(key)).unwrap_or(0);
+    let last_key = sent.last().cloned().unwrap_or_default();
+    let next = position_of(&last_key).unwrap_or(0);
+    let purged = matches!(entries.first(), Some((_, Some(Outgoing::Purge { .. }))));
     let mut steps = Vec::with_capacity(entries.len());
     let mut records = Vec::new();
     for (key, decoded) in entries {
@@ -465,5 +587,9 @@ async fn round(sender: &mut Sender, model: &ReadModel) -> Result<Option<u64>, St
     .await
     .map_err(|e| e.to_string())?
     .map_err(|e| e.to_string())?;
-    Ok(Some(next))
+    Ok(Some(Sent {
+        pending_from: next,
+        last_key,
+        purged,
+    }))
 }

@@ -1,0 +1,173 @@
+//! Once-per-hub duties with two instances on a 3-node cluster: the one holding a duty's lease
+//! does it, the other stands by and serves; killed, the holder is not missed: the other takes
+//! both duties over, escalates the breach the dead one left and sends the feeds on from where
+//! it stopped, nothing twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hub_api::v1;
+use hub_domain::clock::ManualClock;
+use hub_store::ReadModelStore;
+use hub_tests::fixtures::{from, incident};
+use hub_tests::{Cluster, Hub, HubBuilder, ProcessBuilder, open_stopped, wait_until};
+use jiff::SignedDuration;
+
+use crate::{HUB, feed_ids, stored};
+
+/// Who holds each duty, as `hub`'s status says (empty: nobody).
+async fn holders(hub: &Hub) -> Vec<(String, String)> {
+    let status = hub
+        .admin()
+        .get_status(from("big-data-centre", v1::GetStatusRequest {}))
+        .await
+        .expect("status")
+        .into_inner();
+    status
+        .duties
+        .into_iter()
+        .map(|d| (d.name, d.holder))
+        .collect()
+}
+
+/// Waits until both duties are held by an instance that `holder` accepts.
+async fn duties_held(
+    hub: &Hub,
+    what: &str,
+    holder: impl Fn(&str) -> bool,
+) -> Vec<(String, String)> {
+    wait_until(what, Duration::from_secs(30), || async {
+        let held = holders(hub).await;
+        (held.len() == 2 && held.iter().all(|(_, h)| holder(h))).then_some(held)
+    })
+    .await
+}
+
+/// A case of `rid` reported and dispatched through `hub`: urgent, to be accepted in 30 min.
+async fn dispatched(hub: &Hub, rid: &str) -> String {
+    let reported = hub
+        .commands()
+        .report_case(from("urban-management", incident(rid)))
+        .await
+        .expect("report")
+        .into_inner();
+    hub.commands()
+        .dispatch_case(from(
+            "dcc-310104",
+            v1::DispatchCaseRequest {
+                request_id: format!("{rid}-d"),
+                case_id: reported.case_id.clone(),
+                expected_version: None,
+                department: "housing".into(),
+            },
+        ))
+        .await
+        .expect("dispatch");
+    reported.case_id
+}
+
+/// Escalations of `case_id` in the log.
+async fn escalations(js: &async_nats::jetstream::Context, case_id: &str) -> usize {
+    let stream = js.get_stream("GOV_EVENTS").await.expect("stream");
+    let last = stream.get_info().await.expect("info").state.last_sequence;
+    let mut found = 0;
+    for position in 1..=last {
+        let message = stream.get_raw_message(position).await.expect("event");
+        let escalated = message
+            .headers
+            .get("ce-type")
+            .is_some_and(|t| t.as_str() == "gov.hub.case.escalated.v1");
+        found += usize::from(escalated && message.subject.ends_with(case_id));
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_duty_holder_is_not_missed_and_its_duties_are_done_once() {
+    let cluster = Cluster::start(3).await;
+    let js = cluster.jetstream().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The first instance takes both duties; it is a process, so it can be killed.
+    let mut first = ProcessBuilder::on_cluster(std::path::Path::new(HUB), dir.path(), &cluster)
+        .start_serving_commands()
+        .await;
+    // The second reads a clock the test moves; the first reads the real one.
+    let clock = Arc::new(ManualClock::new(jiff::Timestamp::now()));
+    let second_dir = tempfile::tempdir().expect("temp dir");
+    let second = HubBuilder::on_cluster(&cluster)
+        .data_dir(second_dir.path())
+        .clock(clock.clone())
+        .start()
+        .await;
+    let me = second.instance().to_owned();
+    let held = duties_held(&second, "the first instance to hold both duties", |h| {
+        !h.is_empty() && h != me
+    })
+    .await;
+    let first_instance = held[0].1.clone();
+    assert!(held.iter().all(|(_, h)| *h == first_instance), "{held:?}");
+    assert_eq!(
+        held.iter().map(|(d, _)| d.as_str()).collect::<Vec<_>>(),
+        ["supervision", "feeds"]
+    );
+
+    // Commands go to either instance; the holder sends the feeds.
+    let case = dispatched(&second, "duty-1").await;
+    let before_kill = stored(&js).await;
+    wait_until(
+        "the first instance to send the feed",
+        Duration::from_secs(30),
+        || async {
+            (feed_ids(&js, "FEED_DCC_310104").await.len() == before_kill.len()).then_some(())
+        },
+    )
+    .await;
+    // The accept deadline passes on the second instance's clock only: the first, the
+    // holder of supervision, sees no breach; the second does not supervise.
+    clock.advance(SignedDuration::from_mins(31));
+
+    first.kill();
+    let held = duties_held(
+        &second,
+        "the second instance to take both duties over",
+        |h| h == me,
+    )
+    .await;
+    assert_eq!(held.len(), 2);
+    // Taken over: the breach is escalated, once.
+    wait_until("the escalation", Duration::from_secs(30), || async {
+        (escalations(&js, &case).await == 1).then_some(())
+    })
+    .await;
+    let later = dispatched(&second, "duty-2").await;
+
+    // The feed holds every event once, in log order, whichever instance sent it.
+    let events: Vec<String> = stored(&js).await.into_iter().map(|(_, id, _)| id).collect();
+    let ids = wait_until("the feed to catch up", Duration::from_secs(30), || async {
+        let ids = feed_ids(&js, "FEED_DCC_310104").await;
+        (ids.len() >= events.len()).then_some(ids)
+    })
+    .await;
+    assert_eq!(ids, events);
+    assert_eq!(escalations(&js, &case).await, 1);
+    assert_eq!(
+        escalations(&js, &later).await,
+        0,
+        "the later case is within its deadline"
+    );
+    second.stop().await.expect("stop");
+    // Standing by it forgot what the first instance sent; holding, it sent the rest: its
+    // outbox is empty.
+    let feeds = open_stopped(&hub::read_model_dir(second_dir.path(), "feeds")).await;
+    let outbox = feeds.scan(b"o/", None, 10).expect("outbox");
+    assert!(outbox.is_empty(), "{} entries left", outbox.len());
+    // Stopped cleanly, it let its duties go at once.
+    let leases = js.get_key_value("hub_leases").await.expect("leases");
+    for duty in ["supervision", "feeds"] {
+        assert_eq!(
+            hub_log::lease::holder(&leases, duty).await.expect("lease"),
+            None,
+            "{duty} let go"
+        );
+    }
+}
