@@ -57,6 +57,9 @@ pub enum ProjectorError {
     },
 }
 
+/// How often an idle consumer's server says it is still there.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
 /// Runs a read model until `shutdown`. A gap or an unreadable event halts the model (it stops
 /// applying and refuses reads, saying why) and this returns `Ok` at shutdown. NATS outages are
 /// waited out: the consumer is recreated from the checkpoint once the server answers again.
@@ -143,7 +146,10 @@ async fn consume(
     let mut messages = consumer
         .stream()
         .max_messages_per_batch(options.max_batch)
-        .heartbeat(Duration::from_secs(5))
+        // A consumer lost with the server it lived on (a cluster member gone) is noticed
+        // after two missed heartbeats and recreated on another: keep that short, since
+        // commands wait for command_state meanwhile.
+        .heartbeat(HEARTBEAT)
         .messages()
         .await
         .map_err(|e| nats_failure("consume")(&e))?;
