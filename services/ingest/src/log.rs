@@ -11,7 +11,8 @@ pub trait CommandLog: Send + Sync + 'static {
     async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, AppendError>;
 
     /// Every message of one aggregate's subject after `position`, oldest first, read with
-    /// batched direct gets.
+    /// batched direct gets and completed from the stream's leader where a replica behind it
+    /// answered.
     async fn read_subject(&self, subject: &str, position: u64) -> Result<Vec<Entry>, AppendError>;
 
     /// The message at `position`, if the log holds one there.
@@ -28,7 +29,7 @@ impl CommandLog for Appender {
     }
 
     async fn read_subject(&self, subject: &str, position: u64) -> Result<Vec<Entry>, AppendError> {
-        Appender::read_subject(self, subject, position).await
+        Appender::read_subject_current(self, subject, position).await
     }
 
     async fn read_at(&self, position: u64) -> Result<Option<Entry>, AppendError> {
@@ -48,7 +49,9 @@ impl CommandLog for GroupCommit {
     }
 
     async fn read_subject(&self, subject: &str, position: u64) -> Result<Vec<Entry>, AppendError> {
-        self.appender().read_subject(subject, position).await
+        self.appender()
+            .read_subject_current(subject, position)
+            .await
     }
 
     async fn read_at(&self, position: u64) -> Result<Option<Entry>, AppendError> {

@@ -45,6 +45,48 @@ impl Appender {
             .await
     }
 
+    /// [`Self::read_subject`] as the stream's leader holds it, for deciding a command. A
+    /// direct get may be answered by any replica, one a little behind the leader included,
+    /// whose log is then a prefix of the leader's: so the leader is asked where the subject
+    /// ends (one request), and what the batch stopped short of is read from the leader.
+    pub async fn read_subject_current(
+        &self,
+        subject: &str,
+        position: u64,
+    ) -> Result<Vec<Entry>, AppendError> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        let unavailable = |e: &dyn std::fmt::Display| AppendError::Unavailable(e.to_string());
+        let mut entries = self.read_subject(subject, position).await?;
+        let stream = self
+            .context()
+            .get_stream_no_info(EVENTS_STREAM)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let last = match stream.get_last_raw_message_by_subject(subject).await {
+            Ok(message) => message.sequence,
+            Err(err) if err.kind() == LastRawMessageErrorKind::NoMessageFound => 0,
+            Err(err) => return Err(unavailable(&err)),
+        };
+        let mut have = entries.last().map_or(position, Entry::position);
+        if have < last {
+            tracing::debug!(
+                subject,
+                have,
+                last,
+                "a replica behind the leader answered; reading the rest from the leader"
+            );
+        }
+        while have < last {
+            let message = stream
+                .get_first_raw_message_by_subject(subject, have + 1)
+                .await
+                .map_err(|e| unavailable(&e))?;
+            have = message.sequence;
+            entries.push(Entry::from_stream_message(&message));
+        }
+        Ok(entries)
+    }
+
     /// The messages stored on `subject` after `position`, oldest first, reading no further
     /// batch once `at_most` are read (it may return a batch's worth more; a page reader
     /// truncates).
@@ -163,21 +205,18 @@ impl Appender {
         }
     }
 
-    /// The message at `position`, if the log holds one there.
+    /// The message at `position`, if the log holds one there, as the stream's leader holds
+    /// it (a replica behind it could answer that an acknowledged position is empty).
     pub async fn read_at(&self, position: u64) -> Result<Option<Entry>, AppendError> {
+        use async_nats::jetstream::stream::RawMessageErrorKind;
         let stream = self
             .context()
             .get_stream_no_info(EVENTS_STREAM)
             .await
             .map_err(|e| AppendError::Unavailable(e.to_string()))?;
-        self.count_direct_get();
-        match stream.direct_get(position).await {
+        match stream.get_raw_message(position).await {
             Ok(message) => Ok(Some(Entry::from_stream_message(&message))),
-            Err(err)
-                if err.kind() == async_nats::jetstream::stream::DirectGetErrorKind::NotFound =>
-            {
-                Ok(None)
-            }
+            Err(err) if err.kind() == RawMessageErrorKind::NoMessageFound => Ok(None),
             Err(err) => Err(AppendError::Unavailable(err.to_string())),
         }
     }

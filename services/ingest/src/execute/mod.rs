@@ -29,9 +29,11 @@
 //! time, after the duplicate window, while the index lags or rebuilds, after a crash at any
 //! instant, and is never stored twice.
 //!
-//! What this rests on: the log is read from the stream's leader (true of one node; on a
-//! cluster direct gets may be answered by a lagging replica, which the cluster work must
-//! address), and the hub's and the servers' clocks agree within a second (the margin).
+//! What this rests on: the log is read as the stream's leader holds it (on a cluster a
+//! direct get may be answered by a replica a little behind, so the log adapter asks the
+//! leader where the aggregate's subject ends and reads what the batch stopped short of from
+//! the leader, and reads a position from the leader), and the hub's and the servers' clocks
+//! agree within a second (the margin).
 
 mod import;
 
