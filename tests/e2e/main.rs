@@ -9,6 +9,7 @@ mod audit_row_as_of;
 mod bad_input;
 mod care;
 mod cluster;
+mod cluster_faults;
 mod command_hash;
 mod commands;
 mod console;
