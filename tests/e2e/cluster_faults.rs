@@ -102,11 +102,15 @@ async fn leader(js: &jetstream::Context, old: Option<usize>) -> usize {
     .await
 }
 
-/// Waits until `more` reports beyond those acknowledged now are acknowledged; prints the
-/// longest time between two acknowledgements meanwhile (how long reports stalled).
-async fn progress(acked: &Acked, more: usize, what: &str) {
-    let started = Instant::now();
-    let from = acked.lock().expect("acked").len();
+/// How many reports are acknowledged, and when that was counted.
+fn mark(acked: &Acked) -> (usize, Instant) {
+    (acked.lock().expect("acked").len(), Instant::now())
+}
+
+/// Waits until `more` reports beyond those counted at `since` are acknowledged; prints the
+/// longest time between two acknowledgements from then on (how long reports stalled).
+async fn progress(acked: &Acked, since: (usize, Instant), more: usize, what: &str) {
+    let (from, started) = since;
     hub_tests::wait_until(what, Duration::from_secs(60), || async {
         (acked.lock().expect("acked").len() >= from + more).then_some(())
     })
@@ -180,25 +184,35 @@ async fn killing_a_follower_then_the_leader_ten_times_loses_and_repeats_no_ackno
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| tokio::spawn(reporter(hub.clone(), c, acked.clone(), stop.clone())))
         .collect();
-    progress(&acked, UNDER_EACH_FAULT, "reports before any fault").await;
+    progress(
+        &acked,
+        mark(&acked),
+        UNDER_EACH_FAULT,
+        "reports before any fault",
+    )
+    .await;
 
     // A follower lost: the leader and the other follower are a quorum.
     let follower = (leader(&js, None).await + 1) % 3;
+    let killed = mark(&acked);
     cluster.kill(follower);
-    progress(&acked, UNDER_EACH_FAULT, "reports with a follower down").await;
+    progress(
+        &acked,
+        killed,
+        UNDER_EACH_FAULT,
+        "reports with a follower down",
+    )
+    .await;
     mend(&mut cluster, &js, follower).await;
 
     // The leader lost, again and again: a new one is elected each time.
     for kill in 0..kills {
         let old = leader(&js, None).await;
+        let killed = mark(&acked);
         cluster.kill(old);
         leader(&js, Some(old)).await;
-        progress(
-            &acked,
-            UNDER_EACH_FAULT,
-            &format!("reports after leader kill {kill}"),
-        )
-        .await;
+        let what = format!("reports after leader kill {kill}");
+        progress(&acked, killed, UNDER_EACH_FAULT, &what).await;
         mend(&mut cluster, &js, old).await;
     }
     stop.store(true, Ordering::Relaxed);

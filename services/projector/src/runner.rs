@@ -375,6 +375,12 @@ async fn recreate_consumer(
         ack_wait: Duration::from_secs(60),
         max_ack_pending: (options.max_batch * 4) as i64,
         inactive_threshold: options.inactive_threshold,
+        // The checkpoint in sled is the only position that counts and the consumer is made
+        // afresh from it on every start, so the server need not keep it: one copy, in memory.
+        // On a cluster it then has no replicas to elect a new leader among when its member
+        // goes; it is simply made again on a member that is up.
+        num_replicas: 1,
+        memory_storage: true,
         ..Default::default()
     };
     events_stream
