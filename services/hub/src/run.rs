@@ -351,7 +351,12 @@ async fn serve(
         ledger.alarm(),
         stop.child_token(),
     );
-    let projector_js = async_nats::jetstream::new(projector_client.clone());
+    // What a projector asks of the events stream (its info, a consumer made afresh) goes to
+    // the stream's leader; when that member dies the request is lost, so it is given up on
+    // and made again soon rather than waited on for the default 5 s.
+    let projector_js = async_nats::jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(2))
+        .build(projector_client.clone());
     crate::admin::clear_scratch(&config.data_dir);
     let mut projectors = tokio::task::JoinSet::new();
     let mut stores = Vec::new();
@@ -451,7 +456,10 @@ async fn serve(
     // Each care event placed in a feed is audited (the disclosure ledger reads it) before
     // it is sent.
     let feed_drain = tokio::spawn(hub_projector::feed::outbox::drain(
-        (projector_js.clone(), audit.clone()),
+        (
+            async_nats::jetstream::new(projector_client.clone()),
+            audit.clone(),
+        ),
         feed_model.clone(),
         clock.clone(),
         (
