@@ -15,6 +15,7 @@ mod commands;
 mod console;
 mod datasets;
 mod due;
+mod feed_takeover;
 mod feeds;
 mod gaps;
 mod grants;

@@ -27,9 +27,10 @@ pub struct Config {
     pub time_zone: String,
     /// How often deadline supervision looks for cases past their deadlines.
     pub supervision_interval_ms: u64,
-    /// Lease time of a once-per-hub duty (deadline supervision, sending the feeds), the same
-    /// on every instance: the instance holding a duty renews it every third of this, and when
-    /// it dies another takes the duty over within about this long.
+    /// Lease time of a once-per-hub duty (deadline supervision, sending the feeds): the
+    /// instance holding a duty renews it every third of this, and when it dies another takes
+    /// the duty over within about 1.25 times this. The lease bucket keeps the time of the
+    /// instance that created it, which the others then use.
     pub lease_ms: u64,
     /// Restore mode: the hub takes a backup of the event log (`hubctl import`) and nothing
     /// else writes to the log meanwhile: the command services answer UNAVAILABLE and deadline

@@ -6,31 +6,32 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use async_nats::jetstream::{self, kv};
-use hub_log::lease::{self, FEEDS, SUPERVISION};
+use hub_log::lease::{self, Fit};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub struct Duties {
     pub leases: kv::Store,
     pub marks: kv::Store,
-    /// Whether this instance supervises deadlines now; never in restore mode.
-    pub supervision: watch::Receiver<bool>,
-    /// Whether this instance sends the feeds now.
-    pub feeds: watch::Receiver<bool>,
+    instance: String,
+    /// The lease time, the bucket's.
+    ttl: Duration,
+    /// Stops the leases (letting them go): only once the duties' tasks have ended, so no act
+    /// outlives its lease; on an early return, when this is dropped.
+    stop: CancellationToken,
+    _stop_on_drop: DropGuard,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Duties {
-    /// Creates the buckets and starts holding the leases, each until `stop`.
-    pub async fn start(
+    /// Creates or opens the buckets.
+    pub async fn open(
         js: &jetstream::Context,
         instance: &str,
         (ttl, replicas): (Duration, usize),
-        restore: bool,
-        stop: &CancellationToken,
     ) -> anyhow::Result<Self> {
-        let leases = lease::lease_bucket(js, ttl, replicas)
+        let (leases, ttl) = lease::lease_bucket(js, ttl, replicas)
             .await
             .map_err(anyhow::Error::msg)
             .context("refusing to start")?;
@@ -38,37 +39,35 @@ impl Duties {
             .await
             .map_err(anyhow::Error::msg)
             .context("refusing to start")?;
-        let mut tasks = Vec::new();
-        let mut hold = |duty| {
-            let (held, task) = lease::hold(
-                leases.clone(),
-                duty,
-                instance.to_owned(),
-                ttl,
-                stop.child_token(),
-            );
-            tasks.push(task);
-            held
-        };
-        let feeds = hold(FEEDS);
-        // In restore mode nothing but the import writes to the log: another instance
-        // supervises, or none.
-        let supervision = if restore {
-            watch::channel(false).1
-        } else {
-            hold(SUPERVISION)
-        };
+        let stop = CancellationToken::new();
         Ok(Self {
             leases,
             marks,
-            supervision,
-            feeds,
-            tasks,
+            instance: instance.to_owned(),
+            ttl,
+            _stop_on_drop: stop.clone().drop_guard(),
+            stop,
+            tasks: Vec::new(),
         })
     }
 
-    /// Waits until every lease held is let go (after `stop`).
+    /// Holds the lease of `duty` whenever this instance is `fit` for it; the receiver says
+    /// whether it holds it (0: not; else which time it took it).
+    pub fn hold(&mut self, duty: &'static str, fit: Fit) -> watch::Receiver<u64> {
+        let (held, task) = lease::hold(
+            self.leases.clone(),
+            (duty, self.instance.clone()),
+            self.ttl,
+            fit,
+            self.stop.clone(),
+        );
+        self.tasks.push(task);
+        held
+    }
+
+    /// Lets every lease go, once the tasks doing the duties have ended.
     pub async fn released(self) {
+        self.stop.cancel();
         for task in self.tasks {
             let _ = task.await;
         }

@@ -279,12 +279,10 @@ async fn serve(
     let _stop_on_return = stop.clone().drop_guard();
     let instance = instance_name(config)?;
     // Deadline supervision and sending the feeds: done by the instance holding each lease.
-    let duties = crate::duties::Duties::start(
+    let mut duties = crate::duties::Duties::open(
         appender.context(),
         &instance,
         (config.lease(), config.nats.replicas),
-        config.restore,
-        &stop,
     )
     .await?;
     let (signer, public_key) = crate::secrets::audit_signer(config).await?;
@@ -465,8 +463,15 @@ async fn serve(
         (
             feed_published.clone(),
             hub_projector::feed::outbox::Duty {
-                held: duties.feeds.clone(),
+                // Held while the publisher's own model is live.
+                held: duties.hold(hub_log::lease::FEEDS, {
+                    let model = feed_model.clone();
+                    Box::new(move || model.state().halted.is_none())
+                }),
                 marks: duties.marks.clone(),
+                mark_key: hub_projector::feed::outbox::sent_mark_key(
+                    &stream.created.unix_timestamp_nanos().to_string(),
+                ),
             },
         ),
         stop.child_token(),
@@ -529,7 +534,12 @@ async fn serve(
         );
         tokio::spawn(async {})
     } else {
-        tokio::spawn(supervisor.run(duties.supervision.clone(), stop.child_token()))
+        // Held while command_state is fresh enough for the hub's own commands.
+        let held = duties.hold(hub_log::lease::SUPERVISION, {
+            let cases = case_executor.clone();
+            Box::new(move || cases.index_fresh())
+        });
+        tokio::spawn(supervisor.run(held, stop.child_token()))
     };
     let commands = CaseCommands::new(case_executor, (auth.clone(), audit.clone()));
     let care = CareCommands::new(care_executor, (auth.clone(), audit.clone()));

@@ -85,14 +85,15 @@ impl Supervisor {
         }
     }
 
-    /// Scans every `interval` while `held` says this instance holds the duty, until `stop`.
-    pub async fn run(self, held: watch::Receiver<bool>, stop: CancellationToken) {
+    /// Scans every `interval` while `held` says this instance holds the duty (not 0), until
+    /// `stop`.
+    pub async fn run(self, held: watch::Receiver<u64>, stop: CancellationToken) {
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(self.interval) => {}
             }
-            if !*held.borrow() {
+            if *held.borrow() == 0 {
                 continue;
             }
             // While command_state is too far behind for new commands (a rebuild), the hub's

@@ -1,23 +1,27 @@
 //! Duties that run once however many hub instances share a log: deadline supervision and the
 //! feed publisher's sending. Each duty has a lease, a key in the JetStream key-value bucket
 //! [`LEASE_BUCKET`] whose value is the holder's instance name; the instance that holds it does
-//! the duty, the others stand by.
+//! the duty, the others stand by. Every read of the bucket goes to its stream's leader.
 //!
 //! - Taking it: `create` succeeds only when the key holds nothing (first start, released, or
-//!   aged out). An instance that finds its own name there (it restarted) takes it back.
+//!   aged out). An instance that finds its own name there (it restarted, or a renewal's
+//!   answer was lost) takes it back. Only an instance fit for the duty (the read models it
+//!   needs are live) takes or keeps it.
 //! - Keeping it: the holder rewrites the key with the revision it last wrote every third of
-//!   the lease time. The bucket's `max_age` is the lease time, so the server itself forgets a
-//!   holder that stopped renewing (a crash, a partition) and another instance takes over at
-//!   most a lease time and a poll later: a dead instance is not missed.
+//!   the lease time. The bucket's `max_age` is the lease time (the bucket's, whatever an
+//!   instance is configured with), so the server itself forgets a holder that stopped
+//!   renewing (a crash, a partition) and another instance takes over at most a lease time
+//!   and a quarter of one (its poll) later: a dead instance is not missed.
 //! - Letting it go: a holder that cannot renew stops acting three quarters of a lease time
 //!   after its last successful renewal began, before the server lets anyone else in; one that
-//!   stops cleanly deletes the key so another takes over at once.
+//!   stops cleanly deletes the key once its duties' tasks have ended, so another takes over
+//!   at once.
 //!
-//! Two instances act at once only if the holder stalls for more than a quarter of the lease
-//! time between a renewal and its next act, and even then acting twice is harmless:
-//! supervision's commands carry request ids derived from what fell due, and feed messages
-//! carry the event id as `Nats-Msg-Id`. The lease spares the repeated work and keeps the
-//! feeds' purges in order; it is not the only guard.
+//! Two instances act at once only if the holder stalls, in the middle of an act, for more
+//! than a quarter of the lease time. Supervision's commands are harmless then (their request
+//! ids derive from what fell due), and so are feed messages (the event id is their
+//! `Nats-Msg-Id`); a feed purge is not, which is why the feeds' holder records how far it has
+//! sent after every purge and never sends at or below what the last holder recorded.
 //!
 //! [`MARK_BUCKET`] keeps what a duty's holder has finished (no expiry), so whoever holds the
 //! lease next starts after it: the feed publisher's last sent outbox entry.
@@ -43,22 +47,49 @@ pub const FEEDS: &str = "feeds";
 /// Every duty, for status.
 pub const DUTIES: &[&str] = &[SUPERVISION, FEEDS];
 
-/// Creates the lease bucket, or sets its lease time (the same on every instance).
+/// Opens the lease bucket, or creates it with `ttl` as its lease time. The lease time is the
+/// bucket's: an instance configured otherwise takes the bucket's and says so, since holders
+/// that counted different times could overlap.
 pub async fn lease_bucket(
     js: &jetstream::Context,
     ttl: Duration,
     replicas: usize,
-) -> Result<kv::Store, String> {
-    js.create_or_update_key_value(kv::Config {
-        bucket: LEASE_BUCKET.to_owned(),
-        description: "which hub instance does each once-per-hub duty".to_owned(),
-        history: 1,
-        max_age: ttl,
-        num_replicas: replicas,
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| format!("bucket {LEASE_BUCKET}: {e}"))
+) -> Result<(kv::Store, Duration), String> {
+    let kept = |bucket: &kv::Store| bucket.stream.cached_info().config.max_age;
+    if let Ok(bucket) = js.get_key_value(LEASE_BUCKET).await {
+        let kept = kept(&bucket);
+        if kept != ttl {
+            warn!(
+                configured_ms = ttl.as_millis() as u64,
+                bucket_ms = kept.as_millis() as u64,
+                "lease_ms differs from the lease time of the bucket {LEASE_BUCKET}, set by the \
+                 instance that created it; using the bucket's (to change it, stop every \
+                 instance and delete the bucket)"
+            );
+        }
+        return Ok((bucket, kept));
+    }
+    let created = js
+        .create_key_value(kv::Config {
+            bucket: LEASE_BUCKET.to_owned(),
+            description: "which hub instance does each once-per-hub duty".to_owned(),
+            history: 1,
+            max_age: ttl,
+            num_replicas: replicas,
+            ..Default::default()
+        })
+        .await;
+    match created {
+        Ok(bucket) => Ok((bucket, ttl)),
+        // Another instance created it meanwhile: its lease time stands.
+        Err(err) => match js.get_key_value(LEASE_BUCKET).await {
+            Ok(bucket) => {
+                let kept = kept(&bucket);
+                Ok((bucket, kept))
+            }
+            Err(_) => Err(format!("bucket {LEASE_BUCKET}: {err}")),
+        },
+    }
 }
 
 /// Creates the bucket of marks, or opens it.
@@ -74,55 +105,81 @@ pub async fn mark_bucket(js: &jetstream::Context, replicas: usize) -> Result<kv:
     .map_err(|e| format!("bucket {MARK_BUCKET}: {e}"))
 }
 
+/// The last entry under `key` as the bucket's stream leader holds it (a key-value read may be
+/// answered by a replica behind the leader): its revision, and its value unless it is a
+/// deletion. `None`: nothing under the key.
+async fn current(bucket: &kv::Store, key: &str) -> Result<Option<(u64, Option<Bytes>)>, String> {
+    use async_nats::jetstream::stream::LastRawMessageErrorKind;
+    let subject = format!("{}{key}", bucket.prefix);
+    match bucket
+        .stream
+        .get_last_raw_message_by_subject(&subject)
+        .await
+    {
+        Ok(message) => {
+            let deleted = message
+                .headers
+                .get("KV-Operation")
+                .is_some_and(|op| matches!(op.as_str(), "DEL" | "PURGE"));
+            Ok(Some((
+                message.sequence,
+                (!deleted).then_some(message.payload),
+            )))
+        }
+        Err(err) if err.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+        Err(err) => Err(format!("{key}: {err}")),
+    }
+}
+
 /// The instance that holds `duty` now, if any.
 pub async fn holder(bucket: &kv::Store, duty: &str) -> Result<Option<String>, String> {
-    let entry = bucket
-        .entry(duty)
-        .await
-        .map_err(|e| format!("lease {duty}: {e}"))?;
-    Ok(entry
-        .filter(|e| e.operation == kv::Operation::Put)
-        .map(|e| String::from_utf8_lossy(&e.value).into_owned()))
+    Ok(current(bucket, duty)
+        .await?
+        .and_then(|(_, value)| value)
+        .map(|value| String::from_utf8_lossy(&value).into_owned()))
 }
 
 /// The mark under `key` (empty when none).
 pub async fn mark(bucket: &kv::Store, key: &str) -> Result<Vec<u8>, String> {
-    let entry = bucket
-        .entry(key)
-        .await
-        .map_err(|e| format!("mark {key}: {e}"))?;
-    Ok(entry
-        .filter(|e| e.operation == kv::Operation::Put)
-        .map(|e| e.value.to_vec())
+    Ok(current(bucket, key)
+        .await?
+        .and_then(|(_, value)| value)
+        .map(|value| value.to_vec())
         .unwrap_or_default())
 }
 
 /// Moves the mark under `key` forward to `value`; a mark already at or past it stays.
 pub async fn advance_mark(bucket: &kv::Store, key: &str, value: &[u8]) -> Result<(), String> {
-    let entry = bucket
-        .entry(key)
-        .await
-        .map_err(|e| format!("mark {key}: {e}"))?;
     let value = Bytes::copy_from_slice(value);
-    let written = match entry {
-        Some(e) if e.operation == kv::Operation::Put && e.value >= value => return Ok(()),
-        Some(e) => bucket.update(key, value, e.revision).await.map(|_| ()),
-        None => bucket.update(key, value, 0).await.map(|_| ()),
+    let revision = match current(bucket, key).await? {
+        Some((_, Some(kept))) if kept >= value => return Ok(()),
+        Some((revision, _)) => revision,
+        None => 0,
     };
-    written.map_err(|e| format!("mark {key}: {e}"))
+    bucket
+        .update(key, value, revision)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("mark {key}: {e}"))
 }
 
-/// Holds the lease of `duty` for `instance` whenever it can, until `stop`; the receiver says
-/// whether this instance holds it now. On `stop` a held lease is let go.
+/// Whether this instance can do a duty now (the read models it needs are live): one that
+/// cannot neither takes the lease nor keeps it, so an instance that can takes over.
+pub type Fit = Box<dyn Fn() -> bool + Send + Sync>;
+
+/// Holds the lease of `duty` for `instance` whenever it can and is `fit`, until `stop`. The
+/// receiver says whether this instance holds it now: 0 when not, else how many times it has
+/// taken it (so a holder that lost it and took it again between two looks is seen to have).
+/// On `stop` a held lease is let go.
 pub fn hold(
     bucket: kv::Store,
-    duty: &'static str,
-    instance: String,
+    (duty, instance): (&'static str, String),
     ttl: Duration,
+    fit: Fit,
     stop: CancellationToken,
-) -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
-    let (held, receiver) = watch::channel(false);
-    let task = tokio::spawn(run(bucket, duty, instance, ttl, held, stop));
+) -> (watch::Receiver<u64>, tokio::task::JoinHandle<()>) {
+    let (held, receiver) = watch::channel(0);
+    let task = tokio::spawn(run(bucket, (duty, instance), ttl, (fit, held), stop));
     (receiver, task)
 }
 
@@ -136,56 +193,65 @@ enum Outcome {
 
 async fn run(
     bucket: kv::Store,
-    duty: &'static str,
-    instance: String,
+    (duty, instance): (&'static str, String),
     ttl: Duration,
-    held: watch::Sender<bool>,
+    (fit, held): (Fit, watch::Sender<u64>),
     stop: CancellationToken,
 ) {
     // Held at this revision, acted on until `valid_until`.
     let mut revision: Option<u64> = None;
     let mut valid_until = Instant::now();
+    let mut taken = 0;
+    let let_go = |revision: &mut Option<u64>| {
+        held.send_if_modified(|h| std::mem::replace(h, 0) != 0);
+        revision.take()
+    };
     loop {
-        let started = Instant::now();
-        // An attempt never outlives the time the lease is known to be ours.
-        let limit = match revision {
-            Some(_) => valid_until.saturating_duration_since(started),
-            None => ttl / 2,
-        };
-        let attempt = tokio::time::timeout(limit, async {
-            match revision {
-                Some(rev) => renew(&bucket, duty, &instance, rev).await,
-                None => acquire(&bucket, duty, &instance).await,
+        if !fit() {
+            if let Some(rev) = let_go(&mut revision) {
+                warn!(duty, %instance, "this instance cannot do the duty now (a read model it needs is not live); letting the lease go");
+                release(&bucket, duty, &instance, rev).await;
             }
-        });
-        let outcome = tokio::select! {
-            _ = stop.cancelled() => break,
-            outcome = attempt => outcome.unwrap_or_else(|_| Err("no answer in time".to_owned())),
-        };
-        match outcome {
-            Ok(Outcome::Held(rev)) => {
-                if revision.is_none() {
-                    info!(duty, %instance, "this instance holds the lease and does the duty");
+        } else {
+            let started = Instant::now();
+            // An attempt never outlives the time the lease is known to be ours.
+            let limit = match revision {
+                Some(_) => valid_until.saturating_duration_since(started),
+                None => ttl / 2,
+            };
+            let attempt = tokio::time::timeout(limit, async {
+                match revision {
+                    Some(rev) => renew(&bucket, duty, &instance, rev).await,
+                    None => acquire(&bucket, duty, &instance).await,
                 }
-                revision = Some(rev);
-                // The server keeps the renewal for `ttl` from when it stored it, which is
-                // after `started`: stop a quarter of it earlier, in case clocks run apart.
-                valid_until = started + ttl * 3 / 4;
-                held.send_if_modified(|h| !std::mem::replace(h, true));
-            }
-            Ok(Outcome::Other) => {
-                if revision.take().is_some() {
-                    warn!(duty, %instance, "another instance took the lease over");
+            });
+            let outcome = tokio::select! {
+                _ = stop.cancelled() => break,
+                outcome = attempt => outcome.unwrap_or_else(|_| Err("no answer in time".to_owned())),
+            };
+            match outcome {
+                Ok(Outcome::Held(rev)) => {
+                    // The server keeps the renewal for `ttl` from when it stored it, which is
+                    // after `started`: stop a quarter of it earlier, in case clocks run apart.
+                    valid_until = started + ttl * 3 / 4;
+                    if revision.replace(rev).is_none() {
+                        taken += 1;
+                        held.send_replace(taken);
+                        info!(duty, %instance, "this instance holds the lease and does the duty");
+                    }
                 }
-                held.send_if_modified(|h| std::mem::replace(h, false));
-            }
-            Err(reason) => {
-                if revision.is_some() && Instant::now() >= valid_until {
-                    warn!(duty, %instance, reason = %reason, "the lease could not be renewed in time; this instance stops doing the duty");
-                    revision = None;
-                    held.send_if_modified(|h| std::mem::replace(h, false));
-                } else {
-                    warn!(duty, %instance, reason = %reason, "lease attempt failed; trying again");
+                Ok(Outcome::Other) => {
+                    if let_go(&mut revision).is_some() {
+                        warn!(duty, %instance, "another instance took the lease over");
+                    }
+                }
+                Err(reason) => {
+                    if revision.is_some() && Instant::now() >= valid_until {
+                        let_go(&mut revision);
+                        warn!(duty, %instance, reason = %reason, "the lease could not be renewed in time; this instance stops doing the duty");
+                    } else {
+                        warn!(duty, %instance, reason = %reason, "lease attempt failed; trying again");
+                    }
                 }
             }
         }
@@ -198,15 +264,16 @@ async fn run(
             _ = tokio::time::sleep(pause) => {}
         }
     }
-    held.send_if_modified(|h| std::mem::replace(h, false));
-    if let Some(rev) = revision {
+    if let Some(rev) = let_go(&mut revision) {
         // Let another instance take over now rather than when the lease ages out.
-        match bucket.delete_expect_revision(duty, Some(rev)).await {
-            Ok(()) => info!(duty, %instance, "lease let go"),
-            Err(err) => {
-                warn!(duty, %instance, error = %err, "could not let the lease go; it ages out")
-            }
-        }
+        release(&bucket, duty, &instance, rev).await;
+    }
+}
+
+async fn release(bucket: &kv::Store, duty: &str, instance: &str, revision: u64) {
+    match bucket.delete_expect_revision(duty, Some(revision)).await {
+        Ok(()) => info!(duty, %instance, "lease let go"),
+        Err(err) => warn!(duty, %instance, error = %err, "could not let the lease go; it ages out"),
     }
 }
 
@@ -217,19 +284,29 @@ async fn acquire(bucket: &kv::Store, duty: &str, instance: &str) -> Result<Outco
     {
         Ok(rev) => Ok(Outcome::Held(rev)),
         Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => {
-            let entry = bucket
-                .entry(duty)
-                .await
-                .map_err(|e| format!("lease {duty}: {e}"))?;
-            match entry {
-                // Its own, from before a restart: nobody else can have taken it since.
-                Some(e) if e.operation == kv::Operation::Put && e.value == instance.as_bytes() => {
-                    renew(bucket, duty, instance, e.revision).await
-                }
-                _ => Ok(Outcome::Other),
-            }
+            own_again(bucket, duty, instance).await
         }
         Err(err) => Err(format!("lease {duty}: {err}")),
+    }
+}
+
+/// The key holds a lease: this instance's own (from before a restart, or a renewal whose
+/// answer was lost) is renewed at its revision, since nobody else can have taken it since.
+async fn own_again(bucket: &kv::Store, duty: &str, instance: &str) -> Result<Outcome, String> {
+    match current(bucket, duty).await? {
+        Some((revision, Some(holder))) if holder == instance.as_bytes() => {
+            match bucket
+                .update(duty, Bytes::copy_from_slice(instance.as_bytes()), revision)
+                .await
+            {
+                Ok(rev) => Ok(Outcome::Held(rev)),
+                Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    Ok(Outcome::Other)
+                }
+                Err(err) => Err(format!("lease {duty}: {err}")),
+            }
+        }
+        _ => Ok(Outcome::Other),
     }
 }
 
@@ -244,7 +321,9 @@ async fn renew(
         .await
     {
         Ok(rev) => Ok(Outcome::Held(rev)),
-        Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(Outcome::Other),
+        Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+            own_again(bucket, duty, instance).await
+        }
         Err(err) => Err(format!("lease {duty}: {err}")),
     }
 }

@@ -10,7 +10,7 @@ use hub_api::v1;
 use hub_domain::clock::ManualClock;
 use hub_store::ReadModelStore;
 use hub_tests::fixtures::{from, incident};
-use hub_tests::{Cluster, Hub, HubBuilder, ProcessBuilder, open_stopped, wait_until};
+use hub_tests::{Cluster, Hub, HubBuilder, ProcessBuilder, escalations, open_stopped, wait_until};
 use jiff::SignedDuration;
 
 use crate::{HUB, feed_ids, stored};
@@ -66,22 +66,6 @@ async fn dispatched(hub: &Hub, rid: &str) -> String {
     reported.case_id
 }
 
-/// Escalations of `case_id` in the log.
-async fn escalations(js: &async_nats::jetstream::Context, case_id: &str) -> usize {
-    let stream = js.get_stream("GOV_EVENTS").await.expect("stream");
-    let last = stream.get_info().await.expect("info").state.last_sequence;
-    let mut found = 0;
-    for position in 1..=last {
-        let message = stream.get_raw_message(position).await.expect("event");
-        let escalated = message
-            .headers
-            .get("ce-type")
-            .is_some_and(|t| t.as_str() == "gov.hub.case.escalated.v1");
-        found += usize::from(escalated && message.subject.ends_with(case_id));
-    }
-    found
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_duty_holder_is_not_missed_and_its_duties_are_done_once() {
     let cluster = Cluster::start(3).await;
@@ -125,6 +109,10 @@ async fn a_killed_duty_holder_is_not_missed_and_its_duties_are_done_once() {
     // The accept deadline passes on the second instance's clock only: the first, the
     // holder of supervision, sees no breach; the second does not supervise.
     clock.advance(SignedDuration::from_mins(31));
+    // Twenty of its supervision intervals pass: standing by, it escalates nothing (were it
+    // scanning, it would have by now).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(escalations(&js, &case).await, 0, "the standby supervised");
 
     first.kill();
     let held = duties_held(

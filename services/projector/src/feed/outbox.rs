@@ -128,17 +128,25 @@ pub(super) fn position_of(key: &[u8]) -> Option<u64> {
     std::str::from_utf8(key.get(2..22)?).ok()?.parse().ok()
 }
 
-/// The instance that sends: the holder of the feeds lease, and the bucket where the holders
-/// record the last outbox entry they sent.
+/// The instance that sends: the holder of the feeds lease (`held`: 0 when not, else which
+/// time it took it), and where the holders record the last outbox entry they sent.
 pub struct Duty {
-    pub held: watch::Receiver<bool>,
+    pub held: watch::Receiver<u64>,
     pub marks: kv::Store,
+    /// The mark's key, [`sent_mark_key`] of the log.
+    pub mark_key: String,
 }
 
-/// Key of the feeds' mark: the last outbox key whose message (or purge) the holder of the
-/// duty has had acknowledged. Outbox keys are the same on every instance (they are decided
-/// from the log), so every instance can forget what the holder has done.
-pub const SENT_MARK: &str = "feeds.sent";
+/// Key of the feeds' mark in the marks bucket: the last outbox key whose message (or purge)
+/// the holder of the duty has had acknowledged, for the log identified by `log_identity`
+/// (the events stream's creation), so a mark of an earlier log never applies to a new one.
+/// Outbox keys name a position of the log and a department (or a purge), so they sort the
+/// same on every instance; which entries an instance holds may differ (a grant's expiry is
+/// judged by the clock when the event is applied), but whatever sorts at or below the mark
+/// was the holder's to send or skip, and every instance forgets it.
+pub fn sent_mark_key(log_identity: &str) -> String {
+    format!("feeds.sent.{log_identity}")
+}
 
 /// How often the holder records how far it has sent, besides after every purge.
 const MARK_EVERY: Duration = Duration::from_millis(500);
@@ -148,8 +156,9 @@ const MARK_EVERY: Duration = Duration::from_millis(500);
 /// acknowledged by its stream.
 ///
 /// Standing by, it forgets what the holder has sent (up to the mark), so its outbox stays
-/// small and, when it takes over, it starts where the last holder stopped: nothing sent
-/// twice, and no purge run again over messages sent after it.
+/// small. Taking over, it reads the mark from the bucket's leader and never sends an entry
+/// at or below it, even one its own feeds model decides only later: what an earlier holder
+/// sent is not sent again, and no purge it ran is run again over messages sent after it.
 pub async fn drain(
     (js, audit): (jetstream::Context, Audit),
     model: ReadModel,
@@ -164,6 +173,7 @@ pub async fn drain(
         audit,
         clock,
         last: HashMap::new(),
+        floor: Vec::new(),
     };
     let advance = |to: u64| {
         published.send_if_modified(|p| {
@@ -172,17 +182,18 @@ pub async fn drain(
             moved
         });
     };
-    // Holding the duty and started after the last holder's mark.
-    let mut sending = false;
+    // Which taking of the lease it sends under (0: none yet), started after the mark.
+    let mut sending = 0;
     // The last key sent and not yet recorded as the mark; whether it must be before going on.
     let mut unmarked: Option<Vec<u8>> = None;
     let mut must_mark = false;
     let mut marked_at = tokio::time::Instant::now();
     loop {
-        if !*duty.held.borrow_and_update() {
-            sending = false;
-            match follow(&duty.marks, &model).await {
-                Ok(to) => advance(to),
+        let held = *duty.held.borrow_and_update();
+        if held == 0 {
+            sending = 0;
+            match follow(&duty, &model).await {
+                Ok((to, _)) => advance(to),
                 Err(reason) => {
                     warn!(reason = %reason, "feed publisher: standing by, could not read the mark")
                 }
@@ -196,17 +207,19 @@ pub async fn drain(
             continue;
         }
         let step: Result<(), String> = async {
-            if !sending {
-                // Taking over: after what the last holder sent, with the feeds asked afresh.
-                let to = follow(&duty.marks, &model).await?;
+            if sending != held {
+                // Taking over (again): after what the last holder sent, with the feeds asked
+                // afresh.
+                let (to, mark) = follow(&duty, &model).await?;
                 advance(to);
                 sender.last.clear();
-                sending = true;
+                sender.floor = mark;
+                sending = held;
             }
             if let Some(key) = unmarked.as_ref()
                 && (must_mark || marked_at.elapsed() >= MARK_EVERY)
             {
-                lease::advance_mark(&duty.marks, SENT_MARK, key).await?;
+                lease::advance_mark(&duty.marks, &duty.mark_key, key).await?;
                 unmarked = None;
                 must_mark = false;
                 marked_at = tokio::time::Instant::now();
@@ -215,13 +228,22 @@ pub async fn drain(
         }
         .await;
         if let Err(reason) = step {
-            warn!(reason = %reason, ?backoff, "feed publisher: could not record how far it has sent; retrying");
+            warn!(reason = %reason, ?backoff, "feed publisher: could not read or record how far the feeds are sent; retrying");
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(backoff) => {}
             }
             backoff = (backoff * 2).min(Duration::from_secs(5));
             continue;
+        }
+        if shutdown.is_cancelled() {
+            // What was sent is recorded, so whoever takes over starts after it.
+            if let Some(key) = unmarked.take()
+                && let Err(reason) = lease::advance_mark(&duty.marks, &duty.mark_key, &key).await
+            {
+                warn!(reason = %reason, "feed publisher: could not record how far it sent before stopping");
+            }
+            return;
         }
         // Read before the outbox: whatever was decided up to here is in this round or sent.
         let decided = model.state().position;
@@ -233,11 +255,6 @@ pub async fn drain(
                 must_mark |= sent.purged;
                 unmarked = Some(sent.last_key);
                 backoff = Duration::from_millis(50);
-                // More to send; a shutdown does not wait for a backlog (the outbox is kept
-                // and sent from where it stands on the next start).
-                if shutdown.is_cancelled() {
-                    return;
-                }
                 continue;
             }
             Ok(None) => {
@@ -254,7 +271,7 @@ pub async fn drain(
                     continue;
                 }
                 tokio::select! {
-                    _ = shutdown.cancelled() => return,
+                    _ = shutdown.cancelled() => {}
                     _ = duty.held.changed() => {}
                     _ = changes.changed() => {}
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -265,7 +282,7 @@ pub async fn drain(
                 sender.last.clear();
                 warn!(reason = %reason, ?backoff, "feed publisher: sending failed; retrying");
                 tokio::select! {
-                    _ = shutdown.cancelled() => return,
+                    _ = shutdown.cancelled() => {}
                     _ = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -274,19 +291,20 @@ pub async fn drain(
     }
 }
 
-/// Standing by (or taking over): forgets every outbox entry at or before the holder's mark,
-/// and returns the position up to which this instance's outbox is sent.
-async fn follow(marks: &kv::Store, model: &ReadModel) -> Result<u64, String> {
+/// Standing by (or taking over): forgets every outbox entry at or before the holder's mark;
+/// returns the position up to which this instance's outbox is sent, and the mark.
+async fn follow(duty: &Duty, model: &ReadModel) -> Result<(u64, Vec<u8>), String> {
     let decided = model.state().position;
-    let mark = lease::mark(marks, SENT_MARK).await?;
+    let mark = lease::mark(&duty.marks, &duty.mark_key).await?;
     let store = model.store();
-    tokio::task::spawn_blocking(move || -> Result<u64, hub_store::StoreError> {
+    let floor = mark.clone();
+    let sent = tokio::task::spawn_blocking(move || -> Result<u64, hub_store::StoreError> {
         loop {
             let entries = store.scan(OUTBOX_PREFIX, None, ROUND)?;
             let done: Vec<Vec<u8>> = entries
                 .iter()
                 .map(|(key, _)| key)
-                .take_while(|key| key.as_slice() <= mark.as_slice())
+                .take_while(|key| key.as_slice() <= floor.as_slice())
                 .cloned()
                 .collect();
             if done.is_empty() {
@@ -300,7 +318,8 @@ async fn follow(marks: &kv::Store, model: &ReadModel) -> Result<u64, String> {
     })
     .await
     .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    Ok((sent, mark))
 }
 
 /// What a round sent.
@@ -320,6 +339,9 @@ struct Sender {
     clock: std::sync::Arc<dyn Clock>,
     /// The last position each feed stream holds, as far as known.
     last: HashMap<String, u64>,
+    /// Outbox keys at or below this were done by an earlier holder of the duty: forgotten
+    /// unsent, even those this instance decides only now (its feeds model behind the mark).
+    floor: Vec<u8>,
 }
 
 /// A feed message's headers, and the producer span (`publish gov.feed.<dept>`) that sends
@@ -487,6 +509,7 @@ async fn round(sender: &mut Sender, model: &ReadModel) -> Result<Option<Sent>, S
     let mut records = Vec::new();
     for (key, decoded) in entries {
         let step = match decoded {
+            _ if key.as_slice() <= sender.floor.as_slice() => Step::Skip,
             Some(Outgoing::Publish {
                 stream,
                 subject,
