@@ -48,7 +48,8 @@ impl Appender {
     /// [`Self::read_subject`] as the stream's leader holds it, for deciding a command. A
     /// direct get may be answered by any replica, one a little behind the leader included,
     /// whose log is then a prefix of the leader's: so the leader is asked where the subject
-    /// ends (one request), and what the batch stopped short of is read from the leader.
+    /// ends (one request), and what the batch stopped short of is read again, from the
+    /// leader if need be.
     pub async fn read_subject_current(
         &self,
         subject: &str,
@@ -68,13 +69,13 @@ impl Appender {
             Err(err) => return Err(unavailable(&err)),
         };
         let mut have = entries.last().map_or(position, Entry::position);
+        // A replica behind the leader answered. It is usually behind by milliseconds: one more
+        // batched read, then what is still missing from the leader, one event at a time.
         if have < last {
-            tracing::debug!(
-                subject,
-                have,
-                last,
-                "a replica behind the leader answered; reading the rest from the leader"
-            );
+            tracing::debug!(subject, have, last, "a replica behind the leader answered");
+            let more = self.read_subject(subject, have).await?;
+            have = more.last().map_or(have, Entry::position);
+            entries.extend(more);
         }
         while have < last {
             let message = stream

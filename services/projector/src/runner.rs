@@ -415,13 +415,15 @@ async fn idle_check(events_stream: &mut stream::Stream, filter: &str, model: &Re
         model.advance(last);
         model.complete_as_of(asked);
     };
+    // Asked of the stream's leader, which holds everything up to `last`: a replica behind it
+    // could answer that nothing is pending when something is.
     match events_stream
-        .direct_get_next_for_subject(filter, Some(checkpoint + 1))
+        .get_first_raw_message_by_subject(filter, checkpoint + 1)
         .await
     {
         Ok(next) if next.sequence <= last => model.advance(next.sequence - 1),
         Ok(_) => caught_up(model),
-        Err(err) if err.kind() == stream::DirectGetErrorKind::NotFound => caught_up(model),
+        Err(err) if err.kind() == stream::RawMessageErrorKind::NoMessageFound => caught_up(model),
         Err(err) => warn!(read_model = model.name(), error = %err, "idle check failed"),
     }
 }
