@@ -38,16 +38,45 @@ chmod 600 "$root/command-hash.key" "$root/audit-signing.key"
 
 urls=nats://127.0.0.1:14222,nats://127.0.0.1:14223,nats://127.0.0.1:14224
 monitors=http://127.0.0.1:18222,http://127.0.0.1:18223,http://127.0.0.1:18224
-pids=()
+hub=${CARGO_TARGET_DIR:-target}/debug/hub
+
+# Every port free first: a node or hub left from an earlier run would answer in place of the
+# new one.
+python3 - <<'PY'
+import socket, sys
+busy = []
+for port in (14222, 14223, 14224, 16222, 16223, 16224, 18222, 18223, 18224, 50061, 50062):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            busy.append(port)
+if busy:
+    sys.exit(f"ports in use on 127.0.0.1: {busy}; stop what holds them (an earlier run?) first")
+PY
+
+# The children run in sessions of their own, so Ctrl-C reaches this script alone, which stops
+# the hubs first (they let their duties go), then the nodes, by the pid files (a node started
+# again by hand, as printed below, included).
+stop_pid() {
+  local file=$1 pid
+  [ -f "$file" ] || return 0
+  pid=$(cat "$file")
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 150); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+}
 stop() {
   trap - EXIT INT TERM
-  # The hubs first (they let their duties go), then the nodes.
-  for pid in "${pids[@]:3}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]:3}"; do wait "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]:0:3}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  for n in 1 2; do stop_pid "$root/hub-$n.pid"; done
+  for i in 1 3 2; do stop_pid "$root/n$i.pid"; done
+  rm -f "$root"/*.pid
 }
-trap stop EXIT INT TERM
+trap stop EXIT
+trap 'stop; exit 130' INT TERM
 
 for i in 1 2 3; do
   mkdir -p "$root/n$i"
@@ -65,8 +94,7 @@ jetstream {
   sync_interval: always
 }
 EOF
-  deploy/.tools/bin/nats-server -c "$root/nats-$i.conf" > "$root/nats-$i.log" 2>&1 &
-  pids+=($!)
+  setsid deploy/.tools/bin/nats-server -c "$root/nats-$i.conf" >> "$root/nats-$i.log" 2>&1 &
   echo $! > "$root/n$i.pid"
 done
 
@@ -111,12 +139,14 @@ mode = "development"
 EOF
   # The first start may find the cluster still placing its first streams: tried again.
   for attempt in 1 2 3 4 5; do
-    NO_COLOR=1 target/debug/hub --config "$root/hub-$n.toml" > "$root/hub-$n.log" 2>&1 &
+    echo "== start $(date -u +%FT%TZ), attempt $attempt" >> "$root/hub-$n.log"
+    NO_COLOR=1 setsid "$hub" --config "$root/hub-$n.toml" >> "$root/hub-$n.log" 2>&1 &
     pid=$!
+    echo "$pid" > "$root/hub-$n.pid"
     ready=no
     for _ in $(seq 1 150); do
       if ! kill -0 "$pid" 2>/dev/null; then break; fi
-      if grep -q "hub serving gRPC and HTTP" "$root/hub-$n.log"; then ready=yes; break; fi
+      if tail -n 200 "$root/hub-$n.log" | grep -q "hub serving gRPC and HTTP"; then ready=yes; break; fi
       sleep 0.2
     done
     if [ "$ready" = yes ]; then break; fi
@@ -129,13 +159,11 @@ EOF
     fi
     sleep 2
   done
-  pids+=($pid)
-  echo "$pid" > "$root/hub-$n.pid"
   echo "hub-$n serving on 127.0.0.1:$((50060 + n)) (log $root/hub-$n.log)"
 done
 echo "Running. Ctrl-C stops the hubs and the nodes. To see a fault:"
 echo "  kill -9 \$(cat $root/n2.pid)     # a node: the log keeps its quorum"
-echo "  deploy/.tools/bin/nats-server -c $root/nats-2.conf &   # back; it catches up"
+echo "  (setsid deploy/.tools/bin/nats-server -c $root/nats-2.conf >> $root/nats-2.log 2>&1 & echo \$! > $root/n2.pid)   # back; it catches up"
 echo "  kill -9 \$(cat $root/hub-1.pid)  # a hub: hub-2 serves on and takes its duties"
 # Until Ctrl-C, whatever is killed meanwhile.
-wait || true
+while true; do sleep 3600 & wait $! || true; done

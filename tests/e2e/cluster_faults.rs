@@ -145,25 +145,6 @@ async fn mend(cluster: &mut Cluster, js: &jetstream::Context, i: usize) {
     .await;
 }
 
-/// (position, request id, event id) of every event in the log, in order.
-async fn stored(js: &jetstream::Context) -> Vec<(u64, String, String)> {
-    let stream = js.get_stream("GOV_EVENTS").await.expect("stream");
-    let last = stream.get_info().await.expect("info").state.last_sequence;
-    let mut events = Vec::new();
-    for position in 1..=last {
-        let message = stream.get_raw_message(position).await.expect("event");
-        let header = |name: &str| {
-            message
-                .headers
-                .get(name)
-                .map(|v| v.as_str().to_owned())
-                .unwrap_or_default()
-        };
-        events.push((position, header("ce-requestid"), header("ce-id")));
-    }
-    events
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_follower_then_the_leader_ten_times_loses_and_repeats_no_acknowledged_report() {
     let kills: usize = std::env::var("CLUSTER_SOAK_KILLS")
@@ -221,10 +202,11 @@ async fn killing_a_follower_then_the_leader_ten_times_loses_and_repeats_no_ackno
     }
 
     let acked = std::mem::take(&mut *acked.lock().expect("acked"));
-    let events = stored(&js).await;
+    let events = hub_tests::logged_events(&js).await;
     let mut by_request: HashMap<&str, (u64, &str)> = HashMap::new();
-    for (position, rid, id) in &events {
-        if let Some((earlier, _)) = by_request.insert(rid, (*position, id)) {
+    for event in &events {
+        let (rid, position) = (event.request_id.as_str(), event.position);
+        if let Some((earlier, _)) = by_request.insert(rid, (position, &event.id)) {
             panic!("{rid} stored twice, at {earlier} and {position}");
         }
     }

@@ -45,6 +45,52 @@ pub async fn feed_messages(
     messages
 }
 
+/// What a test reads of an event in the log: its position, subject and some headers.
+#[derive(Debug, Clone)]
+pub struct LoggedEvent {
+    pub position: u64,
+    pub subject: String,
+    /// `ce-id`.
+    pub id: String,
+    /// `ce-type`.
+    pub event_type: String,
+    /// `ce-requestid` (empty for a message without one, such as a duplicate-window probe).
+    pub request_id: String,
+}
+
+/// Every event in `GOV_EVENTS`, in order, read one by one from the stream's leader.
+pub async fn logged_events(js: &async_nats::jetstream::Context) -> Vec<LoggedEvent> {
+    feed_messages(js, "GOV_EVENTS")
+        .await
+        .into_iter()
+        .map(|message| {
+            let header = |name: &str| {
+                message
+                    .headers
+                    .get(name)
+                    .map(|v| v.as_str().to_owned())
+                    .unwrap_or_default()
+            };
+            LoggedEvent {
+                position: message.sequence,
+                subject: message.subject.to_string(),
+                id: header("ce-id"),
+                event_type: header("ce-type"),
+                request_id: header("ce-requestid"),
+            }
+        })
+        .collect()
+}
+
+/// How many times case `case_id` was escalated, by the log.
+pub async fn escalations(js: &async_nats::jetstream::Context, case_id: &str) -> usize {
+    logged_events(js)
+        .await
+        .iter()
+        .filter(|e| e.subject.ends_with(case_id) && e.event_type == "gov.hub.case.escalated.v1")
+        .count()
+}
+
 /// Waits until NATS no longer recognises a message id it stored: its duplicate window has
 /// passed. Probes are well-formed events of a type no read model consumes.
 pub async fn wait_for_duplicate_window(js: &async_nats::jetstream::Context) {

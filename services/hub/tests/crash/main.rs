@@ -38,21 +38,11 @@ async fn report(hub: &HubProcess, rid: &str) -> Result<v1::ReportCaseResponse, t
 
 /// Every stored event's (position, ce-id, ce-requestid), in order.
 async fn stored(js: &async_nats::jetstream::Context) -> Vec<(u64, String, String)> {
-    let stream = js.get_stream("GOV_EVENTS").await.expect("stream");
-    let last = stream.get_info().await.expect("info").state.last_sequence;
-    let mut events = Vec::new();
-    for position in 1..=last {
-        let message = stream.get_raw_message(position).await.expect("event");
-        let header = |name: &str| {
-            message
-                .headers
-                .get(name)
-                .map(|v| v.as_str().to_owned())
-                .unwrap_or_default()
-        };
-        events.push((position, header("ce-id"), header("ce-requestid")));
-    }
-    events
+    hub_tests::logged_events(js)
+        .await
+        .into_iter()
+        .map(|e| (e.position, e.id, e.request_id))
+        .collect()
 }
 
 /// No request id's event is stored twice.
