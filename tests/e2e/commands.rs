@@ -1,7 +1,7 @@
 //! Every error class of the command side, concurrent writers, and retries at any later time.
 
 use hub_api::v1;
-use hub_tests::{Hub, HubBuilder, Nats};
+use hub_tests::{HubBuilder, Nats};
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -9,32 +9,12 @@ use crate::cmd::*;
 use crate::{events_in_log, from, incident, read_case};
 
 /// A reported case dispatched to urban management: (case id, version).
-async fn dispatched_case(hub: &Hub, rid: &str) -> (String, u64) {
-    let reported = hub
-        .commands()
-        .report_case(from("urban-management", incident(rid)))
-        .await
-        .expect("report")
-        .into_inner();
-    let d = dispatch(
-        hub,
-        "dcc-310104",
-        &format!("{rid}-dispatch"),
-        &reported.case_id,
-        "urban-management",
-        None,
-    )
-    .await
-    .expect("dispatch");
-    (reported.case_id, d.position)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_refusal_has_its_code_and_reason_and_appends_nothing() {
     let nats = Nats::start().await;
     let hub = HubBuilder::on(&nats).start().await;
     let js = nats.jetstream().await;
-    let (id, version) = dispatched_case(&hub, "e-1").await;
+    let (id, version) = hub.dispatched_case("e-1", "urban-management").await;
     let before = events_in_log(&js).await;
 
     let status = accept(
@@ -141,7 +121,7 @@ async fn concurrent_writers_to_one_case_never_both_win() {
     let nats = Nats::start().await;
     let hub = HubBuilder::on(&nats).start().await;
     let js = nats.jetstream().await;
-    let (id, version) = dispatched_case(&hub, "race").await;
+    let (id, version) = hub.dispatched_case("race", "urban-management").await;
     let before = events_in_log(&js).await;
 
     // Eight accepts naming the same version: one wins, the rest learn the new version.
@@ -192,7 +172,7 @@ async fn two_hub_instances_share_one_log_without_double_writes() {
     let a = HubBuilder::on(&nats).start().await;
     let b = HubBuilder::on(&nats).start().await;
     let js = nats.jetstream().await;
-    let (id, version) = dispatched_case(&a, "two").await;
+    let (id, version) = a.dispatched_case("two", "urban-management").await;
 
     // The same case accepted through both at once, naming the same version.
     let (via_a, via_b) = tokio::join!(
@@ -402,7 +382,7 @@ async fn retries_are_recognised_however_much_happened_since_and_ids_are_not_shar
     assert_eq!(again, first);
 
     // A command that stored two events (a poor rating: rated, reopened) retried at once.
-    let (id, _) = dispatched_case(&hub, "poor").await;
+    let (id, _) = hub.dispatched_case("poor", "urban-management").await;
     accept(&hub, "urban-management", "poor-acc", &id, None)
         .await
         .expect("accept");

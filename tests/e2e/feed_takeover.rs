@@ -26,6 +26,14 @@ async fn public_security_feed(js: &async_nats::jetstream::Context) -> Vec<(u64, 
         .collect()
 }
 
+/// The positions of the care records among `feed`'s messages.
+fn care_in(feed: &[(u64, String)]) -> Vec<u64> {
+    feed.iter()
+        .filter(|(_, subject)| subject.contains(".care."))
+        .map(|(position, _)| *position)
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lagging_instance_that_takes_the_feeds_over_never_purges_again_what_was_sent_after() {
     let nats = Nats::start().await;
@@ -47,12 +55,7 @@ async fn a_lagging_instance_that_takes_the_feeds_over_never_purges_again_what_wa
     approve(&first, "t-a2", &second_grant).await;
     let after = register(&first, "t-c2").await;
     feed_reaches(&js, "FEED_PUBLIC_SECURITY", after).await;
-    let sent = public_security_feed(&js).await;
-    let care: Vec<u64> = sent
-        .iter()
-        .filter(|(_, subject)| subject.contains(".care."))
-        .map(|(position, _)| *position)
-        .collect();
+    let care = care_in(&public_security_feed(&js).await);
     assert_eq!(
         care,
         [after],
@@ -78,11 +81,7 @@ async fn a_lagging_instance_that_takes_the_feeds_over_never_purges_again_what_wa
     let latest = register(&second, "t-c3").await;
     feed_reaches(&js, "FEED_PUBLIC_SECURITY", latest).await;
     let now = public_security_feed(&js).await;
-    let care: Vec<u64> = now
-        .iter()
-        .filter(|(_, subject)| subject.contains(".care."))
-        .map(|(position, _)| *position)
-        .collect();
+    let care = care_in(&now);
     assert_eq!(
         care,
         [after, latest],

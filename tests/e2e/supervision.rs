@@ -9,7 +9,7 @@ use hub_tests::{Hub, HubBuilder, Nats, escalations, wait_until};
 use jiff::SignedDuration;
 
 use crate::cmd::*;
-use crate::{from, incident, read_case};
+use crate::read_case;
 
 /// Waits until `hub` shows the case at `tier`; another instance's read model may not have
 /// applied the report yet, so a refusal counts as not yet.
@@ -43,24 +43,9 @@ async fn tier_reached(hub: &Hub, case_id: &str, tier: u32) {
     .await;
 }
 
+/// An urgent case, to be accepted by urban management within 30 minutes.
 async fn urgent_case(hub: &Hub, rid: &str) -> String {
-    let reported = hub
-        .commands()
-        .report_case(from("urban-management", incident(rid)))
-        .await
-        .expect("report")
-        .into_inner();
-    dispatch(
-        hub,
-        "dcc-310104",
-        &format!("{rid}-d"),
-        &reported.case_id,
-        "urban-management",
-        None,
-    )
-    .await
-    .expect("dispatch");
-    reported.case_id
+    hub.dispatched_case(rid, "urban-management").await.0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -253,6 +253,36 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// The demo grid incident reported by urban management under `rid`, then dispatched by
+    /// Xuhui's command centre to `to` (a fire hazard: to be accepted within 30 minutes);
+    /// returns the case id and the dispatch's position.
+    pub async fn dispatched_case(&self, rid: &str, to: &str) -> (String, u64) {
+        use crate::fixtures::{from, incident};
+        let reported = self
+            .commands()
+            .report_case(from("urban-management", incident(rid)))
+            .await
+            .expect("report")
+            .into_inner();
+        let dispatched = self
+            .commands()
+            .dispatch_case(from(
+                "dcc-310104",
+                hub_api::v1::DispatchCaseRequest {
+                    request_id: format!("{rid}-d"),
+                    case_id: reported.case_id.clone(),
+                    expected_version: None,
+                    department: to.into(),
+                },
+            ))
+            .await
+            .expect("dispatch")
+            .into_inner()
+            .result
+            .expect("an accepted command returns its result");
+        (reported.case_id, dispatched.position)
+    }
+
     pub fn commands(&self) -> CaseCommandServiceClient<Channel> {
         CaseCommandServiceClient::new(self.channel.clone())
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use hub_api::v1;
 use hub_domain::clock::ManualClock;
 use hub_store::ReadModelStore;
-use hub_tests::fixtures::{from, incident};
+use hub_tests::fixtures::from;
 use hub_tests::{Cluster, Hub, HubBuilder, ProcessBuilder, escalations, open_stopped, wait_until};
 use jiff::SignedDuration;
 
@@ -43,29 +43,6 @@ async fn duties_held(
     .await
 }
 
-/// A case of `rid` reported and dispatched through `hub`: urgent, to be accepted in 30 min.
-async fn dispatched(hub: &Hub, rid: &str) -> String {
-    let reported = hub
-        .commands()
-        .report_case(from("urban-management", incident(rid)))
-        .await
-        .expect("report")
-        .into_inner();
-    hub.commands()
-        .dispatch_case(from(
-            "dcc-310104",
-            v1::DispatchCaseRequest {
-                request_id: format!("{rid}-d"),
-                case_id: reported.case_id.clone(),
-                expected_version: None,
-                department: "housing".into(),
-            },
-        ))
-        .await
-        .expect("dispatch");
-    reported.case_id
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_duty_holder_is_not_missed_and_its_duties_are_done_once() {
     let cluster = Cluster::start(3).await;
@@ -96,7 +73,7 @@ async fn a_killed_duty_holder_is_not_missed_and_its_duties_are_done_once() {
     );
 
     // Commands go to either instance; the holder sends the feeds.
-    let case = dispatched(&second, "duty-1").await;
+    let (case, _) = second.dispatched_case("duty-1", "housing").await;
     let before_kill = stored(&js).await;
     wait_until(
         "the first instance to send the feed",
@@ -127,7 +104,7 @@ async fn a_killed_duty_holder_is_not_missed_and_its_duties_are_done_once() {
         (escalations(&js, &case).await == 1).then_some(())
     })
     .await;
-    let later = dispatched(&second, "duty-2").await;
+    let (later, _) = second.dispatched_case("duty-2", "housing").await;
 
     // The feed holds every event once, in log order, whichever instance sent it.
     let events: Vec<String> = stored(&js).await.into_iter().map(|(_, id, _)| id).collect();
