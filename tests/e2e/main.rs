@@ -24,6 +24,7 @@ mod guard;
 mod idempotency;
 mod identity;
 mod import;
+mod leases;
 mod lifecycle;
 mod log_digest;
 mod log_reads;

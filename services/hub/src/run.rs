@@ -699,6 +699,16 @@ async fn serve(
         Some(outcome) = projectors.join_next() => Some(outcome),
     };
     stop.cancel();
+    // The duties end first, and their leases are let go at once: another instance takes them
+    // over while this one is still stopping, and no lease is renewed or taken meanwhile. The
+    // feed publisher holds an audit handle: it lets go before the writer is awaited.
+    if let Err(err) = feed_drain.await {
+        warn!(error = %err, "the feed publisher's sending task failed");
+    }
+    if let Err(err) = supervision.await {
+        error!(error = %err, "deadline supervision task failed");
+    }
+    duties.released().await;
     let mut outcomes: Vec<_> = failed.into_iter().collect();
     while let Some(outcome) = projectors.join_next().await {
         outcomes.push(outcome);
@@ -710,10 +720,6 @@ async fn serve(
     if let Err(err) = ledger_task.await {
         warn!(error = %err, "the disclosure ledger's task failed");
     }
-    // The feed publisher holds an audit handle: it lets go before the writer is awaited.
-    if let Err(err) = feed_drain.await {
-        warn!(error = %err, "the feed publisher's sending task failed");
-    }
     // The audit writer ends once the services holding it are gone, after storing what waits.
     if tokio::time::timeout(Duration::from_secs(5), audit_writer)
         .await
@@ -721,11 +727,6 @@ async fn serve(
     {
         warn!("the audit writer did not finish within 5 s of shutdown");
     }
-    if let Err(err) = supervision.await {
-        error!(error = %err, "deadline supervision task failed");
-    }
-    // Another instance takes the duties over at once rather than when the leases age out.
-    duties.released().await;
     for store in &stores {
         read_models::store_flush(store).await;
     }

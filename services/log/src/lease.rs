@@ -14,6 +14,7 @@
 //!   and a quarter of one (its poll) later: a dead instance is not missed.
 //! - Letting it go: a holder that cannot renew stops acting three quarters of a lease time
 //!   after its last successful renewal began, before the server lets anyone else in; one that
+//!   becomes unfit stops acting at once and lets the key age out the same way; one that
 //!   stops cleanly deletes the key once its duties' tasks have ended, so another takes over
 //!   at once.
 //!
@@ -55,9 +56,21 @@ pub async fn lease_bucket(
     ttl: Duration,
     replicas: usize,
 ) -> Result<(kv::Store, Duration), String> {
-    let kept = |bucket: &kv::Store| bucket.stream.cached_info().config.max_age;
+    let kept = |bucket: &kv::Store| -> Result<Duration, String> {
+        let max_age = bucket.stream.cached_info().config.max_age;
+        // No expiry (zero) would never let a dead holder's lease go; a tiny one would have
+        // the holders renew in a loop.
+        if max_age < MIN_LEASE {
+            return Err(format!(
+                "bucket {LEASE_BUCKET} has a lease time (max_age) of {max_age:?}, under \
+                 {MIN_LEASE:?}: stop every instance and delete the bucket"
+            ));
+        }
+        Ok(max_age)
+    };
     if let Ok(bucket) = js.get_key_value(LEASE_BUCKET).await {
-        let kept = kept(&bucket);
+        let kept = kept(&bucket)?;
+        replicate(js, &bucket, replicas).await;
         if kept != ttl {
             warn!(
                 configured_ms = ttl.as_millis() as u64,
@@ -84,11 +97,31 @@ pub async fn lease_bucket(
         // Another instance created it meanwhile: its lease time stands.
         Err(err) => match js.get_key_value(LEASE_BUCKET).await {
             Ok(bucket) => {
-                let kept = kept(&bucket);
+                let kept = kept(&bucket)?;
                 Ok((bucket, kept))
             }
             Err(_) => Err(format!("bucket {LEASE_BUCKET}: {err}")),
         },
+    }
+}
+
+/// The shortest lease time a bucket may have (as `lease_ms` may be configured).
+pub const MIN_LEASE: Duration = Duration::from_millis(500);
+
+/// Sets the bucket's stream to `replicas` replicas if it has another number (a hub moved
+/// from one server to a cluster); a failure is logged, the bucket works as it is.
+async fn replicate(js: &jetstream::Context, bucket: &kv::Store, replicas: usize) {
+    let mut config = bucket.stream.cached_info().config.clone();
+    if config.num_replicas == replicas {
+        return;
+    }
+    let had = config.num_replicas;
+    config.num_replicas = replicas;
+    match js.update_stream(config).await {
+        Ok(_) => info!(had, replicas, "bucket {LEASE_BUCKET}: replicas changed"),
+        Err(err) => {
+            warn!(had, replicas, error = %err, "bucket {LEASE_BUCKET}: could not change its replicas")
+        }
     }
 }
 
@@ -208,9 +241,11 @@ async fn run(
     };
     loop {
         if !fit() {
-            if let Some(rev) = let_go(&mut revision) {
-                warn!(duty, %instance, "this instance cannot do the duty now (a read model it needs is not live); letting the lease go");
-                release(&bucket, duty, &instance, rev).await;
+            // It stops acting now, and the lease ages out rather than being deleted: an act
+            // under way (a feeds round) ends within the time the lease was renewed for, as
+            // when an instance dies, before another instance can take it.
+            if let_go(&mut revision).is_some() {
+                warn!(duty, %instance, "this instance cannot do the duty now (a read model it needs is not live); it stops and lets the lease age out");
             }
         } else {
             let started = Instant::now();
@@ -264,14 +299,24 @@ async fn run(
             _ = tokio::time::sleep(pause) => {}
         }
     }
-    if let Some(rev) = let_go(&mut revision) {
-        // Let another instance take over now rather than when the lease ages out.
-        release(&bucket, duty, &instance, rev).await;
-    }
+    let_go(&mut revision);
+    // Let another instance take over now rather than when the lease ages out. What the key
+    // holds is asked rather than the revision last known: a take or renewal cut short by the
+    // stop may have been stored without its answer arriving.
+    release(&bucket, duty, &instance).await;
 }
 
-async fn release(bucket: &kv::Store, duty: &str, instance: &str, revision: u64) {
-    match bucket.delete_expect_revision(duty, Some(revision)).await {
+/// Deletes the lease of `duty` if `instance` holds it (at the revision it holds it at).
+async fn release(bucket: &kv::Store, duty: &str, instance: &str) {
+    let deleted = match current(bucket, duty).await {
+        Ok(Some((revision, Some(holder)))) if holder == instance.as_bytes() => bucket
+            .delete_expect_revision(duty, Some(revision))
+            .await
+            .map_err(|e| e.to_string()),
+        Ok(_) => return,
+        Err(err) => Err(err),
+    };
+    match deleted {
         Ok(()) => info!(duty, %instance, "lease let go"),
         Err(err) => warn!(duty, %instance, error = %err, "could not let the lease go; it ages out"),
     }

@@ -191,6 +191,15 @@ pub async fn drain(
     loop {
         let held = *duty.held.borrow_and_update();
         if held == 0 {
+            // Leaving the holder's part: what it sent is recorded (the mark only moves
+            // forward), so the next holder does not send it again.
+            if sending != 0
+                && let Some(key) = unmarked.take()
+                && let Err(reason) = lease::advance_mark(&duty.marks, &duty.mark_key, &key).await
+            {
+                warn!(reason = %reason, "feed publisher: could not record how far it sent before standing by");
+            }
+            must_mark = false;
             sending = 0;
             match follow(&duty, &model).await {
                 Ok((to, _)) => advance(to),
@@ -245,6 +254,10 @@ pub async fn drain(
             }
             return;
         }
+        // The lease may have gone (or been lost and taken again) while the mark was recorded.
+        if *duty.held.borrow() != sending {
+            continue;
+        }
         // Read before the outbox: whatever was decided up to here is in this round or sent.
         let decided = model.state().position;
         match sender.round(&model).await {
@@ -272,7 +285,8 @@ pub async fn drain(
                 }
                 tokio::select! {
                     _ = shutdown.cancelled() => {}
-                    _ = duty.held.changed() => {}
+                    // The lease's task has ended: nothing says this instance holds it now.
+                    held = duty.held.changed() => if held.is_err() { shutdown.cancelled().await },
                     _ = changes.changed() => {}
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                 }
