@@ -98,7 +98,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         binary.display(),
         dir.path().display()
     );
-    let process = HubProcess::start(&nats, &dir.path().join("hub")).await?;
+    let process =
+        HubProcess::start(&nats, &dir.path().join("hub"), Duration::from_secs(60)).await?;
     let hub = Hub::connect(process.addr).await?;
     let raw = Raw::new(nats.client_url()).await?;
     let js = audit::connect(nats.client_url()).await?;

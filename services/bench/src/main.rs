@@ -25,6 +25,7 @@ mod projection;
 mod raw;
 mod rebuild;
 mod report;
+mod scale;
 mod serve;
 mod table;
 mod visible;
@@ -50,6 +51,10 @@ enum Command {
     /// Runs the hub for the bench (the bench starts this itself).
     #[command(hide = true)]
     ServeHub(serve::ServeArgs),
+    /// The log and the read models at a city's scale (10M events by default): the fill,
+    /// nats-server's memory and restore time, aggregate reads, the read models' build time
+    /// and size. Build hubctl first (cargo build --release -p hubctl -p hub-bench).
+    Scale(scale::ScaleArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -117,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
             // Not waiting for the runtime's blocking threads: one may still be reading stdin.
             std::process::exit(i32::from(outcome.is_err()));
         }
+        Some(Command::Scale(args)) => scale::run(args).await,
         None => bench::run(cli.args).await,
     }
 }

@@ -134,8 +134,13 @@ pub struct HubProcess {
 
 impl HubProcess {
     /// Starts `hub-bench serve-hub` on `nats` with its data in `data_dir` and waits until it
-    /// listens. Its log goes to `data_dir` with the extension `log`.
-    pub async fn start(nats: &NatsServer, data_dir: &Path) -> anyhow::Result<Self> {
+    /// listens, for at most `limit` (a hub on a big log folds it into its indexes first).
+    /// Its log goes to `data_dir` with the extension `log`.
+    pub async fn start(
+        nats: &NatsServer,
+        data_dir: &Path,
+        limit: Duration,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir)?;
         let addr_file = data_dir.with_extension("addr");
         let _ = std::fs::remove_file(&addr_file);
@@ -167,8 +172,8 @@ impl HubProcess {
                 );
             }
             anyhow::ensure!(
-                started.elapsed() < Duration::from_secs(60),
-                "the hub process did not listen within 60 s"
+                started.elapsed() < limit,
+                "the hub process did not listen within {limit:?}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
