@@ -260,10 +260,11 @@ async fn run(
                     None => acquire(&bucket, duty, &instance).await,
                 }
             });
-            let outcome = tokio::select! {
-                _ = stop.cancelled() => break,
-                outcome = attempt => outcome.unwrap_or_else(|_| Err("no answer in time".to_owned())),
-            };
+            // Not cut short by a stop: a take or renewal the server stored is then known, and
+            // let go below (the attempt is bounded by `limit`).
+            let outcome = attempt
+                .await
+                .unwrap_or_else(|_| Err("no answer in time".to_owned()));
             match outcome {
                 Ok(Outcome::Held(rev)) => {
                     // The server keeps the renewal for `ttl` from when it stored it, which is
@@ -301,8 +302,8 @@ async fn run(
     }
     let_go(&mut revision);
     // Let another instance take over now rather than when the lease ages out. What the key
-    // holds is asked rather than the revision last known: a take or renewal cut short by the
-    // stop may have been stored without its answer arriving.
+    // holds is asked rather than the revision last known: a take or renewal whose answer was
+    // lost may have been stored.
     release(&bucket, duty, &instance).await;
 }
 

@@ -52,6 +52,25 @@ async fn a_killed_duty_holder_is_not_missed_and_its_duties_are_done_once() {
     let mut first = ProcessBuilder::on_cluster(std::path::Path::new(HUB), dir.path(), &cluster)
         .start_serving_commands()
         .await;
+    // Alone, it takes both duties once it is fit for them (its read models live): waited
+    // for before the second starts, so that the second finds them held (on a loaded machine
+    // the first may take longer to be fit than the second takes to start).
+    let leases = js
+        .get_key_value("hub_leases")
+        .await
+        .expect("the serving instance opened the lease bucket");
+    wait_until(
+        "the first instance alone to hold both duties",
+        Duration::from_secs(60),
+        || async {
+            let supervision = hub_log::lease::holder(&leases, "supervision")
+                .await
+                .ok()??;
+            let feeds = hub_log::lease::holder(&leases, "feeds").await.ok()??;
+            (supervision == feeds).then_some(())
+        },
+    )
+    .await;
     // The second reads a clock the test moves; the first reads the real one.
     let clock = Arc::new(ManualClock::new(jiff::Timestamp::now()));
     let second_dir = tempfile::tempdir().expect("temp dir");
@@ -127,7 +146,6 @@ async fn a_killed_duty_holder_is_not_missed_and_its_duties_are_done_once() {
     let outbox = feeds.scan(b"o/", None, 10).expect("outbox");
     assert!(outbox.is_empty(), "{} entries left", outbox.len());
     // Stopped cleanly, it let its duties go at once.
-    let leases = js.get_key_value("hub_leases").await.expect("leases");
     for duty in ["supervision", "feeds"] {
         assert_eq!(
             hub_log::lease::holder(&leases, duty).await.expect("lease"),

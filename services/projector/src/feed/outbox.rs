@@ -189,7 +189,12 @@ pub async fn drain(
     let mut must_mark = false;
     let mut marked_at = tokio::time::Instant::now();
     loop {
-        let held = *duty.held.borrow_and_update();
+        // A lease task that has ended (it panicked) holds nothing.
+        let held = if duty.held.has_changed().is_err() {
+            0
+        } else {
+            *duty.held.borrow_and_update()
+        };
         if held == 0 {
             // Leaving the holder's part: what it sent is recorded (the mark only moves
             // forward), so the next holder does not send it again.
@@ -255,7 +260,7 @@ pub async fn drain(
             return;
         }
         // The lease may have gone (or been lost and taken again) while the mark was recorded.
-        if *duty.held.borrow() != sending {
+        if duty.held.has_changed().is_err() || *duty.held.borrow() != sending {
             continue;
         }
         // Read before the outbox: whatever was decided up to here is in this round or sent.
