@@ -10,6 +10,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long the child may take to listen. After a crash nats-server rebuilds the indexes of
+/// its store before it listens: 10M events took longer than 20 s (see deploy/scale.md), and
+/// a child given up on and started again would never finish recovering.
+const START_LIMIT: Duration = Duration::from_secs(30 * 60);
 
 /// A supervised nats-server child.
 #[derive(Debug)]
@@ -31,7 +35,8 @@ impl ChildNats {
         let binary = locate_binary()?;
         let mut options = ServerOptions::new(dir, "hub-dev");
         options.accounts = accounts;
-        let server = NatsServer::start(&binary, options).await?;
+        info!("starting the nats-server child (after a crash, a big store is recovered first)");
+        let server = NatsServer::start_within(&binary, options, START_LIMIT).await?;
         let client_url = server.client_url().to_owned();
         let monitor_url = server.monitor_url().to_owned();
         info!(
@@ -100,7 +105,7 @@ async fn supervise(
             server = None;
         }
         if server.is_none() {
-            match NatsServer::start(&binary, options.clone()).await {
+            match NatsServer::start_within(&binary, options.clone(), START_LIMIT).await {
                 Ok(restarted) => {
                     info!(pid = restarted.pid(), "nats-server child restarted");
                     server = Some(restarted);

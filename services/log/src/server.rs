@@ -194,6 +194,16 @@ pub struct NatsServer {
 impl NatsServer {
     /// Starts a server and waits until it reports its ports.
     pub async fn start(binary: &Path, options: ServerOptions) -> Result<Self, ServerError> {
+        Self::start_within(binary, options, Duration::from_secs(20)).await
+    }
+
+    /// [`Self::start`], waiting at most `limit` for it to listen (a server recovering a big
+    /// store after a crash rebuilds its indexes before it listens).
+    pub async fn start_within(
+        binary: &Path,
+        options: ServerOptions,
+        limit: Duration,
+    ) -> Result<Self, ServerError> {
         let files = |source| ServerError::Files {
             dir: options.dir.clone(),
             source,
@@ -233,7 +243,7 @@ impl NatsServer {
             client_url: String::new(),
             monitor_url: String::new(),
         };
-        server.wait_for_ports(Duration::from_secs(20)).await?;
+        server.wait_for_ports(limit).await?;
         Ok(server)
     }
 
