@@ -15,11 +15,12 @@
 //!    copies are appended in atomic batches of 1000, 4 batches in flight.
 //! 3. **At rest.** nats-server's resident memory, the store's size on disk, the stream's
 //!    messages, bytes and subjects.
-//! 4. **Restore.** nats-server stopped cleanly and started again, then killed and started
-//!    again: the time from the start until the stream answers with every message.
+//! 4. **Restore.** nats-server stopped cleanly and started again, then killed while more
+//!    copies are being written (a crash under load: its last block torn) and started again:
+//!    the time from the start until the stream answers with every acknowledged message.
 //! 5. **Reads.** The command path's read of an aggregate (a batched direct get of its
-//!    subject and the leader's last sequence of it) for aggregates spread over the log, on
-//!    the big log and on the template's small one.
+//!    subject and the leader's last sequence of it) for different aggregates spread evenly
+//!    over the log, on the big log and on the template's small one.
 //! 6. **Read models.** A hub process on the big log with an empty data dir builds every read
 //!    model from position 1, as a rebuild does: the time until it listens, then, every
 //!    `--poll` seconds, how far the slowest of its consumers is, the hub's and
@@ -130,12 +131,12 @@ async fn phases(binary: &Path, dir: &Path, args: &ScaleArgs, out: &mut Out) -> a
     )
     .await?;
     let template = simulate(&template_nats, &dir.join("template/hub"), args, out).await?;
-    let small_reads = reads(template_nats.client_url(), &template, args.reads).await?;
+    let small_reads = reads(template_nats.client_url(), &template, args.reads, 1).await?;
 
     // 2. The fill.
     let mut big =
         NatsServer::start(binary, ServerOptions::new(dir.join("big/nats"), "big")).await?;
-    let filled = fill(&big, &template, args.events, out).await?;
+    let (filled, copies) = fill(&big, &template, args.events, out).await?;
 
     // 3. At rest.
     let js = jetstream::new(async_nats::connect(big.client_url()).await?);
@@ -153,14 +154,31 @@ async fn phases(binary: &Path, dir: &Path, args: &ScaleArgs, out: &mut Out) -> a
     big = restore(binary, &options, filled, "a clean stop", out).await?;
     let js = jetstream::new(async_nats::connect(big.client_url()).await?);
     at_rest(&big, &js, &dir.join("big/nats"), "after the restart", out).await?;
-    big.kill();
-    big = restore(binary, &options, filled, "a kill", out).await?;
+    // A crash under load: killed while writing, so the last block is torn and the state
+    // written at the clean stop no longer matches it.
+    let acked = kill_while_writing(&mut big, &template, copies).await?;
+    big = restore(
+        binary,
+        &options,
+        filled + acked,
+        "a kill while writing",
+        out,
+    )
+    .await?;
+    let js = jetstream::new(async_nats::connect(big.client_url()).await?);
+    let filled = js
+        .get_stream(EVENTS_STREAM)
+        .await?
+        .info()
+        .await?
+        .state
+        .messages;
 
     // 5. Reads of aggregates, on the big log against the template's.
-    let big_reads = reads(big.client_url(), &template, args.reads).await?;
+    let big_reads = reads(big.client_url(), &template, args.reads, copies).await?;
     for (name, times) in [("template", small_reads), ("big log", big_reads)] {
         out.line(format!(
-            "- an aggregate's read on the {name} ({} reads spread over the aggregates): median \
+            "- an aggregate's read on the {name} ({} aggregates spread over the log): median \
              {:.2} ms, p99 {:.2} ms",
             times.len(),
             crate::bench::ms(percentile(times.clone(), 0.5)),
@@ -182,6 +200,13 @@ struct Template {
     events: Vec<Stored>,
     /// The aggregates of the template (not grants), for the reads.
     aggregates: Vec<String>,
+}
+
+impl Template {
+    /// Events in each copy (grants are written once).
+    fn per_copy(&self) -> u64 {
+        self.events.iter().filter(|e| !e.once).count() as u64
+    }
 }
 
 #[derive(Clone)]
@@ -346,19 +371,19 @@ fn copy_event(event: &Stored, copy: u64) -> NewEvent {
 }
 
 /// Writes copies of the template into `nats`'s events stream until it holds `target` events
-/// or more; returns how many it holds.
+/// or more; returns how many it holds, and how many copies.
 async fn fill(
     nats: &NatsServer,
     template: &Template,
     target: u64,
     out: &mut Out,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<(u64, u64)> {
     let client = async_nats::connect(nats.client_url()).await?;
     let js = jetstream::new(client.clone());
     js.create_stream(events_stream_config(&EventsStreamSettings::default()))
         .await?;
     let appender = Appender::new(client, Duration::from_secs(30));
-    let per_copy = template.events.iter().filter(|e| !e.once).count() as u64;
+    let per_copy = template.per_copy();
     anyhow::ensure!(per_copy > 0, "the template has no events to copy");
     let once = template.events.len() as u64 - per_copy;
     let copies = (target.saturating_sub(once)).div_ceil(per_copy).max(1);
@@ -409,7 +434,7 @@ async fn fill(
         took.as_secs_f64(),
         written as f64 / took.as_secs_f64()
     ));
-    Ok(written)
+    Ok((written, copies))
 }
 
 async fn at_rest(
@@ -444,7 +469,7 @@ async fn restore(
     out: &mut Out,
 ) -> anyhow::Result<NatsServer> {
     let started = Instant::now();
-    let nats = NatsServer::start(binary, options.clone()).await?;
+    let nats = NatsServer::start_within(binary, options.clone(), Duration::from_secs(1800)).await?;
     let listening = started.elapsed();
     let client = async_nats::connect(nats.client_url()).await?;
     let js = jetstream::new(client);
@@ -472,9 +497,14 @@ async fn restore(
     Ok(nats)
 }
 
-/// Times the command path's read of `count` aggregates of the template's ids (copy 0: every
-/// log holds them).
-async fn reads(url: &str, template: &Template, count: usize) -> anyhow::Result<Vec<Duration>> {
+/// Times the command path's read of `count` aggregates, each a different one, spread evenly
+/// over the `copies` copies of the template the log holds (so over the whole log).
+async fn reads(
+    url: &str,
+    template: &Template,
+    count: usize,
+    copies: u64,
+) -> anyhow::Result<Vec<Duration>> {
     let client = async_nats::connect(url).await?;
     let appender = Appender::new(client, Duration::from_secs(10));
     let subjects: std::collections::HashMap<&str, &str> = template
@@ -482,22 +512,70 @@ async fn reads(url: &str, template: &Template, count: usize) -> anyhow::Result<V
         .iter()
         .filter_map(|e| parse_event_subject(&e.subject).map(|(_, id)| (id, e.subject.as_str())))
         .collect();
+    let aggregates = template.aggregates.len();
+    anyhow::ensure!(aggregates > 0, "the template has no aggregates");
     let mut times = Vec::with_capacity(count);
-    // A fixed stride through the aggregates (7919 is prime), the same on both logs.
-    let step = 7919 % template.aggregates.len().max(1);
-    let mut at = 0;
-    for _ in 0..count {
-        at = (at + step.max(1)) % template.aggregates.len();
-        let subject = subjects[template.aggregates[at].as_str()];
+    for k in 0..count {
+        let copy = (k as u64 * copies) / count.max(1) as u64;
+        // A fixed stride through the template's aggregates (7919 is prime).
+        let template_subject = subjects[template.aggregates[(k * 7919) % aggregates].as_str()];
+        let subject = copy_text(template_subject, copy);
         let started = Instant::now();
         let read = appender
-            .read_subject_current(subject, 0)
+            .read_subject_current(&subject, 0)
             .await
             .map_err(|e| anyhow::anyhow!("read {subject}: {e}"))?;
         times.push(started.elapsed());
         anyhow::ensure!(!read.is_empty(), "{subject} read no event");
     }
     Ok(times)
+}
+
+/// Writes further copies of the template (numbered from `first`, after those in the log) and
+/// kills nats-server two seconds into it, as a crash under load would; returns how many of
+/// those events the server acknowledged before it died.
+async fn kill_while_writing(
+    nats: &mut NatsServer,
+    template: &Template,
+    first: u64,
+) -> anyhow::Result<u64> {
+    let client = async_nats::connect(nats.client_url()).await?;
+    let appender = Appender::new(client, Duration::from_secs(5));
+    let batches: Vec<Vec<NewEvent>> = (first..first + 40)
+        .flat_map(|copy| {
+            let events: Vec<NewEvent> = template
+                .events
+                .iter()
+                .filter(|e| !e.once)
+                .map(|e| copy_event(e, copy))
+                .collect();
+            events
+                .chunks(1000)
+                .map(<[NewEvent]>::to_vec)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = acked.clone();
+    let writer = tokio::spawn(async move {
+        for batch in batches {
+            match appender.append_all(batch).await {
+                Ok(appended) => {
+                    counted.fetch_add(appended.len() as u64, std::sync::atomic::Ordering::SeqCst);
+                }
+                Err(_) => return,
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    anyhow::ensure!(
+        !writer.is_finished(),
+        "the writes ended before the kill: write more copies"
+    );
+    nats.kill();
+    writer.abort();
+    let _ = writer.await;
+    Ok(acked.load(std::sync::atomic::Ordering::SeqCst))
 }
 
 /// A hub process on the big log, from an empty data dir: its read models built from
