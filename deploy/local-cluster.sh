@@ -47,6 +47,9 @@ import socket, sys
 busy = []
 for port in (14222, 14223, 14224, 16222, 16223, 16224, 18222, 18223, 18224, 50061, 50062):
     with socket.socket() as s:
+        # As nats-server and the hub listen: a port left in TIME_WAIT by a run just
+        # stopped is free to them.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -54,6 +57,9 @@ for port in (14222, 14223, 14224, 16222, 16223, 16224, 18222, 18223, 18224, 5006
 if busy:
     sys.exit(f"ports in use on 127.0.0.1: {busy}; stop what holds them (an earlier run?) first")
 PY
+# Nothing of an earlier run is left running: its pid files (a killed run's) would name
+# processes that may since be others'.
+rm -f "$root"/*.pid
 
 # The children run in sessions of their own, so Ctrl-C reaches this script alone, which stops
 # the hubs first (they let their duties go), then the nodes, by the pid files (a node started
@@ -71,6 +77,7 @@ stop_pid() {
 }
 stop() {
   trap - EXIT INT TERM
+  if [ -n "${sleeper:-}" ]; then kill "$sleeper" 2>/dev/null || true; fi
   for n in 1 2; do stop_pid "$root/hub-$n.pid"; done
   for i in 1 3 2; do stop_pid "$root/n$i.pid"; done
   rm -f "$root"/*.pid
@@ -140,13 +147,16 @@ EOF
   # The first start may find the cluster still placing its first streams: tried again.
   for attempt in 1 2 3 4 5; do
     echo "== start $(date -u +%FT%TZ), attempt $attempt" >> "$root/hub-$n.log"
+    # Ready is looked for in what this attempt writes, not in an earlier run's lines.
+    from=$(($(stat -c %s "$root/hub-$n.log") + 1))
     NO_COLOR=1 setsid "$hub" --config "$root/hub-$n.toml" >> "$root/hub-$n.log" 2>&1 &
     pid=$!
     echo "$pid" > "$root/hub-$n.pid"
     ready=no
     for _ in $(seq 1 150); do
       if ! kill -0 "$pid" 2>/dev/null; then break; fi
-      if tail -n 200 "$root/hub-$n.log" | grep -q "hub serving gRPC and HTTP"; then ready=yes; break; fi
+      # Not `tail | grep -q`: under pipefail, tail killed by grep's early exit fails the test.
+      if grep -q "hub serving gRPC and HTTP" < <(tail -c "+$from" "$root/hub-$n.log"); then ready=yes; break; fi
       sleep 0.2
     done
     if [ "$ready" = yes ]; then break; fi
@@ -166,4 +176,8 @@ echo "  kill -9 \$(cat $root/n2.pid)     # a node: the log keeps its quorum"
 echo "  (setsid deploy/.tools/bin/nats-server -c $root/nats-2.conf >> $root/nats-2.log 2>&1 & echo \$! > $root/n2.pid)   # back; it catches up"
 echo "  kill -9 \$(cat $root/hub-1.pid)  # a hub: hub-2 serves on and takes its duties"
 # Until Ctrl-C, whatever is killed meanwhile.
-while true; do sleep 3600 & wait $! || true; done
+while true; do
+  sleep 3600 &
+  sleeper=$!
+  wait "$sleeper" || true
+done
