@@ -189,12 +189,19 @@ impl ReadModel {
         }
         // A filtered model learns that the log moved past it only when it checks; ask now.
         self.inner.nudge.notify_one();
-        let outcome = tokio::time::timeout(timeout, rx.wait_for(check)).await;
+        // `wait_for` answers with a read guard on the state: it is dropped here, before the
+        // state is read again. Held, that second read waits behind any writer queued
+        // meanwhile (the projector advancing), which waits on the guard: a deadlock (seen in
+        // CI, an e2e test hung in `state()` with `complete_as_of` waiting to write).
+        let reached = matches!(
+            tokio::time::timeout(timeout, rx.wait_for(check)).await,
+            Ok(Ok(_))
+        );
         let s = self.state();
-        match (&s.halted, outcome) {
+        match (&s.halted, reached) {
             (Some(reason), _) => Err(WaitError::Halted(reason.clone())),
-            (None, Ok(Ok(_))) => Ok(s.position),
-            (None, _) => Err(WaitError::NotReached {
+            (None, true) => Ok(s.position),
+            (None, false) => Err(WaitError::NotReached {
                 reached: s.position,
             }),
         }

@@ -158,9 +158,12 @@ async fn digest_at(digest: &LogDigest, position: u64) -> Result<[u8; 32], ApiErr
         return Ok(hub_audit::log_digest::EMPTY);
     }
     let mut head = digest.subscribe();
-    let reached =
-        tokio::time::timeout(DIGEST_WAIT, head.wait_for(|h| h.position >= position)).await;
-    if !matches!(reached, Ok(Ok(_))) {
+    // The guard `wait_for` answers with is dropped at once, not held over the reads below.
+    let reached = matches!(
+        tokio::time::timeout(DIGEST_WAIT, head.wait_for(|h| h.position >= position)).await,
+        Ok(Ok(_))
+    );
+    if !reached {
         return Err(ApiError::Unavailable(format!(
             "the event log's digest did not reach position {position} in time; retry later"
         )));
