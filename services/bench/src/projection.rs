@@ -89,7 +89,10 @@ pub async fn project(
         let store_dir = dir.join(name);
         let cache = cache_bytes()?;
         let store =
-            tokio::task::spawn_blocking(move || SledStore::open(&store_dir, cache)).await??;
+            tokio::task::spawn_blocking(move || {
+                SledStore::open_with(&store_dir, cache, hub::compressed(name))
+            })
+            .await??;
         let model = ReadModel::new(name, Arc::new(store), 0);
         let mut options = ProjectorOptions::new(projector_consumer(name, "bench-project"));
         options.max_batch = max_batch;
@@ -250,7 +253,11 @@ pub async fn sled_only(
         for projection in projections()? {
             let writes = writes_of(&*projection, &entries, batch)?;
             rows += writes.iter().map(|(w, _)| w.len() as u64).sum::<u64>();
-            let db = open_like_the_hub(&dir.join(projection.name()), cache)?;
+            let db = open_like_the_hub(
+                &dir.join(projection.name()),
+                cache,
+                hub::compressed(projection.name()),
+            )?;
             let started = Instant::now();
             write_all(&db, writes)?;
             db.flush()?;
@@ -263,13 +270,15 @@ pub async fn sled_only(
     Ok(outcome)
 }
 
-/// A sled database opened as the hub opens a read model's (`hub_store`'s `open_db`).
-fn open_like_the_hub(dir: &Path, cache: u64) -> sled::Result<sled::Db> {
+/// A new sled database made as the hub makes a read model's (`hub_store`'s `open_db`).
+fn open_like_the_hub(dir: &Path, cache: u64, compress: bool) -> sled::Result<sled::Db> {
     sled::Config::new()
         .path(dir)
         .cache_capacity(cache)
         .mode(sled::Mode::HighThroughput)
         .flush_every_ms(Some(hub_store::FLUSH_EVERY_MS))
+        .use_compression(compress)
+        .compression_factor(hub_store::COMPRESSION_LEVEL)
         .open()
 }
 

@@ -25,6 +25,6 @@ mod tls;
 
 pub use config::Config;
 pub use nats_child::ChildNats;
-pub use read_models::{dataset_projections, read_model_dir};
+pub use read_models::{compressed, dataset_projections, read_model_dir};
 pub use reference::load_registry;
 pub use run::{RunOptions, Started, run, run_with, run_with_clock};

@@ -223,15 +223,31 @@ pub async fn open_read_model(
     open_dir(read_model_dir(data_dir, name), name, cache_mb).await
 }
 
+/// The read models whose new databases compress their pages: the two that take most of the
+/// disk (at 1M events, uncompressed: the case timeline 3.1 GiB, the feed publisher's outbox
+/// 2.3 GiB, of 6.3 GiB). The others keep plain pages, which costs no CPU on the command
+/// index, the slowest model to build.
+const COMPRESSED: &[&str] = &[
+    hub_projector::datasets::case_timeline::DATASET.id,
+    hub_projector::feed::FEED_MODEL,
+];
+
+/// Whether a new database of read model `name` compresses its pages.
+pub fn compressed(name: &str) -> bool {
+    COMPRESSED.contains(&name)
+}
+
 pub(crate) async fn open_dir(
     dir: PathBuf,
     name: &'static str,
     cache_mb: u64,
 ) -> anyhow::Result<Arc<SledStore>> {
-    let (store, opened) =
-        tokio::task::spawn_blocking(move || SledStore::open_or_reset(&dir, cache_mb << 20))
-            .await?
-            .with_context(|| format!("opening read model {name}"))?;
+    let compress = compressed(name);
+    let (store, opened) = tokio::task::spawn_blocking(move || {
+        SledStore::open_or_reset_with(&dir, cache_mb << 20, compress)
+    })
+    .await?
+    .with_context(|| format!("opening read model {name}"))?;
     if let Opened::Reset { moved_to, reason } = &opened {
         warn!(read_model = name, moved_to = %moved_to.display(), reason = %reason, "read model could not be opened; rebuilding it from the log");
     }

@@ -43,20 +43,36 @@ fn row_key(key: &[u8]) -> Vec<u8> {
 }
 
 impl SledStore {
-    /// Opens the database in `dir` with a page cache of `cache_bytes`.
+    /// Opens the database in `dir` with a page cache of `cache_bytes`; a new one keeps its
+    /// pages uncompressed.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        Self::open_with(dir, cache_bytes, false)
+    }
+
+    /// Opens the database in `dir`; a new one compresses its pages if `compress_new` (an
+    /// existing one keeps what it was made with: sled cannot change it).
+    pub fn open_with(dir: &Path, cache_bytes: u64, compress_new: bool) -> Result<Self, StoreError> {
         Ok(Self {
-            db: open_db(dir, cache_bytes)?,
+            db: open_db(dir, cache_bytes, compress_new)?,
         })
     }
 
     /// Opens the database, or, if it cannot be opened, moves the folder aside and starts an
     /// empty one: read models are disposable and rebuilt from the log; the log is not.
     pub fn open_or_reset(dir: &Path, cache_bytes: u64) -> Result<(Self, Opened), StoreError> {
+        Self::open_or_reset_with(dir, cache_bytes, false)
+    }
+
+    /// [`SledStore::open_or_reset`], a new database compressing its pages if `compress_new`.
+    pub fn open_or_reset_with(
+        dir: &Path,
+        cache_bytes: u64,
+        compress_new: bool,
+    ) -> Result<(Self, Opened), StoreError> {
         let existed = dir.join("db").exists();
         let started = std::time::Instant::now();
         let opened = loop {
-            match open_db(dir, cache_bytes) {
+            match open_db(dir, cache_bytes, compress_new) {
                 // Held by another process, or by this one's previous handle whose threads
                 // are still letting go: wait a little, never treat it as broken.
                 Err(sled::Error::Io(e)) if is_lock_error(&e) => {
@@ -93,7 +109,7 @@ impl SledStore {
                     .unwrap_or_default();
                 let moved_to = dir.with_extension(format!("broken-{stamp}"));
                 std::fs::rename(dir, &moved_to).map_err(|e| StoreError::Io(e.to_string()))?;
-                let store = Self::open(dir, cache_bytes)?;
+                let store = Self::open_with(dir, cache_bytes, compress_new)?;
                 Ok((
                     store,
                     Opened::Reset {
@@ -117,13 +133,43 @@ fn is_lock_error(e: &std::io::Error) -> bool {
 /// this long of its latest batches, whole, and the projector applies them again from the log.
 pub const FLUSH_EVERY_MS: u64 = 200;
 
-fn open_db(dir: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
+/// zstd level of a compressed database's pages: the fastest, since a rebuild is bound by
+/// the CPU; JSON rows still shrink several times over.
+pub const COMPRESSION_LEVEL: i32 = 1;
+
+fn open_db(dir: &Path, cache_bytes: u64, compress_new: bool) -> sled::Result<sled::Db> {
+    let compress = match created_compressed(dir) {
+        Some(made) => made,
+        None if !dir.join("db").exists() => compress_new,
+        // Guessed wrong, sled panics on the first page rather than failing: an error here
+        // has `open_or_reset` move the folder aside and rebuild it.
+        None => {
+            return Err(sled::Error::Unsupported(
+                "the database's settings (conf) do not say whether its pages are compressed"
+                    .to_owned(),
+            ));
+        }
+    };
     sled::Config::new()
         .path(dir)
         .cache_capacity(cache_bytes)
         .mode(sled::Mode::HighThroughput)
         .flush_every_ms(Some(FLUSH_EVERY_MS))
+        // sled refuses to open a database with another setting than it was created with.
+        .use_compression(compress)
+        .compression_factor(COMPRESSION_LEVEL)
         .open()
+}
+
+/// Whether the database in `dir` was created with compression, from the settings sled
+/// keeps beside it (`conf`: lines `name: value`, then a 4-byte checksum); `None` when there
+/// is no such file or it does not say.
+fn created_compressed(dir: &Path) -> Option<bool> {
+    let conf = std::fs::read(dir.join("conf")).ok()?;
+    String::from_utf8_lossy(&conf)
+        .lines()
+        .find_map(|line| line.strip_prefix("use_compression: "))
+        .and_then(|value| value.trim().parse().ok())
 }
 
 impl ReadModelStore for SledStore {

@@ -166,3 +166,76 @@ fn a_sled_store_held_open_elsewhere_is_waited_for_never_moved_aside() {
     assert_eq!(store.get(b"c/1").expect("get"), Some(b"kept".to_vec()));
     assert_eq!(store.checkpoint().expect("checkpoint"), 4);
 }
+
+#[test]
+fn a_sled_store_made_compressed_stays_so_and_one_made_plain_stays_plain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let setting = |path: &std::path::Path| {
+        String::from_utf8_lossy(&std::fs::read(path.join("conf")).expect("conf"))
+            .lines()
+            .find(|line| line.starts_with("use_compression: "))
+            .map(str::to_owned)
+    };
+    // How often a row's text is in the database file as written.
+    let copies_on_disk = |path: &std::path::Path, row: &str| {
+        let bytes = std::fs::read(path.join("db")).expect("db file");
+        bytes
+            .windows(row.len())
+            .filter(|w| *w == row.as_bytes())
+            .count()
+    };
+    // Rows of one shape, as read models write them.
+    let row = r#"{"case_id":"c","event_type":"gov.case.grid_incident.reported.v1","holder":"x"}"#;
+    let rows = |from: usize| -> Vec<Write> {
+        (from..from + 200)
+            .map(|i| put(&format!("k{i:04}"), row))
+            .collect()
+    };
+    let new = dir.path().join("new");
+    {
+        let store = SledStore::open_with(&new, 8 << 20, true).expect("open");
+        store.write(rows(0), 1).expect("write");
+        store.flush().expect("flush");
+    }
+    assert_eq!(setting(&new).as_deref(), Some("use_compression: true"));
+    let compressed = copies_on_disk(&new, row);
+    assert!(compressed < 20, "{compressed} of 200 rows in clear");
+    // Opened again by a caller that would make a new one plain, it stays compressed.
+    let (store, opened) = SledStore::open_or_reset(&new, 8 << 20).expect("reopen");
+    assert_eq!(opened, crate::Opened::Existing, "not moved aside");
+    assert_eq!(store.scan(b"k", None, 1000).expect("scan").len(), 200);
+    drop(store);
+    assert_eq!(setting(&new).as_deref(), Some("use_compression: true"));
+
+    // Made by a hub before compression: sled refuses to open it with another setting, so
+    // the store keeps the one it was made with, and its rows.
+    let old = dir.path().join("old");
+    {
+        let db = sled::Config::new()
+            .path(&old)
+            .use_compression(false)
+            .open()
+            .expect("old db");
+        db.insert(b"m/checkpoint", &7u64.to_be_bytes())
+            .expect("checkpoint");
+        db.insert(b"r/a", row.as_bytes()).expect("insert");
+        db.flush().expect("flush");
+    }
+    assert_eq!(setting(&old).as_deref(), Some("use_compression: false"));
+    let (store, opened) = SledStore::open_or_reset_with(&old, 8 << 20, true).expect("opens");
+    assert_eq!(opened, crate::Opened::Existing, "not moved aside");
+    assert_eq!(store.checkpoint().expect("checkpoint"), 7);
+    assert_eq!(store.get(b"a").expect("get"), Some(row.as_bytes().to_vec()));
+    store.write(rows(0), 8).expect("writes on");
+    store.flush().expect("flush");
+    drop(store);
+    assert_eq!(setting(&old).as_deref(), Some("use_compression: false"));
+    assert!(
+        copies_on_disk(&old, row) >= 200,
+        "its pages stay uncompressed"
+    );
+    let (store, opened) = SledStore::open_or_reset_with(&old, 8 << 20, true).expect("reopen");
+    assert_eq!(opened, crate::Opened::Existing, "not moved aside");
+    assert_eq!(store.checkpoint().expect("checkpoint"), 8);
+    assert_eq!(store.scan(b"k", None, 1000).expect("scan").len(), 200);
+}
