@@ -239,3 +239,32 @@ fn a_sled_store_made_compressed_stays_so_and_one_made_plain_stays_plain() {
     assert_eq!(store.checkpoint().expect("checkpoint"), 8);
     assert_eq!(store.scan(b"k", None, 1000).expect("scan").len(), 200);
 }
+
+#[test]
+fn a_sled_store_whose_settings_do_not_say_how_its_pages_are_kept_is_moved_aside() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("case_timeline");
+    {
+        let store = SledStore::open(&path, 8 << 20).expect("open");
+        store.write(vec![put("a", "1")], 3).expect("write");
+        store.flush().expect("flush");
+    }
+    // Its settings intact, it opens as it is.
+    let (store, opened) = SledStore::open_or_reset_with(&path, 8 << 20, true).expect("opens");
+    assert_eq!(opened, crate::Opened::Existing);
+    assert_eq!(store.checkpoint().expect("checkpoint"), 3);
+    drop(store);
+    // Torn (sled writes it without a sync): a guess could be wrong, and sled panics on a page
+    // read with the wrong setting, so the folder is moved aside and the model rebuilt.
+    std::fs::write(path.join("conf"), b"").expect("tear conf");
+    let (store, opened) = SledStore::open_or_reset_with(&path, 8 << 20, true).expect("resets");
+    assert!(
+        matches!(&opened, crate::Opened::Reset { reason, .. } if reason.contains("conf")),
+        "{opened:?}"
+    );
+    assert_eq!(
+        store.checkpoint().expect("checkpoint"),
+        0,
+        "empty, to be rebuilt"
+    );
+}
