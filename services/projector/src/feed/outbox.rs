@@ -108,14 +108,25 @@ impl FeedDisclosure {
     }
 }
 
+/// First byte of an entry kept as postcard. Entries written before were JSON, which starts
+/// with `{`: both are read. Postcard stores fields by position, so `#[serde(default)]` does
+/// not keep older entries readable: a change to the layout of [`Outgoing`] or
+/// [`FeedDisclosure`] takes a new tag, and keeps a decoder for this one.
+const POSTCARD_ENTRY: u8 = 1;
+
 impl Outgoing {
+    /// The entry as stored: postcard behind a tag byte. JSON wrote a body's bytes as a list of
+    /// numbers, about three times its size, and a hub catching up holds many entries at once.
     pub fn encode(&self) -> Vec<u8> {
-        // Serialising plain strings and bytes cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        // Serialising plain strings and bytes into a vector cannot fail.
+        postcard::to_extend(self, vec![POSTCARD_ENTRY]).unwrap_or_default()
     }
 
     pub fn decode(bytes: &[u8]) -> Option<Self> {
-        serde_json::from_slice(bytes).ok()
+        match bytes.split_first()? {
+            (&POSTCARD_ENTRY, rest) => postcard::from_bytes(rest).ok(),
+            _ => serde_json::from_slice(bytes).ok(),
+        }
     }
 }
 

@@ -432,3 +432,46 @@ fn ending_one_of_two_grants_purges_the_feed_and_an_unreadable_grant_event_fails_
         "purged, and the registration after it not sent"
     );
 }
+
+#[test]
+fn outbox_entries_are_postcard_and_entries_written_as_json_before_still_read() {
+    let entry = Outgoing::Publish {
+        stream: "FEED_HOUSING".into(),
+        subject: "gov.feed.housing.care.care-1".into(),
+        headers: vec![("ce-type".into(), "gov.care.registered.v1".into())],
+        body: (0u8..=255).collect(),
+        disclosure: Some(FeedDisclosure {
+            care_id: "care-1".into(),
+            dataset: "care_roster".into(),
+            clear_fields: vec!["district".into()],
+            grants: vec!["g-1".into()],
+        }),
+    };
+    let purge = Outgoing::Purge {
+        stream: "FEED_HOUSING".into(),
+        subject: "gov.feed.housing.care.>".into(),
+    };
+    for outgoing in [&entry, &purge] {
+        let stored = outgoing.encode();
+        assert_eq!(stored.first(), Some(&1), "tagged as postcard");
+        assert_eq!(Outgoing::decode(&stored).as_ref(), Some(outgoing));
+        // An entry an older hub left in the outbox (JSON) is still sent after an upgrade.
+        let json = serde_json::to_vec(outgoing).expect("json");
+        assert_eq!(Outgoing::decode(&json).as_ref(), Some(outgoing));
+    }
+    // The body's bytes as bytes, not as a list of numbers.
+    let (postcard, json) = (
+        entry.encode().len(),
+        serde_json::to_vec(&entry).expect("json").len(),
+    );
+    assert!(
+        postcard * 2 < json,
+        "postcard {postcard} bytes, JSON {json}"
+    );
+    assert_eq!(
+        Outgoing::decode(b"\x01\xff"),
+        None,
+        "a torn entry is unreadable"
+    );
+    assert_eq!(Outgoing::decode(b""), None);
+}
