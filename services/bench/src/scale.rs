@@ -25,7 +25,9 @@
 //!    model from position 1, as a rebuild does: the time until it listens, then, every
 //!    `--poll` seconds, how far the slowest of its consumers is, the hub's and
 //!    nats-server's memory and the read models' size on disk, until every consumer has
-//!    caught up or `--project-seconds` have passed. The size of each read model at the end.
+//!    caught up or `--project-seconds` have passed. The size of each read model then. The
+//!    feed publisher sends its outbox on after its consumer has caught up: the time until
+//!    a poll finds no new message in the feed streams, and the hub's data then.
 //!
 //! Every figure is printed as it is taken (and appended to `--results`), so a run stopped
 //! part-way has told what it measured.
@@ -206,6 +208,15 @@ impl Template {
     /// Events in each copy (grants are written once).
     fn per_copy(&self) -> u64 {
         self.events.iter().filter(|e| !e.once).count() as u64
+    }
+
+    /// Copy `copy`'s events, in template order: the first copy also has the grants.
+    fn copy_events(&self, copy: u64) -> Vec<NewEvent> {
+        self.events
+            .iter()
+            .filter(|e| copy == 0 || !e.once)
+            .map(|e| copy_event(e, copy))
+            .collect()
     }
 }
 
@@ -397,13 +408,7 @@ async fn fill(
         .map(|copy| {
             let (appender, written, last_line) = (appender.clone(), &written, &last_line);
             async move {
-                let events: Vec<NewEvent> = template
-                    .events
-                    .iter()
-                    .filter(|e| copy == 0 || !e.once)
-                    .map(|e| copy_event(e, copy))
-                    .collect();
-                for batch in events.chunks(1000) {
+                for batch in template.copy_events(copy).chunks(1000) {
                     let appended = appender
                         .append_all(batch.to_vec())
                         .await
@@ -543,13 +548,8 @@ async fn kill_while_writing(
     let appender = Appender::new(client, Duration::from_secs(5));
     let batches: Vec<Vec<NewEvent>> = (first..first + 40)
         .flat_map(|copy| {
-            let events: Vec<NewEvent> = template
-                .events
-                .iter()
-                .filter(|e| !e.once)
-                .map(|e| copy_event(e, copy))
-                .collect();
-            events
+            template
+                .copy_events(copy)
                 .chunks(1000)
                 .map(<[NewEvent]>::to_vec)
                 .collect::<Vec<_>>()
@@ -654,7 +654,52 @@ async fn read_models(
     for (name, bytes) in sizes.into_iter().filter(|(_, b)| *b > 0) {
         out.line(format!("  - {name}: {:.0} MiB", mib(bytes)));
     }
+    if caught_up {
+        // The feed publisher's consumer has caught up once its outbox holds what it decided;
+        // sending it to the feed streams goes on after.
+        let mut sent = feed_messages(&js).await?;
+        out.line(format!("  feed messages sent by then: {sent}"));
+        // The last poll that found new messages: the outbox was empty by the next one.
+        let mut last_new = took;
+        loop {
+            tokio::time::sleep(Duration::from_secs(args.poll)).await;
+            hub.check_alive()?;
+            let now = feed_messages(&js).await?;
+            if now == sent {
+                out.line(format!(
+                    "- the feed outbox sent out by {:.0} s from the start ({now} feed messages; \
+                     the next poll, {} s later, found none new)",
+                    last_new.as_secs_f64(),
+                    args.poll
+                ));
+                out.line(format!(
+                    "  hub data then: {:.0} MiB",
+                    mib(procfs::disk_usage(data_dir))
+                ));
+                break;
+            }
+            sent = now;
+            last_new = started.elapsed();
+            if last_new > limit {
+                out.line(format!(
+                    "- the feed outbox NOT sent out: {now} feed messages sent"
+                ));
+                break;
+            }
+        }
+    }
     out.line(hub.log_findings());
     hub.stop(Duration::from_secs(120)).await?;
     Ok(())
+}
+
+/// Messages ever stored in the departments' feed streams: the sum of their last sequences,
+/// which a purge does not lower.
+async fn feed_messages(js: &jetstream::Context) -> anyhow::Result<u64> {
+    let streams: Vec<_> = js.streams().try_collect().await?;
+    Ok(streams
+        .iter()
+        .filter(|info| info.config.name.starts_with("FEED_"))
+        .map(|info| info.state.last_sequence)
+        .sum())
 }
