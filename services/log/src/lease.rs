@@ -94,10 +94,12 @@ pub async fn lease_bucket(
         .await;
     match created {
         Ok(bucket) => Ok((bucket, ttl)),
-        // Another instance created it meanwhile: its lease time stands.
+        // Another instance created it meanwhile: its lease time stands, and the replicas
+        // are this instance's as on the path above.
         Err(err) => match js.get_key_value(LEASE_BUCKET).await {
             Ok(bucket) => {
                 let kept = kept(&bucket)?;
+                replicate(js, &bucket, replicas).await;
                 Ok((bucket, kept))
             }
             Err(_) => Err(format!("bucket {LEASE_BUCKET}: {err}")),

@@ -381,6 +381,43 @@ pub fn stop_with_parent(command: &mut Command) {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_server_that_does_not_listen_within_its_limit_is_refused_and_one_that_does_starts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Stands in for a nats-server still recovering a big store: it never listens.
+        let slow = dir.path().join("slow-nats-server");
+        std::fs::write(&slow, "#!/bin/sh\nexec sleep 60\n").expect("script");
+        std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let options = ServerOptions::new(dir.path().join("n"), "n");
+        let limit = Duration::from_millis(300);
+        let mut tries = 0;
+        let refused = loop {
+            match NatsServer::start_within(&slow, options.clone(), limit).await {
+                // The script was just written: a child forked meanwhile may still hold it
+                // open for a moment (ETXTBSY).
+                Err(ServerError::Spawn { source, .. })
+                    if source.raw_os_error() == Some(26) && tries < 50 =>
+                {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                other => break other,
+            }
+        };
+        assert!(
+            matches!(refused, Err(ServerError::NotReady(l, _)) if l == limit),
+            "{:?}",
+            refused.map(|s| s.client_url().to_owned())
+        );
+
+        let binary = locate_binary().expect("nats-server (bash deploy/setup.sh)");
+        let server = NatsServer::start_within(&binary, options, Duration::from_secs(30))
+            .await
+            .expect("a real server listens within the limit");
+        assert!(server.client_url().starts_with("nats://127.0.0.1:"));
+    }
+
     #[test]
     fn config_is_loopback_only_and_syncs_always() {
         let options = ServerOptions::new("/tmp/x y", "hub-dev");
