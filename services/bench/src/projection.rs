@@ -88,11 +88,10 @@ pub async fn project(
         let name = projection.name();
         let store_dir = dir.join(name);
         let cache = cache_bytes()?;
-        let store =
-            tokio::task::spawn_blocking(move || {
-                SledStore::open_with(&store_dir, cache, hub::compressed(name))
-            })
-            .await??;
+        let store = tokio::task::spawn_blocking(move || {
+            SledStore::open_with(&store_dir, cache, hub::compressed(name))
+        })
+        .await??;
         let model = ReadModel::new(name, Arc::new(store), 0);
         let mut options = ProjectorOptions::new(projector_consumer(name, "bench-project"));
         options.max_batch = max_batch;
