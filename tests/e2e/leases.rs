@@ -48,6 +48,58 @@ async fn next_change(changes: &mut kv::Watch) -> (kv::Operation, String) {
     )
 }
 
+/// The next change of the key other than a's renewals.
+async fn next_change_besides_a(changes: &mut kv::Watch) -> (kv::Operation, String) {
+    loop {
+        match next_change(changes).await {
+            (kv::Operation::Put, holder) if holder == "a" => {}
+            other => break other,
+        }
+    }
+}
+
+/// A server and its lease bucket, with instance "a" holding the supervision lease (until
+/// `stop`) and a watch on the key past a's take.
+struct AHolds {
+    _nats: Nats,
+    bucket: kv::Store,
+    ttl: Duration,
+    changes: kv::Watch,
+    /// Whether a is fit for the duty.
+    a_fit: Arc<AtomicBool>,
+    a: watch::Receiver<u64>,
+    a_task: tokio::task::JoinHandle<()>,
+}
+
+async fn a_holds(stop: &CancellationToken) -> AHolds {
+    let nats = Nats::start().await;
+    let js = nats.jetstream().await;
+    let (bucket, ttl) = lease::lease_bucket(&js, TTL, 1).await.expect("bucket");
+    let mut changes = bucket.watch(SUPERVISION).await.expect("watch");
+    let (a_fit, fit) = flag(true);
+    let (mut a, a_task) = lease::hold(
+        bucket.clone(),
+        (SUPERVISION, "a".into()),
+        ttl,
+        fit,
+        stop.clone(),
+    );
+    until_held(&mut a, true).await;
+    assert_eq!(
+        next_change(&mut changes).await,
+        (kv::Operation::Put, "a".into())
+    );
+    AHolds {
+        _nats: nats,
+        bucket,
+        ttl,
+        changes,
+        a_fit,
+        a,
+        a_task,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_bucket_that_never_expires_is_refused() {
     let nats = Nats::start().await;
@@ -83,25 +135,18 @@ async fn a_lease_bucket_that_never_expires_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unfit_holder_stops_at_once_and_its_lease_ages_out_to_the_next() {
-    let nats = Nats::start().await;
-    let js = nats.jetstream().await;
-    let (bucket, ttl) = lease::lease_bucket(&js, TTL, 1).await.expect("bucket");
-    let mut changes = bucket.watch(SUPERVISION).await.expect("watch");
     let stop = CancellationToken::new();
-
-    let (a_fit, fit) = flag(true);
-    let (mut a, a_task) = lease::hold(
-        bucket.clone(),
-        (SUPERVISION, "a".into()),
+    // Its server is bound too: a field left to `..` would be dropped here, and stop it.
+    let AHolds {
+        _nats,
+        bucket,
         ttl,
-        fit,
-        stop.clone(),
-    );
-    until_held(&mut a, true).await;
-    assert_eq!(
-        next_change(&mut changes).await,
-        (kv::Operation::Put, "a".into())
-    );
+        mut changes,
+        a_fit,
+        mut a,
+        a_task,
+        ..
+    } = a_holds(&stop).await;
     let (_, fit) = flag(true);
     let (mut b, b_task) = lease::hold(
         bucket.clone(),
@@ -115,14 +160,8 @@ async fn an_unfit_holder_stops_at_once_and_its_lease_ages_out_to_the_next() {
     until_held(&mut a, false).await;
     // a deletes nothing: the server lets the lease age out, and b's take is the next change
     // of the key after a's own writes (b can create the key only once it holds nothing).
-    let next = loop {
-        match next_change(&mut changes).await {
-            (kv::Operation::Put, holder) if holder == "a" => {}
-            other => break other,
-        }
-    };
     assert_eq!(
-        next,
+        next_change_besides_a(&mut changes).await,
         (kv::Operation::Put, "b".into()),
         "b took it over, with no deletion before"
     );
@@ -136,24 +175,14 @@ async fn an_unfit_holder_stops_at_once_and_its_lease_ages_out_to_the_next() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_holder_lets_its_lease_go_at_once() {
-    let nats = Nats::start().await;
-    let js = nats.jetstream().await;
-    let (bucket, ttl) = lease::lease_bucket(&js, TTL, 1).await.expect("bucket");
-    let mut changes = bucket.watch(SUPERVISION).await.expect("watch");
     let stop_a = CancellationToken::new();
-    let (_, fit) = flag(true);
-    let (mut a, a_task) = lease::hold(
-        bucket.clone(),
-        (SUPERVISION, "a".into()),
-        ttl,
-        fit,
-        stop_a.clone(),
-    );
-    until_held(&mut a, true).await;
-    assert_eq!(
-        next_change(&mut changes).await,
-        (kv::Operation::Put, "a".into())
-    );
+    let AHolds {
+        _nats,
+        bucket,
+        mut changes,
+        a_task,
+        ..
+    } = a_holds(&stop_a).await;
     assert_eq!(
         lease::holder(&bucket, SUPERVISION).await.expect("read"),
         Some("a".into())
@@ -165,11 +194,8 @@ async fn a_stopped_holder_lets_its_lease_go_at_once() {
         None,
         "let go when a's task ended, not when it ages out"
     );
-    let deleted = loop {
-        match next_change(&mut changes).await {
-            (kv::Operation::Put, holder) if holder == "a" => {}
-            (op, _) => break op,
-        }
-    };
-    assert_eq!(deleted, kv::Operation::Delete);
+    assert_eq!(
+        next_change_besides_a(&mut changes).await.0,
+        kv::Operation::Delete
+    );
 }
