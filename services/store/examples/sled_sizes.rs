@@ -20,8 +20,12 @@ fn group(key: &[u8]) -> String {
 
 fn main() -> Result<(), sled::Error> {
     for path in std::env::args().skip(1) {
-        // Opened as it was made: sled refuses another compression setting.
-        let conf = std::fs::read(std::path::Path::new(&path).join("conf")).unwrap_or_default();
+        // Opened as it was made: sled refuses another compression setting. Without its
+        // settings file the folder holds no database (sled would make one there).
+        let Ok(conf) = std::fs::read(std::path::Path::new(&path).join("conf")) else {
+            eprintln!("{path}: no sled database here");
+            continue;
+        };
         let compressed = String::from_utf8_lossy(&conf).contains("use_compression: true");
         let db = sled::Config::new()
             .path(&path)
