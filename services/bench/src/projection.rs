@@ -273,7 +273,11 @@ pub async fn sled_only(
 fn open_like_the_hub(dir: &Path, cache: u64, compress: bool) -> sled::Result<sled::Db> {
     sled::Config::new()
         .path(dir)
-        .cache_capacity(cache)
+        .cache_capacity(if compress {
+            cache / hub_store::COMPRESSED_CACHE_SHARE
+        } else {
+            cache
+        })
         .mode(sled::Mode::HighThroughput)
         .flush_every_ms(Some(hub_store::FLUSH_EVERY_MS))
         .use_compression(compress)

@@ -18,7 +18,9 @@ mod sled_store;
 pub use batch::Batch;
 pub use digest::{Digest, digest};
 pub use mem::MemStore;
-pub use sled_store::{COMPRESSION_LEVEL, FLUSH_EVERY_MS, Opened, SledStore};
+pub use sled_store::{
+    COMPRESSED_CACHE_SHARE, COMPRESSION_LEVEL, FLUSH_EVERY_MS, Opened, SledStore,
+};
 
 /// Rows as a scan returns them: (key, value) in key order.
 pub type KeyValues = Vec<(Vec<u8>, Vec<u8>)>;

@@ -140,7 +140,7 @@ pub const COMPRESSION_LEVEL: i32 = 1;
 /// A compressed database's cache is this share of the one asked for, so that it holds no more
 /// in memory than a plain one: rows like the case timeline's, zstd level 1 over 8 KiB at a
 /// time, came to an eighth of their size.
-const COMPRESSED_CACHE_SHARE: u64 = 4;
+pub const COMPRESSED_CACHE_SHARE: u64 = 4;
 
 fn open_db(dir: &Path, cache_bytes: u64, compress_new: bool) -> sled::Result<sled::Db> {
     let compress = match created_compressed(dir) {
