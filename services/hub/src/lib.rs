@@ -21,6 +21,7 @@ mod read_models;
 mod reference;
 mod run;
 mod secrets;
+mod serve;
 mod tls;
 
 pub use config::Config;

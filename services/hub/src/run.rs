@@ -713,7 +713,7 @@ async fn serve(
     while let Some(outcome) = projectors.join_next().await {
         outcomes.push(outcome);
     }
-    let served = serving.await;
+    let served = crate::serve::drain_connections(serving).await;
     if let Err(err) = digest_task.await {
         warn!(error = %err, "the event log's digest task failed");
     }
