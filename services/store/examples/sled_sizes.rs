@@ -21,12 +21,11 @@ fn group(key: &[u8]) -> String {
 fn main() -> Result<(), sled::Error> {
     for path in std::env::args().skip(1) {
         // Opened as it was made: sled refuses another compression setting. Without its
-        // settings file the folder holds no database (sled would make one there).
-        let Ok(conf) = std::fs::read(std::path::Path::new(&path).join("conf")) else {
-            eprintln!("{path}: no sled database here");
+        // settings the folder holds no database (sled would make one there).
+        let Some(compressed) = hub_store::created_compressed(std::path::Path::new(&path)) else {
+            eprintln!("{path}: no sled database here (or its settings do not say)");
             continue;
         };
-        let compressed = String::from_utf8_lossy(&conf).contains("use_compression: true");
         let db = sled::Config::new()
             .path(&path)
             .use_compression(compressed)

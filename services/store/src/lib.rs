@@ -20,6 +20,7 @@ pub use digest::{Digest, digest};
 pub use mem::MemStore;
 pub use sled_store::{
     COMPRESSED_CACHE_SHARE, COMPRESSION_LEVEL, FLUSH_EVERY_MS, Opened, SledStore,
+    created_compressed,
 };
 
 /// Rows as a scan returns them: (key, value) in key order.

@@ -175,7 +175,7 @@ fn open_db(dir: &Path, cache_bytes: u64, compress_new: bool) -> sled::Result<sle
 /// Whether the database in `dir` was created with compression, from the settings sled
 /// keeps beside it (`conf`: lines `name: value`, then a 4-byte checksum); `None` when there
 /// is no such file or it does not say.
-fn created_compressed(dir: &Path) -> Option<bool> {
+pub fn created_compressed(dir: &Path) -> Option<bool> {
     let conf = std::fs::read(dir.join("conf")).ok()?;
     String::from_utf8_lossy(&conf)
         .lines()
