@@ -636,6 +636,19 @@ async fn read_models(
         took.as_secs_f64(),
         messages as f64 / took.as_secs_f64()
     ));
+    if !caught_up {
+        // How far each model came, for a rate per model when the time ran out.
+        let mut consumers: Vec<_> = stream.consumers().try_collect().await?;
+        consumers.sort_by(|a, b| a.name.cmp(&b.name));
+        for c in consumers {
+            out.line(format!(
+                "  - {}: delivered up to position {}, {} behind",
+                c.name,
+                c.delivered.stream_sequence,
+                c.num_pending + c.num_ack_pending as u64
+            ));
+        }
+    }
     let mut sizes: Vec<(String, u64)> = Vec::new();
     for entry in std::fs::read_dir(data_dir)?.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
