@@ -601,10 +601,8 @@ async fn read_models(
         tokio::time::sleep(Duration::from_secs(args.poll)).await;
         hub.check_alive()?;
         let consumers: Vec<_> = stream.consumers().try_collect().await?;
-        let slowest = consumers
-            .iter()
-            .max_by_key(|c| c.num_pending + c.num_ack_pending as u64);
-        let behind = slowest.map_or(messages, |c| c.num_pending + c.num_ack_pending as u64);
+        let slowest = consumers.iter().max_by_key(|c| behind(c));
+        let behind = slowest.map_or(messages, behind);
         let (hub_memory, nats_memory) = (procfs::memory(hub.pid())?, procfs::memory(nats_pid)?);
         out.line(format!(
             "  {:>6.0} s: {} consumers, the slowest ({}) {} behind; hub resident {:.0} MiB \
@@ -645,7 +643,7 @@ async fn read_models(
                 "  - {}: delivered up to position {}, {} behind",
                 c.name,
                 c.delivered.stream_sequence,
-                c.num_pending + c.num_ack_pending as u64
+                behind(&c)
             ));
         }
     }
@@ -704,6 +702,11 @@ async fn read_models(
     out.line(hub.log_findings());
     hub.stop(Duration::from_secs(120)).await?;
     Ok(())
+}
+
+/// Events a consumer has still to apply: not yet delivered, or delivered and not acknowledged.
+fn behind(consumer: &jetstream::consumer::Info) -> u64 {
+    consumer.num_pending + consumer.num_ack_pending as u64
 }
 
 /// Messages ever stored in the departments' feed streams: the sum of their last sequences,
